@@ -1,0 +1,93 @@
+// Bad input: one clear line on stderr, a non-zero exit, nothing mounted, no mounted flag.
+import test, { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { startS3Server, headObject, putObject, listKeys } from './helpers/s3server.mjs';
+import { runCli, workdir, isMounted, s3Flags, startMount } from './helpers/ours.mjs';
+
+let server;
+let w;
+before(async () => {
+  server = await startS3Server({ buckets: ['disk'] });
+  w = await workdir('errors');
+});
+after(async () => {
+  await w?.cleanup();
+  await server?.stop();
+});
+
+async function freePort() {
+  const srv = createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function refused(args, pattern) {
+  const res = await runCli(['-f', ...args]);
+  assert.equal(res.code, 1, `exit code; stderr: ${res.stderr}`);
+  assert.match(res.stderr, pattern);
+  assert.match(res.stderr, /^s3backer: /);
+  assert.ok(!res.stderr.includes('    at '), 'no stack trace');
+  assert.equal(await isMounted(w.mnt), false, 'nothing mounted');
+  assert.equal(await headObject(server, 'disk', 's3backer-mounted'), null, 'no mounted flag');
+  return res;
+}
+
+test('bad flags and sizes', async () => {
+  const base = [...s3Flags(server)];
+  await refused([...base, '--size=1m', '--blockSize=3k', 'disk', w.mnt], /block size 3072 is not a power of two/);
+  await refused([...base, '--size=10000', 'disk', w.mnt], /not a multiple of the block size/);
+  await refused([...base, '--blockSize=512', '--size=4t', 'disk', w.mnt], /more than 2\^32/);
+  await refused([...base, '--size=1m', '--frobnicate', 'disk', w.mnt], /unknown option/);
+  await refused([...base, '--size=1m', '-o', 'bogus_option', 'disk', w.mnt], /unknown FUSE option/);
+  await refused([...base, '--size=1m', '--blockCacheSize=5', 'disk', w.mnt], /not supported yet/);
+  await refused([...base, 'disk', w.mnt], /--size is required/);
+  await refused([...base, '--size=1m', 'disk', `${w.root}/no-such-dir`], /does not exist/);
+});
+
+test('missing bucket, rejected credentials, unreachable endpoint', { timeout: 60000 }, async () => {
+  const quick = ['--initialRetryPause=50', '--maxRetryPause=200', '--timeout=2'];
+  await refused([...s3Flags(server), ...quick, '--size=1m', 'nosuchbucket', w.mnt], /bucket nosuchbucket .* does not exist/);
+  // s3rver checks the access key ID (not V4 signatures): an unknown ID is its rejected credential.
+  const badId = s3Flags(server).map((f) => (f.startsWith('--accessId=') ? '--accessId=NOBODY' : f));
+  await refused([...badId, ...quick, '--size=1m', 'disk', w.mnt], /denied \(HTTP 403\): check the credentials/);
+  const port = await freePort();
+  const started = Date.now();
+  const res = await refused(
+    [`--baseURL=http://127.0.0.1:${port}/`, '--accessId=a', '--accessKey=b', ...quick, '--size=1m', 'disk', w.mnt],
+    /cannot reach bucket disk .*ECONNREFUSED/,
+  );
+  assert.ok(Date.now() - started < 20000, `gave up within the retry budget: ${res.stderr}`);
+});
+
+test('a set mounted flag refuses the mount until --force or --reset-mounted-flag', { timeout: 120000 }, async () => {
+  await putObject(server, 'disk', 's3backer-mounted', 'otherhost\n20260101T000000Z\n', {
+    metadata: { 's3backer-mount-token': '12345678' },
+  });
+  const res = await runCli(['-f', ...s3Flags(server), '--size=1m', 'disk', w.mnt]);
+  assert.equal(res.code, 1);
+  assert.match(res.stderr, /appears to be mounted already/);
+  assert.equal(await isMounted(w.mnt), false);
+
+  const reset = await runCli([...s3Flags(server), '--reset-mounted-flag', 'disk']);
+  assert.equal(reset.code, 0, reset.stderr);
+  assert.equal(await headObject(server, 'disk', 's3backer-mounted'), null);
+
+  await putObject(server, 'disk', 's3backer-mounted', 'otherhost\n', { metadata: { 's3backer-mount-token': '1' } });
+  const m = await startMount([...s3Flags(server), '--force', '--size=1m', 'disk', w.mnt], w.mnt);
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  assert.equal(await headObject(server, 'disk', 's3backer-mounted'), null);
+  assert.deepEqual(await listKeys(server, 'disk'), [], 'nothing written, nothing stored');
+});
+
+test('--help and --version', async () => {
+  const help = await runCli(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage: s3backer \[options\] bucket mountpoint/);
+  assert.match(help.stdout, /--listBlocks/);
+  const version = await runCli(['--version']);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^s3backer version \d+\.\d+\.\d+/);
+});

@@ -1,0 +1,107 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { parseCommandLine } = require('../dist/cli/parseArgs.js');
+const { buildConfig, ConfigError } = require('../dist/config/config.js');
+
+const configOf = (...argv) => {
+  const cli = parseCommandLine(argv, '0.0.0');
+  assert.equal(cli.kind, 'run');
+  return buildConfig(cli.args, { HOME: '/nonexistent-home' });
+};
+
+test('upstream --flag=value syntax and defaults', () => {
+  const c = configOf('--blockSize=64k', '--size=1g', '--prefix=disk/', 'mybucket', 'mnt');
+  assert.equal(c.bucket, 'mybucket');
+  assert.equal(c.blockSize, 65536);
+  assert.equal(c.size, 2 ** 30);
+  assert.equal(c.prefix, 'disk/');
+  assert.equal(c.filename, 'file');
+  assert.equal(c.statsFilename, 'stats');
+  assert.equal(c.fileMode, 0o600);
+  assert.equal(c.timeoutMs, 30000);
+  assert.equal(c.initialRetryPauseMs, 200);
+  assert.equal(c.maxRetryPauseMs, 30000);
+  assert.equal(c.mountpoint, `${process.cwd()}/mnt`);
+  assert.equal(c.foreground, false);
+});
+
+test('bucket/sub/dir becomes a prefix', () => {
+  const c = configOf('--size=1m', 'bkt/sub/dir', 'mnt');
+  assert.equal(c.bucket, 'bkt');
+  assert.equal(c.prefix, 'sub/dir/');
+  assert.equal(configOf('--size=1m', '--prefix=x-', 'bkt/sub/', 'mnt').prefix, 'sub/x-');
+});
+
+test('--test resolves the directory to an absolute path first', () => {
+  const c = configOf('--test', '--size=1m', 'relative/dir', 'mnt');
+  assert.equal(c.bucket, `${process.cwd()}/relative/dir`);
+});
+
+test('-o items map to flags or FUSE options', () => {
+  const c = configOf('-o', 'size=1m,blockSize=4k,allow_other,_netdev,readOnly', 'bkt', 'mnt', '-f');
+  assert.equal(c.size, 1 << 20);
+  assert.equal(c.blockSize, 4096);
+  assert.equal(c.readOnly, true);
+  assert.equal(c.fileMode, 0o400);
+  assert.deepEqual(c.fuseOptions, ['allow_other']);
+  assert.equal(c.foreground, true);
+});
+
+test('-d means debug and foreground', () => {
+  const c = configOf('-d', '--size=1m', 'bkt', 'mnt');
+  assert.equal(c.debug, true);
+  assert.equal(c.foreground, true);
+});
+
+const bad = [
+  [['--blockSize=3000', '--size=1m', 'b', 'm'], /not a power of two/],
+  [['--blockSize=4k', '--size=5000', 'b', 'm'], /not a multiple/],
+  [['--blockSize=512', '--size=4t', 'b', 'm'], /more than 2\^32/],
+  [['--blockSize=256', '--size=1m', 'b', 'm'], /below the minimum/],
+  [['--size=lots', 'b', 'm'], /--size: invalid size/],
+  [['--size=1m', 'b'], /missing argument/],
+  [['--size=1m', 'b', 'm', 'extra'], /too many arguments/],
+  [['--size=1m', '--bogus', 'b', 'm'], /unknown option '--bogus'/],
+  [['--size=1m', '--blockCacheSize=10', 'b', 'm'], /--blockCacheSize is not supported yet/],
+  [['--size=1m', '--encrypt', 'b', 'm'], /--encrypt is not supported yet/],
+  [['--size=1m', '--fileMode=999', 'b', 'm'], /not an octal mode/],
+  [['--size=1m', '--filename=a/b', 'b', 'm'], /not a valid file name/],
+  [['--size=1m', '--filename=x', '--statsFilename=x', 'b', 'm'], /must differ/],
+  [['--size=1m', '--accessType=everyone', 'b', 'm'], /--accessType/],
+  [['--size=1m', '--initialRetryPause=500', '--maxRetryPause=100', 'b', 'm'], /--maxRetryPause/],
+  [['--size=1m', '--timeout=soon', 'b', 'm'], /not a whole number/],
+  [['--size=1m', '--baseURL=ftp://x/', 'b', 'm'], /http/],
+  [['--size=1m', '--authVersion=aws2', 'b', 'm'], /aws4/],
+  [['--size=1m', '-o', 'no_such_fuse_opt', 'b', 'm'], /unknown FUSE option/],
+  [['--size=1m', 'Bad Bucket!', 'm'], /invalid bucket name/],
+  [['--size=1m', '--accessId=AK', 'b', 'm'], /--accessId given without --accessKey/],
+];
+
+for (const [argv, pattern] of bad) {
+  test(`refused: ${argv.join(' ')}`, () => {
+    assert.throws(
+      () => {
+        const cli = parseCommandLine(argv, '0.0.0');
+        const config = buildConfig(cli.args, { HOME: '/nonexistent-home' });
+        // Credentials are checked when the store opens; do that here too.
+        require('../dist/backend/credentials.js').resolveCredentials(config);
+      },
+      (err) => err instanceof ConfigError && pattern.test(err.message),
+    );
+  });
+}
+
+test('--help lists supported flags and hides unsupported ones', () => {
+  const cli = parseCommandLine(['--help'], '1.2.3');
+  assert.equal(cli.kind, 'exit');
+  assert.equal(cli.code, 0);
+  assert.match(cli.output, /--blockSize <SIZE>/);
+  assert.match(cli.output, /--listBlocks/);
+  assert.doesNotMatch(cli.output, /--blockCacheSize/);
+  const v = parseCommandLine(['--version'], '1.2.3');
+  assert.equal(v.kind, 'exit');
+  assert.match(v.output, /s3backer version 1\.2\.3/);
+});

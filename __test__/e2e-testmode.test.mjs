@@ -1,0 +1,61 @@
+// The whole story on --test (a local directory as the bucket): mount, ext4 on a loop device,
+// files written and read back, clean unmount, remount with auto-detected sizes, e2fsck clean.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, writeFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startMount, runCli, workdir, makeExt4, loopMount, run, isMounted } from './helpers/ours.mjs';
+
+test('--test mode: ext4 on the file survives a remount with auto-detected geometry', { timeout: 300000 }, async () => {
+  const w = await workdir('testmode');
+  try {
+    const file = join(w.mnt, 'file');
+    let m = await startMount(['--test', '--size=32m', '--blockSize=16k', w.store, w.mnt], w.mnt);
+    const st = await stat(file);
+    assert.equal(st.size, 32 * 2 ** 20);
+    assert.equal(st.mode & 0o777, 0o600);
+    assert.ok((await readdir(w.store)).includes('s3backer-mounted'), 'mounted flag set while mounted');
+
+    await makeExt4(file);
+    await loopMount(file, w.data);
+    const payload = randomBytes(3 * 2 ** 20 + 123);
+    await writeFile(join(w.data, 'random.bin'), payload);
+    await writeFile(join(w.data, 'hello.txt'), 'hello from s3backer\n');
+    await run('umount', [w.data]);
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    assert.equal(await isMounted(w.mnt), false);
+
+    const names = (await readdir(w.store)).filter((n) => !n.startsWith('.'));
+    assert.ok(!names.includes('s3backer-mounted'), 'flag cleared at clean unmount');
+    assert.ok(names.length > 10 && names.length < 2048, `${names.length} blocks stored of 2048`);
+    for (const name of names) {
+      assert.match(name, /^[0-9a-f]{8}$/);
+      const body = await readFile(join(w.store, name));
+      assert.equal(body.length, 16384);
+      assert.ok(body.some((b) => b !== 0), `stored block ${name} is not all zeros`);
+    }
+
+    // No --size or --blockSize: both come from block 0.
+    m = await startMount(['--test', '--listBlocks', w.store, w.mnt], w.mnt);
+    assert.equal((await stat(file)).size, 32 * 2 ** 20);
+    const fsck = await run('e2fsck', ['-fn', file]);
+    assert.match(fsck.stdout, /clean|files/);
+    await loopMount(file, w.data, { readOnly: true });
+    assert.ok((await readFile(join(w.data, 'random.bin'))).equals(payload));
+    assert.equal(await readFile(join(w.data, 'hello.txt'), 'utf8'), 'hello from s3backer\n');
+    await run('umount', [w.data]);
+    const stats = await readFile(join(w.mnt, 'stats'), 'utf8');
+    assert.match(stats, /^zero_block_cache_read_hits\s+\d+$/m);
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+
+    // A wrong --size against the stored geometry is refused and leaves nothing behind.
+    const bad = await runCli(['-f', '--test', '--size=64m', w.store, w.mnt]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--size 64m differs from the auto-detected 32m: use --force/);
+    assert.equal(await isMounted(w.mnt), false);
+    assert.ok(!(await readdir(w.store)).includes('s3backer-mounted'));
+  } finally {
+    await w.cleanup();
+  }
+});

@@ -1,0 +1,111 @@
+// Drives our CLI in child processes: a FUSE mount served by the same process as the test would
+// deadlock on synchronous calls, and a child is how users run it anyway.
+import { spawn, execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { stat, mkdtemp, rm, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const run = promisify(execFile);
+export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = join(REPO, 'dist', 'cli', 'main.js');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Flags that point our CLI at an s3rver started by helpers/s3server.mjs. */
+export function s3Flags(server) {
+  return [
+    `--baseURL=${server.endpoint}/`,
+    `--accessId=${server.accessKeyId}`,
+    `--accessKey=${server.secretAccessKey}`,
+    `--region=${server.region}`,
+  ];
+}
+
+/** Runs the CLI to completion (for one-shot modes and failures). */
+export function runCli(args, { timeoutMs = 60000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`s3backer ${args.join(' ')} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export async function isMounted(mountpoint) {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text.split('\n').some((line) => line.split(' ')[4] === mountpoint);
+}
+
+/** Starts `s3backer -f ARGS` and resolves once <mountpoint>/<filename> is there. */
+export async function startMount(args, mountpoint, { filename = 'file', timeoutMs = 60000 } = {}) {
+  const child = spawn(process.execPath, [CLI, '-f', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stdout.on('data', (d) => (stderr += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  let done = false;
+  exited.then(() => (done = true));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (done) throw new Error(`s3backer exited before mounting: ${stderr}`);
+    if (await stat(join(mountpoint, filename)).then(() => true, () => false)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`s3backer did not mount within ${timeoutMs} ms: ${stderr}`);
+    }
+    await sleep(50);
+  }
+  return {
+    child,
+    exited,
+    stderr: () => stderr,
+    /** Unmounts as a user would (fusermount -u) and resolves with the exit status. */
+    async stop({ timeoutMs: stopTimeout = 120000 } = {}) {
+      if (!done) await run('fusermount', ['-u', mountpoint]).catch(() => {});
+      const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeout);
+      const result = await exited;
+      clearTimeout(timer);
+      return result;
+    },
+  };
+}
+
+/** Temporary directories for a test; `cleanup` unmounts whatever is still mounted there. */
+export async function workdir(name) {
+  const root = await mkdtemp(join(tmpdir(), `s3b-${name}-`));
+  const dirs = { root, mnt: join(root, 'mnt'), data: join(root, 'data'), store: join(root, 'store') };
+  await run('mkdir', ['-p', dirs.mnt, dirs.data, dirs.store]);
+  dirs.cleanup = async () => {
+    await run('umount', [dirs.data]).catch(() => {});
+    await run('fusermount', ['-u', dirs.mnt]).catch(() => {});
+    // Never recurse into something still mounted.
+    if (!(await isMounted(dirs.data)) && !(await isMounted(dirs.mnt))) {
+      await rm(root, { recursive: true, force: true }).catch(() => {});
+    }
+  };
+  return dirs;
+}
+
+/** mkfs.ext4 on the backed file, as a newcomer would. */
+export async function makeExt4(file) {
+  await run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', file]);
+}
+
+export async function loopMount(file, dir, { readOnly = false } = {}) {
+  await run('mount', ['-o', readOnly ? 'loop,ro' : 'loop', file, dir]);
+}
+
+export async function sha256File(file) {
+  const { stdout } = await run('sha256sum', [file]);
+  return stdout.split(' ')[0];
+}

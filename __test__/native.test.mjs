@@ -1,0 +1,38 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { createHash, randomBytes } from 'node:crypto';
+
+const require = createRequire(import.meta.url);
+const { isZeroBlock, md5, md5Hex, blockDigest } = require('../dist/native/addon.js');
+
+test('isZeroBlock at several sizes and positions', () => {
+  for (const len of [0, 1, 63, 64, 65, 4096, 65536 + 3]) {
+    assert.equal(isZeroBlock(Buffer.alloc(len)), true, `zeros of ${len}`);
+    for (const pos of len === 0 ? [] : [0, len >> 1, len - 1]) {
+      const b = Buffer.alloc(len);
+      b[pos] = 1;
+      assert.equal(isZeroBlock(b), false, `len ${len} pos ${pos}`);
+    }
+  }
+  const big = Buffer.alloc(100);
+  big[1] = 9;
+  assert.equal(isZeroBlock(big.subarray(2)), true, 'views at an offset');
+  assert.equal(isZeroBlock(big.subarray(1)), false);
+});
+
+test('md5 and md5Hex agree with node:crypto', () => {
+  for (const len of [0, 1, 4096, 65536 + 3]) {
+    const data = randomBytes(len);
+    const want = createHash('md5').update(data).digest();
+    assert.ok(md5(data).equals(want), `md5 of ${len}`);
+    assert.equal(md5Hex(data), want.toString('hex'));
+  }
+});
+
+test('blockDigest: null for zeros, the MD5 otherwise', () => {
+  assert.equal(blockDigest(Buffer.alloc(4096)), null);
+  const data = Buffer.alloc(4096);
+  data[4000] = 7;
+  assert.ok(blockDigest(data).equals(createHash('md5').update(data).digest()));
+});

@@ -1,0 +1,34 @@
+//! s3backer's native core, exported to Node through napi-rs. Each export is a thin wrapper over a
+//! plain Rust function that `cargo test` checks on its own.
+
+#![deny(clippy::all)]
+
+mod digest;
+mod zero;
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+
+/// True when the block is all zeros.
+#[napi]
+pub fn is_zero(data: &[u8]) -> bool {
+    zero::is_zero(data)
+}
+
+/// MD5 of the data (16 bytes).
+#[napi]
+pub fn md5(data: &[u8]) -> Buffer {
+    digest::md5(data).to_vec().into()
+}
+
+/// MD5 of the data as 32 lowercase hex digits.
+#[napi]
+pub fn md5_hex(data: &[u8]) -> String {
+    digest::to_hex(&digest::md5(data))
+}
+
+/// Null for an all-zero block, else its MD5: the zero check and Content-MD5 in one pass.
+#[napi]
+pub fn block_digest(data: &[u8]) -> Option<Buffer> {
+    digest::block_digest(data).map(|d| d.to_vec().into())
+}

@@ -1,0 +1,123 @@
+// Objects as files in a local directory (--test): one file per object, named by its key, as
+// upstream's test mode lays them out. Metadata (block 0's geometry, the mounted flag's token,
+// encodings) goes in a hidden sidecar file beside the object, which upstream ignores.
+
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { StoreError, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
+
+interface Sidecar {
+  metadata?: Record<string, string>;
+  contentEncoding?: string;
+}
+
+const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
+
+export class DirObjectStore implements ObjectStore {
+  readonly description: string;
+
+  constructor(private readonly dir: string) {
+    this.description = dir;
+  }
+
+  private filePath(key: string): string {
+    if (key.split('/').some((part) => part === '..' || part === '.')) throw new StoreError(`invalid key ${key}`);
+    return path.join(this.dir, key);
+  }
+
+  private sidecarPath(key: string): string {
+    const file = this.filePath(key);
+    return path.join(path.dirname(file), `.${path.basename(file)}.s3meta`);
+  }
+
+  async checkAccess(): Promise<void> {
+    let stat;
+    try {
+      stat = await fs.stat(this.dir);
+    } catch (err) {
+      throw new StoreError(`test directory ${this.dir} does not exist (${(err as NodeJS.ErrnoException).code})`);
+    }
+    if (!stat.isDirectory()) throw new StoreError(`test directory ${this.dir} is not a directory`);
+    await fs.access(this.dir, fs.constants.W_OK | fs.constants.R_OK).catch(() => {
+      throw new StoreError(`test directory ${this.dir} is not readable and writable`);
+    });
+  }
+
+  private async readSidecar(key: string): Promise<Sidecar> {
+    try {
+      return JSON.parse(await fs.readFile(this.sidecarPath(key), 'utf8')) as Sidecar;
+    } catch (err) {
+      if (isMissing(err)) return {};
+      throw new StoreError(`unreadable metadata for ${key}: ${(err as Error).message}`);
+    }
+  }
+
+  async get(key: string): Promise<StoredObject | null> {
+    let body: Buffer;
+    try {
+      body = await fs.readFile(this.filePath(key));
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+    const side = await this.readSidecar(key);
+    return { body, metadata: side.metadata ?? {}, contentEncoding: side.contentEncoding, etag: undefined };
+  }
+
+  async head(key: string): Promise<ObjectHead | null> {
+    try {
+      await fs.stat(this.filePath(key));
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+    const side = await this.readSidecar(key);
+    return { metadata: side.metadata ?? {}, contentEncoding: side.contentEncoding, etag: undefined };
+  }
+
+  /** Writes to a hidden temporary file and renames it, so readers never see half an object. */
+  private async writeAtomically(file: string, data: Buffer | string): Promise<void> {
+    const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    try {
+      await fs.writeFile(temp, data);
+      await fs.rename(temp, file);
+    } catch (err) {
+      await fs.rm(temp, { force: true });
+      throw err;
+    }
+  }
+
+  async put(key: string, body: Buffer, options: PutOptions): Promise<void> {
+    const sidecar: Sidecar = {};
+    if (options.metadata && Object.keys(options.metadata).length > 0) sidecar.metadata = { ...options.metadata };
+    if (options.contentEncoding) sidecar.contentEncoding = options.contentEncoding;
+    // Sidecar first: an object never appears with another object's stale metadata.
+    if (Object.keys(sidecar).length > 0) await this.writeAtomically(this.sidecarPath(key), JSON.stringify(sidecar));
+    else await fs.rm(this.sidecarPath(key), { force: true });
+    await this.writeAtomically(this.filePath(key), body);
+  }
+
+  async delete(key: string): Promise<void> {
+    await fs.rm(this.filePath(key), { force: true });
+    await fs.rm(this.sidecarPath(key), { force: true });
+  }
+
+  async list(prefix: string, onKeys: (keys: readonly string[]) => void): Promise<void> {
+    // Only the directory that can hold keys with this prefix needs reading.
+    const slash = prefix.lastIndexOf('/');
+    const sub = slash < 0 ? '' : prefix.slice(0, slash + 1);
+    let names: string[];
+    try {
+      names = await fs.readdir(path.join(this.dir, sub));
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    const keys = names.filter((n) => !n.startsWith('.')).map((n) => sub + n).filter((k) => k.startsWith(prefix));
+    for (let i = 0; i < keys.length; i += 1000) onKeys(keys.slice(i, i + 1000));
+  }
+
+  close(): void {}
+}

@@ -1,0 +1,45 @@
+// The object-level interface the block backend stores through: S3, or a directory for --test.
+
+export interface ObjectHead {
+  /** User metadata (x-amz-meta-*), names lowercased without the prefix. */
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly contentEncoding: string | undefined;
+  readonly etag: string | undefined;
+}
+
+export interface StoredObject extends ObjectHead {
+  readonly body: Buffer;
+}
+
+export interface PutOptions {
+  readonly contentType: string;
+  /** Base64 MD5 of the body, checked by the server. */
+  readonly contentMD5?: string;
+  readonly contentEncoding?: string;
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+export interface ObjectStore {
+  /** Where the objects live, for messages: "s3://bucket/prefix" or a directory. */
+  readonly description: string;
+  /** Fails with a clear message when the bucket or directory cannot be used at all. */
+  checkAccess(): Promise<void>;
+  get(key: string): Promise<StoredObject | null>;
+  head(key: string): Promise<ObjectHead | null>;
+  put(key: string, body: Buffer, options: PutOptions): Promise<void>;
+  /** Deleting a missing object succeeds. */
+  delete(key: string): Promise<void>;
+  /** Calls onKeys with each page of keys starting with prefix. */
+  list(prefix: string, onKeys: (keys: readonly string[]) => void): Promise<void>;
+  close(): void;
+}
+
+/** An error from the store that the caller should show as is: the message names the cause. */
+export class StoreError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}

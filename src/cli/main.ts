@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// The s3backer command: parse, validate, then mount (or run a one-shot mode) and serve until
+// unmounted. Every failure is one line on stderr and a non-zero exit.
+
+import { parseCommandLine } from './parseArgs';
+import { buildConfig, ConfigError } from '../config/config';
+import { createLogger } from '../util/log';
+import { mount } from '../mount/mount';
+import { resetMountedFlag } from '../mount/resetMountedFlag';
+import { StoreError } from '../backend/objectStore';
+import { RetriesExhaustedError } from '../backend/retry';
+import { version } from '../version';
+
+function fatal(err: unknown): never {
+  const known = err instanceof ConfigError || err instanceof StoreError || err instanceof RetriesExhaustedError;
+  const message = known ? err.message : ((err as Error)?.stack ?? String(err));
+  process.stderr.write(`s3backer: ${message}\n`);
+  if (err instanceof ConfigError && /unknown option|missing argument|too many arguments/.test(err.message)) {
+    process.stderr.write('Try "s3backer --help" for more information.\n');
+  }
+  process.exit(1);
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const cli = parseCommandLine(argv, version);
+  if (cli.kind === 'exit') {
+    process.stdout.write(cli.output);
+    process.exit(cli.code);
+  }
+  const config = buildConfig(cli.args);
+  const log = createLogger({ debug: config.debug, quiet: config.quiet });
+  if (config.mode === 'resetMountedFlag') {
+    await resetMountedFlag(config, log);
+    return;
+  }
+  const handle = await mount(config, log);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: unmounting ${handle.mountpoint}`);
+    handle.unmount().catch((err: unknown) => {
+      stopping = false;
+      log.error((err as Error).message);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await handle.closed;
+  process.exit(0);
+}
+
+main(process.argv.slice(2)).catch(fatal);

@@ -1,0 +1,103 @@
+// Command-line parsing on commander, driven by the flag table. `-o name=value` items that name
+// an s3backer flag become `--name=value` (so fstab lines work); the rest are FUSE options.
+
+import { Command, CommanderError, Option } from 'commander';
+import { FLAGS, FLAG_BY_NAME } from '../config/flags';
+import { checkFuseOption } from '../config/fuseOptions';
+import { ConfigError, type ParsedArgs } from '../config/config';
+
+export type CliResult = { kind: 'run'; args: ParsedArgs } | { kind: 'exit'; code: number; output: string };
+
+/** Splits `-o a,b=c` / `-oa,b` items out of argv. */
+function extractDashO(argv: readonly string[]): { rest: string[]; items: string[] } {
+  const rest: string[] = [];
+  const items: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--') {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    let value: string | undefined;
+    if (arg === '-o') {
+      value = argv[++i];
+      if (value === undefined) throw new ConfigError('-o needs a value');
+    } else if (arg.startsWith('-o') && !arg.startsWith('--')) {
+      value = arg.slice(2);
+    }
+    if (value === undefined) rest.push(arg);
+    else items.push(...value.split(',').filter((s) => s !== ''));
+  }
+  return { rest, items };
+}
+
+function buildProgram(version: string, out: { text: string }): Command {
+  const program = new Command('s3backer')
+    .usage('[options] bucket mountpoint\n       s3backer --test [options] directory mountpoint\n       s3backer --reset-mounted-flag [options] bucket')
+    .description('Mount an S3 bucket as one file of fixed-size blocks (upstream s3backer compatible).')
+    .argument('[bucket]')
+    .argument('[mountpoint]')
+    .allowExcessArguments(true)
+    .helpOption('-h, --help', 'show this help and exit')
+    .version(`s3backer version ${version}`, '-v, --version', 'show the version and exit')
+    .option('-f', 'run in the foreground')
+    .option('-d', 'debug mode: foreground, debug logging')
+    .option('-s', 'single-threaded (accepted for compatibility)')
+    .option('-o <options>', 'FUSE options, or s3backer flags as name=value (comma separated)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => (out.text += s),
+      writeErr: (s) => (out.text += s),
+    });
+  for (const spec of FLAGS) {
+    const value = spec.kind === 'value' ? ` <${spec.valueName ?? 'VALUE'}>` : spec.kind === 'optionalValue' ? ` [${spec.valueName ?? 'VALUE'}]` : '';
+    const help = spec.defaultText ? `${spec.help} (default: ${spec.defaultText})` : spec.help;
+    const option = new Option(`--${spec.name}${value}`, help);
+    // Flags not implemented yet still parse (so they can be refused clearly) but stay out of --help.
+    if (!spec.supported) option.hideHelp();
+    program.addOption(option);
+  }
+  return program;
+}
+
+export function parseCommandLine(argv: readonly string[], version: string): CliResult {
+  const { rest, items } = extractDashO(argv);
+  const fuseOptions: string[] = [];
+  const flagArgs: string[] = [];
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    const name = eq < 0 ? item : item.slice(0, eq);
+    if (FLAG_BY_NAME.has(name)) flagArgs.push(`--${item}`);
+    else {
+      const passed = checkFuseOption(item);
+      if (passed !== undefined) fuseOptions.push(passed);
+    }
+  }
+  const out = { text: '' };
+  const program = buildProgram(version, out);
+  try {
+    program.parse([...flagArgs, ...rest], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return { kind: 'exit', code: 0, output: out.text };
+      throw new ConfigError(err.message.replace(/^error: /, ''));
+    }
+    throw err;
+  }
+  const opts = program.opts<Record<string, string | boolean | undefined>>();
+  const flags: Record<string, string | boolean> = {};
+  for (const spec of FLAGS) {
+    const value = opts[program.options.find((o) => o.long === `--${spec.name}`)?.attributeName() ?? spec.name];
+    if (value !== undefined) flags[spec.name] = value;
+  }
+  return {
+    kind: 'run',
+    args: {
+      flags,
+      positionals: program.args,
+      foreground: opts['f'] === true,
+      debug: opts['d'] === true,
+      fuseOptions,
+    },
+  };
+}

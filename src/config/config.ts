@@ -1,0 +1,214 @@
+// The validated configuration of one s3backer invocation, built from parsed flags.
+// Every rule here gives one clear message; nothing touches the network or the mount yet.
+
+import * as path from 'node:path';
+import { FLAG_BY_NAME } from './flags';
+import { isPowerOfTwo, parseSize } from './sizes';
+import { MAX_BLOCKS } from '../format/blockNames';
+
+export class ConfigError extends Error {}
+
+export type Mode = 'mount' | 'resetMountedFlag';
+
+export interface Config {
+  readonly mode: Mode;
+  readonly bucket: string;
+  /** Absolute path; undefined only in modes that do not mount. */
+  readonly mountpoint: string | undefined;
+  readonly prefix: string;
+  readonly blockHashPrefix: boolean;
+  readonly test: boolean;
+  /** Given on the command line; otherwise auto-detected or defaulted at mount. */
+  readonly blockSize: number | undefined;
+  readonly size: number | undefined;
+  readonly filename: string;
+  readonly statsFilename: string;
+  readonly fileMode: number;
+  readonly readOnly: boolean;
+  readonly force: boolean;
+  readonly listBlocks: boolean;
+  readonly directIO: boolean;
+  readonly baseURL: string;
+  readonly region: string;
+  readonly accessId: string | undefined;
+  readonly accessKey: string | undefined;
+  readonly accessFile: string;
+  readonly accessFileGiven: boolean;
+  readonly accessType: string;
+  readonly timeoutMs: number;
+  readonly initialRetryPauseMs: number;
+  readonly maxRetryPauseMs: number;
+  readonly foreground: boolean;
+  readonly debug: boolean;
+  readonly quiet: boolean;
+  readonly fuseOptions: readonly string[];
+}
+
+export const DEFAULT_BLOCK_SIZE = 4096;
+export const MIN_BLOCK_SIZE = 512;
+
+export interface ParsedArgs {
+  readonly flags: Readonly<Record<string, string | boolean>>;
+  readonly positionals: readonly string[];
+  readonly foreground: boolean;
+  readonly debug: boolean;
+  readonly fuseOptions: readonly string[];
+}
+
+const ACCESS_TYPES = ['private', 'public-read', 'public-read-write', 'authenticated-read'];
+
+function str(flags: ParsedArgs['flags'], name: string): string | undefined {
+  const v = flags[name];
+  if (v === undefined || v === false) return undefined;
+  if (v === true) throw new ConfigError(`--${name} needs a value (--${name}=...)`);
+  return v;
+}
+
+function int(flags: ParsedArgs['flags'], name: string, dflt: number, min = 0): number {
+  const text = str(flags, name);
+  if (text === undefined) return dflt;
+  if (!/^\d+$/.test(text.trim())) throw new ConfigError(`--${name}: "${text}" is not a whole number`);
+  const n = Number(text.trim());
+  if (!Number.isSafeInteger(n) || n < min) throw new ConfigError(`--${name}: ${text} is out of range (at least ${min})`);
+  return n;
+}
+
+function size(flags: ParsedArgs['flags'], name: string): number | undefined {
+  const text = str(flags, name);
+  if (text === undefined) return undefined;
+  try {
+    return parseSize(text);
+  } catch (err) {
+    throw new ConfigError(`--${name}: ${(err as Error).message}`);
+  }
+}
+
+/** Checks a geometry (given or auto-detected) and returns its block count. */
+export function checkGeometry(blockSize: number, fileSize: number): number {
+  if (!isPowerOfTwo(blockSize)) throw new ConfigError(`block size ${blockSize} is not a power of two`);
+  if (blockSize < MIN_BLOCK_SIZE) throw new ConfigError(`block size ${blockSize} is below the minimum of ${MIN_BLOCK_SIZE}`);
+  if (fileSize <= 0) throw new ConfigError(`file size must be positive`);
+  if (fileSize % blockSize !== 0) {
+    throw new ConfigError(`file size ${fileSize} is not a multiple of the block size ${blockSize}`);
+  }
+  const numBlocks = fileSize / blockSize;
+  if (numBlocks > MAX_BLOCKS) {
+    throw new ConfigError(`file size ${fileSize} needs ${numBlocks} blocks of ${blockSize} bytes: more than 2^32`);
+  }
+  return numBlocks;
+}
+
+export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.env): Config {
+  const { flags } = args;
+  for (const name of Object.keys(flags)) {
+    const spec = FLAG_BY_NAME.get(name);
+    if (!spec) throw new ConfigError(`unknown option --${name}`);
+    if (!spec.supported) throw new ConfigError(`--${name} is not supported yet by this version of s3backer`);
+  }
+  const mode: Mode = flags['reset-mounted-flag'] === true ? 'resetMountedFlag' : 'mount';
+  const wanted = mode === 'mount' ? 2 : 1;
+  if (args.positionals.length !== wanted) {
+    const usage = mode === 'mount' ? 'bucket and mountpoint' : 'bucket';
+    throw new ConfigError(
+      args.positionals.length < wanted ? `missing argument: expected ${usage}` : `too many arguments: expected ${usage}`,
+    );
+  }
+  const test = flags['test'] === true;
+  let bucketArg = args.positionals[0] ?? '';
+  if (bucketArg === '') throw new ConfigError('the bucket name is empty');
+  let prefix = str(flags, 'prefix') ?? '';
+  if (test) {
+    // Resolved first: a relative directory would change meaning if the working directory did.
+    bucketArg = path.resolve(bucketArg);
+  } else {
+    // "bucket/sub/dir" means bucket "bucket" with prefix "sub/dir/" ahead of --prefix.
+    const slash = bucketArg.indexOf('/');
+    if (slash >= 0) {
+      const sub = bucketArg.slice(slash + 1).replace(/\/+$/, '');
+      bucketArg = bucketArg.slice(0, slash);
+      if (sub !== '') prefix = `${sub}/${prefix}`;
+    }
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/.test(bucketArg)) throw new ConfigError(`invalid bucket name "${bucketArg}"`);
+  }
+
+  const blockSize = size(flags, 'blockSize');
+  const fileSize = size(flags, 'size');
+  if (blockSize !== undefined) checkGeometry(blockSize, fileSize ?? blockSize);
+  if (fileSize !== undefined) checkGeometry(blockSize ?? DEFAULT_BLOCK_SIZE, fileSize);
+
+  const readOnly = flags['readOnly'] === true;
+  const modeText = str(flags, 'fileMode');
+  let fileMode = readOnly ? 0o400 : 0o600;
+  if (modeText !== undefined) {
+    if (!/^[0-7]{1,4}$/.test(modeText)) throw new ConfigError(`--fileMode: "${modeText}" is not an octal mode`);
+    fileMode = parseInt(modeText, 8);
+  }
+  const filename = str(flags, 'filename') ?? 'file';
+  const statsFilename = str(flags, 'statsFilename') ?? 'stats';
+  for (const [flag, name] of [['filename', filename], ['statsFilename', statsFilename]] as const) {
+    if (name === '' || name.includes('/') || name === '.' || name === '..') {
+      throw new ConfigError(`--${flag}: "${name}" is not a valid file name`);
+    }
+  }
+  if (filename === statsFilename) throw new ConfigError('--filename and --statsFilename must differ');
+
+  const accessType = str(flags, 'accessType') ?? 'private';
+  if (!ACCESS_TYPES.includes(accessType)) {
+    throw new ConfigError(`--accessType: "${accessType}" is not one of ${ACCESS_TYPES.join(', ')}`);
+  }
+  const authVersion = str(flags, 'authVersion');
+  if (authVersion !== undefined && authVersion !== 'aws4') {
+    throw new ConfigError(`--authVersion=${authVersion} is not supported: only aws4 signing is implemented`);
+  }
+  const baseURL = str(flags, 'baseURL') ?? 'https://s3.amazonaws.com/';
+  let parsedURL: URL;
+  try {
+    parsedURL = new URL(baseURL);
+  } catch {
+    throw new ConfigError(`--baseURL: "${baseURL}" is not a URL`);
+  }
+  if (parsedURL.protocol !== 'http:' && parsedURL.protocol !== 'https:') {
+    throw new ConfigError(`--baseURL: "${baseURL}" must start with http:// or https://`);
+  }
+
+  const initialRetryPauseMs = int(flags, 'initialRetryPause', 200);
+  const maxRetryPauseMs = int(flags, 'maxRetryPause', 30000);
+  if (maxRetryPauseMs < initialRetryPauseMs) {
+    throw new ConfigError('--maxRetryPause must be at least --initialRetryPause');
+  }
+  const timeoutSec = int(flags, 'timeout', 30, 1);
+
+  const mountpointArg = mode === 'mount' ? args.positionals[1] : undefined;
+  const accessFileGiven = str(flags, 'accessFile') !== undefined;
+  return {
+    mode,
+    bucket: bucketArg,
+    mountpoint: mountpointArg === undefined ? undefined : path.resolve(mountpointArg),
+    prefix,
+    blockHashPrefix: flags['blockHashPrefix'] === true,
+    test,
+    blockSize,
+    size: fileSize,
+    filename,
+    statsFilename,
+    fileMode,
+    readOnly,
+    force: flags['force'] === true,
+    listBlocks: flags['listBlocks'] === true,
+    directIO: flags['directIO'] === true,
+    baseURL,
+    region: str(flags, 'region') ?? 'us-east-1',
+    accessId: typeof flags['accessId'] === 'string' ? flags['accessId'] : undefined,
+    accessKey: str(flags, 'accessKey'),
+    accessFile: str(flags, 'accessFile') ?? path.join(env['HOME'] ?? '/', '.s3backer_passwd'),
+    accessFileGiven,
+    accessType,
+    timeoutMs: timeoutSec * 1000,
+    initialRetryPauseMs,
+    maxRetryPauseMs,
+    foreground: args.foreground || args.debug,
+    debug: args.debug || flags['debug'] === true,
+    quiet: flags['quiet'] === true,
+    fuseOptions: args.fuseOptions,
+  };
+}

@@ -1,0 +1,95 @@
+// Upstream s3backer's command-line flags: names, value kinds, defaults and help text.
+// One table drives --help, parsing, `-o name=value` and the "not supported yet" refusals.
+
+export type FlagKind = 'boolean' | 'value' | 'optionalValue';
+
+export interface FlagSpec {
+  readonly name: string;
+  readonly kind: FlagKind;
+  readonly valueName?: string;
+  readonly help: string;
+  readonly defaultText?: string;
+  /** False for upstream flags this version does not implement yet: they are refused, never ignored. */
+  readonly supported: boolean;
+}
+
+const f = (name: string, kind: FlagKind, help: string, extra: Partial<FlagSpec> = {}): FlagSpec => ({
+  name,
+  kind,
+  help,
+  supported: true,
+  ...extra,
+});
+const later = { supported: false };
+
+export const FLAGS: readonly FlagSpec[] = [
+  f('accessFile', 'value', "file of 'accessID:accessKey' lines", { valueName: 'FILE', defaultText: '$HOME/.s3backer_passwd' }),
+  f('accessId', 'value', 'S3 access key ID (empty: unsigned requests)', { valueName: 'ID' }),
+  f('accessKey', 'value', 'S3 secret access key', { valueName: 'KEY' }),
+  f('accessType', 'value', 'S3 ACL for new objects: private, public-read, public-read-write, authenticated-read', {
+    valueName: 'TYPE',
+    defaultText: 'private',
+  }),
+  f('accessEC2IAM', 'optionalValue', 'acquire credentials from the EC2 instance role', { valueName: 'ROLE', ...later }),
+  f('authVersion', 'value', 'S3 authentication style (only aws4 is supported)', { valueName: 'TYPE', defaultText: 'aws4' }),
+  f('baseURL', 'value', 'base URL for all requests (path-style unless --vhost)', {
+    valueName: 'URL',
+    defaultText: 'https://s3.amazonaws.com/',
+  }),
+  f('blockCacheFile', 'value', 'block cache persistent file', { valueName: 'FILE', ...later }),
+  f('blockCacheMaxDirty', 'value', 'block cache maximum number of dirty blocks', { valueName: 'NUM', ...later }),
+  f('blockCacheNoVerify', 'boolean', 'disable verification of data loaded from the cache file', later),
+  f('blockCacheRecoverDirtyBlocks', 'boolean', 'recover dirty cache file blocks on startup', later),
+  f('blockCacheSize', 'value', 'block cache size (in blocks)', { valueName: 'NUM', ...later }),
+  f('blockCacheSync', 'boolean', 'block cache performs all writes synchronously', later),
+  f('blockCacheThreads', 'value', 'block cache write-back concurrency', { valueName: 'NUM', ...later }),
+  f('blockCacheTimeout', 'value', 'block cache entry timeout (0 = infinite)', { valueName: 'MILLIS', ...later }),
+  f('blockCacheWriteDelay', 'value', 'block cache maximum write-back delay', { valueName: 'MILLIS', ...later }),
+  f('blockCacheNumProtected', 'value', 'block cache keeps this many low-numbered blocks longest', { valueName: 'NUM', ...later }),
+  f('blockHashPrefix', 'boolean', 'prepend a hash to block names for even distribution'),
+  f('blockSize', 'value', "block size (suffixes 'k', 'm', 'g')", { valueName: 'SIZE', defaultText: '4k, or auto-detected' }),
+  f('cacert', 'value', 'SSL certificate authority file', { valueName: 'FILE', ...later }),
+  f('compress', 'optionalValue', 'compress blocks', { valueName: 'LEVEL', ...later }),
+  f('configFile', 'value', 'read more arguments from FILE', { valueName: 'FILE', ...later }),
+  f('debug', 'boolean', 'log debug messages'),
+  f('debug-http', 'boolean', 'log HTTP requests', later),
+  f('defaultContentEncoding', 'value', 'Content-Encoding assumed when none is given', { valueName: 'STRING', ...later }),
+  f('directIO', 'boolean', 'disable kernel caching of the backed file'),
+  f('encrypt', 'optionalValue', 'encrypt blocks (implies --compress)', { valueName: 'CIPHER', ...later }),
+  f('erase', 'boolean', 'erase all blocks in the bucket', later),
+  f('fileMode', 'value', 'permissions of the backed file', { valueName: 'MODE', defaultText: '0600 (0400 with --readOnly)' }),
+  f('filename', 'value', 'name of the backed file', { valueName: 'NAME', defaultText: 'file' }),
+  f('force', 'boolean', 'ignore a set mounted flag and differing auto-detected sizes'),
+  f('initialRetryPause', 'value', 'first pause before retrying a failed request', { valueName: 'MILLIS', defaultText: '200' }),
+  f('insecure', 'boolean', "don't verify the SSL server identity", later),
+  f('keyLength', 'value', 'override the generated cipher key length', { valueName: 'NUM', ...later }),
+  f('listBlocks', 'boolean', 'learn which blocks exist at startup'),
+  f('maxDownloadSpeed', 'value', 'max download bandwidth for one read', { valueName: 'BITSPERSEC', ...later }),
+  f('maxRetryPause', 'value', 'max total pause while retrying one request', { valueName: 'MILLIS', defaultText: '30000' }),
+  f('maxUploadSpeed', 'value', 'max upload bandwidth for one write', { valueName: 'BITSPERSEC', ...later }),
+  f('md5CacheSize', 'value', 'max size of the MD5 cache (0 = disabled)', { valueName: 'NUM', ...later }),
+  f('md5CacheTime', 'value', 'expire time of the MD5 cache (0 = infinite)', { valueName: 'MILLIS', ...later }),
+  f('minWriteDelay', 'value', 'minimum time between writes of the same block', { valueName: 'MILLIS', ...later }),
+  f('noAutoDetect', 'boolean', 'do not read the block and file size from block 0', later),
+  f('password', 'value', 'encryption password', { valueName: 'PASSWORD', ...later }),
+  f('passwordFile', 'value', 'read the encryption password from FILE', { valueName: 'FILE', ...later }),
+  f('prefix', 'value', 'prefix for object names within the bucket', { valueName: 'STRING', defaultText: '""' }),
+  f('quiet', 'boolean', 'omit progress output'),
+  f('readAhead', 'value', 'number of blocks to read ahead', { valueName: 'NUM', ...later }),
+  f('readAheadTrigger', 'value', 'sequential block reads that trigger read-ahead', { valueName: 'NUM', ...later }),
+  f('readOnly', 'boolean', "answer 'Read-only file system' to writes"),
+  f('region', 'value', 'AWS region', { valueName: 'REGION', defaultText: 'us-east-1' }),
+  f('reset-mounted-flag', 'boolean', "reset the 'already mounted' flag and exit"),
+  f('rrs', 'boolean', 'store blocks with reduced redundancy (deprecated)', later),
+  f('size', 'value', "file size (suffixes 'k', 'm', 'g', 't')", { valueName: 'SIZE', defaultText: 'auto-detected' }),
+  f('sse', 'value', 'server side encryption', { valueName: 'AES256', ...later }),
+  f('sse-key-id', 'value', 'KMS key ID for server side encryption', { valueName: 'ID', ...later }),
+  f('ssl', 'boolean', 'use https for the default base URL', later),
+  f('statsFilename', 'value', 'name of the statistics file', { valueName: 'NAME', defaultText: 'stats' }),
+  f('storageClass', 'value', 'storage class of written blocks', { valueName: 'TYPE', ...later }),
+  f('test', 'boolean', 'local test mode: the bucket is a directory'),
+  f('timeout', 'value', 'max time for one HTTP request', { valueName: 'SECONDS', defaultText: '30' }),
+  f('vhost', 'boolean', 'virtual-host style URLs', later),
+];
+
+export const FLAG_BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.map((spec) => [spec.name, spec]));

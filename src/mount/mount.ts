@@ -1,0 +1,170 @@
+// Mounting: every check that can fail runs before FUSE mounts, and the mounted flag is set only
+// once the FUSE mount is up; unmounting flushes everything to the store before the flag clears.
+
+import { promises as fs } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import Fuse = require('fuse-native');
+import type { Config } from '../config/config';
+import { ConfigError } from '../config/config';
+import { formatSize } from '../config/sizes';
+import { HttpStats } from '../backend/httpStats';
+import { renderStats } from '../stats/stats';
+import { makeOperations } from '../fuse/fuseFrontEnd';
+import { buildStack } from './stack';
+import { openObjects } from './openObjects';
+import { combineGeometry, detectGeometry, type ResolvedGeometry } from './geometry';
+import { clearMountedFlag, readMountedFlag, setMountedFlag } from './mountedFlag';
+import { isFuseMounted, watchMount } from './mountWatch';
+import type { Logger } from '../util/log';
+
+const run = promisify(execFile);
+
+export interface MountHandle {
+  readonly mountpoint: string;
+  readonly geometry: ResolvedGeometry;
+  /** The statistics file's text. */
+  stats(): string;
+  /** Resolves once every write so far is in the store. */
+  flush(): Promise<void>;
+  /** Unmounts (fails while the mount is busy), flushes and clears the mounted flag. */
+  unmount(): Promise<void>;
+  /** Resolves when the mount has ended and everything is flushed, however it was unmounted. */
+  readonly closed: Promise<void>;
+}
+
+async function checkMountpoint(mountpoint: string): Promise<void> {
+  let stat;
+  try {
+    stat = await fs.stat(mountpoint);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN') {
+      throw new ConfigError(`mountpoint ${mountpoint} is a stale FUSE mount: run "fusermount -u ${mountpoint}" first`);
+    }
+    throw new ConfigError(`mountpoint ${mountpoint} does not exist`);
+  }
+  if (!stat.isDirectory()) throw new ConfigError(`mountpoint ${mountpoint} is not a directory`);
+  if (await isFuseMounted(mountpoint)) throw new ConfigError(`mountpoint ${mountpoint} is already a FUSE mount`);
+}
+
+function fuseMount(fuse: Fuse): Promise<void> {
+  return new Promise((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+}
+
+export async function mount(config: Config, log: Logger): Promise<MountHandle> {
+  const mountpoint = config.mountpoint;
+  if (mountpoint === undefined) throw new ConfigError('no mountpoint given');
+  const naming = { prefix: config.prefix, blockHashPrefix: config.blockHashPrefix };
+  await checkMountpoint(mountpoint);
+
+  const httpStats = new HttpStats();
+  const objects = openObjects(config, httpStats, log);
+  try {
+    await objects.checkAccess();
+    const geometry = combineGeometry(config, await detectGeometry(objects, naming), log);
+    log.info(
+      `${objects.description}: ${geometry.numBlocks} blocks of ${formatSize(geometry.blockSize)} = ${formatSize(geometry.fileSize)}` +
+        (geometry.detected ? ' (auto-detected)' : ''),
+    );
+    if (!config.readOnly) {
+      const flag = await readMountedFlag(objects, naming);
+      if (flag.mounted && !config.force) {
+        throw new ConfigError(
+          `${objects.description} appears to be mounted already (flag ${config.prefix}s3backer-mounted is set); ` +
+            'if it is not, use --force or --reset-mounted-flag',
+        );
+      }
+      if (flag.mounted) log.warn('the mounted flag is set; mounting anyway because of --force');
+    }
+
+    const stack = buildStack(objects, { ...naming, blockSize: geometry.blockSize, numBlocks: geometry.numBlocks }, httpStats);
+    if (config.listBlocks) {
+      const started = Date.now();
+      const found = await stack.zeroCache.learnFromListing();
+      log.info(`found ${found} non-zero blocks in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }
+
+    const statsText = (): string => renderStats(stack.statsSources);
+    const ops = makeOperations(
+      stack.data,
+      {
+        filename: config.filename,
+        statsFilename: config.statsFilename,
+        fileMode: config.fileMode,
+        readOnly: config.readOnly,
+        blockSize: geometry.blockSize,
+        numBlocks: geometry.numBlocks,
+        uid: process.getuid?.() ?? 0,
+        gid: process.getgid?.() ?? 0,
+      },
+      { renderStats: statsText, resetStats: () => stack.statsSources.forEach((s) => s.resetStats()) },
+      log,
+    );
+    // fuse-native joins option strings unescaped: this is how big_writes and -o options reach libfuse.
+    const extra = ['big_writes', ...(config.directIO ? ['direct_io'] : []), ...(config.readOnly ? ['ro'] : []), ...config.fuseOptions];
+    const fuse = new Fuse(mountpoint, ops, { timeout: false, fsname: ['s3backer', ...new Set(extra)].join(',') });
+    try {
+      await fuseMount(fuse);
+    } catch (err) {
+      // A rejected option can leave the mount half made: take it down before reporting.
+      await run('fusermount', ['-u', mountpoint]).catch(() => {});
+      throw new ConfigError(`cannot mount FUSE at ${mountpoint}: ${(err as Error).message}`);
+    }
+
+    if (!config.readOnly) {
+      try {
+        await setMountedFlag(objects, naming);
+      } catch (err) {
+        await run('fusermount', ['-u', mountpoint]).catch(() => {});
+        throw err;
+      }
+    }
+    log.info(`mounted ${objects.description} on ${mountpoint}`);
+
+    let shutdown: Promise<void> | undefined;
+    let resolveClosed!: () => void;
+    let rejectClosed!: (err: unknown) => void;
+    const closed = new Promise<void>((resolve, reject) => {
+      resolveClosed = resolve;
+      rejectClosed = reject;
+    });
+    closed.catch(() => {}); // reported through unmount() or the log; never an unhandled rejection
+    // Runs once the kernel mount is gone: nothing new can arrive, so flush and release.
+    const finish = (): Promise<void> =>
+      (shutdown ??= (async () => {
+        stopWatching();
+        await stack.top.flush();
+        if (!config.readOnly) await clearMountedFlag(objects, naming);
+        await stack.top.close();
+        log.info(`unmounted ${mountpoint}`);
+      })().then(resolveClosed, (err: unknown) => {
+        rejectClosed(err);
+        throw err;
+      }));
+    const stopWatching = watchMount(mountpoint, () => {
+      finish().catch((err: unknown) => log.error(`unmount: ${(err as Error).message}`));
+    });
+
+    return {
+      mountpoint,
+      geometry,
+      stats: statsText,
+      flush: () => stack.top.flush(),
+      async unmount() {
+        if (await isFuseMounted(mountpoint)) {
+          try {
+            await run('fusermount', ['-u', mountpoint]);
+          } catch (err) {
+            throw new Error(`cannot unmount ${mountpoint}: ${((err as { stderr?: string }).stderr ?? '').trim() || (err as Error).message}`);
+          }
+        }
+        await finish();
+      },
+      closed,
+    };
+  } catch (err) {
+    objects.close();
+    throw err;
+  }
+}

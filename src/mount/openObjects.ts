@@ -1,0 +1,36 @@
+// Opens the object store a configuration names: a directory with --test, otherwise S3.
+
+import type { Config } from '../config/config';
+import { DirObjectStore } from '../backend/dirObjectStore';
+import { S3ObjectStore } from '../backend/s3ObjectStore';
+import { resolveCredentials } from '../backend/credentials';
+import type { HttpStats } from '../backend/httpStats';
+import type { ObjectStore } from '../backend/objectStore';
+import type { Logger } from '../util/log';
+
+/** Requests in flight at once: enough to keep a 128 KiB FUSE write of 4 KiB blocks in parallel. */
+export const REQUEST_CONCURRENCY = 64;
+
+export function openObjects(config: Config, stats: HttpStats, log: Logger): ObjectStore {
+  if (config.test) return new DirObjectStore(config.bucket);
+  const credentials = resolveCredentials(config);
+  log.debug(
+    `credentials: ${credentials.kind === 'static' ? `access ID ${credentials.accessKeyId} from ${credentials.from}` : credentials.kind}`,
+  );
+  return new S3ObjectStore(
+    {
+      bucket: config.bucket,
+      prefix: config.prefix,
+      baseURL: config.baseURL,
+      region: config.region,
+      credentials,
+      accessType: config.accessType,
+      timeoutMs: config.timeoutMs,
+      initialRetryPauseMs: config.initialRetryPauseMs,
+      maxRetryPauseMs: config.maxRetryPauseMs,
+      concurrency: REQUEST_CONCURRENCY,
+    },
+    stats,
+    log,
+  );
+}

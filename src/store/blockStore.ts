@@ -1,0 +1,31 @@
+// The one interface every layer of the stack implements and stores through.
+
+export interface BlockStore {
+  readonly blockSize: number;
+  readonly numBlocks: number;
+  /** Resolves the whole block (blockSize bytes), owned by the caller. */
+  readBlock(blockNum: number): Promise<Buffer>;
+  /** Stores a whole block; null means all zeros. The store must not keep `data` after resolving. */
+  writeBlock(blockNum: number, data: Buffer | null): Promise<void>;
+  /** Resolves once everything written before the call is durable in the backing store. */
+  flush(): Promise<void>;
+  /** Reports every block that may hold non-zero data. */
+  listNonZero(onBlock: (blockNum: number) => void): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A block could not be read or written: the FUSE front end answers EIO. */
+export class BlockIOError extends Error {
+  constructor(
+    readonly blockNum: number,
+    message: string,
+  ) {
+    super(`block ${blockNum}: ${message}`);
+  }
+}
+
+export function checkBlockNum(store: { numBlocks: number }, blockNum: number): void {
+  if (!Number.isInteger(blockNum) || blockNum < 0 || blockNum >= store.numBlocks) {
+    throw new RangeError(`block number ${blockNum} is outside 0..${store.numBlocks - 1}`);
+  }
+}

@@ -1,0 +1,27 @@
+// Logging to stderr with levels; --debug turns on debug lines, --quiet drops info lines.
+
+export type Level = 'error' | 'warn' | 'info' | 'debug';
+
+export interface Logger {
+  error(msg: string): void;
+  warn(msg: string): void;
+  info(msg: string): void;
+  debug(msg: string): void;
+}
+
+export function createLogger(opts: { debug: boolean; quiet: boolean; write?: (line: string) => void }): Logger {
+  const write = opts.write ?? ((line: string) => process.stderr.write(line));
+  const emit = (level: Level, msg: string): void => write(`s3backer: ${level === 'info' ? '' : `${level}: `}${msg}\n`);
+  return {
+    error: (msg) => emit('error', msg),
+    warn: (msg) => emit('warn', msg),
+    info: (msg) => {
+      if (!opts.quiet) emit('info', msg);
+    },
+    debug: (msg) => {
+      if (opts.debug) emit('debug', msg);
+    },
+  };
+}
+
+export const silentLogger: Logger = { error() {}, warn() {}, info() {}, debug() {} };
