@@ -16,6 +16,9 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
+// The SDK's Node 20 deprecation notice would clutter every test's output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const here = dirname(fileURLToPath(import.meta.url));
 const RUNNER = join(here, 's3rver-runner.cjs');
 const require = createRequire(import.meta.url);

@@ -35,6 +35,10 @@ export interface S3StoreOptions extends RetryPolicy {
   readonly concurrency: number;
 }
 
+// The SDK warns on every start under Node 20 about its releases after January 2027; our users
+// cannot act on that at mount time (the README says which Node to use), so keep stderr clean.
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+
 const NOT_FOUND = new Set(['NotFound', 'NoSuchKey']);
 
 function statusOf(err: unknown): number | undefined {

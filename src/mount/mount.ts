@@ -62,11 +62,6 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
   const objects = openObjects(config, httpStats, log);
   try {
     await objects.checkAccess();
-    const geometry = combineGeometry(config, await detectGeometry(objects, naming), log);
-    log.info(
-      `${objects.description}: ${geometry.numBlocks} blocks of ${formatSize(geometry.blockSize)} = ${formatSize(geometry.fileSize)}` +
-        (geometry.detected ? ' (auto-detected)' : ''),
-    );
     if (!config.readOnly) {
       const flag = await readMountedFlag(objects, naming);
       if (flag.mounted && !config.force) {
@@ -78,6 +73,11 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       if (flag.mounted) log.warn('the mounted flag is set; mounting anyway because of --force');
     }
 
+    const geometry = combineGeometry(config, await detectGeometry(objects, naming), log);
+    log.info(
+      `${objects.description}: ${geometry.numBlocks} blocks of ${formatSize(geometry.blockSize)} = ${formatSize(geometry.fileSize)}` +
+        (geometry.detected ? ' (auto-detected)' : ''),
+    );
     const stack = buildStack(objects, { ...naming, blockSize: geometry.blockSize, numBlocks: geometry.numBlocks }, httpStats);
     if (config.listBlocks) {
       const started = Date.now();
