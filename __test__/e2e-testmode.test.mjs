@@ -59,3 +59,48 @@ test('--test mode: ext4 on the file survives a remount with auto-detected geomet
     await w.cleanup();
   }
 });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(what, check, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+test('without -f: returns once mounted, serves in the background, unmounts cleanly', { timeout: 120000 }, async () => {
+  const w = await workdir('daemon');
+  try {
+    const res = await runCli(['--test', '--size=1m', '--filename=disk.img', '--statsFilename=counters', '--fileMode=0640', w.store, w.mnt]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(await isMounted(w.mnt), true, 'mounted when the command returned');
+    assert.deepEqual((await readdir(w.mnt)).sort(), ['counters', 'disk.img']);
+    assert.equal((await stat(join(w.mnt, 'disk.img'))).mode & 0o777, 0o640);
+    await run('dd', ['if=/dev/urandom', `of=${join(w.mnt, 'disk.img')}`, 'bs=4096', 'count=2', 'conv=notrunc', 'status=none']);
+    await run('fusermount', ['-u', w.mnt]);
+    await waitFor('the flag to clear', async () => !(await readdir(w.store)).includes('s3backer-mounted'));
+    assert.deepEqual((await readdir(w.store)).filter((n) => !n.startsWith('.')).sort(), ['00000000', '00000001']);
+
+    const failed = await runCli(['--test', '--size=1m', join(w.root, 'missing'), w.mnt]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /^s3backer: test directory .*missing does not exist/m);
+    assert.equal(await isMounted(w.mnt), false);
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('SIGTERM unmounts cleanly and clears the flag', { timeout: 120000 }, async () => {
+  const w = await workdir('sigterm');
+  try {
+    const m = await startMount(['--test', '--size=1m', w.store, w.mnt], w.mnt);
+    assert.ok((await readdir(w.store)).includes('s3backer-mounted'));
+    m.child.kill('SIGTERM');
+    assert.deepEqual(await m.exited, { code: 0, signal: null });
+    assert.equal(await isMounted(w.mnt), false);
+    assert.ok(!(await readdir(w.store)).includes('s3backer-mounted'));
+  } finally {
+    await w.cleanup();
+  }
+});

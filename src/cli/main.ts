@@ -10,10 +10,17 @@ import { resetMountedFlag } from '../mount/resetMountedFlag';
 import { StoreError } from '../backend/objectStore';
 import { RetriesExhaustedError } from '../backend/retry';
 import { version } from '../version';
+import { isDaemonChild, reportToParent, runAsDaemon, syslogWrite } from './daemon';
 
-function fatal(err: unknown): never {
+function fatal(err: unknown): void {
   const known = err instanceof ConfigError || err instanceof StoreError || err instanceof RetriesExhaustedError;
   const message = known ? err.message : ((err as Error)?.stack ?? String(err));
+  if (isDaemonChild()) {
+    syslogWrite(`s3backer: error: ${message}`);
+    reportToParent({ type: 'error', message });
+    setTimeout(() => process.exit(1), 500); // once the message is out
+    return;
+  }
   process.stderr.write(`s3backer: ${message}\n`);
   if (err instanceof ConfigError && /unknown option|missing argument|too many arguments/.test(err.message)) {
     process.stderr.write('Try "s3backer --help" for more information.\n');
@@ -28,12 +35,21 @@ async function main(argv: readonly string[]): Promise<void> {
     process.exit(cli.code);
   }
   const config = buildConfig(cli.args);
-  const log = createLogger({ debug: config.debug, quiet: config.quiet });
+  if (config.mode === 'mount' && !config.foreground) {
+    process.exit(await runAsDaemon(__filename, argv));
+  }
+  const daemon = isDaemonChild();
+  const log = createLogger({ debug: config.debug, quiet: config.quiet, write: daemon ? syslogWrite : undefined });
   if (config.mode === 'resetMountedFlag') {
     await resetMountedFlag(config, log);
     return;
   }
   const handle = await mount(config, log);
+  if (daemon) {
+    // Paths in the config are absolute: leave the directory we were started in, as daemons do.
+    process.chdir('/');
+    reportToParent({ type: 'ready' });
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -200,7 +200,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     region: str(flags, 'region') ?? 'us-east-1',
     accessId: typeof flags['accessId'] === 'string' ? flags['accessId'] : undefined,
     accessKey: str(flags, 'accessKey'),
-    accessFile: str(flags, 'accessFile') ?? path.join(env['HOME'] ?? '/', '.s3backer_passwd'),
+    accessFile: path.resolve(str(flags, 'accessFile') ?? path.join(env['HOME'] ?? '/', '.s3backer_passwd')),
     accessFileGiven,
     accessType,
     timeoutMs: timeoutSec * 1000,
