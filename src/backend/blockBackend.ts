@@ -12,6 +12,8 @@ import { blockDigest } from '../native/addon';
 export interface BlockBackendOptions extends BlockNaming {
   readonly blockSize: number;
   readonly numBlocks: number;
+  /** Assumed for stored blocks that carry no Content-Encoding (stores that drop the header). */
+  readonly defaultContentEncoding?: string | undefined;
 }
 
 export class BlockBackend implements BlockStore {
@@ -36,8 +38,9 @@ export class BlockBackend implements BlockStore {
       this.stats.zeroBlocksRead++;
       return Buffer.alloc(this.blockSize);
     }
-    if (obj.contentEncoding !== undefined) {
-      throw new BlockIOError(blockNum, `stored with Content-Encoding "${obj.contentEncoding}", which this version cannot decode`);
+    const encoding = obj.contentEncoding ?? this.options.defaultContentEncoding;
+    if (encoding !== undefined && encoding !== '') {
+      throw new BlockIOError(blockNum, `stored with Content-Encoding "${encoding}", which this version cannot decode`);
     }
     if (obj.body.length !== this.blockSize) {
       throw new BlockIOError(blockNum, `stored object has ${obj.body.length} bytes, expected ${this.blockSize}`);

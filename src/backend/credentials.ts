@@ -6,6 +6,7 @@ import { ConfigError } from '../config/config';
 export type CredentialSource =
   | { kind: 'static'; accessKeyId: string; secretAccessKey: string; from: string }
   | { kind: 'anonymous' }
+  | { kind: 'ec2Iam'; role: string | undefined; imdsV2: boolean }
   | { kind: 'defaultChain' };
 
 export interface CredentialFlags {
@@ -13,6 +14,7 @@ export interface CredentialFlags {
   readonly accessKey: string | undefined;
   readonly accessFile: string;
   readonly accessFileGiven: boolean;
+  readonly ec2Iam?: { readonly role: string | undefined; readonly imdsV2: boolean } | undefined;
 }
 
 /** Parses upstream's access file: `accessId:accessKey` per line; blank lines and `#` comments skipped. */
@@ -29,6 +31,7 @@ export function parseAccessFile(text: string): Array<{ id: string; key: string }
 }
 
 export function resolveCredentials(flags: CredentialFlags): CredentialSource {
+  if (flags.ec2Iam) return { kind: 'ec2Iam', role: flags.ec2Iam.role, imdsV2: flags.ec2Iam.imdsV2 };
   if (flags.accessId === '') return { kind: 'anonymous' };
   if (flags.accessId !== undefined && flags.accessKey !== undefined) {
     return { kind: 'static', accessKeyId: flags.accessId, secretAccessKey: flags.accessKey, from: '--accessKey' };

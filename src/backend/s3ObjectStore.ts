@@ -14,8 +14,13 @@ import {
   S3ServiceException,
   type ObjectCannedACL,
   type S3ClientConfig,
+  type ServerSideEncryption,
+  type StorageClass,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import { readFileSync } from 'node:fs';
+import { fetchRoleCredentials } from './imdsCredentials';
 import { StoreError, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
 import { HttpStats } from './httpStats';
 import { isRetryableStatus, withRetries, type AttemptFailure, type RetryPolicy } from './retry';
@@ -30,6 +35,17 @@ export interface S3StoreOptions extends RetryPolicy {
   readonly region: string;
   readonly credentials: CredentialSource;
   readonly accessType: string;
+  readonly vhost: boolean;
+  readonly storageClass: string | undefined;
+  readonly sse: string | undefined;
+  readonly sseKeyId: string | undefined;
+  readonly insecure: boolean;
+  /** CA bundle file for https. */
+  readonly cacert: string | undefined;
+  /** Bits per second of one transfer. */
+  readonly maxUploadSpeed: number | undefined;
+  readonly maxDownloadSpeed: number | undefined;
+  readonly debugHttp: boolean;
   readonly timeoutMs: number;
   /** Requests in flight at once (and sockets kept open). */
   readonly concurrency: number;
@@ -40,6 +56,21 @@ export interface S3StoreOptions extends RetryPolicy {
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
 const NOT_FOUND = new Set(['NotFound', 'NoSuchKey']);
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Paces one transfer so its average rate stays under the limit (upstream caps each request). */
+async function pace(bytes: number, bitsPerSecond: number | undefined, started: number): Promise<void> {
+  if (bitsPerSecond === undefined) return;
+  const minimumMs = ((bytes * 8) / bitsPerSecond) * 1000;
+  const elapsed = Date.now() - started;
+  if (elapsed < minimumMs) await sleep(minimumMs - elapsed);
+}
+
+function isCredentialsError(err: unknown): boolean {
+  const e = err as Error;
+  return e.name === 'CredentialsProviderError' || /^instance metadata|no IAM role/.test(e.message ?? '');
+}
 
 function statusOf(err: unknown): number | undefined {
   const meta = (err as { $metadata?: { httpStatusCode?: number } }).$metadata;
@@ -75,12 +106,16 @@ export class S3ObjectStore implements ObjectStore {
     this.limiter = new Semaphore(options.concurrency);
     const agentOptions = { keepAlive: true, maxSockets: options.concurrency, maxFreeSockets: options.concurrency };
     const httpAgent = new http.Agent(agentOptions);
-    const httpsAgent = new https.Agent(agentOptions);
+    const httpsAgent = new https.Agent({
+      ...agentOptions,
+      rejectUnauthorized: !options.insecure,
+      ...(options.cacert !== undefined ? { ca: readFileSync(options.cacert) } : {}),
+    });
     this.agents = [httpAgent, httpsAgent];
     const creds = options.credentials;
     this.client = new S3Client({
       endpoint: options.baseURL,
-      forcePathStyle: true,
+      forcePathStyle: !options.vhost,
       region: options.region,
       maxAttempts: 1, // retries follow upstream's pauses, below
       requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -94,11 +129,39 @@ export class S3ObjectStore implements ObjectStore {
       ...(creds.kind === 'static'
         ? { credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey } }
         : {}),
+      ...(creds.kind === 'ec2Iam'
+        ? { credentials: () => fetchRoleCredentials({ role: creds.role, imdsV2: creds.imdsV2, timeoutMs: options.timeoutMs }) }
+        : {}),
+      ...(creds.kind === 'defaultChain' ? { credentials: fromNodeProviderChain({ timeout: options.timeoutMs }) } : {}),
       // Public read-only disks: send requests unsigned.
       ...(creds.kind === 'anonymous'
         ? { credentials: { accessKeyId: '', secretAccessKey: '' }, signer: { sign: async (req: unknown) => req } }
         : {}),
     } as S3ClientConfig);
+    if (options.debugHttp) this.logRequests();
+  }
+
+  /** --debug-http: the request line, status and time of every attempt; never headers or secrets. */
+  private logRequests(): void {
+    this.client.middlewareStack.add(
+      (next) => async (args) => {
+        const req = args.request as { method?: string; protocol?: string; hostname?: string; port?: number; path?: string; query?: Record<string, unknown> };
+        const query = new URLSearchParams(
+          Object.entries(req.query ?? {}).map(([k, v]): [string, string] => [k, v === null || v === undefined ? '' : String(v)]),
+        ).toString();
+        const line = `${req.method} ${req.protocol}//${req.hostname}${req.port ? `:${req.port}` : ''}${req.path}${query ? `?${query}` : ''}`;
+        const started = Date.now();
+        try {
+          const out = await next(args);
+          this.log.http(`${line} -> ${(out.response as { statusCode?: number }).statusCode} (${Date.now() - started} ms)`);
+          return out;
+        } catch (err) {
+          this.log.http(`${line} -> ${statusOf(err) ?? (err as Error).name} (${Date.now() - started} ms)`);
+          throw err;
+        }
+      },
+      { step: 'finalizeRequest', name: 's3backerDebugHttp', priority: 'low' },
+    );
   }
 
   private request<T>(operation: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -116,6 +179,9 @@ export class S3ObjectStore implements ObjectStore {
       const failure = (err as { last?: AttemptFailure }).last;
       const status = failure?.status;
       const where = `${this.options.bucket} at ${this.options.baseURL}`;
+      if (isCredentialsError((err as { cause?: unknown }).cause ?? err) || /credential/i.test((err as Error).message)) {
+        throw new StoreError(`no usable S3 credentials for bucket ${where}: ${(err as Error).message}`);
+      }
       if (status === 404) throw new StoreError(`bucket ${where} does not exist`, 404);
       if (status === 403 || status === 401) {
         throw new StoreError(`access to bucket ${where} was denied (HTTP ${status}): check the credentials`, status);
@@ -132,6 +198,7 @@ export class S3ObjectStore implements ObjectStore {
         try {
           const res = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }), { abortSignal });
           const bytes = res.Body ? await res.Body.transformToByteArray() : new Uint8Array();
+          await pace(bytes.byteLength, this.options.maxDownloadSpeed, started);
           return {
             body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
             metadata: res.Metadata ?? {},
@@ -177,10 +244,14 @@ export class S3ObjectStore implements ObjectStore {
             ContentEncoding: options.contentEncoding,
             Metadata: options.metadata ? { ...options.metadata } : undefined,
             ACL: this.options.accessType as ObjectCannedACL,
+            StorageClass: this.options.storageClass as StorageClass | undefined,
+            ServerSideEncryption: this.options.sse as ServerSideEncryption | undefined,
+            SSEKMSKeyId: this.options.sseKeyId,
           }),
           { abortSignal },
         ),
       );
+      await pace(body.length, this.options.maxUploadSpeed, started);
     } finally {
       this.stats.putTimeMs += Date.now() - started;
     }

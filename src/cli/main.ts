@@ -7,6 +7,7 @@ import { buildConfig, ConfigError } from '../config/config';
 import { createLogger } from '../util/log';
 import { mount } from '../mount/mount';
 import { resetMountedFlag } from '../mount/resetMountedFlag';
+import { erase } from '../mount/erase';
 import { StoreError } from '../backend/objectStore';
 import { RetriesExhaustedError } from '../backend/retry';
 import { version } from '../version';
@@ -42,6 +43,10 @@ async function main(argv: readonly string[]): Promise<void> {
   const log = createLogger({ debug: config.debug, quiet: config.quiet, write: daemon ? syslogWrite : undefined });
   if (config.mode === 'resetMountedFlag') {
     await resetMountedFlag(config, log);
+    return;
+  }
+  if (config.mode === 'erase') {
+    await erase(config, log);
     return;
   }
   const handle = await mount(config, log);

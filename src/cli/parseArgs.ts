@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { FLAGS, FLAG_BY_NAME } from '../config/flags';
 import { checkFuseOption } from '../config/fuseOptions';
 import { ConfigError, type ParsedArgs } from '../config/config';
+import { expandConfigFiles } from './configFile';
 
 export type CliResult = { kind: 'run'; args: ParsedArgs } | { kind: 'exit'; code: number; output: string };
 
@@ -33,7 +34,10 @@ function extractDashO(argv: readonly string[]): { rest: string[]; items: string[
 
 function buildProgram(version: string, out: { text: string }): Command {
   const program = new Command('s3backer')
-    .usage('[options] bucket mountpoint\n       s3backer --test [options] directory mountpoint\n       s3backer --reset-mounted-flag [options] bucket')
+    .usage(
+      '[options] bucket mountpoint\n       s3backer --test [options] directory mountpoint\n' +
+        '       s3backer --erase [options] bucket\n       s3backer --reset-mounted-flag [options] bucket',
+    )
     .description('Mount an S3 bucket as one file of fixed-size blocks (upstream s3backer compatible).')
     .argument('[bucket]')
     .argument('[mountpoint]')
@@ -44,6 +48,7 @@ function buildProgram(version: string, out: { text: string }): Command {
     .option('-d', 'debug mode: foreground, debug logging')
     .option('-s', 'single-threaded (accepted for compatibility)')
     .option('-o <options>', 'FUSE options, or s3backer flags as name=value (comma separated)')
+    .option('-F <file>', 'read more arguments from FILE (as --configFile)')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => (out.text += s),
@@ -61,7 +66,7 @@ function buildProgram(version: string, out: { text: string }): Command {
 }
 
 export function parseCommandLine(argv: readonly string[], version: string): CliResult {
-  const { rest, items } = extractDashO(argv);
+  const { rest, items } = extractDashO(expandConfigFiles(argv));
   const fuseOptions: string[] = [];
   const flagArgs: string[] = [];
   for (const item of items) {
@@ -88,7 +93,10 @@ export function parseCommandLine(argv: readonly string[], version: string): CliR
   const flags: Record<string, string | boolean> = {};
   for (const spec of FLAGS) {
     const value = opts[program.options.find((o) => o.long === `--${spec.name}`)?.attributeName() ?? spec.name];
-    if (value !== undefined) flags[spec.name] = value;
+    // commander pairs --no-X with --X on one attribute: false means the negation was given.
+    if (spec.name.startsWith('no-')) {
+      if (value === false) flags[spec.name] = true;
+    } else if (value !== undefined && value !== false) flags[spec.name] = value;
   }
   return {
     kind: 'run',

@@ -2,13 +2,14 @@
 // Every rule here gives one clear message; nothing touches the network or the mount yet.
 
 import * as path from 'node:path';
+import { accessSync, constants } from 'node:fs';
 import { FLAG_BY_NAME } from './flags';
 import { isPowerOfTwo, parseSize } from './sizes';
 import { MAX_BLOCKS } from '../format/blockNames';
 
 export class ConfigError extends Error {}
 
-export type Mode = 'mount' | 'resetMountedFlag';
+export type Mode = 'mount' | 'resetMountedFlag' | 'erase';
 
 export interface Config {
   readonly mode: Mode;
@@ -28,13 +29,28 @@ export interface Config {
   readonly force: boolean;
   readonly listBlocks: boolean;
   readonly directIO: boolean;
+  readonly noAutoDetect: boolean;
+  /** Always ends in "/"; with vhost the bucket goes in the host name. */
   readonly baseURL: string;
+  readonly vhost: boolean;
   readonly region: string;
   readonly accessId: string | undefined;
   readonly accessKey: string | undefined;
   readonly accessFile: string;
   readonly accessFileGiven: boolean;
+  /** Credentials of the EC2 instance role (from the metadata service). */
+  readonly ec2Iam: { readonly role: string | undefined; readonly imdsV2: boolean } | undefined;
   readonly accessType: string;
+  readonly storageClass: string | undefined;
+  readonly sse: string | undefined;
+  readonly sseKeyId: string | undefined;
+  readonly insecure: boolean;
+  readonly cacert: string | undefined;
+  /** Bits per second of one block transfer; undefined = unlimited. */
+  readonly maxUploadSpeed: number | undefined;
+  readonly maxDownloadSpeed: number | undefined;
+  readonly defaultContentEncoding: string | undefined;
+  readonly debugHttp: boolean;
   readonly timeoutMs: number;
   readonly initialRetryPauseMs: number;
   readonly maxRetryPauseMs: number;
@@ -56,6 +72,12 @@ export interface ParsedArgs {
 }
 
 const ACCESS_TYPES = ['private', 'public-read', 'public-read-write', 'authenticated-read'];
+const STORAGE_CLASSES = [
+  'STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'REDUCED_REDUNDANCY', 'INTELLIGENT_TIERING', 'GLACIER', 'GLACIER_IR',
+  'DEEP_ARCHIVE', 'OUTPOSTS',
+];
+const SSE_TYPES = ['AES256', 'aws:kms'];
+const DEFAULT_REGION = 'us-east-1';
 
 function str(flags: ParsedArgs['flags'], name: string): string | undefined {
   const v = flags[name];
@@ -105,8 +127,14 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     if (!spec) throw new ConfigError(`unknown option --${name}`);
     if (!spec.supported) throw new ConfigError(`--${name} is not supported yet by this version of s3backer`);
   }
-  const mode: Mode = flags['reset-mounted-flag'] === true ? 'resetMountedFlag' : 'mount';
+  if (flags['reset-mounted-flag'] === true && flags['erase'] === true) {
+    throw new ConfigError('--erase and --reset-mounted-flag cannot be combined');
+  }
+  const mode: Mode = flags['reset-mounted-flag'] === true ? 'resetMountedFlag' : flags['erase'] === true ? 'erase' : 'mount';
   const wanted = mode === 'mount' ? 2 : 1;
+  if (mode !== 'mount' && args.positionals.length === 2) {
+    throw new ConfigError(`no mountpoint goes with --${mode === 'erase' ? 'erase' : 'reset-mounted-flag'}`);
+  }
   if (args.positionals.length !== wanted) {
     const usage = mode === 'mount' ? 'bucket and mountpoint' : 'bucket';
     throw new ConfigError(
@@ -160,7 +188,15 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   if (authVersion !== undefined && authVersion !== 'aws4') {
     throw new ConfigError(`--authVersion=${authVersion} is not supported: only aws4 signing is implemented`);
   }
-  const baseURL = str(flags, 'baseURL') ?? 'https://s3.amazonaws.com/';
+  // Upstream's rules: a --region other than the default picks that region's endpoint, and any
+  // --region means virtual-host style unless --no-vhost.
+  const regionGiven = str(flags, 'region');
+  const region = regionGiven ?? DEFAULT_REGION;
+  if (flags['vhost'] === true && flags['no-vhost'] === true) throw new ConfigError('--vhost and --no-vhost contradict each other');
+  const vhost = flags['vhost'] === true || (regionGiven !== undefined && flags['no-vhost'] !== true);
+  const baseURLGiven = str(flags, 'baseURL');
+  const baseURL =
+    baseURLGiven ?? (region === DEFAULT_REGION ? 'https://s3.amazonaws.com/' : `https://s3.${region}.amazonaws.com/`);
   let parsedURL: URL;
   try {
     parsedURL = new URL(baseURL);
@@ -170,6 +206,53 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   if (parsedURL.protocol !== 'http:' && parsedURL.protocol !== 'https:') {
     throw new ConfigError(`--baseURL: "${baseURL}" must start with http:// or https://`);
   }
+  if (!baseURL.endsWith('/')) throw new ConfigError(`--baseURL: "${baseURL}" must end with a "/"`);
+  if (flags['ssl'] === true && parsedURL.protocol !== 'https:') {
+    throw new ConfigError(`--ssl conflicts with the non-https --baseURL ${baseURL}`);
+  }
+
+  const storageClass = flags['rrs'] === true ? 'REDUCED_REDUNDANCY' : str(flags, 'storageClass');
+  if (flags['rrs'] === true && str(flags, 'storageClass') !== undefined) {
+    throw new ConfigError('--rrs and --storageClass cannot be combined');
+  }
+  if (storageClass !== undefined && !STORAGE_CLASSES.includes(storageClass)) {
+    throw new ConfigError(`--storageClass: "${storageClass}" is not one of ${STORAGE_CLASSES.join(', ')}`);
+  }
+  const sse = str(flags, 'sse');
+  const sseKeyId = str(flags, 'sse-key-id');
+  if (sse !== undefined && !SSE_TYPES.includes(sse)) throw new ConfigError(`--sse: "${sse}" is not AES256 or aws:kms`);
+  if (sse === 'aws:kms' && sseKeyId === undefined) throw new ConfigError('--sse=aws:kms needs --sse-key-id');
+  if (sseKeyId !== undefined && sse !== 'aws:kms') throw new ConfigError('--sse-key-id goes with --sse=aws:kms');
+  const cacert = str(flags, 'cacert');
+  if (cacert !== undefined) {
+    try {
+      accessSync(cacert, constants.R_OK);
+    } catch {
+      throw new ConfigError(`--cacert: cannot read ${cacert}`);
+    }
+  }
+
+  // Credentials: --accessKeyEnv names the variable holding the key; an EC2 role excludes keys.
+  let accessKey = str(flags, 'accessKey');
+  const accessKeyEnv = str(flags, 'accessKeyEnv');
+  if (accessKeyEnv !== undefined) {
+    if (accessKey !== undefined) throw new ConfigError('--accessKey and --accessKeyEnv cannot be combined');
+    accessKey = env[accessKeyEnv];
+    if (accessKey === undefined) throw new ConfigError(`--accessKeyEnv: environment variable ${accessKeyEnv} is not set`);
+  }
+  const accessId = typeof flags['accessId'] === 'string' ? flags['accessId'] : undefined;
+  if (accessKey !== undefined && accessId === undefined) throw new ConfigError('an access key was given but no --accessId');
+  const iam = flags['accessEC2IAM'];
+  const imdsV2 = flags['accessEC2IAM-IMDSv2'] === true;
+  const ec2Iam = iam !== undefined || imdsV2 ? { role: typeof iam === 'string' && iam !== '' ? iam : undefined, imdsV2 } : undefined;
+  if (ec2Iam && (accessId !== undefined || accessKey !== undefined)) {
+    throw new ConfigError('--accessEC2IAM takes the role\'s credentials: do not give --accessId or --accessKey too');
+  }
+  const speed = (name: string): number | undefined => {
+    const bits = size(flags, name);
+    if (bits === 0) throw new ConfigError(`--${name} must be positive`);
+    return bits;
+  };
 
   const initialRetryPauseMs = int(flags, 'initialRetryPause', 200);
   const maxRetryPauseMs = int(flags, 'maxRetryPause', 30000);
@@ -196,13 +279,25 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     force: flags['force'] === true,
     listBlocks: flags['listBlocks'] === true,
     directIO: flags['directIO'] === true,
+    noAutoDetect: flags['noAutoDetect'] === true,
     baseURL,
-    region: str(flags, 'region') ?? 'us-east-1',
-    accessId: typeof flags['accessId'] === 'string' ? flags['accessId'] : undefined,
-    accessKey: str(flags, 'accessKey'),
+    vhost,
+    region,
+    accessId,
+    accessKey,
     accessFile: path.resolve(str(flags, 'accessFile') ?? path.join(env['HOME'] ?? '/', '.s3backer_passwd')),
     accessFileGiven,
+    ec2Iam,
     accessType,
+    storageClass,
+    sse,
+    sseKeyId,
+    insecure: flags['insecure'] === true,
+    cacert: cacert === undefined ? undefined : path.resolve(cacert),
+    maxUploadSpeed: speed('maxUploadSpeed'),
+    maxDownloadSpeed: speed('maxDownloadSpeed'),
+    defaultContentEncoding: str(flags, 'defaultContentEncoding'),
+    debugHttp: flags['debug-http'] === true,
     timeoutMs: timeoutSec * 1000,
     initialRetryPauseMs,
     maxRetryPauseMs,

@@ -73,12 +73,16 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       if (flag.mounted) log.warn('the mounted flag is set; mounting anyway because of --force');
     }
 
-    const geometry = combineGeometry(config, await detectGeometry(objects, naming), log);
+    const geometry = combineGeometry(config, config.noAutoDetect ? undefined : await detectGeometry(objects, naming), log);
     log.info(
       `${objects.description}: ${geometry.numBlocks} blocks of ${formatSize(geometry.blockSize)} = ${formatSize(geometry.fileSize)}` +
         (geometry.detected ? ' (auto-detected)' : ''),
     );
-    const stack = buildStack(objects, { ...naming, blockSize: geometry.blockSize, numBlocks: geometry.numBlocks }, httpStats);
+    const stack = buildStack(
+      objects,
+      { ...naming, blockSize: geometry.blockSize, numBlocks: geometry.numBlocks, defaultContentEncoding: config.defaultContentEncoding },
+      httpStats,
+    );
     if (config.listBlocks) {
       const started = Date.now();
       const found = await stack.zeroCache.learnFromListing();

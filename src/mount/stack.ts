@@ -21,6 +21,7 @@ export interface Stack {
 export interface StackOptions extends BlockNaming {
   readonly blockSize: number;
   readonly numBlocks: number;
+  readonly defaultContentEncoding?: string | undefined;
 }
 
 export function buildStack(objects: ObjectStore, options: StackOptions, httpStats: HttpStats): Stack {

@@ -7,6 +7,8 @@ export interface Logger {
   warn(msg: string): void;
   info(msg: string): void;
   debug(msg: string): void;
+  /** --debug-http lines: always shown when that flag asked for them. */
+  http(msg: string): void;
 }
 
 export function createLogger(opts: { debug: boolean; quiet: boolean; write?: (line: string) => void }): Logger {
@@ -21,7 +23,8 @@ export function createLogger(opts: { debug: boolean; quiet: boolean; write?: (li
     debug: (msg) => {
       if (opts.debug) emit('debug', msg);
     },
+    http: (msg) => write(`s3backer: http: ${msg}\n`),
   };
 }
 
-export const silentLogger: Logger = { error() {}, warn() {}, info() {}, debug() {} };
+export const silentLogger: Logger = { error() {}, warn() {}, info() {}, debug() {}, http() {} };
