@@ -192,7 +192,6 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   // --region means virtual-host style unless --no-vhost.
   const regionGiven = str(flags, 'region');
   const region = regionGiven ?? DEFAULT_REGION;
-  if (flags['vhost'] === true && flags['no-vhost'] === true) throw new ConfigError('--vhost and --no-vhost contradict each other');
   const vhost = flags['vhost'] === true || (regionGiven !== undefined && flags['no-vhost'] !== true);
   const baseURLGiven = str(flags, 'baseURL');
   const baseURL =

@@ -57,7 +57,7 @@ export async function erase(config: Config, log: Logger, io: EraseIO = defaultIO
         progress.update(++done);
       }),
     );
-    progress.finish();
+    progress.finish(done);
     await clearMountedFlag(objects, naming);
     log.info(`erased ${keys.length} blocks of ${objects.description}`);
     return keys.length;

@@ -2,7 +2,8 @@
 
 export interface Progress {
   update(done: number): void;
-  finish(): void;
+  /** Shows the final count (on a terminal) and ends the line. */
+  finish(done: number): void;
 }
 
 export function createProgress(label: string, total: number | undefined, opts: { quiet: boolean; stream?: NodeJS.WriteStream }): Progress {
@@ -10,14 +11,12 @@ export function createProgress(label: string, total: number | undefined, opts: {
   if (opts.quiet || !stream.isTTY) return { update() {}, finish() {} };
   const started = Date.now();
   let last = 0;
-  let shown = false;
   const render = (done: number): void => {
     const secs = (Date.now() - started) / 1000;
     const rate = secs > 0 ? done / secs : 0;
     const eta = total !== undefined && rate > 0 ? `, ETA ${Math.ceil((total - done) / rate)} s` : '';
     const of = total !== undefined ? `/${total}` : '';
     stream.write(`\r${label} ${done}${of} (${rate.toFixed(0)}/s${eta})\x1b[K`);
-    shown = true;
   };
   return {
     update(done) {
@@ -26,8 +25,9 @@ export function createProgress(label: string, total: number | undefined, opts: {
       last = now;
       render(done);
     },
-    finish() {
-      if (shown) stream.write('\n');
+    finish(done) {
+      render(done);
+      stream.write('\n');
     },
   };
 }

@@ -1,0 +1,102 @@
+// Upstream's flag rules beyond the core: URL style, TLS, storage options, credentials, modes,
+// and config files.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { parseCommandLine } = require('../dist/cli/parseArgs.js');
+const { buildConfig, ConfigError } = require('../dist/config/config.js');
+const { expandConfigFiles } = require('../dist/cli/configFile.js');
+
+const configOf = (argv, env = { HOME: '/nonexistent-home' }) => buildConfig(parseCommandLine(argv, '0').args, env);
+const refused = (argv, pattern, env) =>
+  assert.throws(() => configOf(argv, env), (err) => err instanceof ConfigError && pattern.test(err.message), argv.join(' '));
+
+test('--region picks the regional endpoint and virtual-host style, --no-vhost keeps path style', () => {
+  const plain = configOf(['--size=1m', 'b', 'm']);
+  assert.equal(plain.baseURL, 'https://s3.amazonaws.com/');
+  assert.equal(plain.vhost, false);
+  const eu = configOf(['--size=1m', '--region=eu-west-1', 'b', 'm']);
+  assert.equal(eu.baseURL, 'https://s3.eu-west-1.amazonaws.com/');
+  assert.equal(eu.vhost, true);
+  assert.equal(eu.region, 'eu-west-1');
+  assert.equal(configOf(['--size=1m', '--region=eu-west-1', '--no-vhost', 'b', 'm']).vhost, false);
+  assert.equal(configOf(['--size=1m', '--region=us-east-1', 'b', 'm']).baseURL, 'https://s3.amazonaws.com/');
+  assert.equal(configOf(['--size=1m', '--vhost', 'b', 'm']).vhost, true);
+  refused(['--size=1m', '--baseURL=http://x:9000', 'b', 'm'], /must end with a "\/"/);
+  refused(['--size=1m', '--ssl', '--baseURL=http://x:9000/', 'b', 'm'], /--ssl conflicts/);
+  assert.equal(configOf(['--size=1m', '--ssl', '--baseURL=https://x:9000/', 'b', 'm']).baseURL, 'https://x:9000/');
+});
+
+test('storage class, SSE, TLS and speed flags', () => {
+  const c = configOf(['--size=1m', '--storageClass=STANDARD_IA', '--sse=aws:kms', '--sse-key-id=k1', '--insecure', '--maxUploadSpeed=8m', 'b', 'm']);
+  assert.equal(c.storageClass, 'STANDARD_IA');
+  assert.equal(c.sse, 'aws:kms');
+  assert.equal(c.sseKeyId, 'k1');
+  assert.equal(c.insecure, true);
+  assert.equal(c.maxUploadSpeed, 8 * 2 ** 20);
+  assert.equal(configOf(['--size=1m', '--rrs', 'b', 'm']).storageClass, 'REDUCED_REDUNDANCY');
+  refused(['--size=1m', '--storageClass=CHEAP', 'b', 'm'], /--storageClass: "CHEAP"/);
+  refused(['--size=1m', '--rrs', '--storageClass=STANDARD', 'b', 'm'], /--rrs and --storageClass/);
+  refused(['--size=1m', '--sse=DES', 'b', 'm'], /--sse: "DES"/);
+  refused(['--size=1m', '--sse=aws:kms', 'b', 'm'], /needs --sse-key-id/);
+  refused(['--size=1m', '--sse-key-id=k', 'b', 'm'], /goes with --sse=aws:kms/);
+  refused(['--size=1m', '--cacert=/nonexistent/ca.pem', 'b', 'm'], /--cacert: cannot read/);
+  refused(['--size=1m', '--maxDownloadSpeed=0', 'b', 'm'], /must be positive/);
+});
+
+test('credential flags', () => {
+  const env = { HOME: '/nonexistent-home', MY_KEY: 'from-env' };
+  const c = configOf(['--size=1m', '--accessId=AK', '--accessKeyEnv=MY_KEY', 'b', 'm'], env);
+  assert.equal(c.accessKey, 'from-env');
+  refused(['--size=1m', '--accessId=AK', '--accessKeyEnv=NOPE', 'b', 'm'], /NOPE is not set/, env);
+  refused(['--size=1m', '--accessId=AK', '--accessKey=x', '--accessKeyEnv=MY_KEY', 'b', 'm'], /cannot be combined/, env);
+  refused(['--size=1m', '--accessKey=x', 'b', 'm'], /no --accessId/);
+  const iam = configOf(['--size=1m', '--accessEC2IAM=web', 'b', 'm']);
+  assert.deepEqual(iam.ec2Iam, { role: 'web', imdsV2: false });
+  assert.deepEqual(configOf(['--size=1m', '--accessEC2IAM', '--accessEC2IAM-IMDSv2', 'b', 'm']).ec2Iam, { role: undefined, imdsV2: true });
+  refused(['--size=1m', '--accessEC2IAM', '--accessId=AK', '--accessKey=x', 'b', 'm'], /do not give --accessId/);
+});
+
+test('modes: --erase and --reset-mounted-flag take a bucket only; --noAutoDetect', () => {
+  assert.equal(configOf(['--erase', 'b']).mode, 'erase');
+  assert.equal(configOf(['--reset-mounted-flag', 'b']).mode, 'resetMountedFlag');
+  refused(['--erase', 'b', 'm'], /no mountpoint goes with --erase/);
+  refused(['--erase', '--reset-mounted-flag', 'b'], /cannot be combined/);
+  assert.equal(configOf(['--noAutoDetect', '--size=1m', 'b', 'm']).noAutoDetect, true);
+});
+
+test('config files: one argument per line, comments, nesting, -F and -o configFile=', () => {
+  const dir = mkdtempSync(join(tmpdir(), 's3b-cfg-'));
+  try {
+    const inner = join(dir, 'inner.conf');
+    const outer = join(dir, 'outer.conf');
+    writeFileSync(inner, '# geometry\n--blockSize=64k\n\n  --size=1g  \n');
+    writeFileSync(outer, `--prefix=disk/\n--configFile=${inner}\nbkt\n`);
+    assert.deepEqual(expandConfigFiles(['-F', outer, 'mnt']), ['--prefix=disk/', '--blockSize=64k', '--size=1g', 'bkt', 'mnt']);
+    const c = configOf(['-o', `ro,configFile=${outer}`, 'mnt', '-f']);
+    assert.equal(c.bucket, 'bkt');
+    assert.equal(c.prefix, 'disk/');
+    assert.equal(c.blockSize, 65536);
+    assert.equal(c.size, 2 ** 30);
+    assert.deepEqual(c.fuseOptions, ['ro']);
+    assert.equal(configOf([`--configFile=${outer}`, 'mnt']).size, 2 ** 30);
+    const loop = join(dir, 'loop.conf');
+    writeFileSync(loop, `--configFile=${loop}\n`);
+    refused([`--configFile=${loop}`, 'mnt'], /too many levels of --configFile nesting/);
+    refused([`--configFile=${join(dir, 'missing.conf')}`, 'mnt'], /cannot read config file .*ENOENT/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--help shows the implemented upstream flags', () => {
+  const help = parseCommandLine(['--help'], '0').output;
+  for (const flag of ['--erase', '--configFile', '--vhost', '--no-vhost', '--accessEC2IAM', '--sse-key-id', '--debug-http', '-F <file>']) {
+    assert.ok(help.includes(flag), flag);
+  }
+});

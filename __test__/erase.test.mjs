@@ -1,0 +1,75 @@
+// --erase deletes every block and the mounted flag; it asks on a terminal and never erases
+// unasked from a script.
+import test, { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { startS3Server, listKeys, putObject } from './helpers/s3server.mjs';
+import { runCli, s3Flags, CLI } from './helpers/ours.mjs';
+
+let server;
+before(async () => {
+  server = await startS3Server({ buckets: ['disk'] });
+});
+after(async () => {
+  await server?.stop();
+});
+
+async function fillBucket(prefix, n) {
+  for (let i = 0; i < n; i++) await putObject(server, 'disk', `${prefix}${i.toString(16).padStart(8, '0')}`, Buffer.alloc(512, 1));
+  await putObject(server, 'disk', `${prefix}unrelated.txt`, 'keep me');
+}
+
+/** Runs the CLI on a pseudo-terminal (util-linux script) and answers its prompt. */
+function runOnTerminal(args, answer) {
+  return new Promise((resolve, reject) => {
+    const cmd = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    let answered = false;
+    child.stdout.on('data', (d) => {
+      output += d;
+      if (!answered && output.includes('[y/N]')) {
+        answered = true;
+        child.stdin.write(`${answer}\n`);
+      }
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no exit; output: ${output}`));
+    }, 60000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output, answered });
+    });
+  });
+}
+
+test('without a terminal, --erase refuses unless --force', { timeout: 120000 }, async () => {
+  await fillBucket('a/', 30);
+  const res = await runCli([...s3Flags(server), '--prefix=a/', '--erase', 'disk']);
+  assert.equal(res.code, 1);
+  assert.match(res.stderr, /--erase would delete 30 blocks of s3:\/\/disk\/a\/: add --force/);
+  assert.equal((await listKeys(server, 'disk', 'a/')).length, 31);
+
+  await putObject(server, 'disk', 'a/s3backer-mounted', 'host\n', { metadata: { 's3backer-mount-token': 'abc' } });
+  const mounted = await runCli([...s3Flags(server), '--prefix=a/', '--erase', 'disk']);
+  assert.match(mounted.stderr, /appears to be mounted/);
+  const forced = await runCli([...s3Flags(server), '--prefix=a/', '--erase', '--force', 'disk']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(forced.stderr, /erased 30 blocks/);
+  assert.deepEqual(await listKeys(server, 'disk', 'a/'), ['a/unrelated.txt'], 'blocks and flag gone, other objects kept');
+});
+
+test('on a terminal, --erase asks and erases only on yes', { timeout: 120000 }, async () => {
+  await fillBucket('t/', 12);
+  const no = await runOnTerminal([...s3Flags(server), '--prefix=t/', '--erase', 'disk'], 'n');
+  assert.ok(no.answered, no.output);
+  assert.match(no.output, /Erase all 12 blocks of s3:\/\/disk\/t\/\? This cannot be undone\. \[y\/N\]/);
+  assert.equal(no.code, 1);
+  assert.equal((await listKeys(server, 'disk', 't/')).length, 13);
+  const yes = await runOnTerminal([...s3Flags(server), '--prefix=t/', '--erase', 'disk'], 'y');
+  assert.equal(yes.code, 0, yes.output);
+  assert.match(yes.output, /erasing: blocks deleted 12\/12 \(\d+\/s, ETA 0 s\)/, 'progress on the terminal');
+  assert.match(yes.output, /erased 12 blocks/);
+  assert.deepEqual(await listKeys(server, 'disk', 't/'), ['t/unrelated.txt']);
+});
