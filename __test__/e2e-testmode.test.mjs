@@ -55,6 +55,11 @@ test('--test mode: ext4 on the file survives a remount with auto-detected geomet
     assert.match(bad.stderr, /--size 64m differs from the auto-detected 32m: use --force/);
     assert.equal(await isMounted(w.mnt), false);
     assert.ok(!(await readdir(w.store)).includes('s3backer-mounted'));
+
+    // --noAutoDetect ignores block 0's geometry: the flags alone decide.
+    m = await startMount(['--test', '--noAutoDetect', '--size=1m', '--blockSize=4k', w.store, w.mnt], w.mnt);
+    assert.equal((await stat(file)).size, 2 ** 20);
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
   } finally {
     await w.cleanup();
   }

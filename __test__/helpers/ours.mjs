@@ -23,9 +23,9 @@ export function s3Flags(server) {
 }
 
 /** Runs the CLI to completion (for one-shot modes and failures). */
-export function runCli(args, { timeoutMs = 60000 } = {}) {
+export function runCli(args, { timeoutMs = 60000, env = process.env } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -47,8 +47,8 @@ export async function isMounted(mountpoint) {
 }
 
 /** Starts `s3backer -f ARGS` and resolves once <mountpoint>/<filename> is there. */
-export async function startMount(args, mountpoint, { filename = 'file', timeoutMs = 60000 } = {}) {
-  const child = spawn(process.execPath, [CLI, '-f', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startMount(args, mountpoint, { filename = 'file', timeoutMs = 60000, env = process.env } = {}) {
+  const child = spawn(process.execPath, [CLI, '-f', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stderr = '';
   child.stdout.on('data', (d) => (stderr += d));
   child.stderr.on('data', (d) => (stderr += d));

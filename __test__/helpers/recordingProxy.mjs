@@ -1,0 +1,95 @@
+// A recording S3 endpoint on loopback: every request's method, path, Host and headers are kept
+// for tests to inspect. With a target (an s3rver from s3server.mjs) it forwards requests there,
+// turning virtual-host requests into path style; without one it answers like an empty bucket
+// (HEAD bucket 200, objects 404, PUT/DELETE 200/204), which is enough for one-shot commands.
+import * as http from 'node:http';
+
+function xmlError(code, message) {
+  return `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+}
+
+export async function startRecordingProxy({ target } = {}) {
+  const requests = [];
+  let failures = [];
+  const agent = new http.Agent({ keepAlive: true });
+  const server = http.createServer((req, res) => {
+    const host = req.headers.host ?? '';
+    const hostname = host.replace(/:\d+$/, '');
+    // Virtual-host style: the bucket is the first label of a *.localhost host name.
+    const vhostBucket = hostname.endsWith('.localhost') ? hostname.slice(0, -'.localhost'.length) : undefined;
+    const url = new URL(req.url, 'http://x');
+    const path = vhostBucket ? `/${vhostBucket}${url.pathname === '/' ? '' : url.pathname}` : url.pathname;
+    const [, bucket = '', ...keyParts] = path.split('/');
+    const record = {
+      method: req.method,
+      url: req.url,
+      host,
+      vhost: vhostBucket !== undefined,
+      bucket,
+      key: decodeURIComponent(keyParts.join('/')),
+      headers: { ...req.headers },
+      bodyLength: 0,
+      status: undefined,
+    };
+    requests.push(record);
+    const reply = (status, body = '', headers = {}) => {
+      record.status = status;
+      res.writeHead(status, { 'content-length': Buffer.byteLength(body), ...headers });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    if (failures.length > 0) {
+      const status = failures.shift();
+      req.resume();
+      req.on('end', () => reply(status, xmlError(status >= 500 ? 'ServiceUnavailable' : 'AccessDenied', 'injected'), { 'content-type': 'application/xml' }));
+      return;
+    }
+    if (!target) {
+      req.on('data', (d) => (record.bodyLength += d.length));
+      req.on('end', () => {
+        if (record.key === '') {
+          if (req.method === 'HEAD') return reply(bucket.startsWith('missing') ? 404 : 200);
+          return reply(200, '<?xml version="1.0"?><ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>', { 'content-type': 'application/xml' });
+        }
+        if (req.method === 'PUT') return reply(200, '', { etag: '"0"' });
+        if (req.method === 'DELETE') return reply(204);
+        return reply(404, req.method === 'HEAD' ? '' : xmlError('NoSuchKey', 'no such key'), { 'content-type': 'application/xml' });
+      });
+      return;
+    }
+    const upstream = http.request(
+      { host: '127.0.0.1', port: target.port, method: req.method, path: path + url.search, headers: { ...req.headers, host: `127.0.0.1:${target.port}` }, agent },
+      (up) => {
+        record.status = up.statusCode;
+        res.writeHead(up.statusCode, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on('error', (err) => {
+      record.status = 502;
+      res.destroy(err);
+    });
+    req.on('data', (d) => (record.bodyLength += d.length));
+    req.pipe(upstream);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    port,
+    endpoint: `http://127.0.0.1:${port}`,
+    /** For virtual-host tests: needs helpers/resolve-localhost.cjs preloaded in the client. */
+    localhostEndpoint: `http://localhost:${port}`,
+    requests,
+    clear() {
+      requests.length = 0;
+    },
+    /** The next requests answer these statuses (e.g. [503, 503]) instead of being served. */
+    failNext(statuses) {
+      failures = [...statuses];
+    },
+    async stop() {
+      agent.destroy();
+      server.closeAllConnections?.();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
