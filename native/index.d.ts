@@ -9,8 +9,46 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class SlotStore {
+  /** Slots in anonymous memory: the same cache code without a cache file. */
+  static anonymous(blockSize: number, numSlots: number): SlotStore
+  /** A new, empty cache file (replacing whatever was at `path`). */
+  static createFile(path: string, blockSize: number, numSlots: number, mountToken: number): SlotStore
+  /** An existing cache file, as its header describes it; refuses foreign or damaged files. */
+  static openFile(path: string): SlotStore
+  get header(): CacheHeader
+  /** Copies one block into a slot (the entry is set separately, after the data is synced). */
+  write(slot: number, data: Uint8Array): void
+  /** Copies one block out of a slot into a new Buffer owned by JS. */
+  read(slot: number): Buffer
+  setEntry(slot: number, block: number, dirty: boolean, etag?: Uint8Array | undefined | null): void
+  clearEntry(slot: number): void
+  entries(): Array<SlotEntry>
+  setMountToken(token: number): void
+  /** Resolves once the slot's data is in the file (at once without a file). */
+  syncData(slot: number): Promise<unknown>
+  /** Resolves once the slot's entry is in the file. */
+  syncEntry(slot: number): Promise<unknown>
+}
+
 /** Null for an all-zero block, else its MD5: the zero check and Content-MD5 in one pass. */
 export declare function blockDigest(data: Uint8Array): Buffer | null
+
+export interface CacheFileContents {
+  header: CacheHeader
+  entries: Array<SlotEntry>
+}
+
+export interface CacheHeader {
+  magic: number
+  version: number
+  blockSize: number
+  numSlots: number
+  mountToken: number
+}
+
+/** Reads a cache file's header and used entries without changing it (for inspection). */
+export declare function inspectCacheFile(path: string): CacheFileContents
 
 /** True when the block is all zeros. */
 export declare function isZero(data: Uint8Array): boolean
@@ -20,3 +58,11 @@ export declare function md5(data: Uint8Array): Buffer
 
 /** MD5 of the data as 32 lowercase hex digits. */
 export declare function md5Hex(data: Uint8Array): string
+
+export interface SlotEntry {
+  slot: number
+  block: number
+  dirty: boolean
+  /** 32 lowercase hex digits (all zeros when unknown). */
+  etag: string
+}

@@ -835,7 +835,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.SlotStore = nativeBinding.SlotStore
 module.exports.blockDigest = nativeBinding.blockDigest
+module.exports.inspectCacheFile = nativeBinding.inspectCacheFile
 module.exports.isZero = nativeBinding.isZero
 module.exports.md5 = nativeBinding.md5
 module.exports.md5Hex = nativeBinding.md5Hex

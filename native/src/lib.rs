@@ -4,6 +4,8 @@
 #![deny(clippy::all)]
 
 mod digest;
+mod slot_store;
+mod slots;
 mod zero;
 
 use napi::bindgen_prelude::Buffer;

@@ -1,0 +1,189 @@
+//! The slots exported to Node: a class over the mapping, copies into and out of JS buffers done
+//! here (one copy each way, no Buffer ever points into the mapping), and the msyncs that order a
+//! cache file's writes run on the libuv pool.
+
+use crate::slots::{self, Slots};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::path::Path;
+use std::sync::Arc;
+
+#[napi(object)]
+pub struct SlotEntry {
+    pub slot: u32,
+    pub block: u32,
+    pub dirty: bool,
+    /// 32 lowercase hex digits (all zeros when unknown).
+    pub etag: String,
+}
+
+#[napi(object)]
+pub struct CacheHeader {
+    pub magic: u32,
+    pub version: u32,
+    pub block_size: u32,
+    pub num_slots: u32,
+    pub mount_token: u32,
+}
+
+#[napi(object)]
+pub struct CacheFileContents {
+    pub header: CacheHeader,
+    pub entries: Vec<SlotEntry>,
+}
+
+fn to_js(e: slots::Entry) -> SlotEntry {
+    SlotEntry { slot: e.slot, block: e.block, dirty: e.dirty, etag: crate::digest::to_hex(&e.etag) }
+}
+
+fn header_to_js(h: &slots::Header, token: u32) -> CacheHeader {
+    CacheHeader { magic: h.magic, version: h.version, block_size: h.block_size, num_slots: h.num_slots, mount_token: token }
+}
+
+fn io_err(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::from_reason(format!("{context}: {e}"))
+}
+
+#[napi]
+pub struct SlotStore {
+    inner: Arc<Slots>,
+}
+
+pub enum SyncWhat {
+    Data(u32),
+    Entry(u32),
+}
+
+pub struct SyncTask {
+    slots: Arc<Slots>,
+    what: SyncWhat,
+}
+
+impl Task for SyncTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        match self.what {
+            SyncWhat::Data(slot) => self.slots.sync_data(slot),
+            SyncWhat::Entry(slot) => self.slots.sync_entry(slot),
+        }
+        .map_err(|e| io_err("cache file sync", e))
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[napi]
+impl SlotStore {
+    /// Slots in anonymous memory: the same cache code without a cache file.
+    #[napi(factory)]
+    pub fn anonymous(block_size: u32, num_slots: u32) -> Result<SlotStore> {
+        let slots = Slots::anonymous(block_size, num_slots).map_err(|e| io_err("cannot allocate the block cache", e))?;
+        Ok(SlotStore { inner: Arc::new(slots) })
+    }
+
+    /// A new, empty cache file (replacing whatever was at `path`).
+    #[napi(factory)]
+    pub fn create_file(path: String, block_size: u32, num_slots: u32, mount_token: u32) -> Result<SlotStore> {
+        let slots = Slots::create_file(Path::new(&path), block_size, num_slots, mount_token)
+            .map_err(|e| io_err(&format!("cannot create cache file {path}"), e))?;
+        Ok(SlotStore { inner: Arc::new(slots) })
+    }
+
+    /// An existing cache file, as its header describes it; refuses foreign or damaged files.
+    #[napi(factory)]
+    pub fn open_file(path: String) -> Result<SlotStore> {
+        let slots = Slots::open_file(Path::new(&path)).map_err(|e| io_err(&format!("cache file {path}"), e))?;
+        Ok(SlotStore { inner: Arc::new(slots) })
+    }
+
+    #[napi(getter)]
+    pub fn header(&self) -> CacheHeader {
+        header_to_js(&self.inner.header, self.inner.mount_token())
+    }
+
+    fn check(&self, slot: u32, len: usize) -> Result<()> {
+        if slot >= self.inner.header.num_slots {
+            return Err(Error::from_reason(format!("slot {slot} out of range")));
+        }
+        if len != self.inner.header.block_size as usize {
+            return Err(Error::from_reason(format!("{len} bytes given for a block of {}", self.inner.header.block_size)));
+        }
+        Ok(())
+    }
+
+    /// Copies one block into a slot (the entry is set separately, after the data is synced).
+    #[napi]
+    pub fn write(&self, slot: u32, data: &[u8]) -> Result<()> {
+        self.check(slot, data.len())?;
+        self.inner.write_data(slot, data);
+        Ok(())
+    }
+
+    /// Copies one block out of a slot into a new Buffer owned by JS.
+    #[napi]
+    pub fn read(&self, slot: u32) -> Result<Buffer> {
+        let mut out = vec![0u8; self.inner.header.block_size as usize];
+        self.check(slot, out.len())?;
+        self.inner.read_data(slot, &mut out);
+        Ok(out.into())
+    }
+
+    #[napi]
+    pub fn set_entry(&self, slot: u32, block: u32, dirty: bool, etag: Option<&[u8]>) -> Result<()> {
+        self.check(slot, self.inner.header.block_size as usize)?;
+        let mut tag = [0u8; 16];
+        if let Some(e) = etag {
+            if e.len() != 16 {
+                return Err(Error::from_reason("an ETag is 16 bytes"));
+            }
+            tag.copy_from_slice(e);
+        }
+        self.inner.set_entry(slot, block, dirty, &tag);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn clear_entry(&self, slot: u32) -> Result<()> {
+        self.check(slot, self.inner.header.block_size as usize)?;
+        self.inner.clear_entry(slot);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn entries(&self) -> Vec<SlotEntry> {
+        self.inner.entries().into_iter().map(to_js).collect()
+    }
+
+    #[napi]
+    pub fn set_mount_token(&self, token: u32) -> Result<()> {
+        self.inner.set_mount_token(token).map_err(|e| io_err("cache file", e))
+    }
+
+    /// Resolves once the slot's data is in the file (at once without a file).
+    #[napi]
+    pub fn sync_data(&self, slot: u32) -> Result<AsyncTask<SyncTask>> {
+        self.check(slot, self.inner.header.block_size as usize)?;
+        Ok(AsyncTask::new(SyncTask { slots: self.inner.clone(), what: SyncWhat::Data(slot) }))
+    }
+
+    /// Resolves once the slot's entry is in the file.
+    #[napi]
+    pub fn sync_entry(&self, slot: u32) -> Result<AsyncTask<SyncTask>> {
+        self.check(slot, self.inner.header.block_size as usize)?;
+        Ok(AsyncTask::new(SyncTask { slots: self.inner.clone(), what: SyncWhat::Entry(slot) }))
+    }
+}
+
+/// Reads a cache file's header and used entries without changing it (for inspection).
+#[napi]
+pub fn inspect_cache_file(path: String) -> Result<CacheFileContents> {
+    let (header, entries) = slots::inspect(Path::new(&path)).map_err(|e| io_err(&format!("cache file {path}"), e))?;
+    Ok(CacheFileContents {
+        header: header_to_js(&header, header.mount_token),
+        entries: entries.into_iter().map(to_js).collect(),
+    })
+}
