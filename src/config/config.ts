@@ -51,6 +51,7 @@ export interface Config {
   readonly maxDownloadSpeed: number | undefined;
   readonly defaultContentEncoding: string | undefined;
   readonly debugHttp: boolean;
+  readonly blockCache: BlockCacheConfig;
   readonly timeoutMs: number;
   readonly initialRetryPauseMs: number;
   readonly maxRetryPauseMs: number;
@@ -58,6 +59,19 @@ export interface Config {
   readonly debug: boolean;
   readonly quiet: boolean;
   readonly fuseOptions: readonly string[];
+}
+
+export interface BlockCacheConfig {
+  /** Blocks; 0 = no block cache. */
+  readonly size: number;
+  readonly writeDelayMs: number;
+  readonly threads: number;
+  readonly timeoutMs: number;
+  readonly maxDirty: number;
+  readonly sync: boolean;
+  readonly numProtected: number;
+  readonly readAhead: number;
+  readonly readAheadTrigger: number;
 }
 
 export const DEFAULT_BLOCK_SIZE = 4096;
@@ -247,6 +261,21 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   if (ec2Iam && (accessId !== undefined || accessKey !== undefined)) {
     throw new ConfigError('--accessEC2IAM takes the role\'s credentials: do not give --accessId or --accessKey too');
   }
+  const blockCache: BlockCacheConfig = {
+    size: int(flags, 'blockCacheSize', 1000),
+    writeDelayMs: int(flags, 'blockCacheWriteDelay', 250),
+    threads: int(flags, 'blockCacheThreads', 20, 1),
+    timeoutMs: int(flags, 'blockCacheTimeout', 0),
+    maxDirty: int(flags, 'blockCacheMaxDirty', 0),
+    sync: flags['blockCacheSync'] === true,
+    numProtected: int(flags, 'blockCacheNumProtected', 0),
+    readAhead: int(flags, 'readAhead', 4),
+    readAheadTrigger: int(flags, 'readAheadTrigger', 2, 1),
+  };
+  if (blockCache.maxDirty > blockCache.size && blockCache.size > 0) {
+    throw new ConfigError(`--blockCacheMaxDirty (${blockCache.maxDirty}) cannot exceed --blockCacheSize (${blockCache.size})`);
+  }
+  if (blockCache.size > 0 && blockCache.size < 2) throw new ConfigError('--blockCacheSize must be 0 (no cache) or at least 2');
   const speed = (name: string): number | undefined => {
     const bits = size(flags, name);
     if (bits === 0) throw new ConfigError(`--${name} must be positive`);
@@ -297,6 +326,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     maxDownloadSpeed: speed('maxDownloadSpeed'),
     defaultContentEncoding: str(flags, 'defaultContentEncoding'),
     debugHttp: flags['debug-http'] === true,
+    blockCache,
     timeoutMs: timeoutSec * 1000,
     initialRetryPauseMs,
     maxRetryPauseMs,

@@ -80,8 +80,15 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     );
     const stack = buildStack(
       objects,
-      { ...naming, blockSize: geometry.blockSize, numBlocks: geometry.numBlocks, defaultContentEncoding: config.defaultContentEncoding },
+      {
+        ...naming,
+        blockSize: geometry.blockSize,
+        numBlocks: geometry.numBlocks,
+        defaultContentEncoding: config.defaultContentEncoding,
+        blockCache: config.blockCache,
+      },
       httpStats,
+      log,
     );
     if (config.listBlocks) {
       const started = Date.now();

@@ -1,10 +1,14 @@
 // Builds the layer stack top-down from the configuration:
-// partial-block read/modify/write -> zero cache -> block backend -> object store.
+// partial-block read/modify/write -> zero cache -> block cache -> block backend -> object store.
 
 import type { ObjectStore } from '../backend/objectStore';
 import { BlockBackend } from '../backend/blockBackend';
 import type { HttpStats } from '../backend/httpStats';
 import { ZeroCache } from '../layers/zeroCache';
+import { BlockCache } from '../layers/blockCache';
+import { SlotStores } from '../native/addon';
+import type { BlockCacheConfig } from '../config/config';
+import type { Logger } from '../util/log';
 import { PartialBlockLayer } from '../layers/partialBlock';
 import type { BlockStore } from '../store/blockStore';
 import type { StatsSource } from '../stats/stats';
@@ -22,15 +26,28 @@ export interface StackOptions extends BlockNaming {
   readonly blockSize: number;
   readonly numBlocks: number;
   readonly defaultContentEncoding?: string | undefined;
+  readonly blockCache: BlockCacheConfig;
 }
 
-export function buildStack(objects: ObjectStore, options: StackOptions, httpStats: HttpStats): Stack {
+export function buildStack(objects: ObjectStore, options: StackOptions, httpStats: HttpStats, log: Logger): Stack {
   const backend = new BlockBackend(objects, options, httpStats);
-  const zeroCache = new ZeroCache(backend);
+  const cacheConfig = options.blockCache;
+  // More slots than blocks would never be used.
+  const slots = Math.min(cacheConfig.size, options.numBlocks);
+  const blockCache =
+    slots > 0
+      ? new BlockCache(
+          backend,
+          SlotStores.anonymous(options.blockSize, slots),
+          { ...cacheConfig, size: slots, maxDirty: Math.min(cacheConfig.maxDirty, slots), persistent: false },
+          log,
+        )
+      : undefined;
+  const zeroCache = new ZeroCache(blockCache ?? backend);
   return {
     data: new PartialBlockLayer(zeroCache),
     top: zeroCache,
     zeroCache,
-    statsSources: [httpStats, zeroCache],
+    statsSources: [httpStats, ...(blockCache ? [blockCache] : []), zeroCache],
   };
 }

@@ -3,11 +3,48 @@
 
 import * as path from 'node:path';
 
+export interface CacheHeader {
+  magic: number;
+  version: number;
+  blockSize: number;
+  numSlots: number;
+  mountToken: number;
+}
+
+export interface SlotEntry {
+  slot: number;
+  block: number;
+  dirty: boolean;
+  /** 32 hex digits, zeros when unknown. */
+  etag: string;
+}
+
+/** Block slots in a mapped cache file or anonymous memory (native/src/slots.rs). */
+export interface SlotStore {
+  readonly header: CacheHeader;
+  write(slot: number, data: Uint8Array): void;
+  read(slot: number): Buffer;
+  setEntry(slot: number, block: number, dirty: boolean, etag?: Uint8Array | null): void;
+  clearEntry(slot: number): void;
+  entries(): SlotEntry[];
+  setMountToken(token: number): void;
+  syncData(slot: number): Promise<unknown>;
+  syncEntry(slot: number): Promise<unknown>;
+}
+
+interface SlotStoreClass {
+  anonymous(blockSize: number, numSlots: number): SlotStore;
+  createFile(path: string, blockSize: number, numSlots: number, mountToken: number): SlotStore;
+  openFile(path: string): SlotStore;
+}
+
 interface NativeCore {
   isZero(data: Uint8Array): boolean;
   md5(data: Uint8Array): Buffer;
   md5Hex(data: Uint8Array): string;
   blockDigest(data: Uint8Array): Buffer | null;
+  SlotStore: SlotStoreClass;
+  inspectCacheFile(path: string): { header: CacheHeader; entries: SlotEntry[] };
 }
 
 function loadCore(): NativeCore {
@@ -33,3 +70,8 @@ export const md5 = (data: Uint8Array): Buffer => core.md5(data);
 export const md5Hex = (data: Uint8Array): string => core.md5Hex(data);
 /** Null for an all-zero block, else its MD5: the write path's zero check and Content-MD5 in one call. */
 export const blockDigest = (data: Uint8Array): Buffer | null => core.blockDigest(data);
+
+/** Slots over anonymous memory, a new cache file, or an existing one (refused if foreign or damaged). */
+export const SlotStores: SlotStoreClass = core.SlotStore;
+/** Header and used entries of a cache file, read without changing it. */
+export const readCacheFile = (path: string): { header: CacheHeader; entries: SlotEntry[] } => core.inspectCacheFile(path);

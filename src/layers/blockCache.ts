@@ -1,0 +1,463 @@
+// The block cache: an LRU of whole blocks held in native slots (anonymous memory, or a cache
+// file). Reads of cached blocks cost no request; writes land in a slot and return; dirty blocks
+// are uploaded by a bounded pool after --blockCacheWriteDelay, sooner under pressure, and stay
+// dirty until an upload of their latest version succeeds. A block rewritten while it uploads is
+// uploaded again afterwards. Sequential readers trigger read-ahead into free or clean slots.
+
+import { checkBlockNum, type BlockStore } from '../store/blockStore';
+import { ratio, type StatsSource, type StatValue } from '../stats/stats';
+import { isZeroBlock, md5, type SlotStore } from '../native/addon';
+import type { Logger } from '../util/log';
+
+export interface BlockCacheOptions {
+  /** Slots (blocks) in the cache. */
+  readonly size: number;
+  readonly writeDelayMs: number;
+  /** Uploads in flight at once. */
+  readonly threads: number;
+  /** Idle clean blocks are evicted after this long (0 = never). */
+  readonly timeoutMs: number;
+  /** Writers wait while this many blocks are dirty (0 = no limit but the cache size). */
+  readonly maxDirty: number;
+  /** A write returns only once uploaded. */
+  readonly sync: boolean;
+  /** Blocks below this number are evicted last. */
+  readonly numProtected: number;
+  readonly readAhead: number;
+  readonly readAheadTrigger: number;
+  /** The slots live in a cache file: order its writes for crash safety. */
+  readonly persistent: boolean;
+}
+
+interface Entry {
+  readonly block: number;
+  readonly slot: number;
+  /** Set while the block's data is being fetched into the slot. */
+  loading: Promise<void> | undefined;
+  /** Bumped by every write; the block is dirty while it differs from storedVersion. */
+  version: number;
+  storedVersion: number;
+  /** Writes between marking the block dirty and finishing their copy. */
+  pendingWrites: number;
+  uploading: boolean;
+  dirtySince: number;
+  lastUsed: number;
+  retryAt: number;
+  failures: number;
+}
+
+interface FlushWaiter {
+  readonly versions: Map<Entry, number>;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+const MAX_RETRY_DELAY_MS = 30000;
+
+export class BlockCache implements BlockStore, StatsSource {
+  readonly blockSize: number;
+  readonly numBlocks: number;
+  private readonly entries = new Map<number, Entry>();
+  /** Clean, loaded, idle entries in LRU order (oldest first); protected blocks kept apart. */
+  private readonly clean = new Map<number, Entry>();
+  private readonly cleanProtected = new Map<number, Entry>();
+  /** Dirty entries, oldest first. */
+  private readonly dirty = new Map<number, Entry>();
+  private readonly freeSlots: number[] = [];
+  private slotWaiters: Array<() => void> = [];
+  private dirtyWaiters: Array<() => void> = [];
+  private flushWaiters: FlushWaiter[] = [];
+  private uploadsInFlight = 0;
+  private urgent = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private closed = false;
+  private lastRead = -2;
+  private sequential = 0;
+  private readonly zeros: Buffer;
+  private readonly maxDirty: number;
+  initialSize = 0;
+  readHits = 0;
+  readMisses = 0;
+  writeHits = 0;
+  writeMisses = 0;
+  verified = 0;
+  mismatch = 0;
+  uploadFailures = 0;
+
+  constructor(
+    private readonly inner: BlockStore,
+    private readonly slots: SlotStore,
+    private readonly options: BlockCacheOptions,
+    private readonly log: Logger,
+  ) {
+    this.blockSize = inner.blockSize;
+    this.numBlocks = inner.numBlocks;
+    this.zeros = Buffer.alloc(inner.blockSize);
+    this.maxDirty = options.maxDirty > 0 ? Math.min(options.maxDirty, options.size) : options.size;
+    for (let s = options.size - 1; s >= 0; s--) this.freeSlots.push(s);
+    if (options.timeoutMs > 0) {
+      this.sweeper = setInterval(() => this.evictIdle(), Math.min(options.timeoutMs, 1000));
+      this.sweeper.unref();
+    }
+  }
+
+  get dirtyCount(): number {
+    return this.dirty.size;
+  }
+
+  // ---- slots ----------------------------------------------------------------------------
+
+  private isProtected(block: number): boolean {
+    return block < this.options.numProtected;
+  }
+
+  private makeClean(e: Entry): void {
+    (this.isProtected(e.block) ? this.cleanProtected : this.clean).set(e.block, e);
+  }
+
+  private unlistClean(e: Entry): void {
+    this.clean.delete(e.block);
+    this.cleanProtected.delete(e.block);
+  }
+
+  /** A free slot, or the slot of the least recently used clean block; undefined if all are busy. */
+  private takeSlotNow(): number | undefined {
+    const free = this.freeSlots.pop();
+    if (free !== undefined) return free;
+    const victim = this.clean.values().next().value ?? this.cleanProtected.values().next().value;
+    if (victim === undefined) return undefined;
+    this.unlistClean(victim);
+    this.entries.delete(victim.block);
+    // The entry goes before the slot is reused (the write path syncs it before new data lands).
+    if (this.options.persistent) this.slots.clearEntry(victim.slot);
+    return victim.slot;
+  }
+
+  /** Waits for a slot, pushing uploads along so dirty blocks become evictable. */
+  private async takeSlot(): Promise<number> {
+    for (;;) {
+      const slot = this.takeSlotNow();
+      if (slot !== undefined) return slot;
+      this.urgent++;
+      this.pump();
+      try {
+        await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+      } finally {
+        this.urgent--;
+      }
+    }
+  }
+
+  private wake(waiters: 'slotWaiters' | 'dirtyWaiters'): void {
+    const list = this[waiters];
+    this[waiters] = [];
+    for (const w of list) w();
+  }
+
+  private touch(e: Entry): void {
+    e.lastUsed = Date.now();
+    if (this.clean.has(e.block) || this.cleanProtected.has(e.block)) {
+      this.unlistClean(e);
+      this.makeClean(e);
+    }
+  }
+
+  private evictIdle(): void {
+    const limit = Date.now() - this.options.timeoutMs;
+    for (const list of [this.clean, this.cleanProtected]) {
+      for (const e of [...list.values()]) {
+        if (e.lastUsed >= limit) continue;
+        list.delete(e.block);
+        this.entries.delete(e.block);
+        if (this.options.persistent) this.slots.clearEntry(e.slot);
+        this.freeSlots.push(e.slot);
+      }
+    }
+    this.wake('slotWaiters');
+  }
+
+  // ---- reads ----------------------------------------------------------------------------
+
+  async readBlock(blockNum: number): Promise<Buffer> {
+    checkBlockNum(this, blockNum);
+    this.noteRead(blockNum);
+    let e = this.entries.get(blockNum);
+    if (e?.loading) {
+      this.readHits++; // another reader (or read-ahead) already asked for it
+      await e.loading;
+      e = this.entries.get(blockNum);
+    } else if (e) this.readHits++;
+    if (e && !e.loading) {
+      this.touch(e);
+      return this.slots.read(e.slot);
+    }
+    this.readMisses++;
+    const slot = this.takeSlotNow();
+    // Every slot busy with dirty data: read through rather than wait on uploads.
+    if (slot === undefined) return this.inner.readBlock(blockNum);
+    return this.load(blockNum, slot);
+  }
+
+  /** Fetches a block into a slot and resolves its data. */
+  private async load(blockNum: number, slot: number): Promise<Buffer> {
+    let done!: () => void;
+    const e = this.newEntry(blockNum, slot);
+    e.loading = new Promise<void>((resolve) => (done = resolve));
+    this.entries.set(blockNum, e);
+    try {
+      const data = await this.inner.readBlock(blockNum);
+      this.slots.write(slot, data);
+      e.loading = undefined;
+      this.makeClean(e);
+      if (this.options.persistent) void this.persistClean(e, data);
+      return data;
+    } catch (err) {
+      this.entries.delete(blockNum);
+      this.freeSlots.push(slot);
+      this.wake('slotWaiters');
+      throw err;
+    } finally {
+      e.loading = undefined;
+      done();
+    }
+  }
+
+  /** Claims a clean slot in the cache file once its data is there (never before). */
+  private async persistClean(e: Entry, data: Buffer): Promise<void> {
+    const version = e.version;
+    try {
+      await this.slots.syncData(e.slot);
+      if (this.entries.get(e.block) === e && e.version === version && e.storedVersion === version) {
+        this.slots.setEntry(e.slot, e.block, false, md5(data));
+      }
+    } catch (err) {
+      this.log.warn(`cache file: ${(err as Error).message}`);
+    }
+  }
+
+  private noteRead(blockNum: number): void {
+    this.sequential = blockNum === this.lastRead + 1 ? this.sequential + 1 : 1;
+    this.lastRead = blockNum;
+    if (this.options.readAhead <= 0 || this.sequential < this.options.readAheadTrigger) return;
+    for (let i = 1; i <= this.options.readAhead; i++) {
+      const b = blockNum + i;
+      if (b >= this.numBlocks) break;
+      if (this.entries.has(b)) continue;
+      // Read-ahead only uses free or clean slots and stops when there are none.
+      const slot = this.takeSlotNow();
+      if (slot === undefined) break;
+      this.load(b, slot).catch((err: unknown) => this.log.debug(`read-ahead of block ${b}: ${(err as Error).message}`));
+    }
+  }
+
+  // ---- writes ---------------------------------------------------------------------------
+
+  async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
+    checkBlockNum(this, blockNum);
+    const known = this.entries.get(blockNum);
+    if (known) this.writeHits++;
+    else this.writeMisses++;
+    // Back-pressure: new dirty blocks wait while too many are dirty.
+    while (!this.dirty.has(blockNum) && this.dirty.size >= this.maxDirty) {
+      this.urgent++;
+      this.pump();
+      await new Promise<void>((resolve) => this.dirtyWaiters.push(resolve));
+      this.urgent--;
+    }
+    const entry = await this.entryForWrite(blockNum);
+    // Dirty from now on: neither evictable nor marked clean by an upload finishing meanwhile.
+    entry.pendingWrites++;
+    this.unlistClean(entry);
+    if (!this.dirty.has(blockNum)) {
+      entry.dirtySince = Date.now();
+      this.dirty.set(blockNum, entry);
+    }
+    try {
+      if (this.options.persistent) {
+        // The old claim goes first, so a crash mid-copy cannot pair the entry with torn data.
+        this.slots.clearEntry(entry.slot);
+        await this.slots.syncEntry(entry.slot);
+      }
+      this.slots.write(entry.slot, data ?? this.zeros);
+      const version = ++entry.version;
+      entry.lastUsed = Date.now();
+      if (this.options.persistent) {
+        await this.slots.syncData(entry.slot);
+        if (entry.version === version) {
+          this.slots.setEntry(entry.slot, blockNum, true, null);
+          await this.slots.syncEntry(entry.slot);
+        }
+      }
+    } finally {
+      entry.pendingWrites--;
+    }
+    this.pump();
+    if (this.options.sync) await this.waitStored(new Map([[entry, entry.version]]));
+  }
+
+  /** The block's entry, waiting out a load in progress, or a new one in a fresh slot. */
+  private async entryForWrite(blockNum: number): Promise<Entry> {
+    for (;;) {
+      const e = this.entries.get(blockNum);
+      if (e?.loading) {
+        await e.loading;
+        continue;
+      }
+      if (e) return e;
+      const slot = await this.takeSlot();
+      if (this.entries.has(blockNum)) {
+        this.freeSlots.push(slot); // cached by a reader meanwhile: use that entry
+        continue;
+      }
+      const entry = this.newEntry(blockNum, slot);
+      this.entries.set(blockNum, entry);
+      return entry;
+    }
+  }
+
+  private newEntry(block: number, slot: number): Entry {
+    return {
+      block,
+      slot,
+      loading: undefined,
+      version: 0,
+      storedVersion: 0,
+      pendingWrites: 0,
+      uploading: false,
+      dirtySince: 0,
+      lastUsed: Date.now(),
+      retryAt: 0,
+      failures: 0,
+    };
+  }
+
+  // ---- write-back -----------------------------------------------------------------------
+
+  /** Starts whatever uploads are due, and a timer for the next one. */
+  private pump(): void {
+    if (this.closed && this.dirty.size === 0) return;
+    const now = Date.now();
+    // Under pressure (writers or readers waiting, a flush, a half-full cache) the delay is skipped.
+    const hurry = this.urgent > 0 || this.flushWaiters.length > 0 || this.options.sync || this.dirty.size * 2 >= this.options.size;
+    let nextDue = Infinity;
+    for (const e of this.dirty.values()) {
+      if (this.uploadsInFlight >= this.options.threads) break;
+      if (e.uploading) continue;
+      const due = Math.max(e.retryAt, hurry ? 0 : e.dirtySince + this.options.writeDelayMs);
+      if (due > now) {
+        nextDue = Math.min(nextDue, due);
+        continue;
+      }
+      void this.upload(e);
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (nextDue !== Infinity && this.uploadsInFlight < this.options.threads) {
+      this.timer = setTimeout(() => this.pump(), Math.max(1, nextDue - now));
+    }
+  }
+
+  private async upload(e: Entry): Promise<void> {
+    e.uploading = true;
+    this.uploadsInFlight++;
+    const version = e.version;
+    const data = this.slots.read(e.slot);
+    try {
+      await this.inner.writeBlock(e.block, isZeroBlock(data) ? null : data);
+      e.storedVersion = version;
+      e.failures = 0;
+      e.retryAt = 0;
+      if (e.version === version && e.pendingWrites === 0) {
+        this.dirty.delete(e.block);
+        this.makeClean(e);
+        if (this.options.persistent) this.slots.setEntry(e.slot, e.block, false, md5(data));
+        this.wake('dirtyWaiters');
+        this.wake('slotWaiters');
+      } else {
+        // Rewritten while uploading: upload the new version next, once.
+        e.dirtySince = Date.now();
+      }
+    } catch (err) {
+      e.failures++;
+      this.uploadFailures++;
+      e.retryAt = Date.now() + Math.min(MAX_RETRY_DELAY_MS, 1000 * 2 ** Math.min(e.failures - 1, 5));
+      this.log.error(`upload of block ${e.block} failed (attempt ${e.failures}, kept dirty, retrying): ${(err as Error).message}`);
+      for (const w of this.flushWaiters) if (w.versions.has(e)) w.reject(err as Error);
+    } finally {
+      e.uploading = false;
+      this.uploadsInFlight--;
+      this.settleFlushes();
+      this.pump();
+    }
+  }
+
+  private settleFlushes(): void {
+    this.flushWaiters = this.flushWaiters.filter((w) => {
+      for (const [e, v] of w.versions) if (e.storedVersion < v) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  private waitStored(versions: Map<Entry, number>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const waiter: FlushWaiter = {
+        versions,
+        resolve: () => {
+          if (!settled) (settled = true), resolve();
+        },
+        reject: (err) => {
+          if (settled) return;
+          settled = true;
+          this.flushWaiters = this.flushWaiters.filter((w) => w !== waiter);
+          reject(err);
+        },
+      };
+      this.flushWaiters.push(waiter);
+      this.settleFlushes();
+      this.pump();
+    });
+  }
+
+  /** Resolves once every block dirty at the call is stored; rejects if one of their uploads fails. */
+  async flush(): Promise<void> {
+    const versions = new Map<Entry, number>();
+    for (const e of this.dirty.values()) versions.set(e, e.version);
+    if (versions.size > 0) await this.waitStored(versions);
+    await this.inner.flush();
+  }
+
+  listNonZero(onBlock: (blockNum: number) => void): Promise<void> {
+    return this.inner.listNonZero(onBlock);
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.sweeper) clearInterval(this.sweeper);
+    await this.inner.close();
+  }
+
+  statsLines(): ReadonlyArray<readonly [string, StatValue]> {
+    return [
+      ['block_cache_current_size', this.entries.size],
+      ['block_cache_initial_size', this.initialSize],
+      ['block_cache_dirty_ratio', ratio(this.dirty.size, this.options.size)],
+      ['block_cache_read_hits', this.readHits],
+      ['block_cache_read_misses', this.readMisses],
+      ['block_cache_read_hit_ratio', ratio(this.readHits, this.readHits + this.readMisses)],
+      ['block_cache_write_hits', this.writeHits],
+      ['block_cache_write_misses', this.writeMisses],
+      ['block_cache_write_hit_ratio', ratio(this.writeHits, this.writeHits + this.writeMisses)],
+      ['block_cache_verified', this.verified],
+      ['block_cache_mismatch', this.mismatch],
+    ];
+  }
+
+  resetStats(): void {
+    this.readHits = this.readMisses = this.writeHits = this.writeMisses = this.verified = this.mismatch = 0;
+  }
+}
