@@ -11,6 +11,7 @@ function xmlError(code, message) {
 export async function startRecordingProxy({ target } = {}) {
   const requests = [];
   let failures = [];
+  const puts = { inFlight: 0, max: 0 };
   const agent = new http.Agent({ keepAlive: true });
   const server = http.createServer((req, res) => {
     const host = req.headers.host ?? '';
@@ -32,6 +33,11 @@ export async function startRecordingProxy({ target } = {}) {
       status: undefined,
     };
     requests.push(record);
+    if (req.method === 'PUT') {
+      puts.inFlight++;
+      puts.max = Math.max(puts.max, puts.inFlight);
+      res.on('close', () => puts.inFlight--);
+    }
     const reply = (status, body = '', headers = {}) => {
       record.status = status;
       res.writeHead(status, { 'content-length': Buffer.byteLength(body), ...headers });
@@ -79,8 +85,11 @@ export async function startRecordingProxy({ target } = {}) {
     /** For virtual-host tests: needs helpers/resolve-localhost.cjs preloaded in the client. */
     localhostEndpoint: `http://localhost:${port}`,
     requests,
+    /** Object PUTs in flight now, and the most seen at once since the last clear(). */
+    puts,
     clear() {
       requests.length = 0;
+      puts.max = puts.inFlight;
     },
     /** The next requests answer these statuses (e.g. [503, 503]) instead of being served. */
     failNext(statuses) {

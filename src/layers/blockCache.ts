@@ -181,22 +181,25 @@ export class BlockCache implements BlockStore, StatsSource {
 
   async readBlock(blockNum: number): Promise<Buffer> {
     checkBlockNum(this, blockNum);
-    this.noteRead(blockNum);
     let e = this.entries.get(blockNum);
+    if (e) this.readHits++; // cached, or already being fetched (by read-ahead, say)
+    else this.readMisses++;
+    if (e) this.noteRead(blockNum);
     if (e?.loading) {
-      this.readHits++; // another reader (or read-ahead) already asked for it
       await e.loading;
       e = this.entries.get(blockNum);
-    } else if (e) this.readHits++;
-    if (e && !e.loading) {
+      if (!e) return this.inner.readBlock(blockNum); // that fetch failed: try once more, directly
+    }
+    if (e) {
       this.touch(e);
       return this.slots.read(e.slot);
     }
-    this.readMisses++;
     const slot = this.takeSlotNow();
     // Every slot busy with dirty data: read through rather than wait on uploads.
-    if (slot === undefined) return this.inner.readBlock(blockNum);
-    return this.load(blockNum, slot);
+    const fetched = slot === undefined ? this.inner.readBlock(blockNum) : this.load(blockNum, slot);
+    // The demand fetch is under way first; read-ahead follows it.
+    this.noteRead(blockNum);
+    return fetched;
   }
 
   /** Fetches a block into a slot and resolves its data. */

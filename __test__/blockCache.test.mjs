@@ -1,0 +1,204 @@
+// The block cache over an in-memory store that records its traffic: hits, eviction order,
+// write-back delay and parallelism, rewrites during upload, back-pressure, sync writes,
+// read-ahead, failed uploads kept dirty, flush.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { BlockCache } = require('../dist/layers/blockCache.js');
+const { SlotStores } = require('../dist/native/addon.js');
+const { silentLogger } = require('../dist/util/log.js');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const BS = 512;
+
+/** A block store in memory that records every call and how many writes overlap. */
+class RecordingStore {
+  constructor(numBlocks, { writeMs = 5, readMs = 2 } = {}) {
+    Object.assign(this, { blockSize: BS, numBlocks, writeMs, readMs });
+    this.blocks = new Map();
+    this.reads = [];
+    this.writes = [];
+    this.inFlight = 0;
+    this.maxInFlight = 0;
+    this.readsInFlight = 0;
+    this.maxReadsInFlight = 0;
+    this.failWrites = 0;
+  }
+  async readBlock(n) {
+    this.reads.push(n);
+    this.readsInFlight++;
+    this.maxReadsInFlight = Math.max(this.maxReadsInFlight, this.readsInFlight);
+    await sleep(this.readMs);
+    this.readsInFlight--;
+    return Buffer.from(this.blocks.get(n) ?? Buffer.alloc(BS));
+  }
+  async writeBlock(n, data) {
+    const copy = data === null ? null : Buffer.from(data);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    await sleep(this.writeMs);
+    this.inFlight--;
+    if (this.failWrites > 0) {
+      this.failWrites--;
+      throw new Error('injected upload failure');
+    }
+    this.writes.push({ n, at: Date.now(), first: copy?.[0] ?? 0 });
+    if (copy === null) this.blocks.delete(n);
+    else this.blocks.set(n, copy);
+  }
+  async flush() {}
+  async listNonZero() {}
+  async close() {}
+}
+
+const defaults = { size: 8, writeDelayMs: 50, threads: 4, timeoutMs: 0, maxDirty: 0, sync: false, numProtected: 0, readAhead: 0, readAheadTrigger: 2, persistent: false };
+const cacheOver = (store, opts = {}) => {
+  const o = { ...defaults, ...opts };
+  return new BlockCache(store, SlotStores.anonymous(BS, o.size), o, silentLogger);
+};
+const block = (byte) => Buffer.alloc(BS, byte);
+const stat = (cache, name) => Object.fromEntries(cache.statsLines())[name];
+
+test('reads: a miss fetches once, hits cost nothing; LRU eviction of clean blocks', async () => {
+  const store = new RecordingStore(100);
+  const cache = cacheOver(store, { size: 3 });
+  for (const n of [1, 2, 3, 1]) await cache.readBlock(n); // 1 is now the most recent
+  assert.deepEqual(store.reads, [1, 2, 3]);
+  await cache.readBlock(4); // evicts 2, the least recently used
+  await cache.readBlock(1);
+  await cache.readBlock(3);
+  assert.deepEqual(store.reads, [1, 2, 3, 4]);
+  await cache.readBlock(2);
+  assert.deepEqual(store.reads, [1, 2, 3, 4, 2]);
+  assert.equal(stat(cache, 'block_cache_read_hits'), 3);
+  assert.equal(stat(cache, 'block_cache_read_misses'), 5);
+  assert.equal(stat(cache, 'block_cache_current_size'), 3);
+  await cache.close();
+});
+
+test('protected low blocks are evicted last', async () => {
+  const store = new RecordingStore(100);
+  const cache = cacheOver(store, { size: 3, numProtected: 2 });
+  for (const n of [0, 1, 50, 51, 52]) await cache.readBlock(n);
+  store.reads.length = 0;
+  await cache.readBlock(0);
+  await cache.readBlock(1);
+  assert.deepEqual(store.reads, [], 'blocks 0 and 1 survived newer unprotected reads');
+  await cache.close();
+});
+
+test('writes return at once and are uploaded after the write delay', async () => {
+  const store = new RecordingStore(100);
+  const cache = cacheOver(store, { writeDelayMs: 150 });
+  const started = Date.now();
+  await cache.writeBlock(7, block(1));
+  assert.ok(Date.now() - started < 50, 'write returned before any upload');
+  assert.equal(store.writes.length, 0);
+  assert.ok((await cache.readBlock(7)).equals(block(1)), 'dirty data is readable');
+  assert.deepEqual(store.reads, [], 'without fetching');
+  await sleep(300);
+  assert.equal(store.writes.length, 1);
+  assert.ok(store.writes[0].at - started >= 140, `uploaded after ${store.writes[0].at - started} ms`);
+  await cache.close();
+});
+
+test('uploads run in parallel up to --blockCacheThreads', async () => {
+  const store = new RecordingStore(100, { writeMs: 30 });
+  const cache = cacheOver(store, { size: 40, threads: 3, writeDelayMs: 0 });
+  for (let n = 0; n < 30; n++) await cache.writeBlock(n, block(n + 1));
+  await cache.flush();
+  assert.equal(store.writes.length, 30);
+  assert.equal(store.maxInFlight, 3);
+  await cache.close();
+});
+
+test('a block rewritten during its upload is uploaded again, once, with the new data', async () => {
+  const store = new RecordingStore(10, { writeMs: 80 });
+  const cache = cacheOver(store, { writeDelayMs: 0 });
+  await cache.writeBlock(3, block(1));
+  await sleep(20); // the upload of version 1 is under way
+  await cache.writeBlock(3, block(2));
+  await cache.flush();
+  await sleep(200);
+  assert.deepEqual(store.writes.map((w) => [w.n, w.first]), [[3, 1], [3, 2]]);
+  assert.ok(store.blocks.get(3).equals(block(2)));
+  await cache.close();
+});
+
+test('--blockCacheMaxDirty makes writers wait for uploads', async () => {
+  const store = new RecordingStore(100, { writeMs: 40 });
+  const cache = cacheOver(store, { size: 20, maxDirty: 2, writeDelayMs: 10000 });
+  await cache.writeBlock(0, block(1));
+  await cache.writeBlock(1, block(1));
+  const started = Date.now();
+  await cache.writeBlock(2, block(1)); // must wait for an upload despite the long delay
+  assert.ok(Date.now() - started >= 35, `third write waited ${Date.now() - started} ms`);
+  assert.ok(store.writes.length >= 1);
+  assert.ok(cache.dirtyCount <= 2);
+  await cache.close();
+});
+
+test('--blockCacheSync returns only once uploaded', async () => {
+  const store = new RecordingStore(10, { writeMs: 30 });
+  const cache = cacheOver(store, { sync: true, writeDelayMs: 10000 });
+  await cache.writeBlock(4, block(9));
+  assert.equal(store.writes.length, 1);
+  assert.ok(store.blocks.get(4).equals(block(9)));
+  await cache.close();
+});
+
+test('read-ahead fetches the next blocks in parallel after sequential reads', async () => {
+  const store = new RecordingStore(100, { readMs: 30 });
+  const cache = cacheOver(store, { size: 20, readAhead: 4, readAheadTrigger: 2 });
+  await cache.readBlock(10);
+  assert.deepEqual(store.reads, [10]);
+  await cache.readBlock(11); // second sequential read: 12..15 requested at once
+  await sleep(5);
+  assert.deepEqual(store.reads.slice(0, 6), [10, 11, 12, 13, 14, 15]);
+  assert.ok(store.maxReadsInFlight >= 4, `read-ahead parallelism ${store.maxReadsInFlight}`);
+  const before = store.reads.length;
+  await cache.readBlock(12); // a hit (or joins the in-flight fetch), and the window moves on
+  await cache.readBlock(13);
+  assert.ok(store.reads.slice(before).every((n) => n >= 16), 'no block fetched twice');
+  await cache.close();
+});
+
+test('read-ahead never evicts dirty blocks and stops when there is no room', async () => {
+  const store = new RecordingStore(100);
+  const cache = cacheOver(store, { size: 4, readAhead: 8, readAheadTrigger: 1, writeDelayMs: 10000 });
+  for (const n of [50, 51, 52]) await cache.writeBlock(n, block(5));
+  await cache.readBlock(0);
+  await sleep(20);
+  assert.deepEqual(store.reads, [0], 'one free slot, taken by the read itself');
+  for (const n of [50, 51, 52]) assert.ok((await cache.readBlock(n)).equals(block(5)));
+  await cache.close();
+});
+
+test('a failed upload stays dirty and is retried; flush reports the failure', async () => {
+  const store = new RecordingStore(10);
+  const cache = cacheOver(store, { writeDelayMs: 0 });
+  store.failWrites = 1;
+  await cache.writeBlock(2, block(3));
+  await assert.rejects(cache.flush(), /injected upload failure/);
+  assert.equal(cache.dirtyCount, 1, 'kept dirty');
+  await cache.flush(); // the retry (after its backoff) succeeds
+  assert.ok(store.blocks.get(2).equals(block(3)));
+  assert.equal(cache.dirtyCount, 0);
+  await cache.close();
+});
+
+test('zero writes upload as zeros (null); idle clean blocks expire with --blockCacheTimeout', async () => {
+  const store = new RecordingStore(10);
+  store.blocks.set(1, block(1));
+  const cache = cacheOver(store, { writeDelayMs: 0, timeoutMs: 100 });
+  await cache.writeBlock(1, null);
+  await cache.flush();
+  assert.equal(store.blocks.has(1), false);
+  await cache.readBlock(5);
+  assert.equal(stat(cache, 'block_cache_current_size'), 2);
+  await sleep(1300);
+  assert.equal(stat(cache, 'block_cache_current_size'), 0);
+  await cache.close();
+});
