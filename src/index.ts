@@ -8,3 +8,4 @@ export { blockKey, blockHash, parseBlockKey, mountedFlagKey } from './format/blo
 export { createLogger, type Logger } from './util/log';
 export type { BlockStore } from './store/blockStore';
 export { version } from './version';
+export { inspectCacheFile, formatCacheReport, type CacheFileReport } from './tools/inspectCache';

@@ -254,15 +254,21 @@ impl Slots {
     }
 }
 
-/// Reads a cache file without mapping or changing it: its header and used entries.
+/// Reads a cache file without mapping or changing it: its header and used entries (the block
+/// data is not read, so this stays cheap for large files).
 pub fn inspect(path: &Path) -> Result<(Header, Vec<Entry>), String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let header = Header::decode(&bytes)?;
-    let end = HEADER_LEN + header.num_slots as usize * ENTRY_LEN;
-    if bytes.len() < file_len(header.block_size as usize, header.num_slots as usize) {
-        return Err(format!("truncated: {} bytes for {} slots of {} bytes", bytes.len(), header.num_slots, header.block_size));
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let header = read_header(&file)?;
+    let have = file.metadata().map_err(|e| e.to_string())?.len();
+    let want = file_len(header.block_size as usize, header.num_slots as usize) as u64;
+    if have < want {
+        return Err(format!("truncated: {have} bytes, the header needs {want}"));
     }
-    let entries = bytes[HEADER_LEN..end]
+    let mut table = vec![0u8; header.num_slots as usize * ENTRY_LEN];
+    file.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(|e| e.to_string())?;
+    file.read_exact(&mut table).map_err(|e| e.to_string())?;
+    let entries = table
         .chunks_exact(ENTRY_LEN)
         .enumerate()
         .filter(|(_, e)| u32_at(e, 4) & FLAG_USED != 0)

@@ -5,7 +5,7 @@
 import { BlockIOError, checkBlockNum, type BlockStore } from '../store/blockStore';
 import { blockKey, parseBlockKey, type BlockNaming } from '../format/blockNames';
 import { BLOCK_CONTENT_TYPE, geometryMetadata } from '../format/blockMeta';
-import type { ObjectStore } from './objectStore';
+import type { ObjectStore, StoredObject } from './objectStore';
 import type { HttpStats } from './httpStats';
 import { blockDigest } from '../native/addon';
 
@@ -33,7 +33,20 @@ export class BlockBackend implements BlockStore {
 
   async readBlock(blockNum: number): Promise<Buffer> {
     checkBlockNum(this, blockNum);
-    const obj = await this.objects.get(blockKey(this.options, blockNum));
+    return this.decode(blockNum, await this.objects.get(blockKey(this.options, blockNum)));
+  }
+
+  async readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
+    checkBlockNum(this, blockNum);
+    const obj = await this.objects.getIfChanged(blockKey(this.options, blockNum), md5Hex);
+    if (obj === 'unchanged') {
+      this.stats.verified++;
+      return null;
+    }
+    return this.decode(blockNum, obj);
+  }
+
+  private decode(blockNum: number, obj: StoredObject | null): Buffer {
     if (obj === null) {
       this.stats.zeroBlocksRead++;
       return Buffer.alloc(this.blockSize);

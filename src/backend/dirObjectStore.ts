@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { md5Hex } from '../native/addon';
 import { StoreError, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
 
 interface Sidecar {
@@ -63,6 +64,11 @@ export class DirObjectStore implements ObjectStore {
     }
     const side = await this.readSidecar(key);
     return { body, metadata: side.metadata ?? {}, contentEncoding: side.contentEncoding, etag: undefined };
+  }
+
+  async getIfChanged(key: string, etag: string): Promise<StoredObject | null | 'unchanged'> {
+    const obj = await this.get(key);
+    return obj !== null && md5Hex(obj.body) === etag.toLowerCase() ? 'unchanged' : obj;
   }
 
   async head(key: string): Promise<ObjectHead | null> {

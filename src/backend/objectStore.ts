@@ -25,6 +25,8 @@ export interface ObjectStore {
   /** Fails with a clear message when the bucket or directory cannot be used at all. */
   checkAccess(): Promise<void>;
   get(key: string): Promise<StoredObject | null>;
+  /** GET unless the object's ETag (hex MD5 of a plain body) is `etag`: 'unchanged' then (HTTP 304). */
+  getIfChanged(key: string, etag: string): Promise<StoredObject | null | 'unchanged'>;
   head(key: string): Promise<ObjectHead | null>;
   put(key: string, body: Buffer, options: PutOptions): Promise<void>;
   /** Deleting a missing object succeeds. */

@@ -190,13 +190,24 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async get(key: string): Promise<StoredObject | null> {
+  get(key: string): Promise<StoredObject | null> {
+    return this.fetch(key, undefined) as Promise<StoredObject | null>;
+  }
+
+  getIfChanged(key: string, etag: string): Promise<StoredObject | null | 'unchanged'> {
+    return this.fetch(key, etag);
+  }
+
+  private async fetch(key: string, ifNoneMatch: string | undefined): Promise<StoredObject | null | 'unchanged'> {
     const started = Date.now();
     this.stats.gets++;
     try {
       return await this.request(`GET ${key}`, async (abortSignal) => {
         try {
-          const res = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }), { abortSignal });
+          const res = await this.client.send(
+            new GetObjectCommand({ Bucket: this.options.bucket, Key: key, IfNoneMatch: ifNoneMatch && `"${ifNoneMatch}"` }),
+            { abortSignal },
+          );
           const bytes = res.Body ? await res.Body.transformToByteArray() : new Uint8Array();
           await pace(bytes.byteLength, this.options.maxDownloadSpeed, started);
           return {
@@ -207,6 +218,7 @@ export class S3ObjectStore implements ObjectStore {
           };
         } catch (err) {
           if (isNotFound(err)) return null;
+          if (ifNoneMatch !== undefined && statusOf(err) === 304) return 'unchanged';
           throw err;
         }
       });

@@ -11,6 +11,7 @@ import { erase } from '../mount/erase';
 import { StoreError } from '../backend/objectStore';
 import { RetriesExhaustedError } from '../backend/retry';
 import { version } from '../version';
+import { runCacheCommand } from './cacheCommand';
 import { isDaemonChild, reportToParent, runAsDaemon, syslogWrite } from './daemon';
 
 function fatal(err: unknown): void {
@@ -30,6 +31,7 @@ function fatal(err: unknown): void {
 }
 
 async function main(argv: readonly string[]): Promise<void> {
+  if (argv[0] === 'cache') process.exit(runCacheCommand(argv.slice(1)));
   const cli = parseCommandLine(argv, version);
   if (cli.kind === 'exit') {
     process.stdout.write(cli.output);

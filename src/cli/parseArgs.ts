@@ -36,7 +36,8 @@ function buildProgram(version: string, out: { text: string }): Command {
   const program = new Command('s3backer')
     .usage(
       '[options] bucket mountpoint\n       s3backer --test [options] directory mountpoint\n' +
-        '       s3backer --erase [options] bucket\n       s3backer --reset-mounted-flag [options] bucket',
+        '       s3backer --erase [options] bucket\n       s3backer --reset-mounted-flag [options] bucket\n' +
+        '       s3backer cache inspect [--json] [--blocks] FILE',
     )
     .description('Mount an S3 bucket as one file of fixed-size blocks (upstream s3backer compatible).')
     .argument('[bucket]')

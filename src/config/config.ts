@@ -72,6 +72,10 @@ export interface BlockCacheConfig {
   readonly numProtected: number;
   readonly readAhead: number;
   readonly readAheadTrigger: number;
+  /** Absolute path of the cache file; undefined = anonymous memory. */
+  readonly file: string | undefined;
+  readonly noVerify: boolean;
+  readonly recoverDirty: boolean;
 }
 
 export const DEFAULT_BLOCK_SIZE = 4096;
@@ -271,7 +275,13 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     numProtected: int(flags, 'blockCacheNumProtected', 0),
     readAhead: int(flags, 'readAhead', 4),
     readAheadTrigger: int(flags, 'readAheadTrigger', 2, 1),
+    file: str(flags, 'blockCacheFile') === undefined ? undefined : path.resolve(str(flags, 'blockCacheFile') ?? ''),
+    noVerify: flags['blockCacheNoVerify'] === true,
+    recoverDirty: flags['blockCacheRecoverDirtyBlocks'] === true,
   };
+  if (blockCache.file !== undefined && blockCache.size === 0) {
+    throw new ConfigError('--blockCacheFile needs a block cache: --blockCacheSize must not be 0');
+  }
   if (blockCache.maxDirty > blockCache.size && blockCache.size > 0) {
     throw new ConfigError(`--blockCacheMaxDirty (${blockCache.maxDirty}) cannot exceed --blockCacheSize (${blockCache.size})`);
   }

@@ -6,7 +6,7 @@
 
 import { checkBlockNum, type BlockStore } from '../store/blockStore';
 import { ratio, type StatsSource, type StatValue } from '../stats/stats';
-import { isZeroBlock, md5, type SlotStore } from '../native/addon';
+import { isZeroBlock, md5, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
 
 export interface BlockCacheOptions {
@@ -106,6 +106,86 @@ export class BlockCache implements BlockStore, StatsSource {
     return this.dirty.size;
   }
 
+  // ---- reload from a cache file ---------------------------------------------------------
+
+  /**
+   * Takes over the entries a cache file kept. Clean blocks are verified against the store (a
+   * conditional read; changed ones are refreshed) unless `verify` is off; dirty blocks are
+   * uploaded again when `recoverDirty`, else dropped. Returns what happened, for the log.
+   */
+  async restore(
+    found: readonly SlotEntry[],
+    opts: { verify: boolean; recoverDirty: boolean },
+  ): Promise<{ clean: number; dirty: number; discarded: number; dropped: number }> {
+    const result = { clean: 0, dirty: 0, discarded: 0, dropped: 0 };
+    const seen = new Set<number>();
+    const take = (slot: number): void => {
+      const i = this.freeSlots.indexOf(slot);
+      if (i >= 0) this.freeSlots.splice(i, 1);
+    };
+    const drop = (slot: number): void => this.slots.clearEntry(slot);
+    // Dirty entries first, so a block somehow present twice keeps its unsaved data.
+    const ordered = [...found].sort((a, b) => Number(b.dirty) - Number(a.dirty));
+    const toVerify = new Map<Entry, string>(); // entry -> the MD5 its slot claims
+    for (const f of ordered) {
+      if (f.block >= this.numBlocks || f.slot >= this.options.size || seen.has(f.block)) {
+        drop(f.slot);
+        result.dropped++;
+        continue;
+      }
+      if (f.dirty && !opts.recoverDirty) {
+        drop(f.slot);
+        result.discarded++;
+        continue;
+      }
+      seen.add(f.block);
+      take(f.slot);
+      const e = this.newEntry(f.block, f.slot);
+      this.entries.set(f.block, e);
+      if (f.dirty) {
+        e.version = 1;
+        e.dirtySince = Date.now();
+        this.dirty.set(f.block, e);
+        result.dirty++;
+      } else if (opts.verify) {
+        toVerify.set(e, f.etag);
+      } else {
+        this.makeClean(e);
+        result.clean++;
+      }
+    }
+    // Verify in parallel, as many at once as uploads may run.
+    const queue = [...toVerify];
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const [e, etag] = next;
+        try {
+          const fresh = await this.inner.readBlockIfChanged(e.block, etag);
+          // null: the store said unchanged; equal data (an absent block still zero): unchanged too.
+          if (fresh === null || md5(fresh).toString('hex') === etag) this.verified++;
+          else {
+            this.mismatch++;
+            this.slots.write(e.slot, fresh);
+            await this.slots.syncData(e.slot);
+            this.slots.setEntry(e.slot, e.block, false, md5(fresh));
+          }
+          this.makeClean(e);
+          result.clean++;
+        } catch (err) {
+          this.log.warn(`cache file: cannot verify block ${e.block}, dropping it: ${(err as Error).message}`);
+          this.entries.delete(e.block);
+          drop(e.slot);
+          this.freeSlots.push(e.slot);
+          result.dropped++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.options.threads, toVerify.size) }, worker));
+    this.initialSize = this.entries.size;
+    this.pump();
+    return result;
+  }
+
   // ---- slots ----------------------------------------------------------------------------
 
   private isProtected(block: number): boolean {
@@ -200,6 +280,10 @@ export class BlockCache implements BlockStore, StatsSource {
     // The demand fetch is under way first; read-ahead follows it.
     this.noteRead(blockNum);
     return fetched;
+  }
+
+  readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
+    return this.inner.readBlockIfChanged(blockNum, md5Hex);
   }
 
   /** Fetches a block into a slot and resolves its data. */

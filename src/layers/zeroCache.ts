@@ -63,6 +63,10 @@ export class ZeroCache implements BlockStore, StatsSource {
     return data;
   }
 
+  readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
+    return this.inner.readBlockIfChanged(blockNum, md5Hex);
+  }
+
   async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
     checkBlockNum(this, blockNum);
     const zero = data === null || isZeroBlock(data);

@@ -11,10 +11,11 @@ import { formatSize } from '../config/sizes';
 import { HttpStats } from '../backend/httpStats';
 import { renderStats } from '../stats/stats';
 import { makeOperations } from '../fuse/fuseFrontEnd';
-import { buildStack } from './stack';
+import { buildStack, cacheSlots } from './stack';
 import { openObjects } from './openObjects';
 import { combineGeometry, detectGeometry, type ResolvedGeometry } from './geometry';
-import { clearMountedFlag, readMountedFlag, setMountedFlag } from './mountedFlag';
+import { clearMountedFlag, newMountToken, readMountedFlag, setMountedFlag, tokenValue } from './mountedFlag';
+import { cacheFileToken, openCacheFile } from '../layers/cacheFile';
 import { isFuseMounted, watchMount } from './mountWatch';
 import type { Logger } from '../util/log';
 
@@ -62,22 +63,31 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
   const objects = openObjects(config, httpStats, log);
   try {
     await objects.checkAccess();
-    if (!config.readOnly) {
-      const flag = await readMountedFlag(objects, naming);
-      if (flag.mounted && !config.force) {
+    const flag = await readMountedFlag(objects, naming);
+    const cacheConfig = config.blockCache;
+    // A set flag whose token is the cache file's was left by the mount that crashed using this file.
+    const cacheToken = cacheConfig.file === undefined ? 0 : cacheFileToken(cacheConfig.file);
+    const ownCrash = flag.mounted && cacheToken !== 0 && tokenValue(flag.token) === cacheToken;
+    if (!config.readOnly && flag.mounted) {
+      if (ownCrash) log.warn(`the mounted flag was left by the mount that crashed using ${cacheConfig.file}; taking over`);
+      else if (config.force) log.warn('the mounted flag is set; mounting anyway because of --force');
+      else {
         throw new ConfigError(
           `${objects.description} appears to be mounted already (flag ${config.prefix}s3backer-mounted is set); ` +
             'if it is not, use --force or --reset-mounted-flag',
         );
       }
-      if (flag.mounted) log.warn('the mounted flag is set; mounting anyway because of --force');
     }
-
     const geometry = combineGeometry(config, config.noAutoDetect ? undefined : await detectGeometry(objects, naming), log);
     log.info(
       `${objects.description}: ${geometry.numBlocks} blocks of ${formatSize(geometry.blockSize)} = ${formatSize(geometry.fileSize)}` +
         (geometry.detected ? ' (auto-detected)' : ''),
     );
+    const cacheFile =
+      cacheConfig.file === undefined
+        ? undefined
+        : await openCacheFile(cacheConfig.file, geometry.blockSize, cacheSlots(cacheConfig.size, geometry.numBlocks), log);
+
     const stack = buildStack(
       objects,
       {
@@ -85,11 +95,31 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         blockSize: geometry.blockSize,
         numBlocks: geometry.numBlocks,
         defaultContentEncoding: config.defaultContentEncoding,
-        blockCache: config.blockCache,
+        blockCache: cacheConfig,
       },
       httpStats,
       log,
+      cacheFile?.slots,
     );
+    if (cacheFile && stack.blockCache && cacheFile.entries.length > 0) {
+      const dirtyFound = cacheFile.entries.filter((e) => e.dirty).length;
+      // Dirty blocks are uploaded only for the mount that wrote them: anything else may be stale.
+      const recover = cacheConfig.recoverDirty && !config.readOnly && ownCrash;
+      if (dirtyFound > 0 && cacheConfig.recoverDirty && !recover) {
+        log.warn(`cache file ${cacheConfig.file}: its mount token does not match the bucket's; not recovering its dirty blocks`);
+      }
+      const r = await stack.blockCache.restore(cacheFile.entries, { verify: !cacheConfig.noVerify, recoverDirty: recover });
+      log.info(
+        `cache file ${cacheConfig.file}: ${r.clean} clean blocks reused (${stack.blockCache.verified} verified, ` +
+          `${stack.blockCache.mismatch} refreshed), ${r.dirty} dirty blocks to upload`,
+      );
+      if (r.discarded > 0) {
+        log.warn(
+          `cache file ${cacheConfig.file}: discarded ${r.discarded} dirty blocks a previous mount had not uploaded` +
+            (cacheConfig.recoverDirty ? '' : ' (--blockCacheRecoverDirtyBlocks would upload them)'),
+        );
+      }
+    }
     if (config.listBlocks) {
       const started = Date.now();
       const found = await stack.zeroCache.learnFromListing();
@@ -125,7 +155,9 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
 
     if (!config.readOnly) {
       try {
-        await setMountedFlag(objects, naming);
+        const token = newMountToken();
+        await setMountedFlag(objects, naming, new Date(), token);
+        cacheFile?.slots.setMountToken(token);
       } catch (err) {
         await run('fusermount', ['-u', mountpoint]).catch(() => {});
         throw err;

@@ -21,14 +21,27 @@ export async function readMountedFlag(objects: ObjectStore, naming: BlockNaming)
   return { mounted, token };
 }
 
-/** Sets the flag with a fresh non-zero token and returns the token. */
-export async function setMountedFlag(objects: ObjectStore, naming: BlockNaming, now = new Date()): Promise<string> {
-  const token = randomInt(1, 0x7fffffff).toString(16).padStart(8, '0');
+/** A fresh non-zero mount token (also written into the cache file's header). */
+export function newMountToken(): number {
+  return randomInt(1, 0x7fffffff);
+}
+
+export function tokenText(token: number): string {
+  return token.toString(16).padStart(8, '0');
+}
+
+/** The numeric value of a flag's token, 0 when absent or unreadable. */
+export function tokenValue(text: string | undefined): number {
+  return text !== undefined && /^[0-9a-f]{1,8}$/i.test(text.trim()) ? parseInt(text.trim(), 16) : 0;
+}
+
+/** Sets the flag with this token (a fresh one by default) and returns the token's text. */
+export async function setMountedFlag(objects: ObjectStore, naming: BlockNaming, now = new Date(), token = newMountToken()): Promise<string> {
   await objects.put(mountedFlagKey(naming), Buffer.from(mountedFlagBody(hostname(), now)), {
     contentType: FLAG_CONTENT_TYPE,
-    metadata: { [META_MOUNT_TOKEN]: token },
+    metadata: { [META_MOUNT_TOKEN]: tokenText(token) },
   });
-  return token;
+  return tokenText(token);
 }
 
 export async function clearMountedFlag(objects: ObjectStore, naming: BlockNaming): Promise<void> {

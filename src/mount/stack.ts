@@ -6,7 +6,7 @@ import { BlockBackend } from '../backend/blockBackend';
 import type { HttpStats } from '../backend/httpStats';
 import { ZeroCache } from '../layers/zeroCache';
 import { BlockCache } from '../layers/blockCache';
-import { SlotStores } from '../native/addon';
+import { SlotStores, type SlotStore } from '../native/addon';
 import type { BlockCacheConfig } from '../config/config';
 import type { Logger } from '../util/log';
 import { PartialBlockLayer } from '../layers/partialBlock';
@@ -19,7 +19,13 @@ export interface Stack {
   /** The top block store, for flush and close. */
   readonly top: BlockStore;
   readonly zeroCache: ZeroCache;
+  readonly blockCache: BlockCache | undefined;
   readonly statsSources: readonly StatsSource[];
+}
+
+/** More slots than blocks would never be used. */
+export function cacheSlots(cacheSize: number, numBlocks: number): number {
+  return Math.min(cacheSize, numBlocks);
 }
 
 export interface StackOptions extends BlockNaming {
@@ -29,17 +35,17 @@ export interface StackOptions extends BlockNaming {
   readonly blockCache: BlockCacheConfig;
 }
 
-export function buildStack(objects: ObjectStore, options: StackOptions, httpStats: HttpStats, log: Logger): Stack {
+/** `cacheFile`: the slots of an opened --blockCacheFile; otherwise they live in anonymous memory. */
+export function buildStack(objects: ObjectStore, options: StackOptions, httpStats: HttpStats, log: Logger, cacheFile?: SlotStore): Stack {
   const backend = new BlockBackend(objects, options, httpStats);
   const cacheConfig = options.blockCache;
-  // More slots than blocks would never be used.
-  const slots = Math.min(cacheConfig.size, options.numBlocks);
+  const slots = cacheSlots(cacheConfig.size, options.numBlocks);
   const blockCache =
     slots > 0
       ? new BlockCache(
           backend,
-          SlotStores.anonymous(options.blockSize, slots),
-          { ...cacheConfig, size: slots, maxDirty: Math.min(cacheConfig.maxDirty, slots), persistent: false },
+          cacheFile ?? SlotStores.anonymous(options.blockSize, slots),
+          { ...cacheConfig, size: slots, maxDirty: Math.min(cacheConfig.maxDirty, slots), persistent: cacheFile !== undefined },
           log,
         )
       : undefined;
@@ -48,6 +54,7 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
     data: new PartialBlockLayer(zeroCache),
     top: zeroCache,
     zeroCache,
+    blockCache,
     statsSources: [httpStats, ...(blockCache ? [blockCache] : []), zeroCache],
   };
 }
