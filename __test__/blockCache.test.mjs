@@ -183,6 +183,7 @@ test('a failed upload stays dirty and is retried; flush reports the failure', as
   await cache.writeBlock(2, block(3));
   await assert.rejects(cache.flush(), /injected upload failure/);
   assert.equal(cache.dirtyCount, 1, 'kept dirty');
+  assert.equal(stat(cache, 'block_cache_upload_errors'), 1, 'counted in the stats');
   await cache.flush(); // the retry (after its backoff) succeeds
   assert.ok(store.blocks.get(2).equals(block(3)));
   assert.equal(cache.dirtyCount, 0);

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { createHash, randomBytes } from 'node:crypto';
 
 const require = createRequire(import.meta.url);
-const { isZeroBlock, md5, md5Hex, blockDigest } = require('../dist/native/addon.js');
+const { isZeroBlock, md5, md5Hex, blockDigest, blockDigestAsync } = require('../dist/native/addon.js');
 
 test('isZeroBlock at several sizes and positions', () => {
   for (const len of [0, 1, 63, 64, 65, 4096, 65536 + 3]) {
@@ -35,4 +35,11 @@ test('blockDigest: null for zeros, the MD5 otherwise', () => {
   const data = Buffer.alloc(4096);
   data[4000] = 7;
   assert.ok(blockDigest(data).equals(createHash('md5').update(data).digest()));
+});
+
+test('blockDigestAsync matches blockDigest, off the JS thread', async () => {
+  assert.equal(await blockDigestAsync(Buffer.alloc(65536)), null);
+  const blocks = Array.from({ length: 16 }, () => randomBytes(65536));
+  const digests = await Promise.all(blocks.map((b) => blockDigestAsync(b)));
+  digests.forEach((d, i) => assert.ok(d.equals(createHash('md5').update(blocks[i]).digest())));
 });

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.SlotStore = nativeBinding.SlotStore
 module.exports.blockDigest = nativeBinding.blockDigest
+module.exports.blockDigestAsync = nativeBinding.blockDigestAsync
 module.exports.inspectCacheFile = nativeBinding.inspectCacheFile
 module.exports.isZero = nativeBinding.isZero
 module.exports.md5 = nativeBinding.md5

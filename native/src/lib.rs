@@ -34,3 +34,28 @@ pub fn md5_hex(data: &[u8]) -> String {
 pub fn block_digest(data: &[u8]) -> Option<Buffer> {
     digest::block_digest(data).map(|d| d.to_vec().into())
 }
+
+/// blockDigest on the libuv pool: the block is copied once, then hashed off the JS thread so
+/// several uploads hash in parallel while JS keeps serving FUSE.
+pub struct DigestTask {
+    data: Vec<u8>,
+}
+
+impl napi::Task for DigestTask {
+    type Output = Option<[u8; 16]>;
+    type JsValue = Option<Buffer>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(digest::block_digest(&self.data))
+    }
+
+    fn resolve(&mut self, _env: napi::Env, output: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(output.map(|d| d.to_vec().into()))
+    }
+}
+
+/// Null for an all-zero block, else its MD5; computed on the thread pool.
+#[napi(ts_return_type = "Promise<Buffer | null>")]
+pub fn block_digest_async(data: &[u8]) -> napi::bindgen_prelude::AsyncTask<DigestTask> {
+    napi::bindgen_prelude::AsyncTask::new(DigestTask { data: data.to_vec() })
+}

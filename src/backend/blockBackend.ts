@@ -7,7 +7,7 @@ import { blockKey, parseBlockKey, type BlockNaming } from '../format/blockNames'
 import { BLOCK_CONTENT_TYPE, geometryMetadata } from '../format/blockMeta';
 import type { ObjectStore, StoredObject } from './objectStore';
 import type { HttpStats } from './httpStats';
-import { blockDigest } from '../native/addon';
+import { blockDigestAsync } from '../native/addon';
 
 export interface BlockBackendOptions extends BlockNaming {
   readonly blockSize: number;
@@ -68,7 +68,7 @@ export class BlockBackend implements BlockStore {
       throw new RangeError(`block ${blockNum}: write of ${data.length} bytes, expected ${this.blockSize}`);
     }
     const key = blockKey(this.options, blockNum);
-    const digest = data === null ? null : blockDigest(data);
+    const digest = data === null ? null : await blockDigestAsync(data);
     if (data === null || digest === null) {
       await this.objects.delete(key);
       this.stats.zeroBlocksWritten++;

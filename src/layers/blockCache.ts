@@ -541,10 +541,12 @@ export class BlockCache implements BlockStore, StatsSource {
       ['block_cache_write_hit_ratio', ratio(this.writeHits, this.writeHits + this.writeMisses)],
       ['block_cache_verified', this.verified],
       ['block_cache_mismatch', this.mismatch],
+      // Not upstream's: uploads that failed after the store's own retries (the blocks stay dirty).
+      ['block_cache_upload_errors', this.uploadFailures],
     ];
   }
 
   resetStats(): void {
-    this.readHits = this.readMisses = this.writeHits = this.writeMisses = this.verified = this.mismatch = 0;
+    this.readHits = this.readMisses = this.writeHits = this.writeMisses = this.verified = this.mismatch = this.uploadFailures = 0;
   }
 }

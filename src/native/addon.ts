@@ -43,6 +43,7 @@ interface NativeCore {
   md5(data: Uint8Array): Buffer;
   md5Hex(data: Uint8Array): string;
   blockDigest(data: Uint8Array): Buffer | null;
+  blockDigestAsync(data: Uint8Array): Promise<Buffer | null>;
   SlotStore: SlotStoreClass;
   inspectCacheFile(path: string): { header: CacheHeader; entries: SlotEntry[] };
 }
@@ -70,6 +71,8 @@ export const md5 = (data: Uint8Array): Buffer => core.md5(data);
 export const md5Hex = (data: Uint8Array): string => core.md5Hex(data);
 /** Null for an all-zero block, else its MD5: the write path's zero check and Content-MD5 in one call. */
 export const blockDigest = (data: Uint8Array): Buffer | null => core.blockDigest(data);
+/** blockDigest on the libuv thread pool (the data is copied first, so the caller may reuse it). */
+export const blockDigestAsync = (data: Uint8Array): Promise<Buffer | null> => core.blockDigestAsync(data);
 
 /** Slots over anonymous memory, a new cache file, or an existing one (refused if foreign or damaged). */
 export const SlotStores: SlotStoreClass = core.SlotStore;
