@@ -151,7 +151,7 @@ test('--defaultContentEncoding applies to blocks stored without one', { timeout:
   const m = await startMount([...via(proxy), '--prefix=e/', '--defaultContentEncoding=deflate', '--readOnly', 'disk', w.mnt], w.mnt);
   const dd = await run('dd', [`if=${join(w.mnt, 'file')}`, 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct']).catch((e) => e);
   assert.match(dd.stderr, /Input\/output error/);
-  assert.match(m.stderr(), /Content-Encoding "deflate"/);
+  assert.match(m.stderr(), /block 0: corrupt compressed data/);
   await m.stop();
 });
 

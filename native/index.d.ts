@@ -9,6 +9,15 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class BlockCodec {
+  static create(options: CodecOptions): BlockCodec
+  /** Null for an all-zero block (never stored); else the body to PUT and its headers. */
+  encode(block: number, data: Uint8Array): Promise<EncodedBlock | null>
+  /** The block's data; rejects on any doubt (HMAC, encoding, length), never returning garbage. */
+  decode(block: number, body: Uint8Array, contentEncoding: string, hmac?: string | undefined | null): Promise<Buffer>
+  get encrypted(): boolean
+}
+
 export declare class SlotStore {
   /** Slots in anonymous memory: the same cache code without a cache file. */
   static anonymous(blockSize: number, numSlots: number): SlotStore
@@ -48,6 +57,31 @@ export interface CacheHeader {
   blockSize: number
   numSlots: number
   mountToken: number
+}
+
+export interface CodecOptions {
+  blockSize: number
+  /** "deflate" or "zstd"; absent = no compression. */
+  compression?: string
+  level?: number
+  /** e.g. "AES-128-CBC"; absent = no encryption. */
+  cipher?: string
+  password?: string
+  /** bucket + "/" + prefix, as upstream salts the key. */
+  salt?: string
+  keyLength?: number
+}
+
+/** Hex key and ivkey for a password and salt (for known-answer tests and diagnostics). */
+export declare function deriveCipherKeys(password: string, salt: string, keyLength: number): Array<string>
+
+export interface EncodedBlock {
+  body: Buffer
+  /** Empty when stored as is. */
+  contentEncoding: string
+  hmac?: string
+  /** MD5 of the body: Content-MD5 of the PUT. */
+  md5: Buffer
 }
 
 /** Reads a cache file's header and used entries without changing it (for inspection). */

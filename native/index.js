@@ -835,9 +835,11 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.BlockCodec = nativeBinding.BlockCodec
 module.exports.SlotStore = nativeBinding.SlotStore
 module.exports.blockDigest = nativeBinding.blockDigest
 module.exports.blockDigestAsync = nativeBinding.blockDigestAsync
+module.exports.deriveCipherKeys = nativeBinding.deriveCipherKeys
 module.exports.inspectCacheFile = nativeBinding.inspectCacheFile
 module.exports.isZero = nativeBinding.isZero
 module.exports.md5 = nativeBinding.md5

@@ -3,6 +3,8 @@
 
 #![deny(clippy::all)]
 
+mod block_codec;
+mod codec;
 mod digest;
 mod slot_store;
 mod slots;

@@ -7,11 +7,17 @@ import { blockKey, parseBlockKey, type BlockNaming } from '../format/blockNames'
 import { BLOCK_CONTENT_TYPE, geometryMetadata } from '../format/blockMeta';
 import type { ObjectStore, StoredObject } from './objectStore';
 import type { HttpStats } from './httpStats';
-import { blockDigestAsync } from '../native/addon';
+import { blockDigestAsync, type BlockCodec } from '../native/addon';
+
+export const META_HMAC = 's3backer-hmac';
 
 export interface BlockBackendOptions extends BlockNaming {
   readonly blockSize: number;
   readonly numBlocks: number;
+  /** Compresses and/or encrypts on write; decodes whatever encoding a stored block carries. */
+  readonly codec: BlockCodec;
+  /** Whether writes go through the codec (else stored as is, the fast path). */
+  readonly encodeWrites: boolean;
   /** Assumed for stored blocks that carry no Content-Encoding (stores that drop the header). */
   readonly defaultContentEncoding?: string | undefined;
 }
@@ -46,20 +52,24 @@ export class BlockBackend implements BlockStore {
     return this.decode(blockNum, obj);
   }
 
-  private decode(blockNum: number, obj: StoredObject | null): Buffer {
+  private async decode(blockNum: number, obj: StoredObject | null): Promise<Buffer> {
     if (obj === null) {
       this.stats.zeroBlocksRead++;
       return Buffer.alloc(this.blockSize);
     }
-    const encoding = obj.contentEncoding ?? this.options.defaultContentEncoding;
-    if (encoding !== undefined && encoding !== '') {
-      throw new BlockIOError(blockNum, `stored with Content-Encoding "${encoding}", which this version cannot decode`);
-    }
-    if (obj.body.length !== this.blockSize) {
-      throw new BlockIOError(blockNum, `stored object has ${obj.body.length} bytes, expected ${this.blockSize}`);
+    const encoding = obj.contentEncoding ?? this.options.defaultContentEncoding ?? '';
+    let data = obj.body;
+    if (encoding !== '' || this.options.codec.encrypted) {
+      try {
+        data = await this.options.codec.decode(blockNum, obj.body, encoding, obj.metadata[META_HMAC]);
+      } catch (err) {
+        throw new BlockIOError(blockNum, (err as Error).message.replace(/^block \d+: /, ''));
+      }
+    } else if (data.length !== this.blockSize) {
+      throw new BlockIOError(blockNum, `stored object has ${data.length} bytes, expected ${this.blockSize}`);
     }
     this.stats.normalBlocksRead++;
-    return obj.body;
+    return data;
   }
 
   async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
@@ -68,16 +78,30 @@ export class BlockBackend implements BlockStore {
       throw new RangeError(`block ${blockNum}: write of ${data.length} bytes, expected ${this.blockSize}`);
     }
     const key = blockKey(this.options, blockNum);
-    const digest = data === null ? null : await blockDigestAsync(data);
-    if (data === null || digest === null) {
+    let body = data;
+    let digest: Buffer | null = null;
+    let contentEncoding: string | undefined;
+    let hmac: string | null = null;
+    if (data !== null && this.options.encodeWrites) {
+      const encoded = await this.options.codec.encode(blockNum, data);
+      if (encoded !== null) ({ body, md5: digest, hmac } = encoded);
+      contentEncoding = encoded?.contentEncoding || undefined;
+    } else if (data !== null) digest = await blockDigestAsync(data);
+    if (body === null || digest === null) {
       await this.objects.delete(key);
       this.stats.zeroBlocksWritten++;
       return;
     }
-    await this.objects.put(key, data, {
+    const metadata = {
+      ...(blockNum === 0 ? this.block0Metadata : {}),
+      // Upstream quotes the HMAC inside the header value.
+      ...(hmac !== null ? { [META_HMAC]: `"${hmac}"` } : {}),
+    };
+    await this.objects.put(key, body, {
       contentType: BLOCK_CONTENT_TYPE,
       contentMD5: digest.toString('base64'),
-      metadata: blockNum === 0 ? this.block0Metadata : undefined,
+      contentEncoding,
+      metadata: Object.keys(metadata).length > 0 ? metadata : undefined,
     });
     this.stats.normalBlocksWritten++;
   }

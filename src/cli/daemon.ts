@@ -12,13 +12,15 @@ export function isDaemonChild(): boolean {
 type DaemonMessage = { type: 'ready' } | { type: 'error'; message: string };
 
 /** In the parent: starts the serving process in the foreground mode and reports how it went. */
-export function runAsDaemon(script: string, argv: readonly string[]): Promise<number> {
+/** `stdinText`: handed to the serving process on its stdin (the password asked on the terminal). */
+export function runAsDaemon(script: string, argv: readonly string[], extraEnv: Record<string, string> = {}, stdinText?: string): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [script, '-f', ...argv], {
       detached: true,
-      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-      env: { ...process.env, [DAEMON_ENV]: '1' },
+      stdio: [stdinText === undefined ? 'ignore' : 'pipe', 'ignore', 'ignore', 'ipc'],
+      env: { ...process.env, ...extraEnv, [DAEMON_ENV]: '1' },
     });
+    if (stdinText !== undefined) child.stdin?.end(`${stdinText}\n`);
     let settled = false;
     const settle = (code: number, message?: string): void => {
       if (settled) return;

@@ -12,10 +12,15 @@ import { StoreError } from '../backend/objectStore';
 import { RetriesExhaustedError } from '../backend/retry';
 import { version } from '../version';
 import { runCacheCommand } from './cacheCommand';
+import { askPassword, PASSWORD_ON_STDIN_ENV, readPasswordFromStdin } from './password';
 import { isDaemonChild, reportToParent, runAsDaemon, syslogWrite } from './daemon';
 
 function fatal(err: unknown): void {
-  const known = err instanceof ConfigError || err instanceof StoreError || err instanceof RetriesExhaustedError;
+  const known =
+    err instanceof ConfigError ||
+    err instanceof StoreError ||
+    err instanceof RetriesExhaustedError ||
+    (err instanceof Error && /^(--encrypt needs|interrupted)/.test(err.message));
   const message = known ? err.message : ((err as Error)?.stack ?? String(err));
   if (isDaemonChild()) {
     syslogWrite(`s3backer: error: ${message}`);
@@ -37,11 +42,20 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(cli.output);
     process.exit(cli.code);
   }
-  const config = buildConfig(cli.args);
-  if (config.mode === 'mount' && !config.foreground) {
-    process.exit(await runAsDaemon(__filename, argv));
+  let config = buildConfig(cli.args);
+  if (config.codec.passwordFromCommandLine) {
+    process.stderr.write('s3backer: warning: --password is visible to other users of this machine; --passwordFile is safer\n');
   }
   const daemon = isDaemonChild();
+  // No password given for --encrypt: ask on the terminal (a daemon's child gets it on stdin).
+  let asked: string | undefined;
+  if (config.codec.cipher !== undefined && config.codec.password === undefined) {
+    asked = process.env[PASSWORD_ON_STDIN_ENV] === '1' ? await readPasswordFromStdin() : await askPassword('Password: ');
+    config = { ...config, codec: { ...config.codec, password: asked } };
+  }
+  if (config.mode === 'mount' && !config.foreground) {
+    process.exit(await runAsDaemon(__filename, argv, asked === undefined ? {} : { [PASSWORD_ON_STDIN_ENV]: '1' }, asked));
+  }
   const log = createLogger({ debug: config.debug, quiet: config.quiet, write: daemon ? syslogWrite : undefined });
   if (config.mode === 'resetMountedFlag') {
     await resetMountedFlag(config, log);

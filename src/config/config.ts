@@ -2,7 +2,7 @@
 // Every rule here gives one clear message; nothing touches the network or the mount yet.
 
 import * as path from 'node:path';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { FLAG_BY_NAME } from './flags';
 import { isPowerOfTwo, parseSize } from './sizes';
 import { MAX_BLOCKS } from '../format/blockNames';
@@ -52,6 +52,7 @@ export interface Config {
   readonly defaultContentEncoding: string | undefined;
   readonly debugHttp: boolean;
   readonly blockCache: BlockCacheConfig;
+  readonly codec: CodecConfig;
   readonly timeoutMs: number;
   readonly initialRetryPauseMs: number;
   readonly maxRetryPauseMs: number;
@@ -77,6 +78,19 @@ export interface BlockCacheConfig {
   readonly noVerify: boolean;
   readonly recoverDirty: boolean;
 }
+
+export interface CodecConfig {
+  readonly compression: 'deflate' | 'zstd' | undefined;
+  readonly level: number | undefined;
+  /** Canonical cipher name; undefined = no encryption. */
+  readonly cipher: string | undefined;
+  /** From --password or --passwordFile; undefined with a cipher means: ask on the terminal. */
+  readonly password: string | undefined;
+  readonly passwordFromCommandLine: boolean;
+  readonly keyLength: number | undefined;
+}
+
+const CIPHERS = ['AES-128-CBC', 'AES-192-CBC', 'AES-256-CBC'];
 
 export const DEFAULT_BLOCK_SIZE = 4096;
 export const MIN_BLOCK_SIZE = 512;
@@ -286,6 +300,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     throw new ConfigError(`--blockCacheMaxDirty (${blockCache.maxDirty}) cannot exceed --blockCacheSize (${blockCache.size})`);
   }
   if (blockCache.size > 0 && blockCache.size < 2) throw new ConfigError('--blockCacheSize must be 0 (no cache) or at least 2');
+  const codec = codecConfig(flags);
   const speed = (name: string): number | undefined => {
     const bits = size(flags, name);
     if (bits === 0) throw new ConfigError(`--${name} must be positive`);
@@ -344,5 +359,49 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     debug: args.debug || flags['debug'] === true,
     quiet: flags['quiet'] === true,
     fuseOptions: args.fuseOptions,
+    codec,
   };
+}
+
+function codecConfig(flags: ParsedArgs['flags']): CodecConfig {
+  const compressFlag = flags['compress'];
+  const encryptFlag = flags['encrypt'];
+  let compression: CodecConfig['compression'];
+  let level = str(flags, 'compress-level') === undefined ? undefined : int(flags, 'compress-level', 0, 1);
+  if (compressFlag === true || compressFlag === '') compression = 'deflate';
+  else if (typeof compressFlag === 'string') {
+    if (compressFlag === 'deflate' || compressFlag === 'zstd') compression = compressFlag;
+    else if (/^\d+$/.test(compressFlag)) {
+      compression = 'deflate';
+      level = Number(compressFlag);
+    } else throw new ConfigError(`--compress: "${compressFlag}" is not deflate, zstd or a level 1-9`);
+  }
+  if (compression === undefined && level !== undefined) throw new ConfigError('--compress-level needs --compress');
+  if (compression === 'deflate' && level !== undefined && (level < 1 || level > 9)) {
+    throw new ConfigError(`--compress: deflate level ${level} is not 1-9`);
+  }
+  if (compression === 'zstd' && level !== undefined && level > 22) throw new ConfigError(`--compress: zstd level ${level} is not 1-22`);
+  let cipher: string | undefined;
+  if (encryptFlag !== undefined) {
+    const name = encryptFlag === true || encryptFlag === '' ? 'AES-128-CBC' : String(encryptFlag).toUpperCase();
+    if (!CIPHERS.includes(name)) throw new ConfigError(`--encrypt: cipher "${encryptFlag}" is not supported: use ${CIPHERS.join(', ')}`);
+    cipher = name;
+    compression ??= 'deflate'; // as upstream: encryption implies compression
+  }
+  const given = str(flags, 'password');
+  const file = str(flags, 'passwordFile');
+  if (given !== undefined && file !== undefined) throw new ConfigError('--password and --passwordFile cannot be combined');
+  let password = given;
+  if (file !== undefined) {
+    try {
+      password = (readFileSync(file, 'utf8').split('\n')[0] ?? '').replace(/\r$/, '');
+    } catch (err) {
+      throw new ConfigError(`cannot read --passwordFile ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (password === '') throw new ConfigError(`--passwordFile ${file}: the first line is empty`);
+  }
+  if (password !== undefined && cipher === undefined) throw new ConfigError('a password was given without --encrypt');
+  const keyLength = str(flags, 'keyLength') === undefined ? undefined : int(flags, 'keyLength', 0, 1);
+  if (keyLength !== undefined && cipher === undefined) throw new ConfigError('--keyLength needs --encrypt');
+  return { compression, level, cipher, password, passwordFromCommandLine: given !== undefined, keyLength };
 }

@@ -16,6 +16,7 @@ import { openObjects } from './openObjects';
 import { combineGeometry, detectGeometry, type ResolvedGeometry } from './geometry';
 import { clearMountedFlag, newMountToken, readMountedFlag, setMountedFlag, tokenValue } from './mountedFlag';
 import { cacheFileToken, openCacheFile } from '../layers/cacheFile';
+import { checkPassword, makeCodec } from './codecSetup';
 import { isFuseMounted, watchMount } from './mountWatch';
 import type { Logger } from '../util/log';
 
@@ -83,6 +84,8 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       `${objects.description}: ${geometry.numBlocks} blocks of ${formatSize(geometry.blockSize)} = ${formatSize(geometry.fileSize)}` +
         (geometry.detected ? ' (auto-detected)' : ''),
     );
+    const codec = makeCodec(config, geometry.blockSize);
+    if (codec.encrypted) await checkPassword(objects, { ...naming, blockSize: geometry.blockSize, numBlocks: geometry.numBlocks }, codec);
     const cacheFile =
       cacheConfig.file === undefined
         ? undefined
@@ -96,6 +99,8 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         numBlocks: geometry.numBlocks,
         defaultContentEncoding: config.defaultContentEncoding,
         blockCache: cacheConfig,
+        codec,
+        encodeWrites: config.codec.compression !== undefined || config.codec.cipher !== undefined,
       },
       httpStats,
       log,

@@ -6,7 +6,7 @@ import { BlockBackend } from '../backend/blockBackend';
 import type { HttpStats } from '../backend/httpStats';
 import { ZeroCache } from '../layers/zeroCache';
 import { BlockCache } from '../layers/blockCache';
-import { SlotStores, type SlotStore } from '../native/addon';
+import { SlotStores, type BlockCodec, type SlotStore } from '../native/addon';
 import type { BlockCacheConfig } from '../config/config';
 import type { Logger } from '../util/log';
 import { PartialBlockLayer } from '../layers/partialBlock';
@@ -33,6 +33,8 @@ export interface StackOptions extends BlockNaming {
   readonly numBlocks: number;
   readonly defaultContentEncoding?: string | undefined;
   readonly blockCache: BlockCacheConfig;
+  readonly codec: BlockCodec;
+  readonly encodeWrites: boolean;
 }
 
 /** `cacheFile`: the slots of an opened --blockCacheFile; otherwise they live in anonymous memory. */

@@ -38,7 +38,37 @@ interface SlotStoreClass {
   openFile(path: string): SlotStore;
 }
 
+export interface CodecOptions {
+  blockSize: number;
+  compression?: 'deflate' | 'zstd';
+  level?: number;
+  cipher?: string;
+  password?: string;
+  salt?: string;
+  keyLength?: number;
+}
+
+export interface EncodedBlock {
+  body: Buffer;
+  /** Empty when stored as is. */
+  contentEncoding: string;
+  hmac: string | null;
+  /** MD5 of the body (Content-MD5). */
+  md5: Buffer;
+}
+
+/** Compression and encryption of blocks as upstream does them (native/src/codec.rs). */
+export interface BlockCodec {
+  readonly encrypted: boolean;
+  /** Null for an all-zero block. Runs on the libuv pool. */
+  encode(block: number, data: Uint8Array): Promise<EncodedBlock | null>;
+  /** Rejects on a bad HMAC, unknown encoding or wrong length. Runs on the libuv pool. */
+  decode(block: number, body: Uint8Array, contentEncoding: string, hmac?: string | null): Promise<Buffer>;
+}
+
 interface NativeCore {
+  BlockCodec: { create(options: CodecOptions): BlockCodec };
+  deriveCipherKeys(password: string, salt: string, keyLength: number): string[];
   isZero(data: Uint8Array): boolean;
   md5(data: Uint8Array): Buffer;
   md5Hex(data: Uint8Array): string;
@@ -78,3 +108,8 @@ export const blockDigestAsync = (data: Uint8Array): Promise<Buffer | null> => co
 export const SlotStores: SlotStoreClass = core.SlotStore;
 /** Header and used entries of a cache file, read without changing it. */
 export const readCacheFile = (path: string): { header: CacheHeader; entries: SlotEntry[] } => core.inspectCacheFile(path);
+/** A block codec; throws a clear message for an unknown cipher or compression. */
+export const createBlockCodec = (options: CodecOptions): BlockCodec => core.BlockCodec.create(options);
+/** [key, ivkey] in hex, derived as upstream does (for known-answer tests). */
+export const deriveCipherKeys = (password: string, salt: string, keyLength: number): string[] =>
+  core.deriveCipherKeys(password, salt, keyLength);
