@@ -94,6 +94,25 @@ test('config files: one argument per line, comments, nesting, -F and -o configFi
   }
 });
 
+test('codec flags: optional values only with =, so a bare flag never swallows the bucket', () => {
+  const c = configOf(['--compress', 'bkt', 'mnt']);
+  assert.equal(c.bucket, 'bkt');
+  assert.equal(c.codec.compression, 'deflate');
+  assert.equal(configOf(['--compress=zstd', '--compress-level=9', 'b', 'm']).codec.level, 9);
+  assert.equal(configOf(['--compress=3', 'b', 'm']).codec.level, 3);
+  const e = configOf(['--encrypt', '--password=pw', 'b', 'm']);
+  assert.deepEqual([e.codec.cipher, e.codec.compression, e.codec.password, e.codec.passwordFromCommandLine], ['AES-128-CBC', 'deflate', 'pw', true]);
+  assert.equal(configOf(['--encrypt=aes-256-cbc', '--password=pw', 'b', 'm']).codec.cipher, 'AES-256-CBC');
+  assert.equal(configOf(['--accessEC2IAM', 'b', 'm']).bucket, 'b');
+  refused(['--compress=lz4', 'b', 'm'], /--compress: "lz4"/);
+  refused(['--compress=12', 'b', 'm'], /deflate level 12 is not 1-9/);
+  refused(['--encrypt=DES-CBC', '--password=x', 'b', 'm'], /cipher "DES-CBC" is not supported/);
+  refused(['--password=x', 'b', 'm'], /without --encrypt/);
+  refused(['--encrypt', '--password=x', '--passwordFile=/etc/hostname', 'b', 'm'], /cannot be combined/);
+  refused(['--encrypt', '--passwordFile=/nonexistent/pw', 'b', 'm'], /cannot read --passwordFile/);
+  refused(['--keyLength=32', 'b', 'm'], /--keyLength needs --encrypt/);
+});
+
 test('--help shows the implemented upstream flags', () => {
   const help = parseCommandLine(['--help'], '0').output;
   for (const flag of ['--erase', '--configFile', '--vhost', '--no-vhost', '--accessEC2IAM', '--sse-key-id', '--debug-http', '-F <file>']) {

@@ -79,10 +79,14 @@ export function parseCommandLine(argv: readonly string[], version: string): CliR
       if (passed !== undefined) fuseOptions.push(passed);
     }
   }
+  // Upstream's optional values only come as --flag=value: a bare --compress must not swallow the
+  // bucket that follows, so it becomes --compress= (an empty value, meaning "the default").
+  const optional = new Set(FLAGS.filter((f) => f.kind === 'optionalValue').map((f) => `--${f.name}`));
+  const normalized = [...flagArgs, ...rest].map((a) => (optional.has(a) ? `${a}=` : a));
   const out = { text: '' };
   const program = buildProgram(version, out);
   try {
-    program.parse([...flagArgs, ...rest], { from: 'user' });
+    program.parse(normalized, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return { kind: 'exit', code: 0, output: out.text };
