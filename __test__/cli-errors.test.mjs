@@ -42,7 +42,7 @@ test('bad flags and sizes', async () => {
   await refused([...base, '--blockSize=512', '--size=4t', 'disk', w.mnt], /more than 2\^32/);
   await refused([...base, '--size=1m', '--frobnicate', 'disk', w.mnt], /unknown option/);
   await refused([...base, '--size=1m', '-o', 'bogus_option', 'disk', w.mnt], /unknown FUSE option/);
-  await refused([...base, '--size=1m', '--md5CacheTime=5', 'disk', w.mnt], /not supported yet/);
+  await refused([...base, '--size=1m', '--authVersion=aws2', 'disk', w.mnt], /only aws4 signing/);
   await refused([...base, 'disk', w.mnt], /--size is required/);
   await refused([...base, '--size=1m', 'disk', `${w.root}/no-such-dir`], /does not exist/);
 });

@@ -130,6 +130,7 @@ test('a tampered encrypted block reads as an I/O error; a wrong password is refu
   const dd = await run('dd', [`if=${join(w.mnt, 'file')}`, 'of=/dev/null', 'bs=64k', 'skip=1', 'count=1', 'iflag=direct']).catch((e) => e);
   assert.match(dd.stderr, /Input\/output error/);
   assert.match(m.stderr(), /block 1: HMAC mismatch/);
+  assert.match(await readFile(join(w.mnt, 'stats'), 'utf8'), /^http_mismatch\s+[1-9]/m, 'counted');
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
 
   const wrong = join(w.root, 'wrong');

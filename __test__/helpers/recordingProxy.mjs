@@ -12,6 +12,9 @@ export async function startRecordingProxy({ target } = {}) {
   const requests = [];
   let failures = [];
   const puts = { inFlight: 0, max: 0 };
+  // For eventual-consistency tests: the last GET answer per key, and keys to answer stale.
+  const lastGet = new Map();
+  const stale = new Map();
   const agent = new http.Agent({ keepAlive: true });
   const server = http.createServer((req, res) => {
     const host = req.headers.host ?? '';
@@ -31,6 +34,7 @@ export async function startRecordingProxy({ target } = {}) {
       headers: { ...req.headers },
       bodyLength: 0,
       status: undefined,
+      at: Date.now(),
     };
     requests.push(record);
     if (req.method === 'PUT') {
@@ -62,11 +66,25 @@ export async function startRecordingProxy({ target } = {}) {
       });
       return;
     }
+    const old = lastGet.get(record.key);
+    if (req.method === 'GET' && old && (stale.get(record.key) ?? 0) > 0) {
+      stale.set(record.key, stale.get(record.key) - 1);
+      record.stale = true;
+      record.status = 200;
+      res.writeHead(200, old.headers);
+      res.end(old.body);
+      return;
+    }
     const upstream = http.request(
       { host: '127.0.0.1', port: target.port, method: req.method, path: path + url.search, headers: { ...req.headers, host: `127.0.0.1:${target.port}` }, agent },
       (up) => {
         record.status = up.statusCode;
         res.writeHead(up.statusCode, up.headers);
+        if (req.method === 'GET' && up.statusCode === 200 && record.key !== '') {
+          const chunks = [];
+          up.on('data', (c) => chunks.push(c));
+          up.on('end', () => lastGet.set(record.key, { headers: up.headers, body: Buffer.concat(chunks) }));
+        }
         up.pipe(res);
       },
     );
@@ -90,6 +108,10 @@ export async function startRecordingProxy({ target } = {}) {
     clear() {
       requests.length = 0;
       puts.max = puts.inFlight;
+    },
+    /** The next `count` GETs of `key` get the answer its last GET got: an eventually consistent store. */
+    serveStale(key, count = 1) {
+      stale.set(key, count);
     },
     /** The next requests answer these statuses (e.g. [503, 503]) instead of being served. */
     failNext(statuses) {

@@ -63,6 +63,7 @@ export class BlockBackend implements BlockStore {
       try {
         data = await this.options.codec.decode(blockNum, obj.body, encoding, obj.metadata[META_HMAC]);
       } catch (err) {
+        this.stats.mismatch++; // failed authentication or decoding: counted, and EIO above
         throw new BlockIOError(blockNum, (err as Error).message.replace(/^block \d+: /, ''));
       }
     } else if (data.length !== this.blockSize) {

@@ -53,6 +53,8 @@ export interface Config {
   readonly debugHttp: boolean;
   readonly blockCache: BlockCacheConfig;
   readonly codec: CodecConfig;
+  /** The eventual-consistency guard; undefined = off (the default). */
+  readonly ecProtect: { readonly cacheSize: number; readonly cacheTimeMs: number; readonly minWriteDelayMs: number } | undefined;
   readonly timeoutMs: number;
   readonly initialRetryPauseMs: number;
   readonly maxRetryPauseMs: number;
@@ -301,6 +303,14 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   }
   if (blockCache.size > 0 && blockCache.size < 2) throw new ConfigError('--blockCacheSize must be 0 (no cache) or at least 2');
   const codec = codecConfig(flags);
+  const md5CacheSize = int(flags, 'md5CacheSize', 0);
+  const ecProtect =
+    md5CacheSize > 0
+      ? { cacheSize: md5CacheSize, cacheTimeMs: int(flags, 'md5CacheTime', 10000), minWriteDelayMs: int(flags, 'minWriteDelay', 500) }
+      : undefined;
+  if (!ecProtect && (str(flags, 'md5CacheTime') !== undefined || str(flags, 'minWriteDelay') !== undefined)) {
+    throw new ConfigError('--md5CacheTime and --minWriteDelay need the guard on: give --md5CacheSize too');
+  }
   const speed = (name: string): number | undefined => {
     const bits = size(flags, name);
     if (bits === 0) throw new ConfigError(`--${name} must be positive`);
@@ -360,6 +370,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     quiet: flags['quiet'] === true,
     fuseOptions: args.fuseOptions,
     codec,
+    ecProtect,
   };
 }
 

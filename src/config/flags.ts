@@ -20,7 +20,6 @@ const f = (name: string, kind: FlagKind, help: string, extra: Partial<FlagSpec> 
   supported: true,
   ...extra,
 });
-const later = { supported: false };
 
 export const FLAGS: readonly FlagSpec[] = [
   f('accessFile', 'value', "file of 'accessID:accessKey' lines", { valueName: 'FILE', defaultText: '$HOME/.s3backer_passwd' }),
@@ -70,9 +69,9 @@ export const FLAGS: readonly FlagSpec[] = [
   f('maxDownloadSpeed', 'value', 'max download bandwidth of one block read', { valueName: 'BITSPERSEC' }),
   f('maxRetryPause', 'value', 'max total pause while retrying one request', { valueName: 'MILLIS', defaultText: '30000' }),
   f('maxUploadSpeed', 'value', 'max upload bandwidth of one block write', { valueName: 'BITSPERSEC' }),
-  f('md5CacheSize', 'value', 'max size of the MD5 cache (0 = disabled)', { valueName: 'NUM', ...later }),
-  f('md5CacheTime', 'value', 'expire time of the MD5 cache (0 = infinite)', { valueName: 'MILLIS', ...later }),
-  f('minWriteDelay', 'value', 'minimum time between writes of the same block', { valueName: 'MILLIS', ...later }),
+  f('md5CacheSize', 'value', 'eventual-consistency guard: blocks whose MD5 is remembered after a write (0 = off)', { valueName: 'NUM', defaultText: '0' }),
+  f('md5CacheTime', 'value', 'how long a written block\'s MD5 is remembered (0 = until evicted)', { valueName: 'MILLIS', defaultText: '10000' }),
+  f('minWriteDelay', 'value', 'minimum time between writes of the same block (with the guard)', { valueName: 'MILLIS', defaultText: '500' }),
   f('noAutoDetect', 'boolean', 'do not read the block and file size from block 0'),
   f('password', 'value', 'encryption password (visible to other users: prefer --passwordFile)', { valueName: 'PASSWORD' }),
   f('passwordFile', 'value', 'read the encryption password from the first line of FILE', { valueName: 'FILE' }),

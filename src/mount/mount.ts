@@ -101,6 +101,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         blockCache: cacheConfig,
         codec,
         encodeWrites: config.codec.compression !== undefined || config.codec.cipher !== undefined,
+        ecProtect: config.ecProtect && { ...config.ecProtect, initialRetryPauseMs: config.initialRetryPauseMs, maxRetryPauseMs: config.maxRetryPauseMs },
       },
       httpStats,
       log,

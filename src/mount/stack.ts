@@ -1,11 +1,14 @@
 // Builds the layer stack top-down from the configuration:
-// partial-block read/modify/write -> zero cache -> block cache -> block backend -> object store.
+// partial-block read/modify/write -> zero cache -> block cache -> eventual-consistency guard ->
+// block backend (codec inside) -> object store.
 
 import type { ObjectStore } from '../backend/objectStore';
 import { BlockBackend } from '../backend/blockBackend';
 import type { HttpStats } from '../backend/httpStats';
 import { ZeroCache } from '../layers/zeroCache';
 import { BlockCache } from '../layers/blockCache';
+import { EcProtect, type EcProtectOptions } from '../layers/ecProtect';
+import type { RetryPolicy } from '../backend/retry';
 import { SlotStores, type BlockCodec, type SlotStore } from '../native/addon';
 import type { BlockCacheConfig } from '../config/config';
 import type { Logger } from '../util/log';
@@ -35,28 +38,31 @@ export interface StackOptions extends BlockNaming {
   readonly blockCache: BlockCacheConfig;
   readonly codec: BlockCodec;
   readonly encodeWrites: boolean;
+  readonly ecProtect: (EcProtectOptions & RetryPolicy) | undefined;
 }
 
 /** `cacheFile`: the slots of an opened --blockCacheFile; otherwise they live in anonymous memory. */
 export function buildStack(objects: ObjectStore, options: StackOptions, httpStats: HttpStats, log: Logger, cacheFile?: SlotStore): Stack {
   const backend = new BlockBackend(objects, options, httpStats);
+  const guard = options.ecProtect ? new EcProtect(backend, options.ecProtect, log) : undefined;
+  const belowCache: BlockStore = guard ?? backend;
   const cacheConfig = options.blockCache;
   const slots = cacheSlots(cacheConfig.size, options.numBlocks);
   const blockCache =
     slots > 0
       ? new BlockCache(
-          backend,
+          belowCache,
           cacheFile ?? SlotStores.anonymous(options.blockSize, slots),
           { ...cacheConfig, size: slots, maxDirty: Math.min(cacheConfig.maxDirty, slots), persistent: cacheFile !== undefined },
           log,
         )
       : undefined;
-  const zeroCache = new ZeroCache(blockCache ?? backend);
+  const zeroCache = new ZeroCache(blockCache ?? belowCache);
   return {
     data: new PartialBlockLayer(zeroCache),
     top: zeroCache,
     zeroCache,
     blockCache,
-    statsSources: [httpStats, ...(blockCache ? [blockCache] : []), zeroCache],
+    statsSources: [httpStats, ...(blockCache ? [blockCache] : []), zeroCache, ...(guard ? [guard] : [])],
   };
 }

@@ -1,0 +1,134 @@
+// The eventual-consistency guard (--md5CacheSize, --md5CacheTime, --minWriteDelay), for
+// S3-compatible stores that may answer a read with an older version of a block (S3 itself is
+// strongly consistent since 2020, so this is off by default). After a write it remembers the
+// block's MD5 for a while; reads of remembered blocks must return that data, and anything else
+// is stale: retried with upstream's pauses, then an I/O error. Writes of the same block are
+// spaced at least --minWriteDelay apart.
+
+import { BlockIOError, checkBlockNum, type BlockStore } from '../store/blockStore';
+import type { StatsSource, StatValue } from '../stats/stats';
+import { md5 } from '../native/addon';
+import type { RetryPolicy } from '../backend/retry';
+import type { Logger } from '../util/log';
+
+export interface EcProtectOptions extends RetryPolicy {
+  /** Blocks remembered at once; writers wait while it is full. */
+  readonly cacheSize: number;
+  /** How long a written block's MD5 is remembered (0 = until evicted by size). */
+  readonly cacheTimeMs: number;
+  readonly minWriteDelayMs: number;
+}
+
+interface Remembered {
+  readonly md5: string;
+  readonly writtenAt: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class EcProtect implements BlockStore, StatsSource {
+  readonly blockSize: number;
+  readonly numBlocks: number;
+  /** Insertion order = write order, so the first entry expires first. */
+  private readonly remembered = new Map<number, Remembered>();
+  private dataHits = 0;
+  private fullDelays = 0;
+  private writeDelays = 0;
+  private stale = 0;
+
+  constructor(
+    private readonly inner: BlockStore,
+    private readonly options: EcProtectOptions,
+    private readonly log: Logger,
+  ) {
+    this.blockSize = inner.blockSize;
+    this.numBlocks = inner.numBlocks;
+  }
+
+  private expire(now: number): void {
+    if (this.options.cacheTimeMs === 0) return;
+    for (const [block, r] of this.remembered) {
+      if (now - r.writtenAt < this.options.cacheTimeMs) break;
+      this.remembered.delete(block);
+    }
+  }
+
+  async readBlock(blockNum: number): Promise<Buffer> {
+    checkBlockNum(this, blockNum);
+    this.expire(Date.now());
+    const expected = this.remembered.get(blockNum);
+    if (!expected) return this.inner.readBlock(blockNum);
+    let pause = this.options.initialRetryPauseMs;
+    let paused = 0;
+    for (;;) {
+      const data = await this.inner.readBlock(blockNum);
+      if (md5(data).toString('hex') === expected.md5) {
+        this.dataHits++;
+        return data;
+      }
+      this.stale++;
+      if (paused + pause > this.options.maxRetryPauseMs) {
+        throw new BlockIOError(blockNum, 'the store keeps answering an older version (stale data)');
+      }
+      this.log.debug(`block ${blockNum}: stale data from the store; retrying in ${pause} ms`);
+      await sleep(pause);
+      paused += pause;
+      pause *= 2;
+    }
+  }
+
+  readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
+    return this.inner.readBlockIfChanged(blockNum, md5Hex);
+  }
+
+  async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
+    checkBlockNum(this, blockNum);
+    let now = Date.now();
+    this.expire(now);
+    const previous = this.remembered.get(blockNum);
+    if (previous && now - previous.writtenAt < this.options.minWriteDelayMs) {
+      this.writeDelays++;
+      await sleep(this.options.minWriteDelayMs - (now - previous.writtenAt));
+    }
+    // Full: wait for the oldest entry to expire (or, without a time limit, forget it).
+    while (!this.remembered.has(blockNum) && this.remembered.size >= this.options.cacheSize) {
+      this.fullDelays++;
+      const oldest = this.remembered.entries().next().value;
+      if (!oldest) break;
+      if (this.options.cacheTimeMs === 0) this.remembered.delete(oldest[0]);
+      else await sleep(Math.max(1, oldest[1].writtenAt + this.options.cacheTimeMs - Date.now()));
+      this.expire(Date.now());
+    }
+    await this.inner.writeBlock(blockNum, data);
+    now = Date.now();
+    this.remembered.delete(blockNum);
+    this.remembered.set(blockNum, { md5: md5(data ?? Buffer.alloc(this.blockSize)).toString('hex'), writtenAt: now });
+  }
+
+  flush(): Promise<void> {
+    return this.inner.flush();
+  }
+
+  listNonZero(onBlock: (blockNum: number) => void): Promise<void> {
+    return this.inner.listNonZero(onBlock);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  statsLines(): ReadonlyArray<readonly [string, StatValue]> {
+    return [
+      ['md5_cache_current_size', this.remembered.size],
+      ['md5_cache_data_hits', this.dataHits],
+      ['md5_cache_full_delays', this.fullDelays],
+      ['md5_cache_write_delays', this.writeDelays],
+      // Not upstream's name: reads the guard caught answering old data.
+      ['md5_cache_stale_reads', this.stale],
+    ];
+  }
+
+  resetStats(): void {
+    this.dataHits = this.fullDelays = this.writeDelays = this.stale = 0;
+  }
+}
