@@ -6,43 +6,31 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startS3Server, putObject } from './helpers/s3server.mjs';
-import { startRecordingProxy } from './helpers/recordingProxy.mjs';
+import { startRecordingProxy, useRecordedS3 } from './helpers/recordingProxy.mjs';
 import { startFakeImds } from './helpers/fakeImds.mjs';
 import { runCli, startMount, workdir, run, REPO } from './helpers/ours.mjs';
 
-let server;
-let proxy;
-let w;
-before(async () => {
-  server = await startS3Server({ buckets: ['disk'] });
-  proxy = await startRecordingProxy({ target: server });
-  w = await workdir('s3opts');
-});
-after(async () => {
-  await w?.cleanup();
-  await proxy?.stop();
-  await server?.stop();
-});
+const env = useRecordedS3('s3opts', { before, after, workdir, startS3Server });
 
 const keys = ['--accessId=S3RVER', '--accessKey=S3RVER'];
 const via = (p) => [`--baseURL=${p.endpoint}/`, ...keys];
-const puts = (key) => proxy.requests.filter((r) => r.method === 'PUT' && r.key === key);
+const puts = (key) => env.proxy.requests.filter((r) => r.method === 'PUT' && r.key === key);
 
 async function writeBlock(file, blockSize, blockNum, data) {
-  const src = join(w.root, 'block.bin');
+  const src = join(env.w.root, 'block.bin');
   await writeFile(src, data);
   await run('dd', [`if=${src}`, `of=${file}`, `bs=${blockSize}`, `seek=${blockNum}`, 'count=1', 'conv=notrunc,fsync', 'status=none']);
 }
 
 test('PUT headers: ACL, storage class, SSE, Content-MD5, content type, block 0 geometry', { timeout: 120000 }, async () => {
-  proxy.clear();
+  env.proxy.clear();
   const m = await startMount(
-    [...via(proxy), '--prefix=h/', '--size=1m', '--accessType=public-read', '--storageClass=STANDARD_IA', '--sse=AES256', 'disk', w.mnt],
-    w.mnt,
+    [...via(env.proxy), '--prefix=h/', '--size=1m', '--accessType=public-read', '--storageClass=STANDARD_IA', '--sse=AES256', 'disk', env.w.mnt],
+    env.w.mnt,
   );
   const data = randomBytes(4096);
-  await writeBlock(join(w.mnt, 'file'), 4096, 0, data);
-  await writeBlock(join(w.mnt, 'file'), 4096, 3, data);
+  await writeBlock(join(env.w.mnt, 'file'), 4096, 0, data);
+  await writeBlock(join(env.w.mnt, 'file'), 4096, 3, data);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
   const [put0] = puts('h/00000000');
   const [put3] = puts('h/00000003');
@@ -61,7 +49,7 @@ test('PUT headers: ACL, storage class, SSE, Content-MD5, content type, block 0 g
   const flag = puts('h/s3backer-mounted')[0];
   assert.equal(flag.headers['content-type'], 'text/plain');
   assert.match(flag.headers['x-amz-meta-s3backer-mount-token'], /^[0-9a-f]{8}$/);
-  assert.ok(proxy.requests.some((r) => r.method === 'DELETE' && r.key === 'h/s3backer-mounted'), 'flag cleared');
+  assert.ok(env.proxy.requests.some((r) => r.method === 'DELETE' && r.key === 'h/s3backer-mounted'), 'flag cleared');
 });
 
 test('--sse=aws:kms sends the key id; --rrs the reduced redundancy class', { timeout: 120000 }, async () => {
@@ -69,10 +57,10 @@ test('--sse=aws:kms sends the key id; --rrs the reduced redundancy class', { tim
     [['--sse=aws:kms', '--sse-key-id=my-key'], (h) => h['x-amz-server-side-encryption'] === 'aws:kms' && h['x-amz-server-side-encryption-aws-kms-key-id'] === 'my-key'],
     [['--rrs'], (h) => h['x-amz-storage-class'] === 'REDUCED_REDUNDANCY'],
   ]) {
-    proxy.clear();
+    env.proxy.clear();
     // --reset-mounted-flag is not enough here: only block writes carry these headers.
-    const m = await startMount([...via(proxy), '--prefix=k/', '--size=1m', ...extra, 'disk', w.mnt], w.mnt);
-    await writeBlock(join(w.mnt, 'file'), 4096, 1, randomBytes(4096));
+    const m = await startMount([...via(env.proxy), '--prefix=k/', '--size=1m', ...extra, 'disk', env.w.mnt], env.w.mnt);
+    await writeBlock(join(env.w.mnt, 'file'), 4096, 1, randomBytes(4096));
     await m.stop();
     const put = puts('k/00000001')[0];
     assert.ok(put && check(put.headers), `${extra.join(' ')}: ${JSON.stringify(put?.headers)}`);
@@ -80,14 +68,14 @@ test('--sse=aws:kms sends the key id; --rrs the reduced redundancy class', { tim
 });
 
 test('URL style: path by default, virtual-host with --region or --vhost, path again with --no-vhost', { timeout: 120000 }, async () => {
-  const env = { ...process.env, NODE_OPTIONS: `--require ${join(REPO, '__test__/helpers/resolve-localhost.cjs')}` };
-  const base = [`--baseURL=${proxy.localhostEndpoint}/`, ...keys, '--reset-mounted-flag', 'disk'];
+  const childEnv = { ...process.env, NODE_OPTIONS: `--require ${join(REPO, '__test__/helpers/resolve-localhost.cjs')}` };
+  const base = [`--baseURL=${env.proxy.localhostEndpoint}/`, ...keys, '--reset-mounted-flag', 'disk'];
   for (const [extra, vhost] of [[[], false], [['--region=us-east-1'], true], [['--vhost'], true], [['--region=eu-west-1', '--no-vhost'], false]]) {
-    proxy.clear();
-    const res = await runCli([...extra, ...base], { env });
+    env.proxy.clear();
+    const res = await runCli([...extra, ...base], { env: childEnv });
     assert.equal(res.code, 0, res.stderr);
-    assert.ok(proxy.requests.length >= 2);
-    for (const r of proxy.requests) {
+    assert.ok(env.proxy.requests.length >= 2);
+    for (const r of env.proxy.requests) {
       assert.equal(r.vhost, vhost, `${extra.join(' ')}: ${r.host} ${r.url}`);
       assert.equal(r.bucket, 'disk');
     }
@@ -95,10 +83,10 @@ test('URL style: path by default, virtual-host with --region or --vhost, path ag
 });
 
 test('failed requests are retried with pauses and counted', { timeout: 120000 }, async () => {
-  proxy.clear();
-  proxy.failNext([503, 500, 503]);
-  const m = await startMount([...via(proxy), '--prefix=r/', '--size=1m', '--initialRetryPause=20', 'disk', w.mnt], w.mnt);
-  const stats = await readFile(join(w.mnt, 'stats'), 'utf8');
+  env.proxy.clear();
+  env.proxy.failNext([503, 500, 503]);
+  const m = await startMount([...via(env.proxy), '--prefix=r/', '--size=1m', '--initialRetryPause=20', 'disk', env.w.mnt], env.w.mnt);
+  const stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
   assert.match(stats, /^http_num_retries\s+3$/m);
   assert.match(stats, /^http_5xx_error\s+3$/m);
   assert.match(stats, /^http_total_retry_delay\s+0\.140 sec$/m, '20 + 40 + 80 ms');
@@ -108,15 +96,15 @@ test('failed requests are retried with pauses and counted', { timeout: 120000 },
 test('--maxUploadSpeed and --maxDownloadSpeed pace each transfer', { timeout: 120000 }, async () => {
   // 64 KiB at 1 Mibit/s takes at least half a second each way (no block cache: every read fetches).
   const m = await startMount(
-    [...via(proxy), '--prefix=s/', '--blockSize=64k', '--size=1m', '--blockCacheSize=0', '--maxUploadSpeed=1m', '--maxDownloadSpeed=1m', 'disk', w.mnt],
-    w.mnt,
+    [...via(env.proxy), '--prefix=s/', '--blockSize=64k', '--size=1m', '--blockCacheSize=0', '--maxUploadSpeed=1m', '--maxDownloadSpeed=1m', 'disk', env.w.mnt],
+    env.w.mnt,
   );
   try {
     let started = Date.now();
-    await writeBlock(join(w.mnt, 'file'), 65536, 2, randomBytes(65536));
+    await writeBlock(join(env.w.mnt, 'file'), 65536, 2, randomBytes(65536));
     assert.ok(Date.now() - started >= 480, `upload took ${Date.now() - started} ms`);
     started = Date.now();
-    await run('dd', [`if=${join(w.mnt, 'file')}`, 'of=/dev/null', 'bs=65536', 'skip=2', 'count=1', 'iflag=direct', 'status=none']);
+    await run('dd', [`if=${join(env.w.mnt, 'file')}`, 'of=/dev/null', 'bs=65536', 'skip=2', 'count=1', 'iflag=direct', 'status=none']);
     assert.ok(Date.now() - started >= 480, `download took ${Date.now() - started} ms`);
   } finally {
     await m.stop();
@@ -127,8 +115,8 @@ test('EC2 role credentials are fetched again before they expire', { timeout: 600
   // The SDK renews credentials that expire within minutes: with a 1-minute expiry every request renews.
   const imds = await startFakeImds({ role: 'short', expiresInMs: 60000 });
   try {
-    const res = await runCli([`--baseURL=${proxy.endpoint}/`, '--accessEC2IAM=short', '--initialRetryPause=50', '--maxRetryPause=100', '--reset-mounted-flag', 'disk'], {
-      env: { PATH: process.env.PATH, HOME: w.root, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint },
+    const res = await runCli([`--baseURL=${env.proxy.endpoint}/`, '--accessEC2IAM=short', '--initialRetryPause=50', '--maxRetryPause=100', '--reset-mounted-flag', 'disk'], {
+      env: { PATH: process.env.PATH, HOME: env.w.root, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint },
     });
     assert.equal(res.code, 1, 's3rver rejects the role key, which is fine here');
     const fetches = imds.requests.filter((r) => r.url.endsWith('/security-credentials/short')).length;
@@ -139,17 +127,17 @@ test('EC2 role credentials are fetched again before they expire', { timeout: 600
 });
 
 test('--debug-http logs request lines and statuses, never credentials', { timeout: 60000 }, async () => {
-  const res = await runCli([...via(proxy), '--debug-http', '--reset-mounted-flag', 'disk']);
+  const res = await runCli([...via(env.proxy), '--debug-http', '--reset-mounted-flag', 'disk']);
   assert.equal(res.code, 0, res.stderr);
-  assert.match(res.stderr, new RegExp(`http: HEAD http://127\\.0\\.0\\.1:${proxy.port}/disk/? -> 200 \\(\\d+ ms\\)`));
+  assert.match(res.stderr, new RegExp(`http: HEAD http://127\\.0\\.0\\.1:${env.proxy.port}/disk/? -> 200 \\(\\d+ ms\\)`));
   assert.match(res.stderr, /http: HEAD http:\/\/127\.0\.0\.1:\d+\/disk\/s3backer-mounted -> 404/);
   assert.doesNotMatch(res.stderr, /S3RVER|Credential=|Signature/);
 });
 
 test('--defaultContentEncoding applies to blocks stored without one', { timeout: 60000 }, async () => {
-  await putObject(server, 'disk', 'e/00000000', Buffer.alloc(4096, 1), { metadata: { 's3backer-blocksize': '4096', 's3backer-filesize': '65536' } });
-  const m = await startMount([...via(proxy), '--prefix=e/', '--defaultContentEncoding=deflate', '--readOnly', 'disk', w.mnt], w.mnt);
-  const dd = await run('dd', [`if=${join(w.mnt, 'file')}`, 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct']).catch((e) => e);
+  await putObject(env.server, 'disk', 'e/00000000', Buffer.alloc(4096, 1), { metadata: { 's3backer-blocksize': '4096', 's3backer-filesize': '65536' } });
+  const m = await startMount([...via(env.proxy), '--prefix=e/', '--defaultContentEncoding=deflate', '--readOnly', 'disk', env.w.mnt], env.w.mnt);
+  const dd = await run('dd', [`if=${join(env.w.mnt, 'file')}`, 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct']).catch((e) => e);
   assert.match(dd.stderr, /Input\/output error/);
   assert.match(m.stderr(), /block 0: corrupt compressed data/);
   await m.stop();
@@ -159,7 +147,7 @@ test('credentials: access file, --accessKeyEnv, environment, profile, EC2 role (
   const answering = await startRecordingProxy();
   const imds = await startFakeImds({ role: 'disk-role' });
   const imds2 = await startFakeImds({ role: 'v2-role', accessKeyId: 'AKIAIMDSV2', requireV2: true });
-  const home = join(w.root, 'home');
+  const home = join(env.w.root, 'home');
   await mkdir(join(home, '.aws'), { recursive: true });
   await writeFile(join(home, 'passwd'), 'FILEKEY:file-secret\n');
   await writeFile(join(home, '.aws', 'credentials'), '[work]\naws_access_key_id = PROFILEKEY\naws_secret_access_key = profile-secret\n');

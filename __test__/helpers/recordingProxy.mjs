@@ -124,3 +124,22 @@ export async function startRecordingProxy({ target } = {}) {
     },
   };
 }
+
+/**
+ * Registers before/after hooks for a test file: s3rver with bucket "disk", a recording proxy in
+ * front of it, and a work directory. The returned object is filled in by the before hook.
+ */
+export function useRecordedS3(name, { before, after, workdir, startS3Server }) {
+  const env = {};
+  before(async () => {
+    env.server = await startS3Server({ buckets: ['disk'] });
+    env.proxy = await startRecordingProxy({ target: env.server });
+    env.w = await workdir(name);
+  });
+  after(async () => {
+    await env.w?.cleanup();
+    await env.proxy?.stop();
+    await env.server?.stop();
+  });
+  return env;
+}

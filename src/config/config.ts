@@ -68,10 +68,15 @@ export interface BlockCacheConfig {
   /** Blocks; 0 = no block cache. */
   readonly size: number;
   readonly writeDelayMs: number;
+  /** Uploads in flight at once. */
   readonly threads: number;
+  /** Idle clean blocks are evicted after this long (0 = never). */
   readonly timeoutMs: number;
+  /** Writers wait while this many blocks are dirty (0 = no limit but the cache size). */
   readonly maxDirty: number;
+  /** A write returns only once uploaded. */
   readonly sync: boolean;
+  /** Blocks below this number are evicted last. */
   readonly numProtected: number;
   readonly readAhead: number;
   readonly readAheadTrigger: number;

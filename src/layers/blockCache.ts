@@ -8,23 +8,10 @@ import { checkBlockNum, type BlockStore } from '../store/blockStore';
 import { ratio, type StatsSource, type StatValue } from '../stats/stats';
 import { isZeroBlock, md5, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
+import type { BlockCacheConfig } from '../config/config';
 
-export interface BlockCacheOptions {
-  /** Slots (blocks) in the cache. */
-  readonly size: number;
-  readonly writeDelayMs: number;
-  /** Uploads in flight at once. */
-  readonly threads: number;
-  /** Idle clean blocks are evicted after this long (0 = never). */
-  readonly timeoutMs: number;
-  /** Writers wait while this many blocks are dirty (0 = no limit but the cache size). */
-  readonly maxDirty: number;
-  /** A write returns only once uploaded. */
-  readonly sync: boolean;
-  /** Blocks below this number are evicted last. */
-  readonly numProtected: number;
-  readonly readAhead: number;
-  readonly readAheadTrigger: number;
+/** The cache flags (see config), with `size` already capped to the disk, and where the slots live. */
+export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVerify' | 'recoverDirty'> {
   /** The slots live in a cache file: order its writes for crash safety. */
   readonly persistent: boolean;
 }
