@@ -203,3 +203,42 @@ test('zero writes upload as zeros (null); idle clean blocks expire with --blockC
   assert.equal(stat(cache, 'block_cache_current_size'), 0);
   await cache.close();
 });
+
+test('partial writes: no fetch when writes fill the block; one fetch merges the rest otherwise', async () => {
+  const store = new RecordingStore(10);
+  store.blocks.set(2, block(9));
+  const cache = cacheOver(store, { writeDelayMs: 100 });
+  await cache.writeBlockPart(1, 0, Buffer.alloc(256, 1));
+  await cache.writeBlockPart(1, 256, Buffer.alloc(256, 2));
+  await cache.flush();
+  assert.deepEqual(store.reads, [], 'two halves made a whole block without reading it');
+  assert.ok(store.blocks.get(1).equals(Buffer.concat([Buffer.alloc(256, 1), Buffer.alloc(256, 2)])));
+
+  await cache.writeBlockPart(2, 100, Buffer.alloc(10, 5));
+  const read = await cache.readBlock(2);
+  assert.deepEqual(store.reads, [2], 'the rest fetched once, on the read');
+  const want = block(9);
+  want.fill(5, 100, 110);
+  assert.ok(read.equals(want), 'stored bytes around the written part');
+  await cache.writeBlockPart(3, 500, Buffer.alloc(12, 7));
+  await cache.flush();
+  assert.deepEqual(store.reads, [2, 3], 'completed before upload');
+  const three = Buffer.alloc(BS);
+  three.fill(7, 500);
+  assert.ok(store.blocks.get(3).equals(three));
+  await cache.close();
+});
+
+test('readBlockPart copies just the range out of a cached block', async () => {
+  const store = new RecordingStore(10);
+  const data = Buffer.from(Array.from({ length: BS }, (_, i) => i & 0xff));
+  store.blocks.set(4, data);
+  const cache = cacheOver(store);
+  assert.ok((await cache.readBlockPart(4, 10, 20)).equals(data.subarray(10, 30)), 'a miss fetches and slices');
+  assert.ok((await cache.readBlockPart(4, 500, 12)).equals(data.subarray(500)), 'a hit reads from the slot');
+  assert.deepEqual(store.reads, [4]);
+  await cache.writeBlockPart(5, 0, Buffer.alloc(8, 3));
+  const part = await cache.readBlockPart(5, 4, 8);
+  assert.ok(part.equals(Buffer.from([3, 3, 3, 3, 0, 0, 0, 0])), 'a partly written block is completed first');
+  await cache.close();
+});

@@ -28,6 +28,10 @@ export declare class SlotStore {
   get header(): CacheHeader
   /** Copies one block into a slot (the entry is set separately, after the data is synced). */
   write(slot: number, data: Uint8Array): void
+  /** Copies part of a block into a slot, at `offset` within the block. */
+  writePart(slot: number, offset: number, data: Uint8Array): void
+  /** Copies `length` bytes at `offset` of a slot's block into a new Buffer owned by JS. */
+  readPart(slot: number, offset: number, length: number): Buffer
   /** Copies one block out of a slot into a new Buffer owned by JS. */
   read(slot: number): Buffer
   setEntry(slot: number, block: number, dirty: boolean, etag?: Uint8Array | undefined | null): void

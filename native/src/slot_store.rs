@@ -123,6 +123,29 @@ impl SlotStore {
         Ok(())
     }
 
+    /// Copies part of a block into a slot, at `offset` within the block.
+    #[napi]
+    pub fn write_part(&self, slot: u32, offset: u32, data: &[u8]) -> Result<()> {
+        self.check(slot, self.inner.header.block_size as usize)?;
+        if offset as usize + data.len() > self.inner.header.block_size as usize {
+            return Err(Error::from_reason(format!("{} bytes at {offset} do not fit in a block", data.len())));
+        }
+        self.inner.write_part(slot, offset as usize, data);
+        Ok(())
+    }
+
+    /// Copies `length` bytes at `offset` of a slot's block into a new Buffer owned by JS.
+    #[napi]
+    pub fn read_part(&self, slot: u32, offset: u32, length: u32) -> Result<Buffer> {
+        self.check(slot, self.inner.header.block_size as usize)?;
+        if offset as usize + length as usize > self.inner.header.block_size as usize {
+            return Err(Error::from_reason(format!("{length} bytes at {offset} are not inside a block")));
+        }
+        let mut out = vec![0u8; length as usize];
+        self.inner.read_part(slot, offset as usize, &mut out);
+        Ok(out.into())
+    }
+
     /// Copies one block out of a slot into a new Buffer owned by JS.
     #[napi]
     pub fn read(&self, slot: u32) -> Result<Buffer> {

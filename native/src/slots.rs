@@ -190,6 +190,20 @@ impl Slots {
         self.region.copy_in(offset, data);
     }
 
+    /// Copies part of a block into a slot (offset and length within the block).
+    pub fn write_part(&self, slot: u32, offset: usize, data: &[u8]) {
+        let (start, size) = self.data_range(slot);
+        assert!(offset.checked_add(data.len()).is_some_and(|end| end <= size), "part outside the block");
+        self.region.copy_in(start + offset, data);
+    }
+
+    /// Copies part of a block out of a slot.
+    pub fn read_part(&self, slot: u32, offset: usize, target: &mut [u8]) {
+        let (start, size) = self.data_range(slot);
+        assert!(offset.checked_add(target.len()).is_some_and(|end| end <= size), "part outside the block");
+        self.region.copy_out(start + offset, target);
+    }
+
     pub fn read_data(&self, slot: u32, target: &mut [u8]) {
         let (offset, size) = self.data_range(slot);
         assert_eq!(target.len(), size, "target must be exactly one block");
@@ -354,6 +368,26 @@ mod tests {
         f.set_len(5000).unwrap();
         assert!(Slots::open_file(&path).err().unwrap().contains("truncated"));
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn parts_land_inside_the_block() {
+        let s = Slots::anonymous(512, 2).unwrap();
+        s.write_part(1, 500, &[7u8; 12]);
+        let mut part = vec![0u8; 13];
+        s.read_part(1, 499, &mut part);
+        assert_eq!(part, [0, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]);
+        let mut out = vec![0u8; 512];
+        s.read_data(1, &mut out);
+        assert_eq!(&out[500..], &[7u8; 12]);
+        assert!(out[..500].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    #[should_panic(expected = "part outside the block")]
+    fn parts_cannot_spill_into_the_next_slot() {
+        let s = Slots::anonymous(512, 2).unwrap();
+        s.write_part(0, 500, &[7u8; 13]);
     }
 
     #[test]

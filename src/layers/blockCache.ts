@@ -26,6 +26,10 @@ interface Entry {
   storedVersion: number;
   /** Writes between marking the block dirty and finishing their copy. */
   pendingWrites: number;
+  /** Byte ranges of the slot that hold the block's data; null = all of it. */
+  valid: Array<[number, number]> | null;
+  /** Set while the rest of a partly written block is fetched. */
+  completing: Promise<void> | undefined;
   uploading: boolean;
   dirtySince: number;
   lastUsed: number;
@@ -258,6 +262,7 @@ export class BlockCache implements BlockStore, StatsSource {
       if (!e) return this.inner.readBlock(blockNum); // that fetch failed: try once more, directly
     }
     if (e) {
+      if (e.valid !== null) await this.complete(e);
       this.touch(e);
       return this.slots.read(e.slot);
     }
@@ -271,6 +276,19 @@ export class BlockCache implements BlockStore, StatsSource {
 
   readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
     return this.inner.readBlockIfChanged(blockNum, md5Hex);
+  }
+
+  /** A cached, complete block's bytes are copied straight out of the slot; else as readBlock. */
+  async readBlockPart(blockNum: number, offset: number, length: number): Promise<Buffer> {
+    checkBlockNum(this, blockNum);
+    const e = this.entries.get(blockNum);
+    if (e && !e.loading && e.valid === null) {
+      this.readHits++;
+      this.noteRead(blockNum);
+      this.touch(e);
+      return this.slots.readPart(e.slot, offset, length);
+    }
+    return (await this.readBlock(blockNum)).subarray(offset, offset + length);
   }
 
   /** Fetches a block into a slot and resolves its data. */
@@ -328,9 +346,58 @@ export class BlockCache implements BlockStore, StatsSource {
   // ---- writes ---------------------------------------------------------------------------
 
   async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
+    const entry = await this.beginWrite(blockNum);
+    try {
+      if (this.options.persistent) {
+        // The old claim goes first, so a crash mid-copy cannot pair the entry with torn data.
+        this.slots.clearEntry(entry.slot);
+        await this.slots.syncEntry(entry.slot);
+      }
+      this.slots.write(entry.slot, data ?? this.zeros);
+      entry.valid = null;
+      const version = ++entry.version;
+      entry.lastUsed = Date.now();
+      if (this.options.persistent) {
+        await this.slots.syncData(entry.slot);
+        if (entry.version === version) {
+          this.slots.setEntry(entry.slot, blockNum, true, null);
+          await this.slots.syncEntry(entry.slot);
+        }
+      }
+    } finally {
+      entry.pendingWrites--;
+    }
+    await this.endWrite(entry);
+  }
+
+  /**
+   * Part of a block, without fetching the rest: the slot records which bytes it holds, and the
+   * rest is fetched only if the block is read or uploaded before later writes fill it. With a
+   * cache file this is read/modify/write instead, so a crash never leaves a half-known block.
+   */
+  async writeBlockPart(blockNum: number, offset: number, data: Buffer): Promise<void> {
+    if (this.options.persistent) {
+      const block = await this.readBlock(blockNum);
+      data.copy(block, offset);
+      return this.writeBlock(blockNum, block);
+    }
+    if (offset < 0 || offset + data.length > this.blockSize) throw new RangeError(`part ${offset}+${data.length} outside the block`);
+    const entry = await this.beginWrite(blockNum);
+    try {
+      this.slots.writePart(entry.slot, offset, data);
+      if (entry.valid !== null) entry.valid = addRange(entry.valid, offset, offset + data.length, this.blockSize);
+      entry.version++;
+      entry.lastUsed = Date.now();
+    } finally {
+      entry.pendingWrites--;
+    }
+    await this.endWrite(entry);
+  }
+
+  /** Counts, applies back-pressure, and returns the block's entry marked dirty and busy. */
+  private async beginWrite(blockNum: number): Promise<Entry> {
     checkBlockNum(this, blockNum);
-    const known = this.entries.get(blockNum);
-    if (known) this.writeHits++;
+    if (this.entries.has(blockNum)) this.writeHits++;
     else this.writeMisses++;
     // Back-pressure: new dirty blocks wait while too many are dirty.
     while (!this.dirty.has(blockNum) && this.dirty.size >= this.maxDirty) {
@@ -347,27 +414,27 @@ export class BlockCache implements BlockStore, StatsSource {
       entry.dirtySince = Date.now();
       this.dirty.set(blockNum, entry);
     }
-    try {
-      if (this.options.persistent) {
-        // The old claim goes first, so a crash mid-copy cannot pair the entry with torn data.
-        this.slots.clearEntry(entry.slot);
-        await this.slots.syncEntry(entry.slot);
-      }
-      this.slots.write(entry.slot, data ?? this.zeros);
-      const version = ++entry.version;
-      entry.lastUsed = Date.now();
-      if (this.options.persistent) {
-        await this.slots.syncData(entry.slot);
-        if (entry.version === version) {
-          this.slots.setEntry(entry.slot, blockNum, true, null);
-          await this.slots.syncEntry(entry.slot);
-        }
-      }
-    } finally {
-      entry.pendingWrites--;
-    }
+    return entry;
+  }
+
+  private async endWrite(entry: Entry): Promise<void> {
     this.pump();
     if (this.options.sync) await this.waitStored(new Map([[entry, entry.version]]));
+  }
+
+  /** Fetches the block and fills in the bytes no write has supplied yet. */
+  private complete(e: Entry): Promise<void> {
+    e.completing ??= (async () => {
+      try {
+        const full = await this.inner.readBlock(e.block);
+        // Only the gaps as they are now: writes may have landed while fetching.
+        for (const [a, b] of gaps(e.valid ?? [], this.blockSize)) this.slots.writePart(e.slot, a, full.subarray(a, b));
+        e.valid = null;
+      } finally {
+        e.completing = undefined;
+      }
+    })();
+    return e.completing;
   }
 
   /** The block's entry, waiting out a load in progress, or a new one in a fresh slot. */
@@ -385,6 +452,7 @@ export class BlockCache implements BlockStore, StatsSource {
         continue;
       }
       const entry = this.newEntry(blockNum, slot);
+      entry.valid = []; // nothing known until a write fills it
       this.entries.set(blockNum, entry);
       return entry;
     }
@@ -398,6 +466,8 @@ export class BlockCache implements BlockStore, StatsSource {
       version: 0,
       storedVersion: 0,
       pendingWrites: 0,
+      valid: null,
+      completing: undefined,
       uploading: false,
       dirtySince: 0,
       lastUsed: Date.now(),
@@ -418,7 +488,9 @@ export class BlockCache implements BlockStore, StatsSource {
     for (const e of this.dirty.values()) {
       if (this.uploadsInFlight >= this.options.threads) break;
       if (e.uploading) continue;
-      const due = Math.max(e.retryAt, hurry ? 0 : e.dirtySince + this.options.writeDelayMs);
+      // A partly written block waits out its delay (the rest usually follows) unless a flush asks.
+      const patient = e.valid !== null && this.flushWaiters.length === 0 && !this.options.sync;
+      const due = Math.max(e.retryAt, hurry && !patient ? 0 : e.dirtySince + this.options.writeDelayMs);
       if (due > now) {
         nextDue = Math.min(nextDue, due);
         continue;
@@ -435,6 +507,14 @@ export class BlockCache implements BlockStore, StatsSource {
   private async upload(e: Entry): Promise<void> {
     e.uploading = true;
     this.uploadsInFlight++;
+    try {
+      if (e.valid !== null) await this.complete(e);
+    } catch (err) {
+      e.uploading = false;
+      this.uploadsInFlight--;
+      this.uploadFailed(e, err);
+      return;
+    }
     const version = e.version;
     const data = this.slots.read(e.slot);
     try {
@@ -453,17 +533,25 @@ export class BlockCache implements BlockStore, StatsSource {
         e.dirtySince = Date.now();
       }
     } catch (err) {
-      e.failures++;
-      this.uploadFailures++;
-      e.retryAt = Date.now() + Math.min(MAX_RETRY_DELAY_MS, 1000 * 2 ** Math.min(e.failures - 1, 5));
-      this.log.error(`upload of block ${e.block} failed (attempt ${e.failures}, kept dirty, retrying): ${(err as Error).message}`);
-      for (const w of this.flushWaiters) if (w.versions.has(e)) w.reject(err as Error);
-    } finally {
       e.uploading = false;
       this.uploadsInFlight--;
-      this.settleFlushes();
-      this.pump();
+      this.uploadFailed(e, err);
+      return;
     }
+    e.uploading = false;
+    this.uploadsInFlight--;
+    this.settleFlushes();
+    this.pump();
+  }
+
+  private uploadFailed(e: Entry, err: unknown): void {
+    e.failures++;
+    this.uploadFailures++;
+    e.retryAt = Date.now() + Math.min(MAX_RETRY_DELAY_MS, 1000 * 2 ** Math.min(e.failures - 1, 5));
+    this.log.error(`upload of block ${e.block} failed (attempt ${e.failures}, kept dirty, retrying): ${(err as Error).message}`);
+    for (const w of this.flushWaiters) if (w.versions.has(e)) w.reject(err as Error);
+    this.settleFlushes();
+    this.pump();
   }
 
   private settleFlushes(): void {
@@ -536,4 +624,27 @@ export class BlockCache implements BlockStore, StatsSource {
   resetStats(): void {
     this.readHits = this.readMisses = this.writeHits = this.writeMisses = this.verified = this.mismatch = this.uploadFailures = 0;
   }
+}
+
+/** Adds [a, b) to sorted, disjoint ranges; null when they then cover the whole block. */
+function addRange(ranges: Array<[number, number]>, a: number, b: number, size: number): Array<[number, number]> | null {
+  const merged: Array<[number, number]> = [];
+  for (const [x, y] of [...ranges, [a, b] as [number, number]].sort((p, q) => p[0] - q[0])) {
+    const last = merged[merged.length - 1];
+    if (last && x <= last[1]) last[1] = Math.max(last[1], y);
+    else merged.push([x, y]);
+  }
+  return merged.length === 1 && merged[0]![0] === 0 && merged[0]![1] >= size ? null : merged;
+}
+
+/** The parts of [0, size) not in the ranges. */
+function gaps(ranges: Array<[number, number]>, size: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let at = 0;
+  for (const [a, b] of ranges) {
+    if (a > at) out.push([at, a]);
+    at = Math.max(at, b);
+  }
+  if (at < size) out.push([at, size]);
+  return out;
 }

@@ -1,6 +1,7 @@
-// Byte-range reads and writes over whole blocks. A write covering part of a block reads the
-// block, patches it and writes it back under that block's lock, so concurrent writers inside
-// one block never lose each other's bytes; a write covering whole blocks never reads.
+// Byte-range reads and writes over whole blocks. A write covering part of a block goes to the
+// store's writeBlockPart when it has one (the block cache), else reads the block, patches it and
+// writes it back; either way under that block's lock, so concurrent writers inside one block
+// never lose each other's bytes. A write covering whole blocks never reads.
 
 import type { BlockStore } from '../store/blockStore';
 import { KeyedMutex } from '../util/keyedMutex';
@@ -42,6 +43,12 @@ export class PartialBlockLayer {
     await Promise.all(
       this.pieces(position, length).map(async (p) => {
         // Reads take the lock too: one overlapping a read/modify/write sees all of it or none.
+        const readPart = this.store.readBlockPart?.bind(this.store);
+        if (readPart && p.length < this.store.blockSize) {
+          const part = await this.locks.run(p.blockNum, () => readPart(p.blockNum, p.offset, p.length));
+          part.copy(target, p.bufOffset);
+          return;
+        }
         const data = await this.locks.run(p.blockNum, () => this.store.readBlock(p.blockNum));
         data.copy(target, p.bufOffset, p.offset, p.offset + p.length);
       }),
@@ -61,6 +68,10 @@ export class PartialBlockLayer {
           const slice = source.subarray(p.bufOffset, p.bufOffset + p.length);
           if (p.length === blockSize) {
             await this.store.writeBlock(p.blockNum, Buffer.from(slice));
+            return;
+          }
+          if (this.store.writeBlockPart) {
+            await this.store.writeBlockPart(p.blockNum, p.offset, slice);
             return;
           }
           const block = await this.store.readBlock(p.blockNum);

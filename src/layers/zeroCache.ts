@@ -21,6 +21,33 @@ export class ZeroCache implements BlockStore, StatsSource {
     this.blockSize = inner.blockSize;
     this.numBlocks = inner.numBlocks;
     this.zeroBits = new Uint8Array(Math.ceil(inner.numBlocks / 8));
+    const readPart = inner.readBlockPart?.bind(inner);
+    if (readPart) {
+      this.readBlockPart = async (blockNum, offset, length) => {
+        checkBlockNum(this, blockNum);
+        if (this.isKnownZero(blockNum)) {
+          this.readHits++;
+          return Buffer.alloc(length);
+        }
+        return readPart(blockNum, offset, length);
+      };
+    }
+    const part = inner.writeBlockPart?.bind(inner);
+    if (part) {
+      this.writeBlockPart = async (blockNum, offset, data) => {
+        checkBlockNum(this, blockNum);
+        if (this.isKnownZero(blockNum)) {
+          // The rest is known to be zeros: hand down the whole block, nothing to fetch later.
+          const block = Buffer.alloc(this.blockSize);
+          data.copy(block, offset);
+          return this.writeBlock(blockNum, block);
+        }
+        // A partial write may leave the block all zeros, but that is rare: just forget "zero".
+        this.writeGeneration++;
+        this.mark(blockNum, false);
+        await part(blockNum, offset, data);
+      };
+    }
   }
 
   private isKnownZero(n: number): boolean {
@@ -66,6 +93,10 @@ export class ZeroCache implements BlockStore, StatsSource {
   readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
     return this.inner.readBlockIfChanged(blockNum, md5Hex);
   }
+
+  /** Present only when the layer below has it (so the partial layer knows to use it). */
+  readonly writeBlockPart?: (blockNum: number, offset: number, data: Buffer) => Promise<void>;
+  readonly readBlockPart?: (blockNum: number, offset: number, length: number) => Promise<Buffer>;
 
   async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
     checkBlockNum(this, blockNum);

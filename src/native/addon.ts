@@ -23,7 +23,9 @@ export interface SlotEntry {
 export interface SlotStore {
   readonly header: CacheHeader;
   write(slot: number, data: Uint8Array): void;
+  writePart(slot: number, offset: number, data: Uint8Array): void;
   read(slot: number): Buffer;
+  readPart(slot: number, offset: number, length: number): Buffer;
   setEntry(slot: number, block: number, dirty: boolean, etag?: Uint8Array | null): void;
   clearEntry(slot: number): void;
   entries(): SlotEntry[];

@@ -5,11 +5,18 @@ export interface BlockStore {
   readonly numBlocks: number;
   /** Resolves the whole block (blockSize bytes), owned by the caller. */
   readBlock(blockNum: number): Promise<Buffer>;
+  /** Optional: `length` bytes at `offset` of the block, without copying the whole block. */
+  readBlockPart?(blockNum: number, offset: number, length: number): Promise<Buffer>;
   /**
    * Reads the block unless its stored form still has this MD5 (hex): null then. Lets a cache
    * verify reloaded blocks with a conditional request instead of a full download.
    */
   readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null>;
+  /**
+   * Optional: stores part of a block without the caller reading the rest first (a cache can hold
+   * the part and fetch the remainder only if it is ever needed). Absent: read/modify/write.
+   */
+  writeBlockPart?(blockNum: number, offset: number, data: Buffer): Promise<void>;
   /** Stores a whole block; null means all zeros. The store must not keep `data` after resolving. */
   writeBlock(blockNum: number, data: Buffer | null): Promise<void>;
   /** Resolves once everything written before the call is durable in the backing store. */
