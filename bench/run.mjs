@@ -3,12 +3,13 @@
 // in memory, on loopback), same block size, through ext4 on a loop device:
 //   sequential write of 256 MiB, timed until the writer's fsync, the unmount and the exit of the
 //   s3backer process (so the data is in the store); sequential read of it after a fresh mount;
-//   random 4 KiB reads with fio on a warm cache.
-// Needs root. Writes a table to stdout and JSON to bench/results/.
-//   node bench/run.mjs [--delay MS] [--mb N]
+//   random 4 KiB reads and writes with fio on a warm cache; time to the first byte after mounting;
+//   peak resident memory of the s3backer process during the write.
+// Needs root. Writes a table per delay to stdout and JSON to bench/results/.
+//   node bench/run.mjs [--delays 0,20] [--mb N]
 import { spawn, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, mkdir, writeFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile, rm, stat, readFile, open } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -22,7 +23,7 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 };
-const DELAY = arg('delay', 0);
+const DELAYS = (process.argv.includes('--delays') ? process.argv[process.argv.indexOf('--delays') + 1] : '0,20').split(',').map(Number);
 const MB = arg('mb', 256);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now() / 1000;
@@ -32,8 +33,8 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-async function startEndpoint() {
-  const child = spawn(process.execPath, [join(HERE, 'memoryS3.mjs'), '--delay', String(DELAY)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+async function startEndpoint(delay) {
+  const child = spawn(process.execPath, [join(HERE, 'memoryS3.mjs'), '--delay', String(delay)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const port = await new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => {
       const m = /listening (\d+)/.exec(d.toString());
@@ -52,10 +53,18 @@ async function mountTool(tool, args, mnt) {
   const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
   let done = false;
   exited.then(() => (done = true));
-  for (let i = 0; i < 600; i++) {
+  // Peak resident memory, sampled from /proc while it runs.
+  const memory = { peakKiB: 0 };
+  const sampler = setInterval(async () => {
+    const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
+    const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    memory.peakKiB = Math.max(memory.peakKiB, kib);
+  }, 100);
+  exited.then(() => clearInterval(sampler));
+  for (let i = 0; i < 2400; i++) {
     if (done) throw new Error(`${tool.name} exited: ${stderr}`);
-    if (await stat(join(mnt, 'file')).then(() => true, () => false)) return { exited, stderr: () => stderr };
-    await sleep(50);
+    if (await stat(join(mnt, 'file')).then(() => true, () => false)) return { exited, memory, stderr: () => stderr };
+    await sleep(25);
   }
   throw new Error(`${tool.name} did not mount`);
 }
@@ -86,6 +95,17 @@ async function benchTool(tool, endpoint, work, source) {
     await run('fusermount', ['-u', mnt]);
     await m.exited;
     result.writeMBs = MB / (now() - t);
+    result.peakRssMiB = m.memory.peakKiB / 1024;
+
+    // Time from starting the process to the first 4 KiB read back (block 0, fetched from S3).
+    t = now();
+    m = await mountTool(tool, args, mnt);
+    const fh = await open(join(mnt, 'file'), 'r');
+    await fh.read(Buffer.alloc(4096), 0, 4096, 0);
+    await fh.close();
+    result.firstByteMs = (now() - t) * 1000;
+    await run('fusermount', ['-u', mnt]);
+    await m.exited;
 
     // Sequential read after a fresh mount: nothing cached.
     m = await mountTool(tool, args, mnt);
@@ -102,6 +122,13 @@ async function benchTool(tool, endpoint, work, source) {
     ]);
     result.randReadIOPS = JSON.parse(fio.stdout).jobs[0].read.iops;
     await run('umount', [data]);
+    await run('mount', ['-o', 'loop', join(mnt, 'file'), data]);
+    const fioWrite = await run('fio', [
+      '--name=randwrite', `--filename=${join(data, 'big')}`, '--rw=randwrite', '--bs=4k', '--direct=1',
+      '--ioengine=psync', '--runtime=10', '--time_based', '--output-format=json',
+    ]);
+    result.randWriteIOPS = JSON.parse(fioWrite.stdout).jobs[0].write.iops;
+    await run('umount', [data]);
     await run('fusermount', ['-u', mnt]);
     await m.exited;
   } finally {
@@ -112,7 +139,7 @@ async function benchTool(tool, endpoint, work, source) {
 }
 
 const work = await mkdtemp(join(tmpdir(), 's3backer-bench-'));
-const endpoint = await startEndpoint();
+const runs = [];
 try {
   const source = join(work, 'source.bin');
   await run('sh', ['-c', `head -c ${MB}M /dev/urandom > ${source}`]);
@@ -120,31 +147,41 @@ try {
     { id: 'ours', name: 's3backer (this package)', command: [process.execPath, CLI], extra: [] },
     ...(existsSync(UPSTREAM) ? [{ id: 'upstream', name: 's3backer 1.5.4 (Debian)', command: [UPSTREAM], extra: [] }] : []),
   ];
-  const results = [];
-  for (const tool of tools) {
-    process.stderr.write(`bench: ${tool.name}...\n`);
-    results.push(await benchTool(tool, endpoint, work, source));
+  for (const delay of DELAYS) {
+    const endpoint = await startEndpoint(delay);
+    try {
+      const results = [];
+      for (const tool of tools) {
+        process.stderr.write(`bench: ${tool.name}, ${delay} ms per request...\n`);
+        results.push(await benchTool({ ...tool, id: `${tool.id}-${delay}` }, endpoint, work, source));
+      }
+      runs.push({ delayMs: delay, results });
+      const [ours, upstream] = results;
+      const row = (label, key, unit, digits = 1) => {
+        const cell = (r) => (r ? `${r[key].toFixed(digits)} ${unit}` : 'n/a');
+        const ratio = ours && upstream ? `${(ours[key] / upstream[key]).toFixed(2)}x` : '';
+        return `| ${label} | ${cell(ours)} | ${cell(upstream)} | ${ratio} |`;
+      };
+      console.log([
+        '',
+        `Block size 256 KiB, ${MB} MiB through ext4 on a loop device, in-memory S3 on loopback, ${delay} ms per request.`,
+        '',
+        '| workload | ours | Debian s3backer 1.5.4 | ours / upstream |',
+        '| --- | --- | --- | --- |',
+        row(`sequential write ${MB} MiB (until stored)`, 'writeMBs', 'MB/s'),
+        row(`sequential read ${MB} MiB (cold)`, 'readMBs', 'MB/s'),
+        row('random 4 KiB reads (warm cache)', 'randReadIOPS', 'IOPS', 0),
+        row('random 4 KiB writes (warm cache)', 'randWriteIOPS', 'IOPS', 0),
+        row('time to first byte after mount', 'firstByteMs', 'ms', 0),
+        row('peak resident memory while writing', 'peakRssMiB', 'MiB', 0),
+      ].join('\n'));
+    } finally {
+      endpoint.stop();
+    }
   }
-  const [ours, upstream] = results;
-  const row = (label, key, unit) => {
-    const cell = (r) => (r ? `${r[key].toFixed(1)} ${unit}` : 'n/a');
-    const ratio = ours && upstream ? `${(ours[key] / upstream[key]).toFixed(2)}x` : '';
-    return `| ${label} | ${cell(ours)} | ${cell(upstream)} | ${ratio} |`;
-  };
-  const table = [
-    `Block size 256 KiB, ${MB} MiB through ext4 on a loop device, in-memory S3 on loopback with ${DELAY} ms per request.`,
-    '',
-    '| workload | ours | Debian s3backer 1.5.4 | ours / upstream |',
-    '| --- | --- | --- | --- |',
-    row(`sequential write ${MB} MiB (until stored)`, 'writeMBs', 'MB/s'),
-    row(`sequential read ${MB} MiB (cold)`, 'readMBs', 'MB/s'),
-    row('random 4 KiB reads (warm cache)', 'randReadIOPS', 'IOPS'),
-  ].join('\n');
-  console.log(table);
   const file = join(HERE, 'results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), delayMs: DELAY, mb: MB, results }, null, 2));
+  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), mb: MB, runs }, null, 2));
   console.error(`bench: results written to ${file}`);
 } finally {
-  endpoint.stop();
   await rm(work, { recursive: true, force: true });
 }

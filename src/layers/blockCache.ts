@@ -332,7 +332,11 @@ export class BlockCache implements BlockStore, StatsSource {
     this.sequential = blockNum === this.lastRead + 1 ? this.sequential + 1 : 1;
     this.lastRead = blockNum;
     if (this.options.readAhead <= 0 || this.sequential < this.options.readAheadTrigger) return;
-    for (let i = 1; i <= this.options.readAhead; i++) {
+    // Adaptive: the window doubles while the reader stays sequential (up to 16x --readAhead),
+    // so high-latency stores keep enough fetches in flight; it never takes dirty slots.
+    const growth = Math.min(this.sequential - this.options.readAheadTrigger, 4);
+    const window = Math.min(this.options.readAhead * 2 ** growth, Math.floor(this.options.size / 4));
+    for (let i = 1; i <= Math.max(window, this.options.readAhead); i++) {
       const b = blockNum + i;
       if (b >= this.numBlocks) break;
       if (this.entries.has(b)) continue;
@@ -485,12 +489,19 @@ export class BlockCache implements BlockStore, StatsSource {
     // Under pressure (writers or readers waiting, a flush, a half-full cache) the delay is skipped.
     const hurry = this.urgent > 0 || this.flushWaiters.length > 0 || this.options.sync || this.dirty.size * 2 >= this.options.size;
     let nextDue = Infinity;
+    // `dirty` is ordered by dirtySince, so without a hurry the scan stops at the first block not
+    // yet due: a write costs O(1) here, not a pass over every dirty block.
     for (const e of this.dirty.values()) {
       if (this.uploadsInFlight >= this.options.threads) break;
       if (e.uploading) continue;
       // A partly written block waits out its delay (the rest usually follows) unless a flush asks.
       const patient = e.valid !== null && this.flushWaiters.length === 0 && !this.options.sync;
-      const due = Math.max(e.retryAt, hurry && !patient ? 0 : e.dirtySince + this.options.writeDelayMs);
+      const delayDue = e.dirtySince + this.options.writeDelayMs;
+      if (!hurry && delayDue > now) {
+        nextDue = Math.min(nextDue, delayDue);
+        break;
+      }
+      const due = Math.max(e.retryAt, hurry && !patient ? 0 : delayDue);
       if (due > now) {
         nextDue = Math.min(nextDue, due);
         continue;
@@ -529,8 +540,11 @@ export class BlockCache implements BlockStore, StatsSource {
         this.wake('dirtyWaiters');
         this.wake('slotWaiters');
       } else {
-        // Rewritten while uploading: upload the new version next, once.
+        // Rewritten while uploading: upload the new version next, once (moved to the end to
+        // keep `dirty` ordered by dirtySince).
         e.dirtySince = Date.now();
+        this.dirty.delete(e.block);
+        this.dirty.set(e.block, e);
       }
     } catch (err) {
       e.uploading = false;
