@@ -242,3 +242,14 @@ test('readBlockPart copies just the range out of a cached block', async () => {
   assert.ok(part.equals(Buffer.from([3, 3, 3, 3, 0, 0, 0, 0])), 'a partly written block is completed first');
   await cache.close();
 });
+
+test('reads inside one block count once towards the read-ahead trigger', async () => {
+  const store = new RecordingStore(100);
+  const cache = cacheOver(store, { size: 20, readAhead: 2, readAheadTrigger: 2 });
+  await cache.readBlockPart(30, 0, 100);
+  await cache.readBlockPart(30, 100, 100); // same block: not a reset
+  await cache.readBlockPart(31, 0, 100);
+  await sleep(10);
+  assert.deepEqual(store.reads, [30, 31, 32, 33]);
+  await cache.close();
+});

@@ -329,6 +329,8 @@ export class BlockCache implements BlockStore, StatsSource {
   }
 
   private noteRead(blockNum: number): void {
+    // Several reads inside one block (the kernel reads at most 128 KiB at a time) are one step.
+    if (blockNum === this.lastRead) return;
     this.sequential = blockNum === this.lastRead + 1 ? this.sequential + 1 : 1;
     this.lastRead = blockNum;
     if (this.options.readAhead <= 0 || this.sequential < this.options.readAheadTrigger) return;
