@@ -9,6 +9,8 @@ use std::io::{Read, Write};
 
 pub const PBKDF2_ROUNDS: u32 = 5000;
 
+// Named as the ciphers are (AES-128-CBC, ...); the shared suffix is the point.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cipher {
     Aes128Cbc,

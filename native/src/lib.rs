@@ -3,10 +3,10 @@
 
 #![deny(clippy::all)]
 
-mod block_codec;
+pub mod block_codec;
 mod codec;
 mod digest;
-mod slot_store;
+pub mod slot_store;
 mod slots;
 mod zero;
 

@@ -37,7 +37,7 @@ mod tests {
 
     #[test]
     fn unaligned_slices() {
-        let mut v = vec![0u8; 100];
+        let mut v = [0u8; 100];
         v[1] = 1;
         assert!(!is_zero(&v[1..50]));
         assert!(is_zero(&v[2..99]));

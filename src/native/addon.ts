@@ -80,6 +80,16 @@ interface NativeCore {
   inspectCacheFile(path: string): { header: CacheHeader; entries: SlotEntry[] };
 }
 
+/** The loader's own message is generic ("Cannot find native binding"); why each candidate failed
+ *  (missing file, wrong glibc, ...) is in its `cause` chain, newest first. */
+function loadFailures(err: unknown): string {
+  const messages: string[] = [];
+  for (let e: unknown = err; e instanceof Error && messages.length < 8; e = e.cause) {
+    messages.push(e.message.split('\n')[0] ?? '');
+  }
+  return messages.join('; ');
+}
+
 function loadCore(): NativeCore {
   const loader = path.join(__dirname, '..', '..', 'native', 'index.js');
   try {
@@ -89,7 +99,8 @@ function loadCore(): NativeCore {
       `s3backer: the native core could not be loaded for ${process.platform}-${process.arch}: ` +
         'neither a local build (native/s3backer.linux-x64-gnu.node, made by "npm run build:native") ' +
         'nor the platform package "s3backer-linux-x64-gnu" (installed with s3backer as an optional dependency) ' +
-        `is usable. Reinstall s3backer on a supported platform (Linux x64, glibc). Cause: ${(err as Error).message}`,
+        `is usable. Reinstall s3backer on a supported platform (Linux x64, glibc). Cause: ${loadFailures(err)}`,
+      { cause: err },
     );
   }
 }
