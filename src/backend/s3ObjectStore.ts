@@ -27,26 +27,17 @@ import { isRetryableStatus, withRetries, type AttemptFailure, type RetryPolicy }
 import type { CredentialSource } from './credentials';
 import { Semaphore } from '../util/semaphore';
 import type { Logger } from '../util/log';
+import type { Config } from '../config/config';
 
-export interface S3StoreOptions extends RetryPolicy {
-  readonly bucket: string;
-  readonly prefix: string;
-  readonly baseURL: string;
-  readonly region: string;
+/** The configuration's S3 settings (see Config for each), plus what the mount decides. */
+export interface S3StoreOptions
+  extends RetryPolicy,
+    Pick<
+      Config,
+      | 'bucket' | 'prefix' | 'baseURL' | 'region' | 'accessType' | 'vhost' | 'storageClass' | 'sse' | 'sseKeyId'
+      | 'insecure' | 'cacert' | 'maxUploadSpeed' | 'maxDownloadSpeed' | 'debugHttp' | 'timeoutMs'
+    > {
   readonly credentials: CredentialSource;
-  readonly accessType: string;
-  readonly vhost: boolean;
-  readonly storageClass: string | undefined;
-  readonly sse: string | undefined;
-  readonly sseKeyId: string | undefined;
-  readonly insecure: boolean;
-  /** CA bundle file for https. */
-  readonly cacert: string | undefined;
-  /** Bits per second of one transfer. */
-  readonly maxUploadSpeed: number | undefined;
-  readonly maxDownloadSpeed: number | undefined;
-  readonly debugHttp: boolean;
-  readonly timeoutMs: number;
   /** Requests in flight at once (and sockets kept open). */
   readonly concurrency: number;
 }

@@ -6,6 +6,7 @@
 // spaced at least --minWriteDelay apart.
 
 import { BlockIOError, checkBlockNum, type BlockStore } from '../store/blockStore';
+import { ForwardingLayer } from '../store/forwardingLayer';
 import type { StatsSource, StatValue } from '../stats/stats';
 import { md5 } from '../native/addon';
 import type { RetryPolicy } from '../backend/retry';
@@ -26,9 +27,7 @@ interface Remembered {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-export class EcProtect implements BlockStore, StatsSource {
-  readonly blockSize: number;
-  readonly numBlocks: number;
+export class EcProtect extends ForwardingLayer implements StatsSource {
   /** Insertion order = write order, so the first entry expires first. */
   private readonly remembered = new Map<number, Remembered>();
   private dataHits = 0;
@@ -37,12 +36,11 @@ export class EcProtect implements BlockStore, StatsSource {
   private stale = 0;
 
   constructor(
-    private readonly inner: BlockStore,
+    inner: BlockStore,
     private readonly options: EcProtectOptions,
     private readonly log: Logger,
   ) {
-    this.blockSize = inner.blockSize;
-    this.numBlocks = inner.numBlocks;
+    super(inner);
   }
 
   private expire(now: number): void {
@@ -77,10 +75,6 @@ export class EcProtect implements BlockStore, StatsSource {
     }
   }
 
-  readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
-    return this.inner.readBlockIfChanged(blockNum, md5Hex);
-  }
-
   async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
     checkBlockNum(this, blockNum);
     let now = Date.now();
@@ -103,18 +97,6 @@ export class EcProtect implements BlockStore, StatsSource {
     now = Date.now();
     this.remembered.delete(blockNum);
     this.remembered.set(blockNum, { md5: md5(data ?? Buffer.alloc(this.blockSize)).toString('hex'), writtenAt: now });
-  }
-
-  flush(): Promise<void> {
-    return this.inner.flush();
-  }
-
-  listNonZero(onBlock: (blockNum: number) => void): Promise<void> {
-    return this.inner.listNonZero(onBlock);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 
   statsLines(): ReadonlyArray<readonly [string, StatValue]> {

@@ -3,12 +3,11 @@
 // all are zero but the ones the listing found, so writes into new blocks never read first.
 
 import { checkBlockNum, type BlockStore } from '../store/blockStore';
+import { ForwardingLayer } from '../store/forwardingLayer';
 import type { StatsSource, StatValue } from '../stats/stats';
 import { isZeroBlock } from '../native/addon';
 
-export class ZeroCache implements BlockStore, StatsSource {
-  readonly blockSize: number;
-  readonly numBlocks: number;
+export class ZeroCache extends ForwardingLayer implements StatsSource {
   /** One bit per block: set = known all-zero. */
   private readonly zeroBits: Uint8Array;
   private knownZero = 0;
@@ -17,9 +16,8 @@ export class ZeroCache implements BlockStore, StatsSource {
   /** Bumped by every write: a read that overlapped a write must not mark its block zero. */
   private writeGeneration = 0;
 
-  constructor(private readonly inner: BlockStore) {
-    this.blockSize = inner.blockSize;
-    this.numBlocks = inner.numBlocks;
+  constructor(inner: BlockStore) {
+    super(inner);
     this.zeroBits = new Uint8Array(Math.ceil(inner.numBlocks / 8));
     const readPart = inner.readBlockPart?.bind(inner);
     if (readPart) {
@@ -90,10 +88,6 @@ export class ZeroCache implements BlockStore, StatsSource {
     return data;
   }
 
-  readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
-    return this.inner.readBlockIfChanged(blockNum, md5Hex);
-  }
-
   /** Present only when the layer below has it (so the partial layer knows to use it). */
   readonly writeBlockPart?: (blockNum: number, offset: number, data: Buffer) => Promise<void>;
   readonly readBlockPart?: (blockNum: number, offset: number, length: number) => Promise<Buffer>;
@@ -110,18 +104,6 @@ export class ZeroCache implements BlockStore, StatsSource {
     this.mark(blockNum, false);
     await this.inner.writeBlock(blockNum, zero ? null : data);
     if (zero) this.mark(blockNum, true);
-  }
-
-  flush(): Promise<void> {
-    return this.inner.flush();
-  }
-
-  listNonZero(onBlock: (blockNum: number) => void): Promise<void> {
-    return this.inner.listNonZero(onBlock);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 
   statsLines(): ReadonlyArray<readonly [string, StatValue]> {

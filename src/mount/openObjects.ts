@@ -17,28 +17,9 @@ export function openObjects(config: Config, stats: HttpStats, log: Logger): Obje
   log.debug(
     `credentials: ${credentials.kind === 'static' ? `access ID ${credentials.accessKeyId} from ${credentials.from}` : credentials.kind}`,
   );
+  // The store takes the S3 settings straight from the configuration.
   return new S3ObjectStore(
-    {
-      bucket: config.bucket,
-      prefix: config.prefix,
-      baseURL: config.baseURL,
-      region: config.region,
-      credentials,
-      accessType: config.accessType,
-      vhost: config.vhost,
-      storageClass: config.storageClass,
-      sse: config.sse,
-      sseKeyId: config.sseKeyId,
-      insecure: config.insecure,
-      cacert: config.cacert,
-      maxUploadSpeed: config.maxUploadSpeed,
-      maxDownloadSpeed: config.maxDownloadSpeed,
-      debugHttp: config.debugHttp,
-      timeoutMs: config.timeoutMs,
-      initialRetryPauseMs: config.initialRetryPauseMs,
-      maxRetryPauseMs: config.maxRetryPauseMs,
-      concurrency: REQUEST_CONCURRENCY,
-    },
+    { ...config, credentials, concurrency: REQUEST_CONCURRENCY },
     stats,
     log,
   );

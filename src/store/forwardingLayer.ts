@@ -1,0 +1,33 @@
+// The common part of a layer in the stack: it sits on one inner store and passes on whatever it
+// does not change itself.
+
+import type { BlockStore } from './blockStore';
+
+export abstract class ForwardingLayer implements BlockStore {
+  readonly blockSize: number;
+  readonly numBlocks: number;
+
+  constructor(protected readonly inner: BlockStore) {
+    this.blockSize = inner.blockSize;
+    this.numBlocks = inner.numBlocks;
+  }
+
+  abstract readBlock(blockNum: number): Promise<Buffer>;
+  abstract writeBlock(blockNum: number, data: Buffer | null): Promise<void>;
+
+  readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
+    return this.inner.readBlockIfChanged(blockNum, md5Hex);
+  }
+
+  flush(): Promise<void> {
+    return this.inner.flush();
+  }
+
+  listNonZero(onBlock: (blockNum: number) => void): Promise<void> {
+    return this.inner.listNonZero(onBlock);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
