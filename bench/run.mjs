@@ -8,6 +8,7 @@
 // Needs root. Writes a table per delay to stdout and JSON to bench/results/.
 //   node bench/run.mjs [--delays 0,20] [--mb N]
 import { spawn, execFile } from 'node:child_process';
+import { startEndpoint } from './endpoint.mjs';
 import { promisify } from 'node:util';
 import { mkdtemp, mkdir, writeFile, rm, stat, readFile, open } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -31,18 +32,6 @@ const now = () => performance.now() / 1000;
 if (process.getuid?.() !== 0) {
   console.error('bench: needs root (FUSE, loop devices)');
   process.exit(1);
-}
-
-async function startEndpoint(delay) {
-  const child = spawn(process.execPath, [join(HERE, 'memoryS3.mjs'), '--delay', String(delay)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-  const port = await new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      const m = /listening (\d+)/.exec(d.toString());
-      if (m) resolve(Number(m[1]));
-    });
-    child.on('exit', () => reject(new Error('endpoint exited')));
-  });
-  return { port, stop: () => child.kill() };
 }
 
 async function mountTool(tool, args, mnt) {

@@ -1,29 +1,16 @@
-// Objects in an S3 bucket through @aws-sdk/client-s3: keep-alive sockets sized to the request
-// concurrency, checksums only when required, raw bodies (Content-Encoding is s3backer's own tag).
+// Objects in an S3 bucket. Block reads and writes (GET, PUT, HEAD, DELETE) go through S3Http:
+// SigV4-signed node:http requests on keep-alive sockets sized to the request concurrency. Listing
+// (rare, XML pages) goes through @aws-sdk/client-s3, loaded when first needed.
 
 import * as http from 'node:http';
 import * as https from 'node:https';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  S3ServiceException,
-  type ObjectCannedACL,
-  type S3ClientConfig,
-  type ServerSideEncryption,
-  type StorageClass,
-} from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { readFileSync } from 'node:fs';
 import { fetchRoleCredentials } from './imdsCredentials';
 import { StoreError, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
 import { HttpStats } from './httpStats';
 import { isRetryableStatus, withRetries, type AttemptFailure, type RetryPolicy } from './retry';
+import { CredentialsError, memoizeCredentials, S3Http, S3HttpError, type CredentialProvider, type S3Response } from './s3Http';
 import type { CredentialSource } from './credentials';
 import { Semaphore } from '../util/semaphore';
 import type { Logger } from '../util/log';
@@ -46,7 +33,8 @@ export interface S3StoreOptions
 // cannot act on that at mount time (the README says which Node to use), so keep stderr clean.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
-const NOT_FOUND = new Set(['NotFound', 'NoSuchKey']);
+/** No block object comes near this; a longer answer is refused rather than buffered. */
+const MAX_OBJECT_BYTES = 256 * 1024 * 1024;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -60,33 +48,48 @@ async function pace(bytes: number, bitsPerSecond: number | undefined, started: n
 
 function isCredentialsError(err: unknown): boolean {
   const e = err as Error;
-  return e.name === 'CredentialsProviderError' || /^instance metadata|no IAM role/.test(e.message ?? '');
+  return e instanceof CredentialsError || e.name === 'CredentialsProviderError' || /^instance metadata|no IAM role/.test(e.message ?? '');
 }
 
 function statusOf(err: unknown): number | undefined {
+  if (err instanceof S3HttpError) return err.status;
   const meta = (err as { $metadata?: { httpStatusCode?: number } }).$metadata;
   return meta?.httpStatusCode;
-}
-
-function isNotFound(err: unknown): boolean {
-  return statusOf(err) === 404 && NOT_FOUND.has((err as Error).name);
 }
 
 function classify(err: unknown): AttemptFailure {
   const status = statusOf(err);
   const e = err as Error & { code?: string };
   let message = e.message || e.name || String(err);
-  if (status !== undefined) message = `HTTP ${status}${e.name && e.name !== 'Unknown' ? ` ${e.name}` : ''}: ${message}`;
-  else if (e.code) message = `${e.code}: ${message}`;
+  if (status === undefined && e.code && !(err instanceof S3HttpError)) message = `${e.code}: ${message}`;
   if (e.name === 'TimeoutError' || e.name === 'AbortError') message = `request timed out (${message})`;
-  return { status, message, retryable: !(err instanceof S3ServiceException && status === 400) && isRetryableStatus(status) };
+  // S3 answers a stalled upload with 400 RequestTimeout: worth another try, unlike other 400s.
+  const retryable = isRetryableStatus(status) || (err instanceof S3HttpError && err.code === 'RequestTimeout');
+  return { status, message, retryable };
+}
+
+/** The x-amz-meta-* headers of an answer, names without the prefix. */
+function metadataOf(res: S3Response): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (name.startsWith('x-amz-meta-') && typeof value === 'string') metadata[name.slice(11)] = value;
+  }
+  return metadata;
+}
+
+function headOf(res: S3Response): ObjectHead {
+  const encoding = res.headers['content-encoding'];
+  const etag = res.headers['etag'];
+  return { metadata: metadataOf(res), contentEncoding: encoding || undefined, etag: typeof etag === 'string' ? etag : undefined };
 }
 
 export class S3ObjectStore implements ObjectStore {
   readonly description: string;
-  private readonly client: S3Client;
+  private readonly http: S3Http;
   private readonly limiter: Semaphore;
-  private readonly agents: Array<http.Agent>;
+  private readonly agent: http.Agent;
+  private readonly credentialProvider: CredentialProvider | undefined;
+  private sdkClient: S3Client | undefined;
 
   constructor(
     private readonly options: S3StoreOptions,
@@ -96,81 +99,48 @@ export class S3ObjectStore implements ObjectStore {
     this.description = `s3://${options.bucket}/${options.prefix}`;
     this.limiter = new Semaphore(options.concurrency);
     const agentOptions = { keepAlive: true, maxSockets: options.concurrency, maxFreeSockets: options.concurrency };
-    const httpAgent = new http.Agent(agentOptions);
-    const httpsAgent = new https.Agent({
-      ...agentOptions,
-      rejectUnauthorized: !options.insecure,
-      ...(options.cacert !== undefined ? { ca: readFileSync(options.cacert) } : {}),
-    });
-    this.agents = [httpAgent, httpsAgent];
-    const creds = options.credentials;
-    this.client = new S3Client({
-      endpoint: options.baseURL,
-      forcePathStyle: !options.vhost,
+    this.agent = options.baseURL.startsWith('https:')
+      ? new https.Agent({
+          ...agentOptions,
+          rejectUnauthorized: !options.insecure,
+          ...(options.cacert !== undefined ? { ca: readFileSync(options.cacert) } : {}),
+        })
+      : new http.Agent(agentOptions);
+    this.credentialProvider = credentialProviderFor(options.credentials, options.timeoutMs);
+    this.http = new S3Http({
+      baseURL: options.baseURL,
+      bucket: options.bucket,
+      vhost: options.vhost,
       region: options.region,
-      maxAttempts: 1, // retries follow upstream's pauses, below
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: new NodeHttpHandler({
-        httpAgent,
-        httpsAgent,
-        connectionTimeout: options.timeoutMs,
-        requestTimeout: options.timeoutMs,
-      }),
-      ...(creds.kind === 'static'
-        ? { credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey } }
-        : {}),
-      ...(creds.kind === 'ec2Iam'
-        ? { credentials: () => fetchRoleCredentials({ role: creds.role, imdsV2: creds.imdsV2, timeoutMs: options.timeoutMs }) }
-        : {}),
-      ...(creds.kind === 'defaultChain' ? { credentials: fromNodeProviderChain({ timeout: options.timeoutMs }) } : {}),
-      // Public read-only disks: send requests unsigned.
-      ...(creds.kind === 'anonymous'
-        ? { credentials: { accessKeyId: '', secretAccessKey: '' }, signer: { sign: async (req: unknown) => req } }
-        : {}),
-    } as S3ClientConfig);
-    if (options.debugHttp) this.logRequests();
+      credentials: this.credentialProvider,
+      timeoutMs: options.timeoutMs,
+      agent: this.agent,
+      maxBodyBytes: MAX_OBJECT_BYTES,
+      // --debug-http: the request line, status and time of every attempt; never headers or secrets.
+      onAttempt: options.debugHttp ? (line, outcome, ms) => this.log.http(`${line} -> ${outcome} (${ms} ms)`) : undefined,
+    });
   }
 
-  /** --debug-http: the request line, status and time of every attempt; never headers or secrets. */
-  private logRequests(): void {
-    this.client.middlewareStack.add(
-      (next) => async (args) => {
-        const req = args.request as { method?: string; protocol?: string; hostname?: string; port?: number; path?: string; query?: Record<string, unknown> };
-        const query = new URLSearchParams(
-          Object.entries(req.query ?? {}).map(([k, v]): [string, string] => [k, v === null || v === undefined ? '' : String(v)]),
-        ).toString();
-        const line = `${req.method} ${req.protocol}//${req.hostname}${req.port ? `:${req.port}` : ''}${req.path}${query ? `?${query}` : ''}`;
-        const started = Date.now();
-        try {
-          const out = await next(args);
-          this.log.http(`${line} -> ${(out.response as { statusCode?: number }).statusCode} (${Date.now() - started} ms)`);
-          return out;
-        } catch (err) {
-          this.log.http(`${line} -> ${statusOf(err) ?? (err as Error).name} (${Date.now() - started} ms)`);
-          throw err;
-        }
-      },
-      { step: 'finalizeRequest', name: 's3backerDebugHttp', priority: 'low' },
-    );
+  private request<T>(operation: string, attempt: () => Promise<T>): Promise<T> {
+    return this.limiter.run(() => withRetries(operation, attempt, classify, this.options, this.stats, this.log));
   }
 
-  private request<T>(operation: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return this.limiter.run(() =>
-      withRetries(operation, () => attempt(AbortSignal.timeout(this.options.timeoutMs)), classify, this.options, this.stats, this.log),
-    );
+  /** One attempt; answers other than `expected` become errors (and so retries, where that helps). */
+  private async send(method: string, key: string, expected: readonly number[], headers: Record<string, string> = {}, body?: Buffer): Promise<S3Response> {
+    const res = await this.http.send(method, key, headers, body);
+    if (!expected.includes(res.status)) throw S3Http.failure(res);
+    return res;
   }
 
   async checkAccess(): Promise<void> {
     try {
-      await this.request(`HEAD bucket ${this.options.bucket}`, (abortSignal) =>
-        this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }), { abortSignal }),
-      );
+      await this.request(`HEAD bucket ${this.options.bucket}`, () => this.send('HEAD', '', [200]));
     } catch (err) {
       const failure = (err as { last?: AttemptFailure }).last;
       const status = failure?.status;
       const where = `${this.options.bucket} at ${this.options.baseURL}`;
-      if (isCredentialsError((err as { cause?: unknown }).cause ?? err) || /credential/i.test((err as Error).message)) {
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      if (isCredentialsError(cause) || (status === undefined && /credential|instance metadata|IAM role/i.test((err as Error).message))) {
         throw new StoreError(`no usable S3 credentials for bucket ${where}: ${(err as Error).message}`);
       }
       if (status === 404) throw new StoreError(`bucket ${where} does not exist`, 404);
@@ -193,25 +163,20 @@ export class S3ObjectStore implements ObjectStore {
     const started = Date.now();
     this.stats.gets++;
     try {
-      return await this.request(`GET ${key}`, async (abortSignal) => {
-        try {
-          const res = await this.client.send(
-            new GetObjectCommand({ Bucket: this.options.bucket, Key: key, IfNoneMatch: ifNoneMatch && `"${ifNoneMatch}"` }),
-            { abortSignal },
-          );
-          const bytes = res.Body ? await res.Body.transformToByteArray() : new Uint8Array();
-          await pace(bytes.byteLength, this.options.maxDownloadSpeed, started);
-          return {
-            body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-            metadata: res.Metadata ?? {},
-            contentEncoding: res.ContentEncoding || undefined,
-            etag: res.ETag,
-          };
-        } catch (err) {
-          if (isNotFound(err)) return null;
-          if (ifNoneMatch !== undefined && statusOf(err) === 304) return 'unchanged';
-          throw err;
+      return await this.request(`GET ${key}`, async () => {
+        const res = await this.send('GET', key, [200, 304, 404], ifNoneMatch === undefined ? {} : { 'if-none-match': `"${ifNoneMatch}"` });
+        if (res.status === 404) {
+          // Only a missing key reads as zeros; a missing bucket (NoSuchBucket) is an error.
+          const failure = S3Http.failure(res);
+          if (failure.code === undefined || failure.code === 'NoSuchKey') return null;
+          throw failure;
         }
+        if (res.status === 304) {
+          if (ifNoneMatch === undefined) throw S3Http.failure(res);
+          return 'unchanged';
+        }
+        await pace(res.body.length, this.options.maxDownloadSpeed, started);
+        return { ...headOf(res), body: res.body };
       });
     } finally {
       this.stats.getTimeMs += Date.now() - started;
@@ -219,42 +184,28 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectHead | null> {
-    return this.request(`HEAD ${key}`, async (abortSignal) => {
-      try {
-        const res = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: key }), { abortSignal });
-        return { metadata: res.Metadata ?? {}, contentEncoding: res.ContentEncoding || undefined, etag: res.ETag };
-      } catch (err) {
-        // HEAD has no body, so the SDK names a 404 "NotFound" or just "Unknown".
-        if (statusOf(err) === 404) return null;
-        throw err;
-      }
+    return this.request(`HEAD ${key}`, async () => {
+      // HEAD has no body to tell a missing key from a missing bucket: 404 is "no such object".
+      const res = await this.send('HEAD', key, [200, 404]);
+      return res.status === 404 ? null : headOf(res);
     });
   }
 
   async put(key: string, body: Buffer, options: PutOptions): Promise<void> {
     const started = Date.now();
     this.stats.puts++;
+    const o = this.options;
+    const headers: Record<string, string> = { 'content-type': options.contentType };
+    if (options.contentMD5 !== undefined) headers['content-md5'] = options.contentMD5;
+    if (options.contentEncoding !== undefined) headers['content-encoding'] = options.contentEncoding;
+    for (const [name, value] of Object.entries(options.metadata ?? {})) headers[`x-amz-meta-${name.toLowerCase()}`] = value;
+    if (o.accessType) headers['x-amz-acl'] = o.accessType;
+    if (o.storageClass) headers['x-amz-storage-class'] = o.storageClass;
+    if (o.sse) headers['x-amz-server-side-encryption'] = o.sse;
+    if (o.sseKeyId) headers['x-amz-server-side-encryption-aws-kms-key-id'] = o.sseKeyId;
     try {
-      await this.request(`PUT ${key}`, (abortSignal) =>
-        this.client.send(
-          new PutObjectCommand({
-            Bucket: this.options.bucket,
-            Key: key,
-            Body: body,
-            ContentLength: body.length,
-            ContentType: options.contentType,
-            ContentMD5: options.contentMD5,
-            ContentEncoding: options.contentEncoding,
-            Metadata: options.metadata ? { ...options.metadata } : undefined,
-            ACL: this.options.accessType as ObjectCannedACL,
-            StorageClass: this.options.storageClass as StorageClass | undefined,
-            ServerSideEncryption: this.options.sse as ServerSideEncryption | undefined,
-            SSEKMSKeyId: this.options.sseKeyId,
-          }),
-          { abortSignal },
-        ),
-      );
-      await pace(body.length, this.options.maxUploadSpeed, started);
+      await this.request(`PUT ${key}`, () => this.send('PUT', key, [200], headers, body));
+      await pace(body.length, o.maxUploadSpeed, started);
     } finally {
       this.stats.putTimeMs += Date.now() - started;
     }
@@ -264,34 +215,68 @@ export class S3ObjectStore implements ObjectStore {
     const started = Date.now();
     this.stats.deletes++;
     try {
-      await this.request(`DELETE ${key}`, async (abortSignal) => {
-        try {
-          await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }), { abortSignal });
-        } catch (err) {
-          if (statusOf(err) !== 404) throw err;
-        }
-      });
+      await this.request(`DELETE ${key}`, () => this.send('DELETE', key, [200, 204, 404]));
     } finally {
       this.stats.deleteTimeMs += Date.now() - started;
     }
   }
 
   async list(prefix: string, onKeys: (keys: readonly string[]) => void): Promise<void> {
+    const { client, ListObjectsV2Command } = await this.sdk();
     let token: string | undefined;
     do {
-      const page = await this.request(`LIST ${prefix}`, (abortSignal) =>
-        this.client.send(
-          new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
-          { abortSignal },
-        ),
+      const page = await this.request(`LIST ${prefix}`, () =>
+        client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }), {
+          abortSignal: AbortSignal.timeout(this.options.timeoutMs),
+        }),
       );
       onKeys((page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key])));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
 
+  /** The SDK client, for listing: same endpoint, sockets and credentials as the hot path. */
+  private async sdk(): Promise<{ client: S3Client; ListObjectsV2Command: typeof import('@aws-sdk/client-s3').ListObjectsV2Command }> {
+    const sdk = await import('@aws-sdk/client-s3');
+    const { NodeHttpHandler } = await import('@smithy/node-http-handler');
+    const provider = this.credentialProvider;
+    this.sdkClient ??= new sdk.S3Client({
+      endpoint: this.options.baseURL,
+      forcePathStyle: !this.options.vhost,
+      region: this.options.region,
+      maxAttempts: 1, // retries follow upstream's pauses
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: new NodeHttpHandler({ httpAgent: this.agent as http.Agent, httpsAgent: this.agent as https.Agent }),
+      ...(provider
+        ? { credentials: provider }
+        : { credentials: { accessKeyId: '', secretAccessKey: '' }, signer: { sign: async (req: unknown) => req } }),
+    } as S3ClientConfig);
+    return { client: this.sdkClient, ListObjectsV2Command: sdk.ListObjectsV2Command };
+  }
+
   close(): void {
-    this.client.destroy();
-    for (const agent of this.agents) agent.destroy();
+    this.sdkClient?.destroy();
+    this.agent.destroy();
+  }
+}
+
+/** The SDK's provider for each credential source; undefined = anonymous (unsigned requests). */
+function credentialProviderFor(source: CredentialSource, timeoutMs: number): CredentialProvider | undefined {
+  switch (source.kind) {
+    case 'anonymous':
+      return undefined;
+    case 'static': {
+      const creds = { accessKeyId: source.accessKeyId, secretAccessKey: source.secretAccessKey };
+      return () => Promise.resolve(creds);
+    }
+    case 'ec2Iam':
+      return memoizeCredentials(() => fetchRoleCredentials({ role: source.role, imdsV2: source.imdsV2, timeoutMs }));
+    case 'defaultChain':
+      // Loaded only when used: the provider chain is a large module.
+      return memoizeCredentials(async () => {
+        const { fromNodeProviderChain } = await import('@aws-sdk/credential-providers');
+        return fromNodeProviderChain({ timeout: timeoutMs })();
+      });
   }
 }

@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// The network-path ceiling: requests per second of 64 KiB objects against bench/memoryS3.mjs with
+// 0 ms delay, from raw node:http (keep-alive, no signing: what the path itself allows) and from
+// our S3 request path (src/backend/s3ObjectStore.ts: signing, retries, stats), same concurrency.
+//   node bench/requests.mjs [--seconds N] [--inflight N] [--size BYTES]
+// Prints a table and returns the figures when imported (measureRequests()).
+import * as http from 'node:http';
+import { startEndpoint } from './endpoint.mjs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { randomBytes } from 'node:crypto';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+/** Runs `one(i)` with `inflight` at once for `seconds`; returns completed requests per second. */
+async function rate(seconds, inflight, one) {
+  let done = 0;
+  const until = performance.now() + seconds * 1000;
+  const worker = async (w) => {
+    for (let i = w; performance.now() < until; i += inflight) {
+      await one(i);
+      done++;
+    }
+  };
+  const t = performance.now();
+  await Promise.all(Array.from({ length: inflight }, (_, w) => worker(w)));
+  return done / ((performance.now() - t) / 1000);
+}
+
+function rawClient(port, inflight) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: inflight });
+  const request = (method, path, body) =>
+    new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-length': body.length } : {} }, (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => (res.statusCode < 300 ? resolve(Buffer.concat(chunks)) : reject(new Error(`HTTP ${res.statusCode}`))));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  return {
+    put: (key, body) => request('PUT', `/bench/${key}`, body),
+    get: (key) => request('GET', `/bench/${key}`),
+    close: () => agent.destroy(),
+  };
+}
+
+async function ourClient(port, inflight) {
+  const { S3ObjectStore } = await import(pathToFileURL(join(HERE, '..', 'dist', 'backend', 's3ObjectStore.js')).href);
+  const { HttpStats } = await import(pathToFileURL(join(HERE, '..', 'dist', 'backend', 'httpStats.js')).href);
+  const log = { error() {}, warn() {}, info() {}, debug() {}, http() {} };
+  const store = new S3ObjectStore(
+    {
+      bucket: 'bench', prefix: '', baseURL: `http://127.0.0.1:${port}/`, region: 'us-east-1', accessType: 'private',
+      vhost: false, storageClass: undefined, sse: undefined, sseKeyId: undefined, insecure: false, cacert: undefined,
+      maxUploadSpeed: undefined, maxDownloadSpeed: undefined, debugHttp: false, timeoutMs: 30000,
+      initialRetryPauseMs: 200, maxRetryPauseMs: 30000, concurrency: inflight,
+      credentials: { kind: 'static', accessKeyId: 'bench', secretAccessKey: 'bench', from: 'bench' },
+    },
+    new HttpStats(),
+    log,
+  );
+  return {
+    put: (key, body) => store.put(key, body, { contentType: 'application/x-s3backer-block' }),
+    get: async (key) => (await store.get(key)).body,
+    close: () => store.close(),
+  };
+}
+
+export async function measureRequests({ seconds = 4, inflight = 32, size = 65536 } = {}) {
+  const endpoint = await startEndpoint(0);
+  const body = randomBytes(size);
+  const keys = 256;
+  const out = {};
+  try {
+    for (const [name, make] of [['raw', rawClient], ['ours', ourClient]]) {
+      const client = await make(endpoint.port, inflight);
+      const prefix = `${name}-`;
+      // Warm-up (JIT, sockets), then measure.
+      await rate(0.5, inflight, (i) => client.put(`${prefix}${i % keys}`, body));
+      const puts = await rate(seconds, inflight, (i) => client.put(`${prefix}${i % keys}`, body));
+      const gets = await rate(seconds, inflight, async (i) => {
+        const got = await client.get(`${prefix}${i % keys}`);
+        if (got.length !== size) throw new Error(`GET returned ${got.length} bytes`);
+      });
+      out[name] = { putsPerSec: puts, getsPerSec: gets };
+      client.close();
+    }
+  } finally {
+    endpoint.stop();
+  }
+  return { size, inflight, ...out };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const arg = (name, dflt) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+  };
+  const r = await measureRequests({ seconds: arg('seconds', 4), inflight: arg('inflight', 32), size: arg('size', 65536) });
+  const pct = (a, b) => `${Math.round((100 * a) / b)} %`;
+  console.log([
+    '',
+    `${r.size / 1024} KiB objects, ${r.inflight} in flight, in-memory S3 on loopback, 0 ms per request.`,
+    '',
+    '| requests | raw node:http | our S3 path | ours / raw |',
+    '| --- | --- | --- | --- |',
+    `| PUT | ${r.raw.putsPerSec.toFixed(0)}/s | ${r.ours.putsPerSec.toFixed(0)}/s | ${pct(r.ours.putsPerSec, r.raw.putsPerSec)} |`,
+    `| GET | ${r.raw.getsPerSec.toFixed(0)}/s | ${r.ours.getsPerSec.toFixed(0)}/s | ${pct(r.ours.getsPerSec, r.raw.getsPerSec)} |`,
+  ].join('\n'));
+}

@@ -1,0 +1,259 @@
+// Signed S3 requests straight over node:http: the block hot path (GET, PUT, HEAD, DELETE of one
+// object) costs one SigV4 signature and one request. The SDK's command pipeline (endpoint rules,
+// serde, middleware) cost several times the request itself (bench/requests.mjs); signing stays the
+// SDK's SignatureV4 and credentials come from the SDK's providers.
+
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { isIP } from 'node:net';
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
+
+export interface S3Credentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string | undefined;
+  readonly expiration?: Date | undefined;
+}
+
+export type CredentialProvider = () => Promise<S3Credentials>;
+
+/** An answer S3 gave with an error status, or no answer at all (status undefined). */
+export class S3HttpError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    /** S3's error code from the body (NoSuchKey, SlowDown, ...), or a socket error code. */
+    readonly code: string | undefined,
+  ) {
+    super(message);
+    this.name = 'S3HttpError';
+  }
+}
+
+/** The credential provider failed: nothing was sent. */
+export class CredentialsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CredentialsProviderError';
+  }
+}
+
+export interface S3Response {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+export interface S3HttpOptions {
+  readonly baseURL: string;
+  readonly bucket: string;
+  readonly vhost: boolean;
+  readonly region: string;
+  /** undefined: anonymous, requests go unsigned. */
+  readonly credentials: CredentialProvider | undefined;
+  /** Limit on one attempt, connect to last byte. */
+  readonly timeoutMs: number;
+  readonly agent: http.Agent;
+  /** Bodies longer than this are refused (a block's object can never be). */
+  readonly maxBodyBytes: number;
+  /** Called after every attempt (for --debug-http). */
+  readonly onAttempt?: ((line: string, outcome: string, ms: number) => void) | undefined;
+}
+
+/** SignatureV4's hash interface over node:crypto. */
+class NodeSha256 {
+  private readonly hash: Hash | Hmac;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.hash.update(toBytes(data));
+  }
+  digest(): Promise<Uint8Array> {
+    return Promise.resolve(this.hash.digest());
+  }
+}
+
+function toBytes(data: string | ArrayBuffer | ArrayBufferView): string | Uint8Array {
+  if (typeof data === 'string') return data;
+  return ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
+}
+
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+const REFRESH_BEFORE_MS = 5 * 60 * 1000;
+
+/** One provider call at a time, its answer kept until five minutes before it expires. */
+export function memoizeCredentials(provider: CredentialProvider): CredentialProvider {
+  let pending: Promise<S3Credentials> | undefined;
+  let current: S3Credentials | undefined;
+  return () => {
+    const expiring = current?.expiration !== undefined && current.expiration.getTime() - Date.now() < REFRESH_BEFORE_MS;
+    if (pending === undefined || expiring) {
+      const p = provider().then(
+        (c) => {
+          current = c;
+          return c;
+        },
+        (err: unknown) => {
+          if (pending === p) pending = undefined;
+          throw new CredentialsError((err as Error).message ?? String(err));
+        },
+      );
+      pending = p;
+    }
+    return pending;
+  };
+}
+
+/** S3's URI encoding of a key: every byte but unreserved characters and '/'. */
+export function encodeKey(key: string): string {
+  return encodeURIComponent(key).replace(/%2F/g, '/').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** Whether `bucket.host` names the bucket: not for IP addresses, nor dotted names under TLS. */
+function canBeHostLabel(bucket: string, url: URL): boolean {
+  if (isIP(url.hostname.replace(/^\[|\]$/g, '')) !== 0) return false;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) || /\.\.|\.-|-\./.test(bucket)) return false;
+  return !(bucket.includes('.') && url.protocol === 'https:');
+}
+
+/** The code and message of an S3 XML error body, if it has them. */
+function errorDetail(body: Buffer): { code: string | undefined; message: string | undefined } {
+  const text = body.subarray(0, 4096).toString('utf8');
+  return { code: /<Code>([^<]*)<\/Code>/.exec(text)?.[1], message: /<Message>([^<]*)<\/Message>/.exec(text)?.[1] };
+}
+
+export class S3Http {
+  private readonly protocol: 'http:' | 'https:';
+  private readonly hostname: string;
+  private readonly port: number | undefined;
+  private readonly hostHeader: string;
+  private readonly bucketPath: string;
+  private readonly signer: SignatureV4 | undefined;
+  private readonly transport: typeof http.request;
+
+  constructor(private readonly options: S3HttpOptions) {
+    const url = new URL(options.baseURL);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported base URL ${options.baseURL}`);
+    this.protocol = url.protocol;
+    this.transport = url.protocol === 'https:' ? https.request : http.request;
+    // As the SDK does: virtual-host style only where the bucket can be a DNS label of that host.
+    const vhost = options.vhost && canBeHostLabel(options.bucket, url);
+    this.hostname = vhost ? `${options.bucket}.${url.hostname}` : url.hostname;
+    this.port = url.port === '' ? undefined : Number(url.port);
+    this.hostHeader = url.port === '' ? this.hostname : `${this.hostname}:${url.port}`;
+    const base = url.pathname.replace(/\/+$/, '');
+    this.bucketPath = vhost ? base : `${base}/${encodeKey(options.bucket)}`;
+    this.signer =
+      options.credentials === undefined
+        ? undefined
+        : new SignatureV4({
+            service: 's3',
+            region: options.region,
+            credentials: options.credentials,
+            sha256: NodeSha256,
+            uriEscapePath: false, // S3 paths are encoded once, here
+            applyChecksum: false,
+          });
+  }
+
+  /** The bucket's URL path for a key ('' = the bucket itself). */
+  private pathFor(key: string): string {
+    return key === '' ? `${this.bucketPath}/` : `${this.bucketPath}/${encodeKey(key)}`;
+  }
+
+  /**
+   * One attempt of a request on an object ('' = the bucket). Resolves every answer, whatever its
+   * status; rejects only when there is none (S3HttpError with status undefined) or credentials fail.
+   */
+  async send(method: string, key: string, headers: Record<string, string>, body?: Buffer): Promise<S3Response> {
+    const path = this.pathFor(key);
+    const request = {
+      method,
+      protocol: this.protocol,
+      hostname: this.hostname,
+      path,
+      query: {},
+      headers: {
+        ...headers,
+        host: this.hostHeader,
+        // A PUT's body is covered by its signed Content-MD5, which S3 checks: no second hash.
+        'x-amz-content-sha256': body === undefined ? EMPTY_SHA256 : 'UNSIGNED-PAYLOAD',
+        ...(body !== undefined ? { 'content-length': String(body.length) } : {}),
+      },
+    };
+    const signed = this.signer ? (await this.signer.sign(request)).headers : request.headers;
+    const started = Date.now();
+    const line = `${method} ${this.protocol}//${this.hostHeader}${path}`;
+    try {
+      const res = await this.exchange(method, path, signed, body);
+      this.options.onAttempt?.(line, String(res.status), Date.now() - started);
+      return res;
+    } catch (err) {
+      this.options.onAttempt?.(line, (err as S3HttpError).code ?? (err as Error).name, Date.now() - started);
+      throw err;
+    }
+  }
+
+  private exchange(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined): Promise<S3Response> {
+    const { timeoutMs, maxBodyBytes } = this.options;
+    return new Promise<S3Response>((resolve, reject) => {
+      const req = this.transport({
+        method,
+        hostname: this.hostname,
+        port: this.port,
+        path,
+        headers,
+        agent: this.options.agent,
+      });
+      const timer = setTimeout(() => {
+        req.destroy(new S3HttpError(`request timed out after ${timeoutMs} ms`, undefined, 'ETIMEDOUT'));
+      }, timeoutMs);
+      const fail = (err: Error): void => {
+        clearTimeout(timer);
+        const code = (err as { code?: string }).code;
+        reject(err instanceof S3HttpError ? err : new S3HttpError(`${code ? `${code}: ` : ''}${err.message}`, undefined, code));
+      };
+      req.on('error', fail);
+      req.on('response', (res) => {
+        const bodiless = method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304;
+        const declared = bodiless ? 0 : Number(res.headers['content-length'] ?? NaN);
+        if (declared > maxBodyBytes) {
+          req.destroy(new S3HttpError(`response body of ${declared} bytes is larger than any block object`, undefined, 'EOVERSIZED'));
+          return;
+        }
+        // One buffer of the declared length when there is one: the body is copied once.
+        let whole: Buffer | undefined = Number.isFinite(declared) ? Buffer.allocUnsafe(declared) : undefined;
+        const chunks: Buffer[] = [];
+        let received = 0;
+        res.on('data', (chunk: Buffer) => {
+          if (received + chunk.length > (whole ? whole.length : maxBodyBytes)) {
+            req.destroy(new S3HttpError(`response body longer than ${whole ? 'its Content-Length' : `${maxBodyBytes} bytes`}`, undefined, 'EOVERSIZED'));
+            return;
+          }
+          if (whole) chunk.copy(whole, received);
+          else chunks.push(chunk);
+          received += chunk.length;
+        });
+        res.on('error', fail);
+        res.on('end', () => {
+          clearTimeout(timer);
+          if (whole && received !== whole.length) {
+            reject(new S3HttpError(`response body ended after ${received} of ${whole.length} bytes`, undefined, 'ESHORT'));
+            return;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: whole ?? Buffer.concat(chunks) });
+        });
+      });
+      req.end(body);
+    });
+  }
+
+  /** The error for an answer the caller did not expect. */
+  static failure(res: S3Response): S3HttpError {
+    const { code, message } = errorDetail(res.body);
+    const text = `HTTP ${res.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`;
+    return new S3HttpError(text, res.status, code);
+  }
+}
