@@ -38,7 +38,8 @@ pub struct BlockCodec {
 pub struct EncodeTask {
     codec: Arc<Codec>,
     block: u32,
-    data: Vec<u8>,
+    /// The caller's buffer, held by reference (not copied): it must not change until the task ends.
+    data: Buffer,
 }
 
 impl Task for EncodeTask {
@@ -67,7 +68,7 @@ impl Task for EncodeTask {
 pub struct DecodeTask {
     codec: Arc<Codec>,
     block: u32,
-    body: Vec<u8>,
+    body: Buffer,
     encoding: String,
     hmac: Option<String>,
 }
@@ -117,14 +118,20 @@ impl BlockCodec {
 
     /// Null for an all-zero block (never stored); else the body to PUT and its headers.
     #[napi(ts_return_type = "Promise<EncodedBlock | null>")]
-    pub fn encode(&self, block: u32, data: &[u8]) -> AsyncTask<EncodeTask> {
-        AsyncTask::new(EncodeTask { codec: self.inner.clone(), block, data: data.to_vec() })
+    pub fn encode(&self, block: u32, #[napi(ts_arg_type = "Uint8Array")] data: Buffer) -> AsyncTask<EncodeTask> {
+        AsyncTask::new(EncodeTask { codec: self.inner.clone(), block, data })
     }
 
     /// The block's data; rejects on any doubt (HMAC, encoding, length), never returning garbage.
     #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn decode(&self, block: u32, body: &[u8], content_encoding: String, hmac: Option<String>) -> AsyncTask<DecodeTask> {
-        AsyncTask::new(DecodeTask { codec: self.inner.clone(), block, body: body.to_vec(), encoding: content_encoding, hmac })
+    pub fn decode(
+        &self,
+        block: u32,
+        #[napi(ts_arg_type = "Uint8Array")] body: Buffer,
+        content_encoding: String,
+        hmac: Option<String>,
+    ) -> AsyncTask<DecodeTask> {
+        AsyncTask::new(DecodeTask { codec: self.inner.clone(), block, body, encoding: content_encoding, hmac })
     }
 
     #[napi(getter)]

@@ -40,7 +40,8 @@ pub fn block_digest(data: &[u8]) -> Option<Buffer> {
 /// blockDigest on the libuv pool: the block is copied once, then hashed off the JS thread so
 /// several uploads hash in parallel while JS keeps serving FUSE.
 pub struct DigestTask {
-    data: Vec<u8>,
+    /// The caller's buffer, held by reference (not copied): it must not change until the task ends.
+    data: Buffer,
 }
 
 impl napi::Task for DigestTask {
@@ -58,6 +59,6 @@ impl napi::Task for DigestTask {
 
 /// Null for an all-zero block, else its MD5; computed on the thread pool.
 #[napi(ts_return_type = "Promise<Buffer | null>")]
-pub fn block_digest_async(data: &[u8]) -> napi::bindgen_prelude::AsyncTask<DigestTask> {
-    napi::bindgen_prelude::AsyncTask::new(DigestTask { data: data.to_vec() })
+pub fn block_digest_async(#[napi(ts_arg_type = "Uint8Array")] data: Buffer) -> napi::bindgen_prelude::AsyncTask<DigestTask> {
+    napi::bindgen_prelude::AsyncTask::new(DigestTask { data })
 }

@@ -62,9 +62,9 @@ export interface EncodedBlock {
 /** Compression and encryption of blocks as upstream does them (native/src/codec.rs). */
 export interface BlockCodec {
   readonly encrypted: boolean;
-  /** Null for an all-zero block. Runs on the libuv pool. */
+  /** Null for an all-zero block. Runs on the libuv pool, reading `data` in place: leave it unchanged meanwhile. */
   encode(block: number, data: Uint8Array): Promise<EncodedBlock | null>;
-  /** Rejects on a bad HMAC, unknown encoding or wrong length. Runs on the libuv pool. */
+  /** Rejects on a bad HMAC, unknown encoding or wrong length. Runs on the libuv pool, reading `body` in place. */
   decode(block: number, body: Uint8Array, contentEncoding: string, hmac?: string | null): Promise<Buffer>;
 }
 
@@ -114,7 +114,7 @@ export const md5 = (data: Uint8Array): Buffer => core.md5(data);
 export const md5Hex = (data: Uint8Array): string => core.md5Hex(data);
 /** Null for an all-zero block, else its MD5: the write path's zero check and Content-MD5 in one call. */
 export const blockDigest = (data: Uint8Array): Buffer | null => core.blockDigest(data);
-/** blockDigest on the libuv thread pool (the data is copied first, so the caller may reuse it). */
+/** blockDigest on the libuv thread pool; the data is read in place, so it must not change until this settles. */
 export const blockDigestAsync = (data: Uint8Array): Promise<Buffer | null> => core.blockDigestAsync(data);
 
 /** Slots over anonymous memory, a new cache file, or an existing one (refused if foreign or damaged). */
