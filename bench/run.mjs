@@ -4,11 +4,14 @@
 //   sequential write of 256 MiB, timed until the writer's fsync, the unmount and the exit of the
 //   s3backer process (so the data is in the store); sequential read of it after a fresh mount;
 //   random 4 KiB reads and writes with fio on a warm cache; time to the first byte after mounting;
-//   peak resident memory of the s3backer process during the write.
+//   peak resident memory of the s3backer process during the write. The same workloads on a memory
+//   FUSE file (bench/memoryFuse.mjs) give the FUSE ceiling; raw node:http requests per second
+//   (bench/requests.mjs) the network one.
 // Needs root. Writes a table per delay to stdout and JSON to bench/results/.
 //   node bench/run.mjs [--delays 0,20] [--mb N]
 import { spawn, execFile } from 'node:child_process';
 import { startEndpoint } from './endpoint.mjs';
+import { measureRequests } from './requests.mjs';
 import { promisify } from 'node:util';
 import { mkdtemp, mkdir, writeFile, rm, stat, readFile, open } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -104,6 +107,12 @@ async function benchTool(tool, endpoint, work, source) {
     await run('dd', [`if=${join(data, 'big')}`, 'of=/dev/null', 'bs=1M', 'status=none']);
     result.readMBs = MB / (now() - t);
 
+    // Again with the kernel's caches dropped: what the tool's own cache serves.
+    await dropCaches();
+    t = now();
+    await run('dd', [`if=${join(data, 'big')}`, 'of=/dev/null', 'bs=1M', 'status=none']);
+    result.readWarmMBs = MB / (now() - t);
+
     // Random 4 KiB reads on a warm cache (the read above filled it).
     const fio = await run('fio', [
       '--name=randread', `--filename=${join(data, 'big')}`, '--rw=randread', '--bs=4k', '--direct=1',
@@ -132,45 +141,71 @@ const runs = [];
 try {
   const source = join(work, 'source.bin');
   await run('sh', ['-c', `head -c ${MB}M /dev/urandom > ${source}`]);
+  const shm = `/dev/shm/s3backer-bench-${process.pid}`;
   const tools = [
     { id: 'ours', name: 's3backer (this package)', command: [process.execPath, CLI], extra: [] },
     ...(existsSync(UPSTREAM) ? [{ id: 'upstream', name: 's3backer 1.5.4 (Debian)', command: [UPSTREAM], extra: [] }] : []),
+    // The FUSE ceiling: a file in memory behind the same binding, no S3 (same at every delay).
+    { id: 'ceiling', name: 'memory FUSE file', command: [process.execPath, join(HERE, 'memoryFuse.mjs')], extra: [`--store=${shm}`] },
   ];
+  // The network ceiling: raw node:http against the same endpoint, and our request path.
+  process.stderr.write('bench: requests per second, raw node:http and ours...\n');
+  const requests = await measureRequests({ seconds: 4 });
+  const pct = (a, b) => `${Math.round((100 * a) / b)} %`;
+  console.log([
+    '',
+    `${requests.size / 1024} KiB objects, ${requests.inflight} in flight, in-memory S3 on loopback, 0 ms per request.`,
+    '',
+    '| requests | raw node:http (ceiling) | our S3 request path | ours / ceiling |',
+    '| --- | --- | --- | --- |',
+    `| PUT | ${requests.raw.putsPerSec.toFixed(0)}/s | ${requests.ours.putsPerSec.toFixed(0)}/s | ${pct(requests.ours.putsPerSec, requests.raw.putsPerSec)} |`,
+    `| GET | ${requests.raw.getsPerSec.toFixed(0)}/s | ${requests.ours.getsPerSec.toFixed(0)}/s | ${pct(requests.ours.getsPerSec, requests.raw.getsPerSec)} |`,
+  ].join('\n'));
+  let ceilingResult;
   for (const delay of DELAYS) {
     const endpoint = await startEndpoint(delay);
     try {
       const results = [];
       for (const tool of tools) {
+        // The ceiling involves no S3: measured once, shown at every delay.
+        if (tool.id === 'ceiling' && ceilingResult) {
+          results.push(ceilingResult);
+          continue;
+        }
         process.stderr.write(`bench: ${tool.name}, ${delay} ms per request...\n`);
         results.push(await benchTool({ ...tool, id: `${tool.id}-${delay}` }, endpoint, work, source));
+        if (tool.id === 'ceiling') ceilingResult = results[results.length - 1];
       }
       runs.push({ delayMs: delay, results });
-      const [ours, upstream] = results;
-      const row = (label, key, unit, digits = 1) => {
+      const [ours, upstream, ceiling] = results;
+      const row = (label, key, unit, digits = 1, withCeiling = true) => {
         const cell = (r) => (r ? `${r[key].toFixed(digits)} ${unit}` : 'n/a');
         const ratio = ours && upstream ? `${(ours[key] / upstream[key]).toFixed(2)}x` : '';
-        return `| ${label} | ${cell(ours)} | ${cell(upstream)} | ${ratio} |`;
+        const frac = withCeiling && ceiling ? pct(ours[key], ceiling[key]) : '';
+        return `| ${label} | ${cell(ours)} | ${cell(upstream)} | ${ratio} | ${withCeiling ? cell(ceiling) : ''} | ${frac} |`;
       };
       console.log([
         '',
         `Block size 256 KiB, ${MB} MiB through ext4 on a loop device, in-memory S3 on loopback, ${delay} ms per request.`,
         '',
-        '| workload | ours | Debian s3backer 1.5.4 | ours / upstream |',
-        '| --- | --- | --- | --- |',
+        '| workload | ours | Debian s3backer 1.5.4 | ours / upstream | memory FUSE file (ceiling) | ours / ceiling |',
+        '| --- | --- | --- | --- | --- | --- |',
         row(`sequential write ${MB} MiB (until stored)`, 'writeMBs', 'MB/s'),
         row(`sequential read ${MB} MiB (cold)`, 'readMBs', 'MB/s'),
+        row(`sequential read ${MB} MiB (warm cache)`, 'readWarmMBs', 'MB/s'),
         row('random 4 KiB reads (warm cache)', 'randReadIOPS', 'IOPS', 0),
         row('random 4 KiB writes (warm cache)', 'randWriteIOPS', 'IOPS', 0),
-        row('time to first byte after mount', 'firstByteMs', 'ms', 0),
-        row('peak resident memory while writing', 'peakRssMiB', 'MiB', 0),
+        row('time to first byte after mount', 'firstByteMs', 'ms', 0, false),
+        row('peak resident memory while writing', 'peakRssMiB', 'MiB', 0, false),
       ].join('\n'));
     } finally {
       endpoint.stop();
     }
   }
   const file = join(HERE, 'results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), mb: MB, runs }, null, 2));
+  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), mb: MB, requests, runs }, null, 2));
   console.error(`bench: results written to ${file}`);
 } finally {
   await rm(work, { recursive: true, force: true });
+  await rm(`/dev/shm/s3backer-bench-${process.pid}`, { force: true });
 }

@@ -26,12 +26,17 @@ export declare class SlotStore {
   /** An existing cache file, as its header describes it; refuses foreign or damaged files. */
   static openFile(path: string): SlotStore
   get header(): CacheHeader
+  /** Maps in fresh anonymous slots ahead of use, on the thread pool (contents are not touched). */
+  prefault(first: number, count: number): Promise<void>
   /** Copies one block into a slot (the entry is set separately, after the data is synced). */
   write(slot: number, data: Uint8Array): void
   /** Copies part of a block into a slot, at `offset` within the block. */
   writePart(slot: number, offset: number, data: Uint8Array): void
-  /** Copies `length` bytes at `offset` of a slot's block into a new Buffer owned by JS. */
-  readPart(slot: number, offset: number, length: number): Buffer
+  /**
+   * Copies `target.length` bytes at `offset` of a slot's block into `target` (a caller's buffer:
+   * a FUSE read's own, or a reused upload buffer, so nothing is allocated).
+   */
+  readInto(slot: number, offset: number, target: Uint8Array): void
   /** Copies one block out of a slot into a new Buffer owned by JS. */
   read(slot: number): Buffer
   setEntry(slot: number, block: number, dirty: boolean, etag?: Uint8Array | undefined | null): void

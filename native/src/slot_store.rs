@@ -54,6 +54,26 @@ pub enum SyncWhat {
     Entry(u32),
 }
 
+pub struct PrefaultTask {
+    slots: Arc<Slots>,
+    first: u32,
+    count: u32,
+}
+
+impl Task for PrefaultTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        self.slots.prefault(self.first, self.count);
+        Ok(())
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
+        Ok(())
+    }
+}
+
 pub struct SyncTask {
     slots: Arc<Slots>,
     what: SyncWhat,
@@ -115,6 +135,12 @@ impl SlotStore {
         Ok(())
     }
 
+    /// Maps in fresh anonymous slots ahead of use, on the thread pool (contents are not touched).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn prefault(&self, first: u32, count: u32) -> AsyncTask<PrefaultTask> {
+        AsyncTask::new(PrefaultTask { slots: self.inner.clone(), first, count })
+    }
+
     /// Copies one block into a slot (the entry is set separately, after the data is synced).
     #[napi]
     pub fn write(&self, slot: u32, data: &[u8]) -> Result<()> {
@@ -134,16 +160,16 @@ impl SlotStore {
         Ok(())
     }
 
-    /// Copies `length` bytes at `offset` of a slot's block into a new Buffer owned by JS.
+    /// Copies `target.length` bytes at `offset` of a slot's block into `target` (a caller's buffer:
+    /// a FUSE read's own, or a reused upload buffer, so nothing is allocated).
     #[napi]
-    pub fn read_part(&self, slot: u32, offset: u32, length: u32) -> Result<Buffer> {
+    pub fn read_into(&self, slot: u32, offset: u32, #[napi(ts_arg_type = "Uint8Array")] mut target: BufferSlice) -> Result<()> {
         self.check(slot, self.inner.header.block_size as usize)?;
-        if offset as usize + length as usize > self.inner.header.block_size as usize {
-            return Err(Error::from_reason(format!("{length} bytes at {offset} are not inside a block")));
+        if offset as usize + target.len() > self.inner.header.block_size as usize {
+            return Err(Error::from_reason(format!("{} bytes at {offset} are not inside a block", target.len())));
         }
-        let mut out = vec![0u8; length as usize];
-        self.inner.read_part(slot, offset as usize, &mut out);
-        Ok(out.into())
+        self.inner.read_part(slot, offset as usize, &mut target);
+        Ok(())
     }
 
     /// Copies one block out of a slot into a new Buffer owned by JS.

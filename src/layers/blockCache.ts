@@ -44,6 +44,8 @@ interface FlushWaiter {
 }
 
 const MAX_RETRY_DELAY_MS = 30000;
+/** Fresh slots mapped in ahead of use, so a block's first copy into one costs no page faults. */
+const PREFAULT_AHEAD = 64;
 
 export class BlockCache implements BlockStore, StatsSource {
   readonly blockSize: number;
@@ -66,6 +68,9 @@ export class BlockCache implements BlockStore, StatsSource {
   private lastRead = -2;
   private sequential = 0;
   private readonly zeros: Buffer;
+  private readonly uploadBuffers: Buffer[] = [];
+  /** Slots below this are mapped in (or being mapped); free slots are handed out lowest first. */
+  private prefaulted = 0;
   private readonly maxDirty: number;
   initialSize = 0;
   readHits = 0;
@@ -87,6 +92,7 @@ export class BlockCache implements BlockStore, StatsSource {
     this.zeros = Buffer.alloc(inner.blockSize);
     this.maxDirty = options.maxDirty > 0 ? Math.min(options.maxDirty, options.size) : options.size;
     for (let s = options.size - 1; s >= 0; s--) this.freeSlots.push(s);
+    this.prefaultAhead(0);
     if (options.timeoutMs > 0) {
       this.sweeper = setInterval(() => this.evictIdle(), Math.min(options.timeoutMs, 1000));
       this.sweeper.unref();
@@ -192,10 +198,21 @@ export class BlockCache implements BlockStore, StatsSource {
     this.cleanProtected.delete(e.block);
   }
 
+  /** Keeps the never-used slots about to be handed out mapped in, off the JS thread. */
+  private prefaultAhead(slot: number): void {
+    if (this.options.persistent || this.prefaulted >= this.options.size || slot + PREFAULT_AHEAD / 2 < this.prefaulted) return;
+    const first = this.prefaulted;
+    this.prefaulted = Math.min(this.options.size, first + PREFAULT_AHEAD);
+    this.slots.prefault(first, this.prefaulted - first).catch(() => {});
+  }
+
   /** A free slot, or the slot of the least recently used clean block; undefined if all are busy. */
   private takeSlotNow(): number | undefined {
     const free = this.freeSlots.pop();
-    if (free !== undefined) return free;
+    if (free !== undefined) {
+      this.prefaultAhead(free);
+      return free;
+    }
     const victim = this.clean.values().next().value ?? this.cleanProtected.values().next().value;
     if (victim === undefined) return undefined;
     this.unlistClean(victim);
@@ -251,6 +268,15 @@ export class BlockCache implements BlockStore, StatsSource {
   // ---- reads ----------------------------------------------------------------------------
 
   async readBlock(blockNum: number): Promise<Buffer> {
+    const found = await this.obtain(blockNum);
+    return 'slot' in found ? this.slots.read(found.slot) : found;
+  }
+
+  /**
+   * The block's complete, cached entry (valid until the caller next awaits), or its data when it
+   * was just fetched or read through. Counts the hit or miss and drives read-ahead.
+   */
+  private async obtain(blockNum: number): Promise<Entry | Buffer> {
     checkBlockNum(this, blockNum);
     let e = this.entries.get(blockNum);
     if (e) this.readHits++; // cached, or already being fetched (by read-ahead, say)
@@ -264,7 +290,7 @@ export class BlockCache implements BlockStore, StatsSource {
     if (e) {
       if (e.valid !== null) await this.complete(e);
       this.touch(e);
-      return this.slots.read(e.slot);
+      return e;
     }
     const slot = this.takeSlotNow();
     // Every slot busy with dirty data: read through rather than wait on uploads.
@@ -278,17 +304,21 @@ export class BlockCache implements BlockStore, StatsSource {
     return this.inner.readBlockIfChanged(blockNum, md5Hex);
   }
 
-  /** A cached, complete block's bytes are copied straight out of the slot; else as readBlock. */
-  async readBlockPart(blockNum: number, offset: number, length: number): Promise<Buffer> {
+  /** The bytes are copied straight out of the slot into the caller's buffer. */
+  async readBlockPart(blockNum: number, offset: number, target: Buffer): Promise<void> {
     checkBlockNum(this, blockNum);
     const e = this.entries.get(blockNum);
     if (e && !e.loading && e.valid === null) {
+      // The common case, without a promise in between.
       this.readHits++;
       this.noteRead(blockNum);
       this.touch(e);
-      return this.slots.readPart(e.slot, offset, length);
+      this.slots.readInto(e.slot, offset, target);
+      return;
     }
-    return (await this.readBlock(blockNum)).subarray(offset, offset + length);
+    const found = await this.obtain(blockNum);
+    if ('slot' in found) this.slots.readInto(found.slot, offset, target);
+    else found.copy(target, 0, offset, offset + target.length);
   }
 
   /** Fetches a block into a slot and resolves its data. */
@@ -529,7 +559,9 @@ export class BlockCache implements BlockStore, StatsSource {
       return;
     }
     const version = e.version;
-    const data = this.slots.read(e.slot);
+    // A snapshot: writes may land in the slot while this version uploads.
+    const data = this.uploadBuffers.pop() ?? Buffer.allocUnsafeSlow(this.blockSize);
+    this.slots.readInto(e.slot, 0, data);
     try {
       await this.inner.writeBlock(e.block, isZeroBlock(data) ? null : data);
       e.storedVersion = version;
@@ -556,6 +588,9 @@ export class BlockCache implements BlockStore, StatsSource {
     }
     e.uploading = false;
     this.uploadsInFlight--;
+    // The store keeps nothing after resolving: the buffer serves the next upload (reused memory,
+    // where a fresh one costs a page fault per 4 KiB). A failed upload's buffer is dropped.
+    if (this.uploadBuffers.length < this.options.threads) this.uploadBuffers.push(data);
     this.settleFlushes();
     this.pump();
   }

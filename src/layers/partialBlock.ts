@@ -45,8 +45,8 @@ export class PartialBlockLayer {
         // Reads take the lock too: one overlapping a read/modify/write sees all of it or none.
         const readPart = this.store.readBlockPart?.bind(this.store);
         if (readPart && p.length < this.store.blockSize) {
-          const part = await this.locks.run(p.blockNum, () => readPart(p.blockNum, p.offset, p.length));
-          part.copy(target, p.bufOffset);
+          // Straight into the caller's buffer (FUSE's own): no copy in between.
+          await this.locks.run(p.blockNum, () => readPart(p.blockNum, p.offset, target.subarray(p.bufOffset, p.bufOffset + p.length)));
           return;
         }
         const data = await this.locks.run(p.blockNum, () => this.store.readBlock(p.blockNum));

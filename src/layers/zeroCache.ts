@@ -21,13 +21,14 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
     this.zeroBits = new Uint8Array(Math.ceil(inner.numBlocks / 8));
     const readPart = inner.readBlockPart?.bind(inner);
     if (readPart) {
-      this.readBlockPart = async (blockNum, offset, length) => {
+      this.readBlockPart = async (blockNum, offset, target) => {
         checkBlockNum(this, blockNum);
         if (this.isKnownZero(blockNum)) {
           this.readHits++;
-          return Buffer.alloc(length);
+          target.fill(0);
+          return;
         }
-        return readPart(blockNum, offset, length);
+        return readPart(blockNum, offset, target);
       };
     }
     const part = inner.writeBlockPart?.bind(inner);
@@ -90,7 +91,7 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
 
   /** Present only when the layer below has it (so the partial layer knows to use it). */
   readonly writeBlockPart?: (blockNum: number, offset: number, data: Buffer) => Promise<void>;
-  readonly readBlockPart?: (blockNum: number, offset: number, length: number) => Promise<Buffer>;
+  readonly readBlockPart?: (blockNum: number, offset: number, target: Buffer) => Promise<void>;
 
   async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
     checkBlockNum(this, blockNum);

@@ -25,7 +25,10 @@ export interface SlotStore {
   write(slot: number, data: Uint8Array): void;
   writePart(slot: number, offset: number, data: Uint8Array): void;
   read(slot: number): Buffer;
-  readPart(slot: number, offset: number, length: number): Buffer;
+  /** Copies target.length bytes at `offset` of the slot's block into target. */
+  readInto(slot: number, offset: number, target: Uint8Array): void;
+  /** Maps in never-used anonymous slots ahead of use (contents untouched; no-op for cache files). */
+  prefault(first: number, count: number): Promise<void>;
   setEntry(slot: number, block: number, dirty: boolean, etag?: Uint8Array | null): void;
   clearEntry(slot: number): void;
   entries(): SlotEntry[];

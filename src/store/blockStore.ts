@@ -5,8 +5,8 @@ export interface BlockStore {
   readonly numBlocks: number;
   /** Resolves the whole block (blockSize bytes), owned by the caller. */
   readBlock(blockNum: number): Promise<Buffer>;
-  /** Optional: `length` bytes at `offset` of the block, without copying the whole block. */
-  readBlockPart?(blockNum: number, offset: number, length: number): Promise<Buffer>;
+  /** Optional: copies target.length bytes at `offset` of the block into target, without the rest. */
+  readBlockPart?(blockNum: number, offset: number, target: Buffer): Promise<void>;
   /**
    * Reads the block unless its stored form still has this MD5 (hex): null then. Lets a cache
    * verify reloaded blocks with a conditional request instead of a full download.
