@@ -11,7 +11,7 @@
 //   node bench/run.mjs [--delays 0,20] [--mb N]
 import { spawn, execFile } from 'node:child_process';
 import { startEndpoint } from './endpoint.mjs';
-import { measureRequests } from './requests.mjs';
+import { measureRequests, formatRequests, percent } from './requests.mjs';
 import { promisify } from 'node:util';
 import { mkdtemp, mkdir, writeFile, rm, stat, readFile, open } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -151,16 +151,8 @@ try {
   // The network ceiling: raw node:http against the same endpoint, and our request path.
   process.stderr.write('bench: requests per second, raw node:http and ours...\n');
   const requests = await measureRequests({ seconds: 4 });
-  const pct = (a, b) => `${Math.round((100 * a) / b)} %`;
-  console.log([
-    '',
-    `${requests.size / 1024} KiB objects, ${requests.inflight} in flight, in-memory S3 on loopback, 0 ms per request.`,
-    '',
-    '| requests | raw node:http (ceiling) | our S3 request path | ours / ceiling |',
-    '| --- | --- | --- | --- |',
-    `| PUT | ${requests.raw.putsPerSec.toFixed(0)}/s | ${requests.ours.putsPerSec.toFixed(0)}/s | ${pct(requests.ours.putsPerSec, requests.raw.putsPerSec)} |`,
-    `| GET | ${requests.raw.getsPerSec.toFixed(0)}/s | ${requests.ours.getsPerSec.toFixed(0)}/s | ${pct(requests.ours.getsPerSec, requests.raw.getsPerSec)} |`,
-  ].join('\n'));
+  const pct = percent;
+  console.log(formatRequests(requests));
   let ceilingResult;
   for (const delay of DELAYS) {
     const endpoint = await startEndpoint(delay);
