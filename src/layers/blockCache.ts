@@ -67,6 +67,9 @@ export class BlockCache implements BlockStore, StatsSource {
   private closed = false;
   private lastRead = -2;
   private sequential = 0;
+  private lastWrite = -2;
+  /** Complete blocks a sequential writer has moved past: uploaded before the write delay is up. */
+  private readonly eager = new Set<Entry>();
   private readonly zeros: Buffer;
   private readonly uploadBuffers: Buffer[] = [];
   /** Slots below this are mapped in (or being mapped); free slots are handed out lowest first. */
@@ -454,8 +457,20 @@ export class BlockCache implements BlockStore, StatsSource {
   }
 
   private async endWrite(entry: Entry): Promise<void> {
+    this.noteWrite(entry.block);
     this.pump();
     if (this.options.sync) await this.waitStored(new Map([[entry, entry.version]]));
+  }
+
+  /**
+   * Write-behind: when a writer moves on to the next block, the one it finished will not change
+   * soon, so waiting out --blockCacheWriteDelay (a maximum) only delays its upload.
+   */
+  private noteWrite(blockNum: number): void {
+    if (blockNum === this.lastWrite) return;
+    const previous = blockNum === this.lastWrite + 1 ? this.dirty.get(this.lastWrite) : undefined;
+    this.lastWrite = blockNum;
+    if (previous && previous.valid === null && !previous.uploading) this.eager.add(previous);
   }
 
   /** Fetches the block and fills in the bytes no write has supplied yet. */
@@ -521,6 +536,11 @@ export class BlockCache implements BlockStore, StatsSource {
     // Under pressure (writers or readers waiting, a flush, a half-full cache) the delay is skipped.
     const hurry = this.urgent > 0 || this.flushWaiters.length > 0 || this.options.sync || this.dirty.size * 2 >= this.options.size;
     let nextDue = Infinity;
+    for (const e of this.eager) {
+      if (this.uploadsInFlight >= this.options.threads) break;
+      this.eager.delete(e);
+      if (!e.uploading && this.dirty.get(e.block) === e && e.retryAt <= now) void this.upload(e);
+    }
     // `dirty` is ordered by dirtySince, so without a hurry the scan stops at the first block not
     // yet due: a write costs O(1) here, not a pass over every dirty block.
     for (const e of this.dirty.values()) {

@@ -1,5 +1,5 @@
 // Notices when our FUSE mount goes away (fusermount -u, umount): fuse-native has no destroy
-// callback, so the mount table is polled.
+// callback, so the mount table is polled (often: the unmount waits on it, and a read costs little).
 
 import { readFile } from 'node:fs/promises';
 
@@ -21,7 +21,7 @@ export async function isFuseMounted(mountpoint: string): Promise<boolean> {
 }
 
 /** Calls onGone once the mount has disappeared; returns a function that stops watching. */
-export function watchMount(mountpoint: string, onGone: () => void, intervalMs = 250): () => void {
+export function watchMount(mountpoint: string, onGone: () => void, intervalMs = 50): () => void {
   let stopped = false;
   const timer = setInterval(() => {
     isFuseMounted(mountpoint).then(
