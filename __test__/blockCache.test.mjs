@@ -257,3 +257,18 @@ test('reads inside one block count once towards the read-ahead trigger', async (
   assert.deepEqual(store.reads, [30, 31, 32, 33]);
   await cache.close();
 });
+
+test('write-behind: a block a sequential writer moved past uploads at once, the others wait out the delay', async () => {
+  const store = new RecordingStore(100);
+  const cache = cacheOver(store, { size: 16, writeDelayMs: 60000 });
+  await cache.writeBlock(10, block(1));
+  await cache.writeBlockPart(11, 0, Buffer.alloc(BS / 2, 2)); // the writer moves on: 10 goes now
+  await cache.writeBlockPart(11, BS / 2, Buffer.alloc(BS / 2, 2)); // same block: nothing new
+  await cache.writeBlock(20, block(3)); // a jump: 11 is not "moved past" in sequence
+  await sleep(50);
+  assert.deepEqual(store.writes.map((w) => w.n), [10], 'only the block passed in sequence');
+  assert.equal(cache.dirtyCount, 2);
+  await cache.flush();
+  assert.deepEqual(store.writes.map((w) => w.n).sort((a, b) => a - b), [10, 11, 20]);
+  await cache.close();
+});

@@ -61,7 +61,9 @@ test('SIGKILL loses nothing that reached the cache file: the next mount uploads 
   const flags = [...s3Flags(server), '--prefix=k/', '--blockSize=64k', '--size=4m', `--blockCacheFile=${cf}`, '--blockCacheWriteDelay=600000'];
   let m = await startMount([...flags, 'disk', w.mnt], w.mnt);
   const blocks = [randomBytes(BS), randomBytes(BS), randomBytes(BS)];
-  const writer = await holdWriter(join(w.mnt, 'file'), blocks.map((b, i) => [(i + 1) * BS, b]));
+  // Out of order: a writer moving on to the next block would have the finished one uploaded at once.
+  const order = [1, 0, 2];
+  const writer = await holdWriter(join(w.mnt, 'file'), order.map((i) => [(i + 1) * BS, blocks[i]]));
   await writer.written;
   await crash(m, writer);
   assert.equal(await getObject(server, 'disk', key('k/', 1)), null, 'never uploaded before the crash');

@@ -61,43 +61,17 @@ export interface S3HttpOptions {
   readonly onAttempt?: ((line: string, outcome: string, ms: number) => void) | undefined;
 }
 
-/** HMACs of one string by another: pure, and the signer asks for the same few on every request
- *  (its signing-key cache is keyed by an HMAC of the credentials), so they are remembered. */
-const stringHmacs = new Map<string, Buffer>();
-
-function stringHmac(secret: string, data: string): Buffer {
-  const key = `${secret.length}:${secret}${data}`;
-  let mac = stringHmacs.get(key);
-  if (mac === undefined) {
-    if (stringHmacs.size >= 64) stringHmacs.clear();
-    mac = createHmac('sha256', secret).update(data).digest();
-    stringHmacs.set(key, mac);
-  }
-  return mac;
-}
-
 /** SignatureV4's hash interface over node:crypto. */
 class NodeSha256 {
-  private readonly hash: Hash | Hmac | undefined;
-  /** For an HMAC keyed by a string: the data, kept until digest(). */
-  private readonly parts: Array<string | Uint8Array> = [];
-
-  constructor(private readonly secret?: string | ArrayBuffer | ArrayBufferView) {
-    if (typeof secret !== 'string') this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));
+  private readonly hash: Hash | Hmac;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));
   }
-
   update(data: string | ArrayBuffer | ArrayBufferView): void {
-    if (this.hash) this.hash.update(toBytes(data));
-    else this.parts.push(toBytes(data));
+    this.hash.update(toBytes(data));
   }
-
   digest(): Promise<Uint8Array> {
-    if (this.hash) return Promise.resolve(this.hash.digest());
-    const secret = this.secret as string;
-    if (this.parts.every((p) => typeof p === 'string')) return Promise.resolve(stringHmac(secret, this.parts.join('')));
-    const mac = createHmac('sha256', secret);
-    for (const p of this.parts) mac.update(p);
-    return Promise.resolve(mac.digest());
+    return Promise.resolve(this.hash.digest());
   }
 }
 
