@@ -11,6 +11,7 @@ function xmlError(code, message) {
 export async function startRecordingProxy({ target } = {}) {
   const requests = [];
   let failures = [];
+  let failOnly = /./;
   const puts = { inFlight: 0, max: 0 };
   // For eventual-consistency tests: the last GET answer per key, and keys to answer stale.
   const lastGet = new Map();
@@ -47,7 +48,7 @@ export async function startRecordingProxy({ target } = {}) {
       res.writeHead(status, { 'content-length': Buffer.byteLength(body), ...headers });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
-    if (failures.length > 0) {
+    if (failures.length > 0 && failOnly.test(`${req.method} ${req.url}`)) {
       const status = failures.shift();
       req.resume();
       req.on('end', () => reply(status, xmlError(status >= 500 ? 'ServiceUnavailable' : 'AccessDenied', 'injected'), { 'content-type': 'application/xml' }));
@@ -114,8 +115,10 @@ export async function startRecordingProxy({ target } = {}) {
       stale.set(key, count);
     },
     /** The next requests answer these statuses (e.g. [503, 503]) instead of being served. */
-    failNext(statuses) {
+    /** Answers the next requests (those matching `only`, a regex on "METHOD /path") with these statuses. */
+    failNext(statuses, only = /./) {
       failures = [...statuses];
+      failOnly = only;
     },
     async stop() {
       agent.destroy();

@@ -43,7 +43,7 @@ export const FLAGS: readonly FlagSpec[] = [
   f('blockCacheRecoverDirtyBlocks', 'boolean', 'upload the dirty blocks a crashed mount left in the cache file'),
   f('blockCacheSize', 'value', 'block cache size in blocks (0 = no cache)', { valueName: 'NUM', defaultText: '1000' }),
   f('blockCacheSync', 'boolean', 'a write returns only once the block is uploaded'),
-  f('blockCacheThreads', 'value', 'uploads in flight at once', { valueName: 'NUM', defaultText: '20' }),
+  f('blockCacheThreads', 'value', 'uploads in flight at once (upstream: 20 threads)', { valueName: 'NUM', defaultText: '64' }),
   f('blockCacheTimeout', 'value', 'evict clean blocks idle this long (0 = never)', { valueName: 'MILLIS', defaultText: '0' }),
   f('blockCacheWriteDelay', 'value', 'upload dirty blocks after at most this long', { valueName: 'MILLIS', defaultText: '250' }),
   f('blockCacheNumProtected', 'value', 'keep this many low-numbered blocks (metadata) longest', { valueName: 'NUM', defaultText: '0' }),

@@ -63,8 +63,13 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
   const httpStats = new HttpStats();
   const objects = openObjects(config, httpStats, log);
   try {
+    // The three opening requests go out together (one round trip, not three); the access check's
+    // error is the one reported, so the others' failures wait until it has passed.
+    const flagRead = readMountedFlag(objects, naming);
+    const detected = config.noAutoDetect ? Promise.resolve(undefined) : detectGeometry(objects, naming);
+    for (const p of [flagRead, detected]) p.catch(() => {});
     await objects.checkAccess();
-    const flag = await readMountedFlag(objects, naming);
+    const flag = await flagRead;
     const cacheConfig = config.blockCache;
     // A set flag whose token is the cache file's was left by the mount that crashed using this file.
     const cacheToken = cacheConfig.file === undefined ? 0 : cacheFileToken(cacheConfig.file);
@@ -79,7 +84,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         );
       }
     }
-    const geometry = combineGeometry(config, config.noAutoDetect ? undefined : await detectGeometry(objects, naming), log);
+    const geometry = combineGeometry(config, await detected, log);
     log.info(
       `${objects.description}: ${geometry.numBlocks} blocks of ${formatSize(geometry.blockSize)} = ${formatSize(geometry.fileSize)}` +
         (geometry.detected ? ' (auto-detected)' : ''),
@@ -150,24 +155,21 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     );
     // fuse-native joins option strings unescaped: this is how big_writes and -o options reach libfuse.
     const extra = ['big_writes', ...(config.directIO ? ['direct_io'] : []), ...(config.readOnly ? ['ro'] : []), ...config.fuseOptions];
+    // The flag goes up before the file appears (whoever sees the file sees a marked bucket), and
+    // comes down again if the mount fails.
+    if (!config.readOnly) {
+      const token = newMountToken();
+      await setMountedFlag(objects, naming, new Date(), token);
+      cacheFile?.slots.setMountToken(token);
+    }
     const fuse = new Fuse(mountpoint, ops, { timeout: false, fsname: ['s3backer', ...new Set(extra)].join(',') });
     try {
       await fuseMount(fuse);
     } catch (err) {
       // A rejected option can leave the mount half made: take it down before reporting.
       await run('fusermount', ['-u', mountpoint]).catch(() => {});
+      if (!config.readOnly) await clearMountedFlag(objects, naming).catch(() => {});
       throw new ConfigError(`cannot mount FUSE at ${mountpoint}: ${(err as Error).message}`);
-    }
-
-    if (!config.readOnly) {
-      try {
-        const token = newMountToken();
-        await setMountedFlag(objects, naming, new Date(), token);
-        cacheFile?.slots.setMountToken(token);
-      } catch (err) {
-        await run('fusermount', ['-u', mountpoint]).catch(() => {});
-        throw err;
-      }
     }
     log.info(`mounted ${objects.description} on ${mountpoint}`);
 

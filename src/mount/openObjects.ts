@@ -8,8 +8,8 @@ import type { HttpStats } from '../backend/httpStats';
 import type { ObjectStore } from '../backend/objectStore';
 import type { Logger } from '../util/log';
 
-/** Requests in flight at once: enough to keep a 128 KiB FUSE write of 4 KiB blocks in parallel. */
-export const REQUEST_CONCURRENCY = 64;
+/** Requests in flight besides uploads: demand reads and read-ahead never queue behind them all. */
+const READ_CONCURRENCY = 32;
 
 export function openObjects(config: Config, stats: HttpStats, log: Logger): ObjectStore {
   if (config.test) return new DirObjectStore(config.bucket);
@@ -19,7 +19,7 @@ export function openObjects(config: Config, stats: HttpStats, log: Logger): Obje
   );
   // The store takes the S3 settings straight from the configuration.
   return new S3ObjectStore(
-    { ...config, credentials, concurrency: REQUEST_CONCURRENCY },
+    { ...config, credentials, concurrency: config.blockCache.threads + READ_CONCURRENCY },
     stats,
     log,
   );
