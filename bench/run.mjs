@@ -8,7 +8,7 @@
 //   FUSE file (bench/memoryFuse.mjs) give the FUSE ceiling; raw node:http requests per second
 //   (bench/requests.mjs) the network one.
 // Needs root. Writes a table per delay to stdout and JSON to bench/results/.
-//   node bench/run.mjs [--delays 0,20] [--mb N]
+//   node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ours,upstream,ceiling]
 import { spawn, execFile } from 'node:child_process';
 import { startEndpoint } from './endpoint.mjs';
 import { measureRequests, formatRequests, percent } from './requests.mjs';
@@ -29,6 +29,7 @@ const arg = (name, dflt) => {
 };
 const DELAYS = (process.argv.includes('--delays') ? process.argv[process.argv.indexOf('--delays') + 1] : '0,20').split(',').map(Number);
 const MB = arg('mb', 256);
+const TOOLS = process.argv.includes('--tools') ? process.argv[process.argv.indexOf('--tools') + 1].split(',') : undefined;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now() / 1000;
 
@@ -139,7 +140,8 @@ async function benchTool(tool, endpoint, work, source) {
 const work = await mkdtemp(join(tmpdir(), 's3backer-bench-'));
 const runs = [];
 try {
-  const source = join(work, 'source.bin');
+  // In memory: the read tests drop the page cache, and a source read back from disk would time the disk.
+  const source = `/dev/shm/s3backer-bench-source-${process.pid}`;
   await run('sh', ['-c', `head -c ${MB}M /dev/urandom > ${source}`]);
   const shm = `/dev/shm/s3backer-bench-${process.pid}`;
   const tools = [
@@ -147,12 +149,15 @@ try {
     ...(existsSync(UPSTREAM) ? [{ id: 'upstream', name: 's3backer 1.5.4 (Debian)', command: [UPSTREAM], extra: [] }] : []),
     // The FUSE ceiling: a file in memory behind the same binding, no S3 (same at every delay).
     { id: 'ceiling', name: 'memory FUSE file', command: [process.execPath, join(HERE, 'memoryFuse.mjs')], extra: [`--store=${shm}`] },
-  ];
+  ].filter((t) => !TOOLS || TOOLS.includes(t.id));
   // The network ceiling: raw node:http against the same endpoint, and our request path.
-  process.stderr.write('bench: requests per second, raw node:http and ours...\n');
-  const requests = await measureRequests({ seconds: 4 });
+  let requests;
+  if (!TOOLS || TOOLS.includes('requests')) {
+    process.stderr.write('bench: requests per second, raw node:http and ours...\n');
+    requests = await measureRequests({ seconds: 4 });
+    console.log(formatRequests(requests));
+  }
   const pct = percent;
-  console.log(formatRequests(requests));
   let ceilingResult;
   for (const delay of DELAYS) {
     const endpoint = await startEndpoint(delay);
@@ -169,11 +174,12 @@ try {
         if (tool.id === 'ceiling') ceilingResult = results[results.length - 1];
       }
       runs.push({ delayMs: delay, results });
-      const [ours, upstream, ceiling] = results;
+      const byId = (id) => results.find((r) => r.tool === tools.find((t) => t.id === id)?.name);
+      const [ours, upstream, ceiling] = ['ours', 'upstream', 'ceiling'].map(byId);
       const row = (label, key, unit, digits = 1, withCeiling = true) => {
         const cell = (r) => (r ? `${r[key].toFixed(digits)} ${unit}` : 'n/a');
         const ratio = ours && upstream ? `${(ours[key] / upstream[key]).toFixed(2)}x` : '';
-        const frac = withCeiling && ceiling ? pct(ours[key], ceiling[key]) : '';
+        const frac = withCeiling && ceiling && ours ? pct(ours[key], ceiling[key]) : '';
         return `| ${label} | ${cell(ours)} | ${cell(upstream)} | ${ratio} | ${withCeiling ? cell(ceiling) : ''} | ${frac} |`;
       };
       console.log([
@@ -200,4 +206,5 @@ try {
 } finally {
   await rm(work, { recursive: true, force: true });
   await rm(`/dev/shm/s3backer-bench-${process.pid}`, { force: true });
+  await rm(`/dev/shm/s3backer-bench-source-${process.pid}`, { force: true });
 }
