@@ -155,3 +155,35 @@ test('foreign, damaged or mismatched cache files are refused; a new size resizes
   assert.equal(res.code, 1);
   assert.match(res.stderr, /holds blocks of 65536 bytes, but this disk's blocks are 4096 bytes/);
 });
+
+test('a full disk under the cache file: a clear error before mounting, and a file already in place keeps working', { timeout: 120000 }, async () => {
+  // A 1 MiB tmpfs cannot hold a 16-slot cache of 64 KiB blocks (1 MiB of data plus the table).
+  const small = join(w.root, 'small-fs');
+  await run('mkdir', ['-p', small]);
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+  try {
+    const base = [...s3Flags(server), '--prefix=full/', '--blockSize=64k', '--size=1m'];
+    let res = await runCli(['-f', ...base, `--blockCacheFile=${join(small, 'big.cache')}`, '--blockCacheSize=16', 'disk', w.mnt]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /cannot create cache file .*big\.cache.*No space left on device/);
+    assert.equal(await isMounted(w.mnt), false);
+    assert.equal(await getObject(server, 'disk', 'full/s3backer-mounted'), null, 'no flag left behind');
+    assert.deepEqual((await run('ls', ['-A', small])).stdout.trim(), '', 'the failed file is removed');
+
+    // A file that fits, then the disk fills up: its slots were reserved, so writing into them
+    // neither crashes (SIGBUS) nor corrupts what they held.
+    const cf = join(small, 'ok.cache');
+    let m = await startMount([...base, `--blockCacheFile=${cf}`, '--blockCacheSize=8', '--blockCacheWriteDelay=600000', 'disk', w.mnt], w.mnt);
+    await run('dd', ['if=/dev/zero', `of=${join(small, 'filler')}`, 'bs=64k', 'status=none']).catch(() => {}); // fills the tmpfs
+    const data = randomBytes(4 * BS);
+    await writeFile(join(w.root, 'four.bin'), data);
+    await run('dd', [`if=${join(w.root, 'four.bin')}`, `of=${join(w.mnt, 'file')}`, 'bs=64k', 'conv=notrunc,fsync', 'status=none']);
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    m = await startMount([...base, `--blockCacheFile=${cf}`, '--blockCacheSize=8', 'disk', w.mnt], w.mnt);
+    const back = await readFile(join(w.mnt, 'file'));
+    assert.ok(back.subarray(0, 4 * BS).equals(data), 'read back through the reloaded cache file');
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  } finally {
+    await run('umount', [small]).catch(() => {});
+  }
+});

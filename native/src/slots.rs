@@ -122,6 +122,24 @@ impl Region {
     }
 }
 
+/// Allocates the file's blocks up front. A mapped file whose blocks the disk cannot supply kills
+/// the process with SIGBUS at the first write into the hole; this fails instead, with ENOSPC.
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        let len = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: a plain syscall on a descriptor `file` owns for the duration of the call.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, len);
+    Ok(())
+}
+
 pub struct Slots {
     region: Region,
     /// Geometry from the header; the mount token lives in `token` as it changes.
@@ -147,7 +165,13 @@ impl Slots {
     /// Creates a new cache file (any existing content is replaced).
     pub fn create_file(path: &Path, block_size: u32, num_slots: u32, mount_token: u32) -> io::Result<Slots> {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
-        file.set_len(file_len(block_size as usize, num_slots as usize) as u64)?;
+        let len = file_len(block_size as usize, num_slots as usize) as u64;
+        file.set_len(len)?;
+        if let Err(e) = reserve(&file, len) {
+            drop(file);
+            let _ = std::fs::remove_file(path); // nothing of value was in it: it was just truncated
+            return Err(e);
+        }
         let slots = Slots {
             region: Region { map: MmapRaw::map_raw(&file)? },
             header: Header { magic: MAGIC, version: VERSION, block_size, num_slots, mount_token },
@@ -168,6 +192,7 @@ impl Slots {
         if have < want {
             return Err(format!("truncated: {have} bytes, the header needs {want}"));
         }
+        reserve(&file, want).map_err(|e| e.to_string())?;
         let map = MmapRaw::map_raw(&file).map_err(|e| e.to_string())?;
         let token = AtomicU32::new(header.mount_token);
         Ok(Slots { region: Region { map }, header, token, file_backed: true })
