@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { openSync, writeSync, closeSync } from 'node:fs';
 import { startMount, runCli, workdir, makeExt4, loopMount, run, isMounted } from './helpers/ours.mjs';
 
 test('--test mode: ext4 on the file survives a remount with auto-detected geometry', { timeout: 300000 }, async () => {
@@ -96,15 +97,28 @@ test('without -f: returns once mounted, serves in the background, unmounts clean
   }
 });
 
-test('SIGTERM unmounts cleanly and clears the flag', { timeout: 120000 }, async () => {
+test('SIGTERM and SIGINT unmount cleanly, store what was written and clear the flag', { timeout: 120000 }, async () => {
   const w = await workdir('sigterm');
   try {
-    const m = await startMount(['--test', '--size=1m', w.store, w.mnt], w.mnt);
-    assert.ok((await readdir(w.store)).includes('s3backer-mounted'));
-    m.child.kill('SIGTERM');
-    assert.deepEqual(await m.exited, { code: 0, signal: null });
-    assert.equal(await isMounted(w.mnt), false);
-    assert.ok(!(await readdir(w.store)).includes('s3backer-mounted'));
+    for (const signal of ['SIGTERM', 'SIGINT']) {
+      const m = await startMount(['--test', '--size=1m', '--blockSize=4k', '--blockCacheWriteDelay=600000', w.store, w.mnt], w.mnt);
+      assert.ok((await readdir(w.store)).includes('s3backer-mounted'));
+      // Written by a process still holding the file open: dirty in the cache when the signal comes.
+      const data = randomBytes(8192);
+      const fd = openSync(join(w.mnt, 'file'), 'r+');
+      writeSync(fd, data, 0, data.length, 4096);
+      m.child.kill(signal);
+      assert.deepEqual(await m.exited, { code: 0, signal: null }, signal);
+      // The mount was detached under the open descriptor: its close may fail (ENOTCONN).
+      try {
+        closeSync(fd);
+      } catch {}
+      assert.equal(await isMounted(w.mnt), false);
+      const stored = await readdir(w.store);
+      assert.ok(!stored.includes('s3backer-mounted'), `${signal}: flag cleared`);
+      const blocks = await Promise.all(['00000001', '00000002'].map((k) => readFile(join(w.store, k))));
+      assert.ok(Buffer.concat(blocks).equals(data), `${signal}: the dirty blocks were stored`);
+    }
   } finally {
     await w.cleanup();
   }

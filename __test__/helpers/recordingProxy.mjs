@@ -12,6 +12,10 @@ export async function startRecordingProxy({ target } = {}) {
   const requests = [];
   let failures = [];
   let failOnly = /./;
+  // Scripted faults, each taken by the next request its `only` matches (see inject()).
+  const faults = [];
+  const injected = { status: 0, reset: 0, hang: 0, slow: 0, cut: 0 };
+  const hung = new Set();
   const puts = { inFlight: 0, max: 0 };
   // For eventual-consistency tests: the last GET answer per key, and keys to answer stale.
   const lastGet = new Map();
@@ -48,6 +52,22 @@ export async function startRecordingProxy({ target } = {}) {
       res.writeHead(status, { 'content-length': Buffer.byteLength(body), ...headers });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
+    const fi = faults.findIndex((f) => f.only.test(`${req.method} ${req.url}`));
+    const fault = fi >= 0 ? faults.splice(fi, 1)[0] : undefined;
+    if (fault) {
+      injected[fault.kind]++;
+      record.fault = fault.kind;
+      if (fault.kind === 'status') {
+        req.resume();
+        req.on('end', () => reply(fault.status, xmlError(fault.status === 503 ? 'SlowDown' : fault.status >= 500 ? 'InternalError' : 'AccessDenied', 'injected'), { 'content-type': 'application/xml' }));
+        return;
+      }
+      if (fault.kind === 'reset') return req.socket.destroy();
+      if (fault.kind === 'hang') {
+        hung.add(req.socket);
+        return req.resume();
+      }
+    }
     if (failures.length > 0 && failOnly.test(`${req.method} ${req.url}`)) {
       const status = failures.shift();
       req.resume();
@@ -78,8 +98,21 @@ export async function startRecordingProxy({ target } = {}) {
     }
     const upstream = http.request(
       { host: '127.0.0.1', port: target.port, method: req.method, path: path + url.search, headers: { ...req.headers, host: `127.0.0.1:${target.port}` }, agent },
-      (up) => {
+      async (up) => {
         record.status = up.statusCode;
+        if (fault?.kind === 'slow') await new Promise((r) => setTimeout(r, fault.delayMs));
+        if (fault?.kind === 'cut' && up.headers['content-length'] > 1) {
+          // Half the promised body, then the connection drops.
+          const half = Math.floor(up.headers['content-length'] / 2);
+          res.writeHead(up.statusCode, up.headers);
+          let sent = 0;
+          up.on('data', (c) => {
+            if (sent < half) res.write(c.subarray(0, half - sent));
+            sent += c.length;
+            if (sent >= half) res.socket?.destroy();
+          });
+          return;
+        }
         res.writeHead(up.statusCode, up.headers);
         if (req.method === 'GET' && up.statusCode === 200 && record.key !== '') {
           const chunks = [];
@@ -114,6 +147,32 @@ export async function startRecordingProxy({ target } = {}) {
     serveStale(key, count = 1) {
       stale.set(key, count);
     },
+    /**
+     * Queues `count` faults for the requests `only` (a regex on "METHOD /path") matches:
+     * status (answer with `status`), reset (drop the connection before answering), hang (never
+     * answer), slow (answer after `delayMs`), cut (half the body, then drop the connection).
+     */
+    inject(kind, { count = 1, only = /./, status = 503, delayMs = 500 } = {}) {
+      for (let i = 0; i < count; i++) faults.push({ kind, only, status, delayMs });
+    },
+    /** Faults taken so far, by kind; faults still queued. */
+    injected,
+    pendingFaults: () => faults.length,
+    /** The endpoint goes away (connections refused) until up(). */
+    listening: true,
+    clearFaults() {
+      faults.length = 0;
+    },
+    async down() {
+      this.listening = false;
+      for (const s of hung) s.destroy();
+      server.closeAllConnections?.();
+      await new Promise((resolve) => server.close(resolve));
+    },
+    async up() {
+      await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+      this.listening = true;
+    },
     /** The next requests answer these statuses (e.g. [503, 503]) instead of being served. */
     /** Answers the next requests (those matching `only`, a regex on "METHOD /path") with these statuses. */
     failNext(statuses, only = /./) {
@@ -121,6 +180,7 @@ export async function startRecordingProxy({ target } = {}) {
       failOnly = only;
     },
     async stop() {
+      for (const s of hung) s.destroy();
       agent.destroy();
       server.closeAllConnections?.();
       await new Promise((resolve) => server.close(resolve));

@@ -76,7 +76,8 @@ async function main(argv: readonly string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info(`${signal}: unmounting ${handle.mountpoint}`);
-    handle.unmount().catch((err: unknown) => {
+    // Lazily, as upstream (libfuse) does: a signal must end the mount even while files are open.
+    handle.unmount({ lazy: true }).catch((err: unknown) => {
       stopping = false;
       log.error((err as Error).message);
     });

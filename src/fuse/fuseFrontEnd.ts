@@ -42,6 +42,9 @@ export function makeOperations(
   const statsSnapshots = new Map<number, Buffer>();
   let latestStats = Buffer.alloc(0);
   let nextFd = 10;
+  // Descriptors open for writing: only their close (FUSE flush) waits for dirty data; a reader's
+  // close has nothing of its own to store.
+  const writers = new Set<number>();
 
   const renderStats = (): Buffer => (latestStats = Buffer.from(hooks.renderStats()));
   const statFor = (mode: number, size: number) => ({
@@ -98,10 +101,12 @@ export function makeOperations(
       }
       if (path !== filePath) return cb(Fuse.ENOENT);
       if (options.readOnly && (flags & O_ACCMODE) !== O_RDONLY) return cb(Fuse.EROFS);
+      if ((flags & O_ACCMODE) !== O_RDONLY) writers.add(fd);
       return cb(0, fd);
     },
     release(_path, fd, cb) {
       statsSnapshots.delete(fd);
+      writers.delete(fd);
       return cb(0);
     },
     read(path, fd, buf, len, pos, cb) {
@@ -119,8 +124,8 @@ export function makeOperations(
       if (pos + len > fileSize) return cb(pos >= fileSize ? Fuse.EFBIG : Fuse.ENOSPC);
       data.write(pos, buf.subarray(0, len)).then(cb, (err: unknown) => cb(fail(`write of ${len} bytes at ${pos}`, err)));
     },
-    flush(path, _fd, cb) {
-      if (path !== filePath || options.readOnly) return cb(0);
+    flush(path, fd, cb) {
+      if (path !== filePath || options.readOnly || !writers.has(fd)) return cb(0);
       data.flush().then(() => cb(0), (err: unknown) => cb(fail('flush', err)));
     },
     fsync(path, _datasync, _fd, cb) {

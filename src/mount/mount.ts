@@ -29,8 +29,12 @@ export interface MountHandle {
   stats(): string;
   /** Resolves once every write so far is in the store. */
   flush(): Promise<void>;
-  /** Unmounts (fails while the mount is busy), flushes and clears the mounted flag. */
-  unmount(): Promise<void>;
+  /**
+   * Unmounts, flushes and clears the mounted flag. Fails while the mount is busy, unless `lazy`:
+   * then the mount is detached at once (as libfuse does on SIGTERM) and descriptors still open
+   * on it fail from then on; what was written before is stored.
+   */
+  unmount(options?: { lazy?: boolean }): Promise<void>;
   /** Resolves when the mount has ended and everything is flushed, however it was unmounted. */
   readonly closed: Promise<void>;
 }
@@ -202,10 +206,10 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       geometry,
       stats: statsText,
       flush: () => stack.top.flush(),
-      async unmount() {
+      async unmount({ lazy = false } = {}) {
         if (await isFuseMounted(mountpoint)) {
           try {
-            await run('fusermount', ['-u', mountpoint]);
+            await run('fusermount', [lazy ? '-uz' : '-u', mountpoint]);
           } catch (err) {
             throw new Error(`cannot unmount ${mountpoint}: ${((err as { stderr?: string }).stderr ?? '').trim() || (err as Error).message}`);
           }

@@ -1,0 +1,141 @@
+// Faults between s3backer and S3, injected by the recording proxy in front of s3rver: bursts of
+// 500/503 SlowDown, connections dropped before an answer or halfway through a body, requests that
+// hang past --timeout, slow answers, and the endpoint going away. I/O continues once a fault
+// clears and every byte written is in S3 afterwards (checked by a fresh mount straight against
+// s3rver); a fault outlasting the retry budget fails reads with EIO instead of hanging, and keeps
+// the unsaved data dirty until the endpoint is back.
+import test from 'node:test';
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startS3Server } from './helpers/s3server.mjs';
+import { useRecordedS3 } from './helpers/recordingProxy.mjs';
+import { startMount, workdir, run, s3Flags } from './helpers/ours.mjs';
+
+const env = useRecordedS3('faults', { before, after, workdir, startS3Server });
+const keys = ['--accessId=S3RVER', '--accessKey=S3RVER'];
+const via = (p) => [`--baseURL=${p.endpoint}/`, ...keys];
+const BS = 65536;
+const sha = (b) => createHash('sha256').update(b).digest('hex');
+
+/** Writes `data` at `offset` of the backed file through dd, fsync included. */
+async function writeAt(file, offset, data, { fsync = true } = {}) {
+  const src = join(env.w.root, `src-${offset}.bin`);
+  await writeFile(src, data);
+  return run('dd', [`if=${src}`, `of=${file}`, `bs=${BS}`, `seek=${offset / BS}`, `conv=notrunc${fsync ? ',fsync' : ''}`, 'status=none']);
+}
+
+/** Reads `length` bytes at `offset` with O_DIRECT (past the kernel's cache, into ours or S3). */
+async function readAt(file, offset, length) {
+  const out = join(env.w.root, `out-${offset}.bin`);
+  await run('dd', [`if=${file}`, `of=${out}`, `bs=${BS}`, `skip=${offset / BS}`, `count=${length / BS}`, 'iflag=direct', 'status=none']);
+  return readFile(out);
+}
+
+/** What S3 holds, read through a fresh mount straight against s3rver (no proxy, no faults). */
+async function contentInS3(prefix, length) {
+  const m = await startMount([...s3Flags(env.server), `--prefix=${prefix}`, '--blockCacheSize=0', 'disk', env.w.mnt], env.w.mnt);
+  try {
+    return await readAt(join(env.w.mnt, 'file'), 0, length);
+  } finally {
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  }
+}
+
+test('transient faults: writes and reads go on through 5xx bursts, resets, hangs, slow and cut answers; every byte reaches S3', { timeout: 180000 }, async () => {
+  const p = env.proxy;
+  const data = randomBytes(32 * BS); // 2 MiB over 32 blocks
+  const m = await startMount(
+    [...via(p), '--prefix=t/', '--blockSize=64k', '--size=4m', '--timeout=1', '--initialRetryPause=20', '--maxRetryPause=20000', '--blockCacheSize=8', '--blockCacheWriteDelay=0', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
+  try {
+    const file = join(env.w.mnt, 'file');
+    const puts = /^PUT \/disk\/t\/0/;
+    p.inject('status', { count: 6, only: puts, status: 503 });
+    p.inject('status', { count: 3, only: puts, status: 500 });
+    p.inject('reset', { count: 4, only: puts });
+    p.inject('hang', { count: 2, only: puts });
+    p.inject('slow', { count: 4, only: puts, delayMs: 300 });
+    await writeAt(file, 0, data);
+    assert.equal(p.pendingFaults(), 0, 'every upload fault was met');
+
+    // Reads of blocks the 8-block cache has dropped go to S3, through the same kinds of faults.
+    const gets = /^GET \/disk\/t\/0/;
+    p.inject('status', { count: 4, only: gets, status: 503 });
+    p.inject('reset', { count: 3, only: gets });
+    p.inject('cut', { count: 3, only: gets });
+    p.inject('hang', { count: 1, only: gets });
+    const back = await readAt(file, 0, data.length);
+    assert.equal(sha(back), sha(data), 'read back through the faults');
+    assert.equal(p.pendingFaults(), 0, 'every download fault was met');
+    const stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
+    // One retry per failed attempt: 13 error statuses, and 13 without an answer (7 resets, 3
+    // hangs past --timeout, 3 cut bodies); the slow answers came within the timeout.
+    assert.match(stats, /^http_num_retries\s+26$/m);
+    assert.match(stats, /^http_5xx_error\s+13$/m);
+    assert.match(stats, /^http_other_error\s+13$/m);
+  } finally {
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  }
+  assert.deepEqual(p.injected, { status: 13, reset: 7, hang: 3, slow: 4, cut: 3 });
+  assert.equal(sha(await contentInS3('t/', data.length)), sha(data), 'all of it is in S3');
+});
+
+test('the endpoint gone longer than the retry budget: EIO instead of a hang, dirty data kept and uploaded once it is back', { timeout: 180000 }, async () => {
+  const p = env.proxy;
+  const before = randomBytes(4 * BS);
+  const unsaved = randomBytes(4 * BS);
+  const m = await startMount(
+    [...via(p), '--prefix=g/', '--blockSize=64k', '--size=4m', '--timeout=1', '--initialRetryPause=50', '--maxRetryPause=400', '--blockCacheSize=16', '--blockCacheWriteDelay=200', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
+  const file = join(env.w.mnt, 'file');
+  try {
+    await writeAt(file, 0, before);
+    await p.down();
+    // Written while S3 is away: the data lands in the cache; the writer's close (a FUSE flush)
+    // cannot store it and says so.
+    await assert.rejects(writeAt(file, 8 * BS, unsaved, { fsync: false }), /Input\/output error/);
+    // A block never read: its GET fails within the retry budget, as EIO.
+    let started = Date.now();
+    await assert.rejects(readAt(file, 20 * BS, BS), /Input\/output error/);
+    assert.ok(Date.now() - started < 15000, `the read failed after ${Date.now() - started} ms, not hung`);
+    // fsync cannot store the dirty blocks either: it fails, and they stay dirty.
+    started = Date.now();
+    await assert.rejects(run('sync', ['-d', file]), /Input\/output error/);
+    assert.ok(Date.now() - started < 15000);
+    const stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
+    assert.match(stats, /^block_cache_dirty_ratio\s+0\.2500$/m, '4 of 16 slots still dirty');
+    assert.ok(Number(/^block_cache_upload_errors\s+(\d+)$/m.exec(stats)[1]) >= 1);
+    // Cached data still reads while the endpoint is away (a reader's close does not wait on it).
+    assert.equal(sha(await readAt(file, 8 * BS, unsaved.length)), sha(unsaved));
+
+    await p.up();
+    await run('sync', ['-d', file]); // now it can: the kept blocks upload
+  } finally {
+    if (!p.listening) await p.up().catch(() => {});
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  }
+  const stored = await contentInS3('g/', 12 * BS);
+  assert.equal(sha(stored.subarray(0, 4 * BS)), sha(before));
+  assert.equal(sha(stored.subarray(8 * BS, 12 * BS)), sha(unsaved), 'the blocks written while S3 was away are there');
+});
+
+test('a permanent 403 fails reads with EIO within the retry budget', { timeout: 60000 }, async () => {
+  const p = env.proxy;
+  const m = await startMount([...via(p), '--prefix=d/', '--blockSize=64k', '--size=1m', '--initialRetryPause=50', '--maxRetryPause=400', 'disk', env.w.mnt], env.w.mnt);
+  try {
+    p.inject('status', { count: 50, only: /^GET \/disk\/d\/0/, status: 403 });
+    const started = Date.now();
+    await assert.rejects(readAt(join(env.w.mnt, 'file'), 5 * BS, BS), /Input\/output error/);
+    assert.ok(Date.now() - started < 10000, `failed after ${Date.now() - started} ms`);
+    const stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
+    assert.ok(Number(/^http_forbidden\s+(\d+)$/m.exec(stats)[1]) >= 3, stats);
+  } finally {
+    p.clearFaults();
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  }
+});
