@@ -2,6 +2,7 @@
 // The s3backer command: parse, validate, then mount (or run a one-shot mode) and serve until
 // unmounted. Every failure is one line on stderr and a non-zero exit.
 
+import { secretFileWarnings } from './secretFiles';
 import { parseCommandLine } from './parseArgs';
 import { buildConfig, ConfigError } from '../config/config';
 import { createLogger } from '../util/log';
@@ -36,6 +37,9 @@ function fatal(err: unknown): void {
 }
 
 async function main(argv: readonly string[]): Promise<void> {
+  // ps and /proc/PID/cmdline show the title, not the arguments (which may carry --accessKey or
+  // --password); once parsed, the bucket and mount point are added.
+  process.title = 's3backer';
   if (argv[0] === 'cache') process.exit(runCacheCommand(argv.slice(1)));
   const cli = parseCommandLine(argv, version);
   if (cli.kind === 'exit') {
@@ -43,9 +47,15 @@ async function main(argv: readonly string[]): Promise<void> {
     process.exit(cli.code);
   }
   let config = buildConfig(cli.args);
+  process.title = ['s3backer', config.bucket, config.mountpoint].filter((s) => s !== undefined && s !== '').join(' ');
   if (config.codec.passwordFromCommandLine) {
     process.stderr.write('s3backer: warning: --password is visible to other users of this machine; --passwordFile is safer\n');
   }
+  const secretFiles = secretFileWarnings([
+    [config.codec.passwordFile, '--passwordFile'],
+    [config.accessKey === undefined && config.accessId !== '' ? config.accessFile : undefined, 'access file'],
+  ]);
+  for (const warning of secretFiles) process.stderr.write(`s3backer: warning: ${warning}\n`);
   const daemon = isDaemonChild();
   // No password given for --encrypt: ask on the terminal (a daemon's child gets it on stdin).
   let asked: string | undefined;

@@ -94,6 +94,8 @@ export interface CodecConfig {
   /** From --password or --passwordFile; undefined with a cipher means: ask on the terminal. */
   readonly password: string | undefined;
   readonly passwordFromCommandLine: boolean;
+  /** Where --passwordFile pointed, for the permission check. */
+  readonly passwordFile: string | undefined;
   readonly keyLength: number | undefined;
 }
 
@@ -422,5 +424,5 @@ function codecConfig(flags: ParsedArgs['flags']): CodecConfig {
   if (password !== undefined && cipher === undefined) throw new ConfigError('a password was given without --encrypt');
   const keyLength = str(flags, 'keyLength') === undefined ? undefined : int(flags, 'keyLength', 0, 1);
   if (keyLength !== undefined && cipher === undefined) throw new ConfigError('--keyLength needs --encrypt');
-  return { compression, level, cipher, password, passwordFromCommandLine: given !== undefined, keyLength };
+  return { compression, level, cipher, password, passwordFromCommandLine: given !== undefined, passwordFile: file, keyLength };
 }
