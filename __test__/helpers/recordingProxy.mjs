@@ -3,6 +3,7 @@
 // turning virtual-host requests into path style; without one it answers like an empty bucket
 // (HEAD bucket 200, objects 404, PUT/DELETE 200/204), which is enough for one-shot commands.
 import * as http from 'node:http';
+import { createHash } from 'node:crypto';
 
 function xmlError(code, message) {
   return `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
@@ -126,8 +127,32 @@ export async function startRecordingProxy({ target } = {}) {
       record.status = 502;
       res.destroy(err);
     });
-    req.on('data', (d) => (record.bodyLength += d.length));
-    req.pipe(upstream);
+    if (req.method !== 'PUT') {
+      req.on('data', (d) => (record.bodyLength += d.length));
+      req.pipe(upstream);
+      return;
+    }
+    // As S3 does (and s3rver does not): a PUT whose body arrives incomplete is not stored; one
+    // whose Content-MD5 does not match is refused.
+    const chunks = [];
+    req.on('data', (d) => {
+      record.bodyLength += d.length;
+      chunks.push(d);
+    });
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const md5 = req.headers['content-md5'];
+      if (Number(req.headers['content-length'] ?? body.length) !== body.length) {
+        upstream.destroy();
+        return reply(400, xmlError('IncompleteBody', 'body shorter than Content-Length'), { 'content-type': 'application/xml' });
+      }
+      if (md5 && createHash('md5').update(body).digest('base64') !== md5) {
+        upstream.destroy();
+        return reply(400, xmlError('BadDigest', 'Content-MD5 does not match'), { 'content-type': 'application/xml' });
+      }
+      upstream.end(body);
+    });
+    req.on('aborted', () => upstream.destroy());
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address();
