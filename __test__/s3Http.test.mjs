@@ -136,3 +136,20 @@ test('a missing bucket, an oversized or a short body is an error, never a block 
     await p.close();
   }
 });
+
+test('a listing that is not XML, and an answer without an ETag or with an unknown encoding, fail clearly', async () => {
+  const p = await peer((req, res) => {
+    if (req.url.includes('list-type=2')) return res.writeHead(200, { 'content-type': 'application/xml' }).end('<ListBucketResult><Contents><Key>unterminated');
+    res.writeHead(200, { 'content-length': 4, 'content-encoding': 'x-unknown' }).end('abcd');
+  });
+  const store = new S3ObjectStore(storeOptions(p.url, { maxRetryPauseMs: 10 }), new HttpStats(), silentLogger);
+  try {
+    await assert.rejects(store.list('', () => {}), (err) => err instanceof Error && !/^\s*at /.test(err.message));
+    const got = await store.get('k');
+    assert.equal(got.etag, undefined, 'no ETag: none is made up');
+    assert.equal(got.contentEncoding, 'x-unknown', 'passed on for the codec to refuse');
+  } finally {
+    store.close();
+    await p.close();
+  }
+});
