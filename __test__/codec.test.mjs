@@ -46,6 +46,9 @@ test('the codec round-trips and refuses what it cannot trust', async () => {
   const tampered = Buffer.from(e.body);
   tampered[0] ^= 1;
   await assert.rejects(codec.decode(1, tampered, e.contentEncoding, e.hmac), /HMAC mismatch/);
+  // An encoding nobody wrote is refused, never passed through as data.
+  await assert.rejects(createBlockCodec({ blockSize: 4096, compression: 'deflate' }).decode(1, Buffer.from('abcd'), 'x-unknown', null), /x-unknown/);
+  await assert.rejects(codec.decode(1, Buffer.from('abcd'), 'deflate', null), /not encrypted, but encryption is configured/);
   assert.throws(() => createBlockCodec({ blockSize: 4096, cipher: 'DES-CBC', password: 'x' }), /not supported/);
 });
 
