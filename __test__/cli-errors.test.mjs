@@ -62,6 +62,8 @@ test('missing bucket, rejected credentials, unreachable endpoint', { timeout: 60
     /cannot reach bucket disk .*ECONNREFUSED/,
   );
   assert.ok(Date.now() - started < 20000, `gave up within the retry budget: ${res.stderr}`);
+  // A name that does not resolve (.invalid never does).
+  await refused(['--baseURL=http://no-such-host.invalid/', '--accessId=a', '--accessKey=b', ...quick, '--size=1m', 'disk', w.mnt], /cannot reach bucket disk .*ENOTFOUND/);
 });
 
 test('a set mounted flag refuses the mount until --force or --reset-mounted-flag', { timeout: 120000 }, async () => {
