@@ -4,19 +4,10 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startS3Server, headObject, putObject, listKeys } from './helpers/s3server.mjs';
+import { useS3Server, headObject, putObject, listKeys } from './helpers/s3server.mjs';
 import { runCli, workdir, isMounted, s3Flags, startMount } from './helpers/ours.mjs';
 
-let server;
-let w;
-before(async () => {
-  server = await startS3Server({ buckets: ['disk'] });
-  w = await workdir('errors');
-});
-after(async () => {
-  await w?.cleanup();
-  await server?.stop();
-});
+const env = useS3Server('errors', { before, after, workdir });
 
 async function freePort() {
   const srv = createServer();
@@ -32,58 +23,58 @@ async function refused(args, pattern) {
   assert.match(res.stderr, pattern);
   assert.match(res.stderr, /^s3backer: /);
   assert.ok(!res.stderr.includes('    at '), 'no stack trace');
-  assert.equal(await isMounted(w.mnt), false, 'nothing mounted');
-  assert.equal(await headObject(server, 'disk', 's3backer-mounted'), null, 'no mounted flag');
+  assert.equal(await isMounted(env.w.mnt), false, 'nothing mounted');
+  assert.equal(await headObject(env.server, 'disk', 's3backer-mounted'), null, 'no mounted flag');
   return res;
 }
 
 test('bad flags and sizes', async () => {
-  const base = [...s3Flags(server)];
-  await refused([...base, '--size=1m', '--blockSize=3k', 'disk', w.mnt], /block size 3072 is not a power of two/);
-  await refused([...base, '--size=10000', 'disk', w.mnt], /not a multiple of the block size/);
-  await refused([...base, '--blockSize=512', '--size=4t', 'disk', w.mnt], /more than 2\^32/);
-  await refused([...base, '--size=1m', '--frobnicate', 'disk', w.mnt], /unknown option/);
-  await refused([...base, '--size=1m', '-o', 'bogus_option', 'disk', w.mnt], /unknown FUSE option/);
-  await refused([...base, '--size=1m', '--authVersion=aws2', 'disk', w.mnt], /only aws4 signing/);
-  await refused([...base, 'disk', w.mnt], /--size is required/);
-  await refused([...base, '--size=1m', 'disk', `${w.root}/no-such-dir`], /does not exist/);
+  const base = [...s3Flags(env.server)];
+  await refused([...base, '--size=1m', '--blockSize=3k', 'disk', env.w.mnt], /block size 3072 is not a power of two/);
+  await refused([...base, '--size=10000', 'disk', env.w.mnt], /not a multiple of the block size/);
+  await refused([...base, '--blockSize=512', '--size=4t', 'disk', env.w.mnt], /more than 2\^32/);
+  await refused([...base, '--size=1m', '--frobnicate', 'disk', env.w.mnt], /unknown option/);
+  await refused([...base, '--size=1m', '-o', 'bogus_option', 'disk', env.w.mnt], /unknown FUSE option/);
+  await refused([...base, '--size=1m', '--authVersion=aws2', 'disk', env.w.mnt], /only aws4 signing/);
+  await refused([...base, 'disk', env.w.mnt], /--size is required/);
+  await refused([...base, '--size=1m', 'disk', `${env.w.root}/no-such-dir`], /does not exist/);
 });
 
 test('missing bucket, rejected credentials, unreachable endpoint', { timeout: 60000 }, async () => {
   const quick = ['--initialRetryPause=50', '--maxRetryPause=200', '--timeout=2'];
-  await refused([...s3Flags(server), ...quick, '--size=1m', 'nosuchbucket', w.mnt], /bucket nosuchbucket .* does not exist/);
+  await refused([...s3Flags(env.server), ...quick, '--size=1m', 'nosuchbucket', env.w.mnt], /bucket nosuchbucket .* does not exist/);
   // s3rver checks the access key ID (not V4 signatures): an unknown ID is its rejected credential.
-  const badId = s3Flags(server).map((f) => (f.startsWith('--accessId=') ? '--accessId=NOBODY' : f));
-  await refused([...badId, ...quick, '--size=1m', 'disk', w.mnt], /denied \(HTTP 403\): check the credentials/);
+  const badId = s3Flags(env.server).map((f) => (f.startsWith('--accessId=') ? '--accessId=NOBODY' : f));
+  await refused([...badId, ...quick, '--size=1m', 'disk', env.w.mnt], /denied \(HTTP 403\): check the credentials/);
   const port = await freePort();
   const started = Date.now();
   const res = await refused(
-    [`--baseURL=http://127.0.0.1:${port}/`, '--accessId=a', '--accessKey=b', ...quick, '--size=1m', 'disk', w.mnt],
+    [`--baseURL=http://127.0.0.1:${port}/`, '--accessId=a', '--accessKey=b', ...quick, '--size=1m', 'disk', env.w.mnt],
     /cannot reach bucket disk .*ECONNREFUSED/,
   );
   assert.ok(Date.now() - started < 20000, `gave up within the retry budget: ${res.stderr}`);
   // A name that does not resolve (.invalid never does).
-  await refused(['--baseURL=http://no-such-host.invalid/', '--accessId=a', '--accessKey=b', ...quick, '--size=1m', 'disk', w.mnt], /cannot reach bucket disk .*ENOTFOUND/);
+  await refused(['--baseURL=http://no-such-host.invalid/', '--accessId=a', '--accessKey=b', ...quick, '--size=1m', 'disk', env.w.mnt], /cannot reach bucket disk .*ENOTFOUND/);
 });
 
 test('a set mounted flag refuses the mount until --force or --reset-mounted-flag', { timeout: 120000 }, async () => {
-  await putObject(server, 'disk', 's3backer-mounted', 'otherhost\n20260101T000000Z\n', {
+  await putObject(env.server, 'disk', 's3backer-mounted', 'otherhost\n20260101T000000Z\n', {
     metadata: { 's3backer-mount-token': '12345678' },
   });
-  const res = await runCli(['-f', ...s3Flags(server), '--size=1m', 'disk', w.mnt]);
+  const res = await runCli(['-f', ...s3Flags(env.server), '--size=1m', 'disk', env.w.mnt]);
   assert.equal(res.code, 1);
   assert.match(res.stderr, /appears to be mounted already/);
-  assert.equal(await isMounted(w.mnt), false);
+  assert.equal(await isMounted(env.w.mnt), false);
 
-  const reset = await runCli([...s3Flags(server), '--reset-mounted-flag', 'disk']);
+  const reset = await runCli([...s3Flags(env.server), '--reset-mounted-flag', 'disk']);
   assert.equal(reset.code, 0, reset.stderr);
-  assert.equal(await headObject(server, 'disk', 's3backer-mounted'), null);
+  assert.equal(await headObject(env.server, 'disk', 's3backer-mounted'), null);
 
-  await putObject(server, 'disk', 's3backer-mounted', 'otherhost\n', { metadata: { 's3backer-mount-token': '1' } });
-  const m = await startMount([...s3Flags(server), '--force', '--size=1m', 'disk', w.mnt], w.mnt);
+  await putObject(env.server, 'disk', 's3backer-mounted', 'otherhost\n', { metadata: { 's3backer-mount-token': '1' } });
+  const m = await startMount([...s3Flags(env.server), '--force', '--size=1m', 'disk', env.w.mnt], env.w.mnt);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
-  assert.equal(await headObject(server, 'disk', 's3backer-mounted'), null);
-  assert.deepEqual(await listKeys(server, 'disk'), [], 'nothing written, nothing stored');
+  assert.equal(await headObject(env.server, 'disk', 's3backer-mounted'), null);
+  assert.deepEqual(await listKeys(env.server, 'disk'), [], 'nothing written, nothing stored');
 });
 
 test('--help and --version', async () => {
@@ -97,13 +88,13 @@ test('--help and --version', async () => {
 });
 
 test('a table of bad values and malformed config files: each a one-line reason and exit 1, nothing mounted', { timeout: 120000 }, async () => {
-  const base = [...s3Flags(server), '--size=1m'];
+  const base = [...s3Flags(env.server), '--size=1m'];
   const cfg = async (name, text) => {
-    const file = join(w.root, name);
+    const file = join(env.w.root, name);
     await writeFile(file, text);
     return file;
   };
-  const loop = join(w.root, 'loop.conf');
+  const loop = join(env.w.root, 'loop.conf');
   await writeFile(loop, `--configFile=${loop}\n`);
   const table = [
     [['--blockSize=0'], /block size/i],
@@ -123,8 +114,8 @@ test('a table of bad values and malformed config files: each a one-line reason a
     [['--compress=lzma'], /compress/i],
     [['--encrypt=DES'], /cipher "DES" is not supported/],
     [['--password=x'], /without --encrypt/],
-    [['--encrypt', '--password=x', `--passwordFile=${join(w.root, 'missing')}`], /cannot be combined/],
-    [['--encrypt', `--passwordFile=${join(w.root, 'missing')}`], /cannot read --passwordFile/],
+    [['--encrypt', '--password=x', `--passwordFile=${join(env.w.root, 'missing')}`], /cannot be combined/],
+    [['--encrypt', `--passwordFile=${join(env.w.root, 'missing')}`], /cannot read --passwordFile/],
     [['--md5CacheTime=5'], /need the guard on/],
     [['--baseURL=ftp://x/'], /baseURL/i],
     [['--baseURL=not a url'], /baseURL/i],
@@ -132,7 +123,7 @@ test('a table of bad values and malformed config files: each a one-line reason a
     [['--accessFile=/nonexistent/passwd'], /cannot read --accessFile/],
     [['-o', 'max_read=1,2'], /FUSE option/],
     [['-o', 'fsname=a b'], /FUSE option|cannot be passed on/],
-    [[`--configFile=${join(w.root, 'nope.conf')}`], /configFile|nope\.conf/],
+    [[`--configFile=${join(env.w.root, 'nope.conf')}`], /configFile|nope\.conf/],
     [[`--configFile=${loop}`], /too many levels of --configFile nesting/],
     [['-F', await cfg('unknown.conf', '# comment\n--frobnicate\n')], /unknown option/],
     [['-F', await cfg('badvalue.conf', '--blockSize=3k\n')], /not a power of two/],
@@ -140,12 +131,12 @@ test('a table of bad values and malformed config files: each a one-line reason a
   for (const [args, pattern] of table) {
     // The table's own value of a flag replaces the base's; an access file replaces the keys.
     const replaced = (a) => args.some((x) => x.split('=')[0] === a.split('=')[0] || (x.startsWith('--accessFile=') && /^--access(Id|Key)=/.test(a)));
-    const res = await runCli(['-f', ...base.filter((a) => !replaced(a)), ...args, 'disk', w.mnt]);
+    const res = await runCli(['-f', ...base.filter((a) => !replaced(a)), ...args, 'disk', env.w.mnt]);
     assert.equal(res.code, 1, `${args.join(' ')}: exit code; stderr: ${res.stderr}`);
     assert.match(res.stderr, pattern, args.join(' '));
     assert.match(res.stderr, /^s3backer: /, args.join(' '));
     assert.ok(!res.stderr.includes('    at '), `${args.join(' ')}: no stack trace`);
   }
-  assert.equal(await isMounted(w.mnt), false, 'nothing mounted');
-  assert.equal(await headObject(server, 'disk', 's3backer-mounted'), null, 'no mounted flag');
+  assert.equal(await isMounted(env.w.mnt), false, 'nothing mounted');
+  assert.equal(await headObject(env.server, 'disk', 's3backer-mounted'), null, 'no mounted flag');
 });

@@ -8,19 +8,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startS3Server } from './helpers/s3server.mjs';
+import { useS3Server } from './helpers/s3server.mjs';
 import { startMount, workdir, run, s3Flags } from './helpers/ours.mjs';
 
-let server;
-let w;
-before(async () => {
-  server = await startS3Server({ buckets: ['disk'] });
-  w = await workdir('concurrency');
-});
-after(async () => {
-  await w?.cleanup();
-  await server?.stop();
-});
+const env = useS3Server('concurrency', { before, after, workdir });
 
 const STRIPE = 512;
 const REGION = 256 * 1024; // 64 blocks of 4 KiB, every one shared by all writers
@@ -75,9 +66,9 @@ function child(script, args) {
 }
 
 test('concurrent writers and readers on shared blocks: the stored result equals the model of the writes', { timeout: 180000 }, async () => {
-  const flags = [...s3Flags(server), '--prefix=cc/', '--blockSize=4k', '--size=1m', '--blockCacheWriteDelay=20'];
-  let m = await startMount([...flags, '--blockCacheSize=16', 'disk', w.mnt], w.mnt);
-  const file = join(w.mnt, 'file');
+  const flags = [...s3Flags(env.server), '--prefix=cc/', '--blockSize=4k', '--size=1m', '--blockCacheWriteDelay=20'];
+  let m = await startMount([...flags, '--blockCacheSize=16', 'disk', env.w.mnt], env.w.mnt);
+  const file = join(env.w.mnt, 'file');
   const model = Buffer.alloc(REGION);
   try {
     const readers = Array.from({ length: READERS }, () => child(readerScript, [file]));
@@ -103,7 +94,7 @@ test('concurrent writers and readers on shared blocks: the stored result equals 
   } finally {
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }
-  m = await startMount([...flags, '--blockCacheSize=0', 'disk', w.mnt], w.mnt);
+  m = await startMount([...flags, '--blockCacheSize=0', 'disk', env.w.mnt], env.w.mnt);
   try {
     const stored = (await readFile(file)).subarray(0, REGION);
     assert.ok(stored.equals(model), 'what S3 holds matches the model');

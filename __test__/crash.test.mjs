@@ -10,24 +10,12 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { startS3Server } from './helpers/s3server.mjs';
-import { startRecordingProxy } from './helpers/recordingProxy.mjs';
+import { useRecordedS3 } from './helpers/recordingProxy.mjs';
 import { startMount, workdir, run, isMounted } from './helpers/ours.mjs';
 
-let server;
-let proxy;
-let w;
-before(async () => {
-  server = await startS3Server({ buckets: ['disk'] });
-  // s3rver stores whatever part of a PUT arrived before the connection dropped; S3 stores
-  // nothing. The proxy gives s3rver S3's all-or-nothing PUTs, which a kill mid-upload relies on.
-  proxy = await startRecordingProxy({ target: server });
-  w = await workdir('crash');
-});
-after(async () => {
-  await w?.cleanup();
-  await proxy?.stop();
-  await server?.stop();
-});
+// s3rver stores whatever part of a PUT arrived before the connection dropped; S3 stores nothing.
+// The recording proxy gives s3rver S3's all-or-nothing PUTs, which a kill mid-upload relies on.
+const env = useRecordedS3('crash', { before, after, workdir, startS3Server });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -51,11 +39,11 @@ for (let i = 0; ; i++) {
 
 async function crashRound(label, extraFlags, recoverFlags) {
   const prefix = `${label}/`;
-  const flags = [`--baseURL=${proxy.endpoint}/`, '--accessId=S3RVER', '--accessKey=S3RVER', `--prefix=${prefix}`, '--blockSize=4k', '--size=64m', '--blockCacheSize=256', ...extraFlags];
-  const data = join(w.root, `${label}-data`);
+  const flags = [`--baseURL=${env.proxy.endpoint}/`, '--accessId=S3RVER', '--accessKey=S3RVER', `--prefix=${prefix}`, '--blockSize=4k', '--size=64m', '--blockCacheSize=256', ...extraFlags];
+  const data = join(env.w.root, `${label}-data`);
   await mkdir(data, { recursive: true });
-  let m = await startMount([...flags, 'disk', w.mnt], w.mnt);
-  const image = join(w.mnt, 'file');
+  let m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
+  const image = join(env.w.mnt, 'file');
   await run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard', image]);
   await run('mount', ['-o', 'loop', image, data]);
   const writer = spawn(process.execPath, ['-e', writerScript, data], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -70,12 +58,12 @@ async function crashRound(label, extraFlags, recoverFlags) {
   const synced = out.split('\n').filter((l) => l.includes(' ')).map((l) => l.split(' '));
   writer.kill('SIGKILL');
   await run('umount', ['-l', data]).catch(() => {});
-  await run('fusermount', ['-uz', w.mnt]).catch(() => {});
-  for (let i = 0; i < 50 && (await isMounted(w.mnt)); i++) await sleep(100);
+  await run('fusermount', ['-uz', env.w.mnt]).catch(() => {});
+  for (let i = 0; i < 50 && (await isMounted(env.w.mnt)); i++) await sleep(100);
   assert.ok(synced.length >= 3, `${label}: ${synced.length} files fsync'd before the kill`);
 
   // Remount: the flag a crash left is taken over (--force, or the cache file's own token).
-  m = await startMount([...flags, ...recoverFlags, 'disk', w.mnt], w.mnt);
+  m = await startMount([...flags, ...recoverFlags, 'disk', env.w.mnt], env.w.mnt);
   try {
     await run('mount', ['-o', 'loop', image, data]).catch((err) => { throw new Error(err.message + m.stderr()); }); // replays the journal
     for (const [name, sha] of synced) {
@@ -98,7 +86,7 @@ test('SIGKILL during fsync-heavy ext4 writes, no cache file: clean after journal
 
 test('SIGKILL during fsync-heavy ext4 writes, with a cache file: recovered from the file, clean, every fsync\'d file present', { timeout: 240000 }, async () => {
   for (let round = 0; round < 2; round++) {
-    const cf = join(w.root, `crash${round}.cache`);
+    const cf = join(env.w.root, `crash${round}.cache`);
     await crashRound(`file${round}`, [`--blockCacheFile=${cf}`, '--blockCacheWriteDelay=2000'], ['--blockCacheRecoverDirtyBlocks']);
   }
 });

@@ -5,35 +5,26 @@ import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile, chmod, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startS3Server } from './helpers/s3server.mjs';
+import { useS3Server } from './helpers/s3server.mjs';
 import { startMount, runCli, workdir } from './helpers/ours.mjs';
 
-let server;
-let w;
-before(async () => {
-  server = await startS3Server({ buckets: ['disk'] });
-  w = await workdir('security');
-});
-after(async () => {
-  await w?.cleanup();
-  await server?.stop();
-});
+const env = useS3Server('security', { before, after, workdir });
 
 // s3rver checks the access key ID only, so any secret key signs acceptably.
 const SECRET = 'TopSecretKey-7f3a9';
 const PASSWORD = 'PassPhrase-2b8e1';
-const base = () => [`--baseURL=${server.endpoint}/`, '--accessId=S3RVER', '--blockSize=4k', '--size=1m'];
+const base = () => [`--baseURL=${env.server.endpoint}/`, '--accessId=S3RVER', '--blockSize=4k', '--size=1m'];
 
 test('keys and passwords never reach the log, the stats file, errors or the command line', { timeout: 120000 }, async () => {
   const m = await startMount(
-    [...base(), `--accessKey=${SECRET}`, '--encrypt', `--password=${PASSWORD}`, '--prefix=sec/', '--debug', '--debug-http', 'disk', w.mnt],
-    w.mnt,
+    [...base(), `--accessKey=${SECRET}`, '--encrypt', `--password=${PASSWORD}`, '--prefix=sec/', '--debug', '--debug-http', 'disk', env.w.mnt],
+    env.w.mnt,
   );
   let cmdline;
   let stats;
   try {
-    await writeFile(join(w.mnt, 'file'), Buffer.alloc(8192, 1), { flag: 'r+' });
-    stats = await readFile(join(w.mnt, 'stats'), 'utf8');
+    await writeFile(join(env.w.mnt, 'file'), Buffer.alloc(8192, 1), { flag: 'r+' });
+    stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
     cmdline = (await readFile(`/proc/${m.child.pid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
   } finally {
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
@@ -46,23 +37,23 @@ test('keys and passwords never reach the log, the stats file, errors or the comm
     assert.ok(!text.includes(PASSWORD), `password in the ${where}`);
     assert.doesNotMatch(text, /Signature=|Credential=/, `signing material in the ${where}`);
   }
-  assert.equal(cmdline.trim(), `s3backer disk ${w.mnt}`);
+  assert.equal(cmdline.trim(), `s3backer disk ${env.w.mnt}`);
 
   // Failures name what failed, never the secret: a missing bucket, and a wrong password.
-  let res = await runCli(['-f', ...base(), `--accessKey=${SECRET}`, '--prefix=sec/', 'missing-bucket', w.mnt]);
+  let res = await runCli(['-f', ...base(), `--accessKey=${SECRET}`, '--prefix=sec/', 'missing-bucket', env.w.mnt]);
   assert.equal(res.code, 1);
-  res = await runCli(['-f', ...base(), `--accessKey=${SECRET}`, '--encrypt', `--password=${PASSWORD}x`, '--prefix=sec/', 'disk', w.mnt]);
+  res = await runCli(['-f', ...base(), `--accessKey=${SECRET}`, '--encrypt', `--password=${PASSWORD}x`, '--prefix=sec/', 'disk', env.w.mnt]);
   assert.equal(res.code, 1);
   assert.match(res.stderr, /password/i);
   assert.ok(!res.stderr.includes(SECRET) && !res.stderr.includes(PASSWORD), res.stderr);
 });
 
 test('an access file or password file open to other users draws a warning; mode 0600 does not', { timeout: 120000 }, async () => {
-  const accessFile = join(w.root, 'passwd');
-  const passwordFile = join(w.root, 'password');
+  const accessFile = join(env.w.root, 'passwd');
+  const passwordFile = join(env.w.root, 'password');
   await writeFile(accessFile, `S3RVER:${SECRET}\n`);
   await writeFile(passwordFile, `${PASSWORD}\n`);
-  const args = [`--baseURL=${server.endpoint}/`, `--accessFile=${accessFile}`, '--encrypt', `--passwordFile=${passwordFile}`, '--prefix=pf/', '--blockSize=4k', '--size=1m', '--reset-mounted-flag', 'disk'];
+  const args = [`--baseURL=${env.server.endpoint}/`, `--accessFile=${accessFile}`, '--encrypt', `--passwordFile=${passwordFile}`, '--prefix=pf/', '--blockSize=4k', '--size=1m', '--reset-mounted-flag', 'disk'];
   await chmod(accessFile, 0o644);
   await chmod(passwordFile, 0o640);
   let res = await runCli(args);
@@ -77,19 +68,19 @@ test('an access file or password file open to other users draws a warning; mode 
 });
 
 test('allow_other only when asked for; the file and stats modes as documented', { timeout: 120000 }, async () => {
-  const mountOptions = async () => (await readFile('/proc/mounts', 'utf8')).split('\n').find((l) => l.split(' ')[1] === w.mnt) ?? '';
-  let m = await startMount([...base(), `--accessKey=${SECRET}`, '--prefix=ao/', 'disk', w.mnt], w.mnt);
+  const mountOptions = async () => (await readFile('/proc/mounts', 'utf8')).split('\n').find((l) => l.split(' ')[1] === env.w.mnt) ?? '';
+  let m = await startMount([...base(), `--accessKey=${SECRET}`, '--prefix=ao/', 'disk', env.w.mnt], env.w.mnt);
   try {
     assert.doesNotMatch(await mountOptions(), /allow_other/);
-    assert.equal((await stat(join(w.mnt, 'file'))).mode & 0o777, 0o600);
-    assert.equal((await stat(join(w.mnt, 'stats'))).mode & 0o777, 0o400);
+    assert.equal((await stat(join(env.w.mnt, 'file'))).mode & 0o777, 0o600);
+    assert.equal((await stat(join(env.w.mnt, 'stats'))).mode & 0o777, 0o400);
   } finally {
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }
-  m = await startMount([...base(), `--accessKey=${SECRET}`, '--prefix=ao/', '-o', 'allow_other', '--fileMode=0640', 'disk', w.mnt], w.mnt);
+  m = await startMount([...base(), `--accessKey=${SECRET}`, '--prefix=ao/', '-o', 'allow_other', '--fileMode=0640', 'disk', env.w.mnt], env.w.mnt);
   try {
     assert.match(await mountOptions(), /allow_other/);
-    assert.equal((await stat(join(w.mnt, 'file'))).mode & 0o777, 0o640);
+    assert.equal((await stat(join(env.w.mnt, 'file'))).mode & 0o777, 0o640);
   } finally {
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }

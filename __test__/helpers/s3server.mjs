@@ -293,3 +293,20 @@ function captureHeaders(cmd) {
   );
   return captured;
 }
+
+/**
+ * Registers before/after hooks for a test file: s3rver with bucket "disk" and a work directory
+ * (workdir from ours.mjs). The returned object's server and w are set once the before hook ran.
+ */
+export function useS3Server(name, { before, after, workdir }) {
+  const env = {};
+  before(async () => {
+    env.server = await startS3Server({ buckets: ['disk'] });
+    env.w = await workdir(name);
+  });
+  after(async () => {
+    await env.w?.cleanup();
+    await env.server?.stop();
+  });
+  return env;
+}
