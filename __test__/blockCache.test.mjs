@@ -272,3 +272,59 @@ test('write-behind: a block a sequential writer moved past uploads at once, the 
   assert.deepEqual(store.writes.map((w) => w.n).sort((a, b) => a - b), [10, 11, 20]);
   await cache.close();
 });
+
+/** Fails instead of hanging when `promise` does not settle within `ms`. */
+const within = (ms, promise, what) =>
+  Promise.race([promise, sleep(ms).then(() => assert.fail(`${what} still waiting after ${ms} ms`))]);
+
+test('a writer waiting for a slot gets one when fetches in progress finish (nothing dirty to upload)', async () => {
+  const store = new RecordingStore(100, { readMs: 30 });
+  const cache = cacheOver(store, { size: 2 });
+  const reads = [cache.readBlock(1), cache.readBlock(2)]; // both slots busy loading
+  const write = cache.writeBlock(7, block(7)); // no free, clean or dirty slot: it must wait
+  await within(1000, write, 'the writer');
+  await Promise.all(reads);
+  await cache.flush();
+  assert.ok(store.blocks.get(7).equals(block(7)));
+  await cache.close();
+});
+
+test('writers and readers racing for two slots: every block ends with its last write', async () => {
+  const store = new RecordingStore(64, { readMs: 1, writeMs: 1 });
+  const cache = cacheOver(store, { size: 2, writeDelayMs: 0, threads: 2 });
+  // Operations on one block run in order (as one writer's would); different blocks race.
+  const chains = new Map();
+  const expected = new Map();
+  const after = (n, op) => chains.set(n, (chains.get(n) ?? Promise.resolve()).then(op));
+  for (let i = 0; i < 400; i++) {
+    const n = i % 13;
+    const value = i & 0xff;
+    if (i % 3 === 0) after(n, () => cache.readBlock(n));
+    else {
+      expected.set(n, value);
+      after(n, () => (i % 2 ? cache.writeBlock(n, block(value)) : cache.writeBlockPart(n, 0, Buffer.alloc(BS, value))));
+    }
+  }
+  await within(10000, Promise.all(chains.values()), 'the operations');
+  await cache.flush();
+  for (const [n, value] of expected) {
+    assert.ok((await cache.readBlock(n)).equals(block(value)), `block ${n} reads back its last write`);
+    assert.ok(store.blocks.get(n).equals(block(value)), `block ${n} is stored with its last write`);
+  }
+  await cache.close();
+});
+
+test('a write and a read of another block in the same tick: the read cannot evict the block being written', async () => {
+  const store = new RecordingStore(10);
+  store.blocks.set(5, block(5));
+  const cache = cacheOver(store, { size: 4, writeDelayMs: 10000 });
+  for (const n of [0, 1, 2, 3]) await cache.readBlock(n); // all slots clean; 0 is the LRU
+  const write = cache.writeBlock(0, block(9));
+  const read = cache.readBlock(5); // needs a slot: must not take the one the write was given
+  assert.ok((await read).equals(block(5)));
+  await write;
+  assert.ok((await cache.readBlock(0)).equals(block(9)), 'block 0 reads back what was written');
+  await cache.flush();
+  assert.ok(store.blocks.get(0).equals(block(9)), 'block 0 is stored as written');
+  await cache.close();
+});

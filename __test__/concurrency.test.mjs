@@ -11,6 +11,12 @@ import { join } from 'node:path';
 import { useS3Server } from './helpers/s3server.mjs';
 import { startMount, workdir, run, s3Flags } from './helpers/ours.mjs';
 
+// Whatever is still running when the test ends (say, after a timeout) is killed, so a hang fails
+// this file instead of keeping its process (and the whole test run) alive.
+const running = new Set();
+after(() => {
+  for (const p of running) p.kill('SIGKILL');
+});
 const env = useS3Server('concurrency', { before, after, workdir });
 
 const STRIPE = 512;
@@ -57,6 +63,8 @@ process.on('SIGTERM', () => (stop = true));
 
 function child(script, args) {
   const proc = spawn(process.execPath, ['-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(proc);
+  proc.on('exit', () => running.delete(proc));
   let out = '';
   let err = '';
   proc.stdout.on('data', (d) => (out += d));
@@ -68,6 +76,7 @@ function child(script, args) {
 test('concurrent writers and readers on shared blocks: the stored result equals the model of the writes', { timeout: 180000 }, async () => {
   const flags = [...s3Flags(env.server), '--prefix=cc/', '--blockSize=4k', '--size=1m', '--blockCacheWriteDelay=20'];
   let m = await startMount([...flags, '--blockCacheSize=16', 'disk', env.w.mnt], env.w.mnt);
+  running.add(m.child);
   const file = join(env.w.mnt, 'file');
   const model = Buffer.alloc(REGION);
   try {
@@ -95,6 +104,7 @@ test('concurrent writers and readers on shared blocks: the stored result equals 
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }
   m = await startMount([...flags, '--blockCacheSize=0', 'disk', env.w.mnt], env.w.mnt);
+  running.add(m.child);
   try {
     const stored = (await readFile(file)).subarray(0, REGION);
     assert.ok(stored.equals(model), 'what S3 holds matches the model');

@@ -64,6 +64,7 @@ try {
     [
       '--name=soak', `--filename=${join(data, 'soak.bin')}`, `--size=${MB}M`, '--rw=randrw', '--rwmixread=50', '--bs=4k',
       '--direct=1', '--ioengine=psync', '--numjobs=1', '--verify=crc32c', '--verify_backlog=4096', '--verify_fatal=1',
+      '--verify_state_save=0', // else fio leaves local-soak-0-verify.state in the working directory
       `--runtime=${Math.round(MINUTES * 60)}`, '--time_based', '--output-format=json',
     ],
     { maxBuffer: 64 * 1024 * 1024 },

@@ -88,6 +88,9 @@ export async function workdir(name) {
   dirs.cleanup = async () => {
     await run('umount', [dirs.data]).catch(() => {});
     await run('fusermount', ['-u', dirs.mnt]).catch(() => {});
+    // Still mounted (busy, or its process gone after a failure): detach it so nothing hangs on it.
+    if (await isMounted(dirs.data)) await run('umount', ['-l', dirs.data]).catch(() => {});
+    if (await isMounted(dirs.mnt)) await run('fusermount', ['-u', '-z', dirs.mnt]).catch(() => {});
     // Never recurse into something still mounted.
     if (!(await isMounted(dirs.data)) && !(await isMounted(dirs.mnt))) {
       await rm(root, { recursive: true, force: true }).catch(() => {});

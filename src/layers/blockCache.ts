@@ -271,12 +271,23 @@ export class BlockCache implements BlockStore, StatsSource {
   // ---- reads ----------------------------------------------------------------------------
 
   async readBlock(blockNum: number): Promise<Buffer> {
-    const found = await this.obtain(blockNum);
-    return 'slot' in found ? this.slots.read(found.slot) : found;
+    for (;;) {
+      const found = await this.obtain(blockNum);
+      if (!('slot' in found)) return found;
+      if (this.holds(found)) return this.slots.read(found.slot);
+    }
   }
 
   /**
-   * The block's complete, cached entry (valid until the caller next awaits), or its data when it
+   * Whether an entry `obtain` resolved still owns its slot with the whole block: other callbacks
+   * run between its return and the caller's next step, and may have evicted it. If not, ask again.
+   */
+  private holds(e: Entry): boolean {
+    return this.entries.get(e.block) === e && !e.loading && e.valid === null;
+  }
+
+  /**
+   * The block's complete, cached entry (check it with `holds` after awaiting), or its data when it
    * was just fetched or read through. Counts the hit or miss and drives read-ahead.
    */
   private async obtain(blockNum: number): Promise<Entry | Buffer> {
@@ -319,9 +330,17 @@ export class BlockCache implements BlockStore, StatsSource {
       this.slots.readInto(e.slot, offset, target);
       return;
     }
-    const found = await this.obtain(blockNum);
-    if ('slot' in found) this.slots.readInto(found.slot, offset, target);
-    else found.copy(target, 0, offset, offset + target.length);
+    for (;;) {
+      const found = await this.obtain(blockNum);
+      if (!('slot' in found)) {
+        found.copy(target, 0, offset, offset + target.length);
+        return;
+      }
+      if (this.holds(found)) {
+        this.slots.readInto(found.slot, offset, target);
+        return;
+      }
+    }
   }
 
   /** Fetches a block into a slot and resolves its data. */
@@ -335,6 +354,8 @@ export class BlockCache implements BlockStore, StatsSource {
       this.slots.write(slot, data);
       e.loading = undefined;
       this.makeClean(e);
+      // A writer may be waiting for a slot with nothing dirty left to free one: this is its turn.
+      this.wake('slotWaiters');
       if (this.options.persistent) void this.persistClean(e, data);
       return data;
     } catch (err) {
@@ -445,15 +466,7 @@ export class BlockCache implements BlockStore, StatsSource {
       await new Promise<void>((resolve) => this.dirtyWaiters.push(resolve));
       this.urgent--;
     }
-    const entry = await this.entryForWrite(blockNum);
-    // Dirty from now on: neither evictable nor marked clean by an upload finishing meanwhile.
-    entry.pendingWrites++;
-    this.unlistClean(entry);
-    if (!this.dirty.has(blockNum)) {
-      entry.dirtySince = Date.now();
-      this.dirty.set(blockNum, entry);
-    }
-    return entry;
+    return this.entryForWrite(blockNum);
   }
 
   private async endWrite(entry: Entry): Promise<void> {
@@ -488,24 +501,38 @@ export class BlockCache implements BlockStore, StatsSource {
     return e.completing;
   }
 
-  /** The block's entry, waiting out a load in progress, or a new one in a fresh slot. */
+  /**
+   * The block's entry (waiting out a load in progress, or new in a fresh slot), marked dirty and
+   * busy in the same step as it is found: between an async function's return and its caller's
+   * next step other callbacks run, and one of them could evict a clean entry handed back unmarked.
+   */
   private async entryForWrite(blockNum: number): Promise<Entry> {
     for (;;) {
-      const e = this.entries.get(blockNum);
+      let e = this.entries.get(blockNum);
       if (e?.loading) {
         await e.loading;
         continue;
       }
-      if (e) return e;
-      const slot = await this.takeSlot();
-      if (this.entries.has(blockNum)) {
-        this.freeSlots.push(slot); // cached by a reader meanwhile: use that entry
-        continue;
+      if (!e) {
+        const slot = await this.takeSlot();
+        if (this.entries.has(blockNum)) {
+          // Cached by a reader meanwhile: use that entry, and let another waiter have the slot.
+          this.freeSlots.push(slot);
+          this.wake('slotWaiters');
+          continue;
+        }
+        e = this.newEntry(blockNum, slot);
+        e.valid = []; // nothing known until a write fills it
+        this.entries.set(blockNum, e);
       }
-      const entry = this.newEntry(blockNum, slot);
-      entry.valid = []; // nothing known until a write fills it
-      this.entries.set(blockNum, entry);
-      return entry;
+      // Dirty from now on: neither evictable nor marked clean by an upload finishing meanwhile.
+      e.pendingWrites++;
+      this.unlistClean(e);
+      if (!this.dirty.has(blockNum)) {
+        e.dirtySince = Date.now();
+        this.dirty.set(blockNum, e);
+      }
+      return e;
     }
   }
 
