@@ -175,7 +175,7 @@ export class S3ObjectStore implements ObjectStore {
           if (ifNoneMatch === undefined) throw S3Http.failure(res);
           return 'unchanged';
         }
-        await pace(res.body.length, this.options.maxDownloadSpeed, started);
+        if (this.options.maxDownloadSpeed !== undefined) await pace(res.body.length, this.options.maxDownloadSpeed, started);
         return { ...headOf(res), body: res.body };
       });
     } finally {
