@@ -98,7 +98,7 @@ test('keys are encoded once, as S3 expects', () => {
 
 test('virtual-host style only where the bucket can be a host label', async () => {
   const host = (baseURL, bucket) => {
-    const h = new S3Http({ baseURL, bucket, vhost: true, region: 'us-east-1', credentials: undefined, timeoutMs: 1000, agent: new http.Agent(), maxBodyBytes: 1 });
+    const h = new S3Http({ baseURL, bucket, vhost: true, region: 'us-east-1', credentials: undefined, timeoutMs: 1000, maxSockets: 1, maxBodyBytes: 1 });
     return `${h.hostname} ${h.bucketPath}`;
   };
   assert.equal(host('https://s3.amazonaws.com/', 'my-bucket'), 'my-bucket.s3.amazonaws.com ');

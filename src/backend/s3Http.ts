@@ -1,11 +1,12 @@
-// Signed S3 requests straight over node:http: the block hot path (GET, PUT, HEAD, DELETE of one
-// object) costs one SigV4 signature and one request. The SDK's command pipeline (endpoint rules,
-// serde, middleware) cost several times the request itself (bench/requests.mjs); signing stays the
-// SDK's SignatureV4 and credentials come from the SDK's providers.
+// Signed S3 requests on our own keep-alive sockets (httpConnections.ts): the block hot path (GET,
+// PUT, HEAD, DELETE of one object) costs one SigV4 signature and one request. The SDK's command
+// pipeline (endpoint rules, serde, middleware) cost several times the request itself, node:http's
+// general client about as much again (bench/requests.mjs); signing stays the SDK's SignatureV4
+// and credentials come from the SDK's providers.
 
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
 import { isIP } from 'node:net';
+import { HttpConnections, HttpTransportError } from './httpConnections';
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 
@@ -54,7 +55,10 @@ export interface S3HttpOptions {
   readonly credentials: CredentialProvider | undefined;
   /** Limit on one attempt, connect to last byte. */
   readonly timeoutMs: number;
-  readonly agent: http.Agent;
+  /** Sockets kept open for reuse (the request concurrency). */
+  readonly maxSockets: number;
+  /** TLS: whether to check the server's certificate, and extra CAs to trust. */
+  readonly tls?: { readonly rejectUnauthorized: boolean; readonly ca?: Buffer | undefined };
   /** Bodies longer than this are refused (a block's object can never be). */
   readonly maxBodyBytes: number;
   /** Called after every attempt (for --debug-http). */
@@ -162,21 +166,26 @@ function errorDetail(body: Buffer): { code: string | undefined; message: string 
 export class S3Http {
   private readonly protocol: 'http:' | 'https:';
   private readonly hostname: string;
-  private readonly port: number | undefined;
   private readonly hostHeader: string;
   private readonly bucketPath: string;
   private readonly signer: SignatureV4 | undefined;
-  private readonly transport: typeof http.request;
+  private readonly connections: HttpConnections;
 
   constructor(private readonly options: S3HttpOptions) {
     const url = new URL(options.baseURL);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported base URL ${options.baseURL}`);
     this.protocol = url.protocol;
-    this.transport = url.protocol === 'https:' ? https.request : http.request;
     // As the SDK does: virtual-host style only where the bucket can be a DNS label of that host.
     const vhost = options.vhost && canBeHostLabel(options.bucket, url);
     this.hostname = vhost ? `${options.bucket}.${url.hostname}` : url.hostname;
-    this.port = url.port === '' ? undefined : Number(url.port);
+    const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+    this.connections = new HttpConnections({
+      protocol: url.protocol,
+      host: this.hostname.replace(/^\[|\]$/g, ''),
+      port,
+      maxIdle: options.maxSockets,
+      tls: options.tls,
+    });
     this.hostHeader = url.port === '' ? this.hostname : `${this.hostname}:${url.port}`;
     const base = url.pathname.replace(/\/+$/, '');
     this.bucketPath = vhost ? base : `${base}/${encodeKey(options.bucket)}`;
@@ -233,58 +242,19 @@ export class S3Http {
     }
   }
 
-  private exchange(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined): Promise<S3Response> {
+  private async exchange(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined): Promise<S3Response> {
     const { timeoutMs, maxBodyBytes } = this.options;
-    return new Promise<S3Response>((resolve, reject) => {
-      const req = this.transport({
-        method,
-        hostname: this.hostname,
-        port: this.port,
-        path,
-        headers,
-        agent: this.options.agent,
-      });
-      const timer = setTimeout(() => {
-        req.destroy(new S3HttpError(`request timed out after ${timeoutMs} ms`, undefined, 'ETIMEDOUT'));
-      }, timeoutMs);
-      const fail = (err: Error): void => {
-        clearTimeout(timer);
-        const code = (err as { code?: string }).code;
-        reject(err instanceof S3HttpError ? err : new S3HttpError(`${code ? `${code}: ` : ''}${err.message}`, undefined, code));
-      };
-      req.on('error', fail);
-      req.on('response', (res) => {
-        const bodiless = method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304;
-        const declared = bodiless ? 0 : Number(res.headers['content-length'] ?? NaN);
-        if (declared > maxBodyBytes) {
-          req.destroy(new S3HttpError(`response body of ${declared} bytes is larger than any block object`, undefined, 'EOVERSIZED'));
-          return;
-        }
-        // One buffer of the declared length when there is one: the body is copied once.
-        let whole: Buffer | undefined = Number.isFinite(declared) ? Buffer.allocUnsafe(declared) : undefined;
-        const chunks: Buffer[] = [];
-        let received = 0;
-        res.on('data', (chunk: Buffer) => {
-          if (received + chunk.length > (whole ? whole.length : maxBodyBytes)) {
-            req.destroy(new S3HttpError(`response body longer than ${whole ? 'its Content-Length' : `${maxBodyBytes} bytes`}`, undefined, 'EOVERSIZED'));
-            return;
-          }
-          if (whole) chunk.copy(whole, received);
-          else chunks.push(chunk);
-          received += chunk.length;
-        });
-        res.on('error', fail);
-        res.on('end', () => {
-          clearTimeout(timer);
-          if (whole && received !== whole.length) {
-            reject(new S3HttpError(`response body ended after ${received} of ${whole.length} bytes`, undefined, 'ESHORT'));
-            return;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: whole ?? Buffer.concat(chunks) });
-        });
-      });
-      req.end(body);
-    });
+    try {
+      return await this.connections.request({ method, path, headers, body, timeoutMs, maxBodyBytes });
+    } catch (err) {
+      if (err instanceof HttpTransportError) throw new S3HttpError(err.message, undefined, err.code);
+      throw err;
+    }
+  }
+
+  /** Closes the kept-alive sockets. */
+  close(): void {
+    this.connections.close();
   }
 
   /** The error for an answer the caller did not expect. */

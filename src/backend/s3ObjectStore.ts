@@ -98,13 +98,11 @@ export class S3ObjectStore implements ObjectStore {
   ) {
     this.description = `s3://${options.bucket}/${options.prefix}`;
     this.limiter = new Semaphore(options.concurrency);
-    const agentOptions = { keepAlive: true, maxSockets: options.concurrency, maxFreeSockets: options.concurrency };
+    const tls = { rejectUnauthorized: !options.insecure, ca: options.cacert !== undefined ? readFileSync(options.cacert) : undefined };
+    // Only the SDK's listing uses the agent; block requests have their own sockets (S3Http).
+    const agentOptions = { keepAlive: true, maxSockets: 4 };
     this.agent = options.baseURL.startsWith('https:')
-      ? new https.Agent({
-          ...agentOptions,
-          rejectUnauthorized: !options.insecure,
-          ...(options.cacert !== undefined ? { ca: readFileSync(options.cacert) } : {}),
-        })
+      ? new https.Agent({ ...agentOptions, rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca !== undefined ? { ca: tls.ca } : {}) })
       : new http.Agent(agentOptions);
     this.credentialProvider = credentialProviderFor(options.credentials, options.timeoutMs);
     this.http = new S3Http({
@@ -114,7 +112,8 @@ export class S3ObjectStore implements ObjectStore {
       region: options.region,
       credentials: this.credentialProvider,
       timeoutMs: options.timeoutMs,
-      agent: this.agent,
+      maxSockets: options.concurrency,
+      tls,
       maxBodyBytes: MAX_OBJECT_BYTES,
       // --debug-http: the request line, status and time of every attempt; never headers or secrets.
       onAttempt: options.debugHttp ? (line, outcome, ms) => this.log.http(`${line} -> ${outcome} (${ms} ms)`) : undefined,
@@ -258,6 +257,7 @@ export class S3ObjectStore implements ObjectStore {
   close(): void {
     this.sdkClient?.destroy();
     this.agent.destroy();
+    this.http.close();
   }
 }
 

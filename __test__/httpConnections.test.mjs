@@ -1,0 +1,149 @@
+// Our HTTP/1.1 client for block requests (src/backend/httpConnections.ts), against a TCP server
+// that writes answers byte for byte as a test needs them: split heads, chunked and close-framed
+// bodies, interim answers, keep-alive and its refusal, timeouts, cut and malformed answers.
+import test, { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { HttpConnections, HttpTransportError } = require('../dist/backend/httpConnections.js');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The server: each request's head goes to `answer(head, socket, connectionNumber)`. */
+let server;
+let port;
+let answer;
+let connections = 0;
+const received = [];
+before(async () => {
+  server = net.createServer((socket) => {
+    const n = ++connections;
+    let buf = Buffer.alloc(0);
+    socket.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString('latin1');
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + length) return;
+        const body = buf.subarray(end + 4, end + 4 + length);
+        buf = buf.subarray(end + 4 + length);
+        received.push({ head, body, connection: n });
+        answer(head, socket, n, body);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  port = server.address().port;
+});
+after(() => server.close());
+
+const pool = (maxIdle = 4) => new HttpConnections({ protocol: 'http:', host: '127.0.0.1', port, maxIdle });
+const get = (p, path = '/k', extra = {}) => p.request({ method: 'GET', path, headers: { host: 'x' }, timeoutMs: 2000, maxBodyBytes: 1 << 20, ...extra });
+
+/** Writes the pieces with a pause between, so they arrive as separate reads. */
+async function dribble(socket, pieces) {
+  for (const piece of pieces) {
+    socket.write(piece);
+    await sleep(5);
+  }
+}
+
+test('a head and body split anywhere, even byte by byte, parse the same; the socket is reused', async () => {
+  const p = pool();
+  const text = 'HTTP/1.1 200 OK\r\nETag: "abc"\r\nx-amz-meta-One: 1\r\nx-amz-meta-one: 2\r\nContent-Length: 5\r\n\r\nhello';
+  answer = (head, socket) => dribble(socket, [...text]);
+  const first = await get(p);
+  assert.equal(first.status, 200);
+  assert.equal(first.body.toString(), 'hello');
+  assert.equal(first.headers.etag, '"abc"');
+  assert.equal(first.headers['x-amz-meta-one'], '1, 2', 'repeated headers are joined, names lower-cased');
+  answer = (head, socket) => socket.write(text); // all in one read, head and body together
+  const second = await get(p);
+  assert.equal(second.body.toString(), 'hello');
+  const [a, b] = received.slice(-2);
+  assert.equal(a.connection, b.connection, 'the kept-alive socket served the second request');
+  assert.match(a.head, /^GET \/k HTTP\/1\.1\r\nhost: x$/);
+  p.close();
+});
+
+test('chunked bodies (extensions, trailers, split lines) and bodies framed by the close', async () => {
+  const p = pool();
+  answer = (head, socket) =>
+    dribble(socket, ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r', '\nhel', 'lo\r\n', '6\r\n world\r\n0\r\nX-Trailer: t\r\n', '\r\n']);
+  assert.equal((await get(p)).body.toString(), 'hello world');
+  answer = (head, socket) => dribble(socket, ['HTTP/1.1 200 OK\r\n\r\nuntil ', 'the end']).then(() => socket.end());
+  assert.equal((await get(p)).body.toString(), 'until the end');
+  p.close();
+});
+
+test('an interim 100 answer is skipped; HEAD and 304 have no body; Connection: close is obeyed', async () => {
+  const p = pool();
+  answer = (head, socket) => socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
+  assert.equal((await get(p)).status, 204);
+  answer = (head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n');
+  const head = await p.request({ method: 'HEAD', path: '/k', headers: {}, timeoutMs: 2000, maxBodyBytes: 10 });
+  assert.equal(head.body.length, 0);
+  assert.equal(head.headers['content-length'], '99');
+  answer = (head, socket) => socket.write('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok');
+  await get(p);
+  await get(p);
+  const [a, b] = received.slice(-2);
+  assert.notEqual(a.connection, b.connection, 'a socket the server closes is not reused');
+  p.close();
+});
+
+test('a PUT body follows its head; a value with a line break is refused before anything is sent', async () => {
+  const p = pool();
+  answer = (head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+  const body = Buffer.from('0123456789');
+  await p.request({ method: 'PUT', path: '/k', headers: { 'content-length': '10' }, body, timeoutMs: 2000, maxBodyBytes: 10 });
+  assert.ok(received.at(-1).body.equals(body));
+  const before = received.length;
+  await assert.rejects(p.request({ method: 'GET', path: '/k', headers: { 'x-amz-meta-a': 'v\r\nx-evil: 1' }, timeoutMs: 2000, maxBodyBytes: 10 }), TypeError);
+  await sleep(20);
+  assert.equal(received.length, before, 'nothing went out');
+  p.close();
+});
+
+test('no answer, a cut answer, a slow one, an oversized or malformed one: each a clear transport error', async () => {
+  const p = pool();
+  const fails = async (code, pattern) => {
+    const err = await get(p).then(() => assert.fail('expected a failure'), (e) => e);
+    assert.ok(err instanceof HttpTransportError, String(err));
+    assert.equal(err.code, code);
+    assert.match(err.message, pattern);
+  };
+  answer = (head, socket) => socket.destroy();
+  await fails('ECONNRESET', /closed before any answer|ECONNRESET/);
+  answer = (head, socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort');
+  await fails('ESHORT', /middle of the answer/);
+  answer = () => {}; // never answers
+  const started = Date.now();
+  await assert.rejects(get(p, '/k', { timeoutMs: 200 }), (e) => e.code === 'ETIMEDOUT' && /timed out after 200 ms/.test(e.message));
+  assert.ok(Date.now() - started < 1500);
+  answer = (head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n');
+  await fails('EOVERSIZED', /larger than any block object/);
+  answer = (head, socket) => socket.write('SSH-2.0-OpenSSH\r\n\r\n');
+  await fails('EPROTO', /not an HTTP answer/);
+  answer = (head, socket) => socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n');
+  await fails('EPROTO', /chunk size/);
+  // After all that, a good answer still comes through (broken sockets were not reused).
+  answer = (head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  assert.equal((await get(p)).body.toString(), 'ok');
+  p.close();
+});
+
+test('a refused connection is an error with its code', async () => {
+  const closed = net.createServer();
+  await new Promise((r) => closed.listen(0, '127.0.0.1', r));
+  const deadPort = closed.address().port;
+  await new Promise((r) => closed.close(r));
+  const p = new HttpConnections({ protocol: 'http:', host: '127.0.0.1', port: deadPort, maxIdle: 1 });
+  await assert.rejects(get(p), (e) => e.code === 'ECONNREFUSED' && /ECONNREFUSED/.test(e.message));
+  p.close();
+});

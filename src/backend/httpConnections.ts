@@ -1,0 +1,328 @@
+// HTTP/1.1 over a pool of keep-alive sockets to one S3 endpoint: one request at a time per socket,
+// the request head written as one string, the answer parsed in place. node:http's general client
+// (agent bookkeeping, streams, events) cost about half of a 64 KiB GET's CPU on this path; this
+// does only what S3 block requests need: Content-Length or chunked bodies, keep-alive, timeouts.
+
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { IncomingHttpHeaders } from 'node:http';
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+/** No answer (or no complete one): a socket error, a timeout, a cut or malformed answer. */
+export class HttpTransportError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'HttpTransportError';
+  }
+}
+
+export interface HttpConnectionsOptions {
+  readonly protocol: 'http:' | 'https:';
+  readonly host: string;
+  readonly port: number;
+  /** Sockets kept open at most (requests beyond them open extra sockets, closed after use). */
+  readonly maxIdle: number;
+  readonly tls?: { readonly rejectUnauthorized: boolean; readonly ca?: Buffer | undefined };
+}
+
+export interface HttpRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: Buffer | undefined;
+  readonly timeoutMs: number;
+  /** A longer body is refused (EOVERSIZED) rather than buffered. */
+  readonly maxBodyBytes: number;
+}
+
+const HEADER_END = Buffer.from('\r\n\r\n');
+const FORBIDDEN = /[\r\n\0]/;
+/** Header lines of an answer, at most: a bigger head is not S3 talking. */
+const MAX_HEAD_BYTES = 64 * 1024;
+/** Idle sockets older than this are not reused. */
+const MAX_IDLE_MS = 4000;
+
+/** The answer being read on one socket. */
+class Exchange {
+  private head: Buffer | undefined;
+  private status = 0;
+  private headers: IncomingHttpHeaders = {};
+  private body: Buffer | undefined;
+  private received = 0;
+  /** Body framing: a known length, chunked, or until the socket closes. */
+  private mode: 'length' | 'chunked' | 'close' = 'length';
+  private chunks: Buffer[] = [];
+  private chunkLeft = -1; // chunked: bytes left of the current chunk; -1 = a size line is next
+  private pending: Buffer | undefined; // chunked: a partial size or trailer line
+  private inTrailers = false;
+  keepAlive = true;
+  done = false;
+  /** Some of the answer has arrived. */
+  private started = false;
+
+  constructor(
+    private readonly method: string,
+    private readonly maxBodyBytes: number,
+    private readonly finish: (answer: HttpAnswer | HttpTransportError) => void,
+  ) {}
+
+  /** Takes bytes from the socket; throws HttpTransportError on a malformed answer. */
+  feed(data: Buffer): void {
+    this.started = true;
+    let at = 0;
+    while (!this.done && at < data.length) {
+      if (this.body === undefined && this.mode !== 'chunked' && this.mode !== 'close') at = this.readHead(data, at);
+      else if (this.mode === 'chunked') at = this.readChunked(data, at);
+      else at = this.readBody(data, at);
+    }
+    if (this.done && at < data.length) this.keepAlive = false; // bytes nobody asked for: do not reuse
+  }
+
+  /** The socket closed: an answer framed by the close is complete, anything else is cut. */
+  closed(): void {
+    if (this.done) return;
+    if (this.mode === 'close' && this.body !== undefined) {
+      this.complete(this.body.subarray(0, this.received));
+      return;
+    }
+    if (!this.started) this.fail(new HttpTransportError('connection closed before any answer', 'ECONNRESET'));
+    else this.fail(new HttpTransportError('connection closed in the middle of the answer', 'ESHORT'));
+  }
+
+  fail(err: HttpTransportError): void {
+    if (this.done) return;
+    this.done = true;
+    this.keepAlive = false;
+    this.finish(err);
+  }
+
+  private complete(body: Buffer): void {
+    this.done = true;
+    this.finish({ status: this.status, headers: this.headers, body });
+  }
+
+  private readHead(data: Buffer, at: number): number {
+    const start = this.head?.length ?? 0;
+    this.head = this.head === undefined ? data.subarray(at) : Buffer.concat([this.head, data.subarray(at)]);
+    const end = this.head.indexOf(HEADER_END, Math.max(0, start - 3));
+    if (end < 0) {
+      if (this.head.length > MAX_HEAD_BYTES) throw new HttpTransportError('answer header too long', 'EPROTO');
+      return data.length;
+    }
+    const consumed = at + (end + 4 - start);
+    const lines = this.head.toString('latin1', 0, end).split('\r\n');
+    this.head = undefined;
+    const statusLine = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
+    if (!statusLine) throw new HttpTransportError(`not an HTTP answer: ${JSON.stringify((lines[0] ?? '').slice(0, 40))}`, 'EPROTO');
+    const status = Number(statusLine[1]);
+    if (status >= 100 && status < 200) return consumed; // an interim answer: the real one follows
+    const headers: IncomingHttpHeaders = {};
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const colon = line.indexOf(':');
+      if (colon <= 0) throw new HttpTransportError('malformed answer header', 'EPROTO');
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      const prior = headers[name];
+      headers[name] = prior === undefined ? value : `${String(prior)}, ${value}`;
+    }
+    this.status = status;
+    this.headers = headers;
+    if (/\bclose\b/i.test(String(headers['connection'] ?? ''))) this.keepAlive = false;
+    const bodiless = this.method === 'HEAD' || status === 204 || status === 304;
+    const te = String(headers['transfer-encoding'] ?? '');
+    if (bodiless) {
+      this.complete(Buffer.alloc(0));
+    } else if (/\bchunked\b/i.test(te)) {
+      this.mode = 'chunked';
+    } else if (headers['content-length'] !== undefined) {
+      const length = Number(headers['content-length']);
+      if (!Number.isSafeInteger(length) || length < 0) throw new HttpTransportError('malformed Content-Length', 'EPROTO');
+      if (length > this.maxBodyBytes) {
+        throw new HttpTransportError(`response body of ${length} bytes is larger than any block object`, 'EOVERSIZED');
+      }
+      // One buffer of the declared length: the body is copied once.
+      this.body = Buffer.allocUnsafe(length);
+      if (length === 0) this.complete(this.body);
+    } else {
+      // Neither: the body runs until the server closes the connection.
+      this.mode = 'close';
+      this.keepAlive = false;
+      this.body = Buffer.allocUnsafe(0);
+    }
+    return consumed;
+  }
+
+  private readBody(data: Buffer, at: number): number {
+    const body = this.body!;
+    if (this.mode === 'close') {
+      const incoming = data.length - at;
+      if (this.received + incoming > this.maxBodyBytes) {
+        throw new HttpTransportError(`response body longer than ${this.maxBodyBytes} bytes`, 'EOVERSIZED');
+      }
+      const grown = body.length >= this.received + incoming ? body : Buffer.allocUnsafe(Math.max(2 * body.length, this.received + incoming));
+      if (grown !== body) body.copy(grown, 0, 0, this.received);
+      data.copy(grown, this.received, at);
+      this.body = grown;
+      this.received += incoming;
+      return data.length;
+    }
+    const n = Math.min(data.length - at, body.length - this.received);
+    data.copy(body, this.received, at, at + n);
+    this.received += n;
+    if (this.received === body.length) this.complete(body);
+    return at + n;
+  }
+
+  private readChunked(data: Buffer, at: number): number {
+    if (this.chunkLeft > 0) {
+      const n = Math.min(data.length - at, this.chunkLeft);
+      this.received += n;
+      if (this.received > this.maxBodyBytes) throw new HttpTransportError(`response body longer than ${this.maxBodyBytes} bytes`, 'EOVERSIZED');
+      this.chunks.push(Buffer.from(data.subarray(at, at + n)));
+      this.chunkLeft -= n;
+      if (this.chunkLeft === 0) this.chunkLeft = -2; // the CRLF after the data is next
+      return at + n;
+    }
+    // A line: a chunk size, the CRLF after a chunk's data, or a trailer.
+    const eol = data.indexOf('\n', at);
+    const part = data.subarray(at, eol < 0 ? data.length : eol + 1);
+    this.pending = this.pending === undefined ? Buffer.from(part) : Buffer.concat([this.pending, part]);
+    if (this.pending.length > 4096) throw new HttpTransportError('malformed chunked body', 'EPROTO');
+    if (eol < 0) return data.length;
+    const line = this.pending.toString('latin1').replace(/\r?\n$/, '');
+    this.pending = undefined;
+    if (this.chunkLeft === -2) {
+      if (line !== '') throw new HttpTransportError('malformed chunked body', 'EPROTO');
+      this.chunkLeft = -1;
+    } else if (this.inTrailers) {
+      if (line === '') this.complete(Buffer.concat(this.chunks, this.received));
+    } else {
+      const size = /^([0-9a-fA-F]{1,8})(;.*)?$/.exec(line.trim());
+      if (!size) throw new HttpTransportError('malformed chunk size', 'EPROTO');
+      const n = parseInt(size[1]!, 16);
+      if (n === 0) this.inTrailers = true;
+      else this.chunkLeft = n;
+    }
+    return eol + 1;
+  }
+}
+
+/** One socket and the exchange on it, if any. */
+interface Connection {
+  readonly socket: net.Socket;
+  exchange: Exchange | undefined;
+  idleSince: number;
+}
+
+export class HttpConnections {
+  private readonly idle: Connection[] = [];
+  private closed = false;
+
+  constructor(private readonly options: HttpConnectionsOptions) {}
+
+  request(req: HttpRequest): Promise<HttpAnswer> {
+    if (this.closed) return Promise.reject(new HttpTransportError('the connection pool is closed', 'ECLOSED'));
+    let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
+    for (const name in req.headers) {
+      const value = req.headers[name]!;
+      // A value with a line break would smuggle a header (or a request) in.
+      if (FORBIDDEN.test(name) || FORBIDDEN.test(value)) return Promise.reject(new TypeError(`invalid character in header ${JSON.stringify(name)}`));
+      head += `${name}: ${value}\r\n`;
+    }
+    head += '\r\n';
+    return this.exchange(this.reusable() ?? this.connect(), head, req);
+  }
+
+  /**
+   * The most recently used idle socket, if it has not idled long: servers close idle keep-alive
+   * connections after a few seconds (Node's own after 5), and a request sent just as that happens
+   * fails (and is retried, with a pause). Older idle sockets are closed instead.
+   */
+  private reusable(): Connection | undefined {
+    const fresh = Date.now() - MAX_IDLE_MS;
+    const i = this.idle.findIndex((c) => c.idleSince >= fresh);
+    for (const stale of this.idle.splice(0, i < 0 ? this.idle.length : i)) stale.socket.destroy();
+    return this.idle.pop();
+  }
+
+  private exchange(conn: Connection, head: string, req: HttpRequest): Promise<HttpAnswer> {
+    return new Promise<HttpAnswer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        exchange.fail(new HttpTransportError(`request timed out after ${req.timeoutMs} ms`, 'ETIMEDOUT'));
+      }, req.timeoutMs);
+      const exchange = new Exchange(req.method, req.maxBodyBytes, (answer) => {
+        clearTimeout(timer);
+        conn.exchange = undefined;
+        if (exchange.keepAlive && !this.closed && this.idle.length < this.options.maxIdle && !conn.socket.destroyed) {
+          conn.idleSince = Date.now();
+          this.idle.push(conn); // oldest first
+        } else conn.socket.destroy();
+        if (answer instanceof HttpTransportError) reject(answer);
+        else resolve(answer);
+      });
+      conn.exchange = exchange;
+      conn.socket.cork();
+      conn.socket.write(head, 'latin1');
+      if (req.body !== undefined && req.body.length > 0) conn.socket.write(req.body);
+      conn.socket.uncork();
+    });
+  }
+
+  private connect(): Connection {
+    const { host, port } = this.options;
+    const socket =
+      this.options.protocol === 'https:'
+        ? tls.connect({
+            host,
+            port,
+            servername: net.isIP(host) === 0 ? host : undefined,
+            rejectUnauthorized: this.options.tls?.rejectUnauthorized ?? true,
+            ca: this.options.tls?.ca,
+            ALPNProtocols: ['http/1.1'],
+          })
+        : net.connect({ host, port });
+    socket.setNoDelay(true);
+    const conn: Connection = { socket, exchange: undefined, idleSince: 0 };
+    socket.on('data', (data: Buffer) => {
+      const exchange = conn.exchange;
+      if (exchange === undefined) {
+        socket.destroy(); // an idle socket talking: not a state to reuse
+        return;
+      }
+      try {
+        exchange.feed(data);
+      } catch (err) {
+        exchange.fail(err as HttpTransportError);
+      }
+    });
+    const gone = (err?: Error): void => {
+      const i = this.idle.indexOf(conn);
+      if (i >= 0) this.idle.splice(i, 1);
+      const exchange = conn.exchange;
+      if (exchange === undefined) return;
+      if (err) {
+        const code = (err as { code?: string }).code ?? 'ECONNRESET';
+        exchange.fail(new HttpTransportError(`${code}: ${err.message}`, code));
+      } else exchange.closed();
+    };
+    socket.on('error', gone);
+    socket.on('close', () => gone());
+    socket.on('end', () => gone());
+    return conn;
+  }
+
+  /** Closes the idle sockets; those in use close when their request ends. */
+  close(): void {
+    this.closed = true;
+    for (const conn of this.idle.splice(0)) conn.socket.destroy();
+  }
+}
