@@ -1,6 +1,10 @@
 // The programmatic API: mount a bucket from code, and the pieces of the format for tools.
 
-export { mount, type MountHandle } from './mount/mount';
+export { mount, configFor, type MountOptions, type MountHandle, type FlagValue } from './api/mount';
+/** Mounting from a Config built by buildConfig (what the CLI does), with your own Logger. */
+export { mount as mountWithConfig } from './mount/mount';
+export { FLAGS, type FlagSpec } from './config/flags';
+export { StoreError } from './backend/objectStore';
 export { buildConfig, ConfigError, type Config, type ParsedArgs } from './config/config';
 export { parseCommandLine } from './cli/parseArgs';
 export { parseSize, formatSize } from './config/sizes';

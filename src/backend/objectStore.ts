@@ -43,5 +43,6 @@ export class StoreError extends Error {
     readonly status?: number,
   ) {
     super(message);
+    this.name = 'StoreError';
   }
 }
