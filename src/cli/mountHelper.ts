@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// mount.s3backer: what mount(8) runs for `mount -t s3backer` and fstab lines of type s3backer
+// (once linked into /sbin). mount calls helpers as `mount.TYPE spec dir [-sfnvw] [-N ns]
+// [-o options] [-t type]`; its -f means "fake" and -s "sloppy", not s3backer's foreground and
+// single-threaded, so they are taken here and the rest goes to s3backer, which daemonizes and
+// returns once the disk is mounted.
+
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+
+const USAGE = 'usage: mount.s3backer bucket mountpoint [-fnsvw] [-o options]';
+
+export interface HelperCall {
+  /** The s3backer command line, or undefined for a fake mount (-f): nothing to do. */
+  readonly argv: readonly string[] | undefined;
+}
+
+/** Translates mount(8)'s helper arguments to s3backer's; throws with a message on bad input. */
+export function translate(args: readonly string[]): HelperCall {
+  const positionals: string[] = [];
+  const options: string[] = [];
+  let fake = false;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '-o' || arg === '-t' || arg === '-N') {
+      const value = args[++i];
+      if (value === undefined) throw new Error(`${arg} needs a value\n${USAGE}`);
+      if (arg === '-o') options.push(value);
+      if (arg === '-N') throw new Error('mount namespaces (-N) are not supported');
+    } else if (/^-[fnsvrw]+$/.test(arg)) {
+      fake ||= arg.includes('f'); // -n (no mtab), -s (sloppy), -v (mount's verbosity): nothing to do
+      // -r / -w: mount passes them as well as ro/rw in -o; ro is the one s3backer acts on.
+      if (arg.includes('r')) options.push('ro');
+    } else if (arg.startsWith('-')) {
+      throw new Error(`unknown option ${arg}\n${USAGE}`);
+    } else positionals.push(arg);
+  }
+  if (positionals.length !== 2) throw new Error(USAGE);
+  const [spec, dir] = positionals as [string, string];
+  const argv = [...(options.length > 0 ? ['-o', options.join(',')] : []), spec, dir];
+  return { argv: fake ? undefined : argv };
+}
+
+function main(): void {
+  let call: HelperCall;
+  try {
+    call = translate(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`mount.s3backer: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  if (call.argv === undefined) process.exit(0);
+  const cli = path.join(__dirname, 'main.js');
+  const result = spawnSync(process.execPath, [cli, ...call.argv], { stdio: 'inherit' });
+  process.exit(result.status ?? 1);
+}
+
+if (require.main === module) main();
