@@ -8,6 +8,7 @@ import { checkBlockNum, type BlockStore } from '../store/blockStore';
 import { ratio, type StatsSource, type StatValue } from '../stats/stats';
 import { isZeroBlock, md5, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
+import type { ProgressCallback } from '../util/progress';
 import type { BlockCacheConfig } from '../config/config';
 
 /** The cache flags (see config), with `size` already capped to the disk, and where the slots live. */
@@ -122,7 +123,7 @@ export class BlockCache implements BlockStore, StatsSource {
    */
   async restore(
     found: readonly SlotEntry[],
-    opts: { verify: boolean; recoverDirty: boolean },
+    opts: { verify: boolean; recoverDirty: boolean; onProgress?: ProgressCallback },
   ): Promise<{ clean: number; dirty: number; discarded: number; dropped: number }> {
     const result = { clean: 0, dirty: 0, discarded: 0, dropped: 0 };
     const seen = new Set<number>();
@@ -163,6 +164,9 @@ export class BlockCache implements BlockStore, StatsSource {
     }
     // Verify in parallel, as many at once as uploads may run.
     const queue = [...toVerify];
+    // Verifying is the slow part (one request per block): that is what progress counts.
+    let checked = 0;
+    if (toVerify.size > 0) opts.onProgress?.(0, toVerify.size);
     const worker = async (): Promise<void> => {
       for (let next = queue.shift(); next; next = queue.shift()) {
         const [e, etag] = next;
@@ -185,6 +189,7 @@ export class BlockCache implements BlockStore, StatsSource {
           this.freeSlots.push(e.slot);
           result.dropped++;
         }
+        opts.onProgress?.(++checked, toVerify.size);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.options.threads, toVerify.size) }, worker));

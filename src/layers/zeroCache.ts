@@ -6,6 +6,7 @@ import { checkBlockNum, type BlockStore } from '../store/blockStore';
 import { ForwardingLayer } from '../store/forwardingLayer';
 import type { StatsSource, StatValue } from '../stats/stats';
 import { isZeroBlock } from '../native/addon';
+import type { ProgressCallback } from '../util/progress';
 
 export class ZeroCache extends ForwardingLayer implements StatsSource {
   /** One bit per block: set = known all-zero. */
@@ -60,7 +61,7 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
   }
 
   /** Lists the store once: afterwards every block not found is known to be zero. */
-  async learnFromListing(onProgress?: (found: number) => void): Promise<number> {
+  async learnFromListing(onProgress?: ProgressCallback): Promise<number> {
     const present = new Uint8Array(this.zeroBits.length);
     let found = 0;
     await this.inner.listNonZero((n) => {

@@ -38,9 +38,15 @@ export async function erase(config: Config, log: Logger, io: EraseIO = defaultIO
       throw new ConfigError(`${objects.description} appears to be mounted: unmount it first, or use --force`);
     }
     const keys: string[] = [];
-    await objects.list(config.prefix, (page) => {
-      for (const key of page) if (parseBlockKey(naming, key, MAX_BLOCKS) !== undefined) keys.push(key);
-    });
+    const listing = createProgress('blocks listed', undefined, { quiet: config.quiet });
+    try {
+      await objects.list(config.prefix, (page) => {
+        for (const key of page) if (parseBlockKey(naming, key, MAX_BLOCKS) !== undefined) keys.push(key);
+        listing.update(keys.length);
+      });
+    } finally {
+      listing.finish();
+    }
     if (!config.force) {
       if (!io.interactive) {
         throw new ConfigError(`--erase would delete ${keys.length} blocks of ${objects.description}: add --force to do it without asking`);
@@ -48,16 +54,20 @@ export async function erase(config: Config, log: Logger, io: EraseIO = defaultIO
       const yes = await io.confirm(`Erase all ${keys.length} blocks of ${objects.description}? This cannot be undone. [y/N] `);
       if (!yes) throw new ConfigError('not erased');
     }
-    const progress = createProgress('erasing: blocks deleted', keys.length, { quiet: config.quiet });
+    const progress = createProgress('blocks deleted', keys.length, { quiet: config.quiet });
     let done = 0;
     // The object store bounds the requests in flight; all deletes are queued at once.
-    await Promise.all(
-      keys.map(async (key) => {
-        await objects.delete(key);
-        progress.update(++done);
-      }),
-    );
-    progress.finish(done);
+    try {
+      await Promise.all(
+        keys.map(async (key) => {
+          await objects.delete(key);
+          progress.update(++done);
+        }),
+      );
+    } finally {
+      // Ends the line even on failure, so the error starts on a line of its own.
+      progress.finish();
+    }
     await clearMountedFlag(objects, naming);
     log.info(`erased ${keys.length} blocks of ${objects.description}`);
     return keys.length;
