@@ -13,3 +13,4 @@ export { createLogger, type Logger } from './util/log';
 export type { BlockStore } from './store/blockStore';
 export { version } from './version';
 export { inspectCacheFile, formatCacheReport, type CacheFileReport } from './tools/inspectCache';
+export type { StatsJSON } from './stats/prometheus';

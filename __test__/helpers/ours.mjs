@@ -22,23 +22,32 @@ export function s3Flags(server) {
   ];
 }
 
-/** Runs the CLI to completion (for one-shot modes and failures). */
-export function runCli(args, { timeoutMs = 60000, env = process.env } = {}) {
+/** Runs a command to completion: { code, signal, stdout, stderr }; rejects if it does not exit in time. */
+export function runCommand(cmd, args, { cwd, timeoutMs = 60000, env = process.env } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`s3backer ${args.join(' ')} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
+      reject(new Error(`${cmd} ${args.join(' ')} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
     }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+/** Runs the CLI to completion (for one-shot modes and failures). */
+export function runCli(args, options = {}) {
+  return runCommand(process.execPath, [CLI, ...args], options);
 }
 
 export async function isMounted(mountpoint) {

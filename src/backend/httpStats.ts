@@ -1,6 +1,7 @@
 // Upstream's http_* counters, kept by the object store and the block backend.
 
 import { seconds, type StatsSource, type StatValue } from '../stats/stats';
+import { S3Latencies } from '../stats/latency';
 
 export class HttpStats implements StatsSource {
   normalBlocksRead = 0;
@@ -24,6 +25,8 @@ export class HttpStats implements StatsSource {
   canceledWrites = 0;
   retries = 0;
   retryDelayMs = 0;
+  /** Per-request durations by operation (for --metricsPort); kept across resetStats(). */
+  readonly latency = new S3Latencies();
 
   /** Counts one failed attempt by its HTTP status (undefined: no response at all). */
   countError(status: number | undefined): void {
@@ -61,6 +64,7 @@ export class HttpStats implements StatsSource {
   }
 
   resetStats(): void {
-    Object.assign(this, new HttpStats());
+    // The histograms stay: the S3 client holds them, and Prometheus wants them monotonic.
+    Object.assign(this, new HttpStats(), { latency: this.latency });
   }
 }

@@ -115,6 +115,7 @@ export class S3ObjectStore implements ObjectStore {
       maxSockets: options.concurrency,
       tls,
       maxBodyBytes: MAX_OBJECT_BYTES,
+      latency: stats.latency,
       // --debug-http: the request line, status and time of every attempt; never headers or secrets.
       onAttempt: options.debugHttp ? (line, outcome, ms) => this.log.http(`${line} -> ${outcome} (${ms} ms)`) : undefined,
     });
@@ -224,11 +225,17 @@ export class S3ObjectStore implements ObjectStore {
     const { client, ListObjectsV2Command } = await this.sdk();
     let token: string | undefined;
     do {
-      const page = await this.request(`LIST ${prefix}`, () =>
-        client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }), {
-          abortSignal: AbortSignal.timeout(this.options.timeoutMs),
-        }),
-      );
+      const page = await this.request(`LIST ${prefix}`, async () => {
+        const started = performance.now();
+        try {
+          return await client.send(
+            new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
+            { abortSignal: AbortSignal.timeout(this.options.timeoutMs) },
+          );
+        } finally {
+          this.stats.latency.observeSince('LIST', started);
+        }
+      });
       onKeys((page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key])));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);

@@ -51,6 +51,8 @@ export interface Config {
   readonly maxDownloadSpeed: number | undefined;
   readonly defaultContentEncoding: string | undefined;
   readonly debugHttp: boolean;
+  /** --metricsPort: serve /metrics and /stats.json on 127.0.0.1 at this port; undefined = off. */
+  readonly metricsPort: number | undefined;
   readonly blockCache: BlockCacheConfig;
   readonly codec: CodecConfig;
   /** The eventual-consistency guard; undefined = off (the default). */
@@ -333,6 +335,10 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     throw new ConfigError('--maxRetryPause must be at least --initialRetryPause');
   }
   const timeoutSec = int(flags, 'timeout', 30, 1);
+  const metricsPort = str(flags, 'metricsPort') === undefined ? undefined : int(flags, 'metricsPort', 0);
+  if (metricsPort !== undefined && (metricsPort < 1 || metricsPort > 65535)) {
+    throw new ConfigError(`--metricsPort: ${metricsPort} is not a TCP port (1-65535)`);
+  }
 
   const mountpointArg = mode === 'mount' ? args.positionals[1] : undefined;
   const accessFileGiven = str(flags, 'accessFile') !== undefined;
@@ -371,6 +377,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     maxDownloadSpeed: speed('maxDownloadSpeed'),
     defaultContentEncoding: str(flags, 'defaultContentEncoding'),
     debugHttp: flags['debug-http'] === true,
+    metricsPort,
     blockCache,
     timeoutMs: timeoutSec * 1000,
     initialRetryPauseMs,

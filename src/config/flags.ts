@@ -71,6 +71,7 @@ export const FLAGS: readonly FlagSpec[] = [
   f('maxUploadSpeed', 'value', 'max upload bandwidth of one block write', { valueName: 'BITSPERSEC' }),
   f('md5CacheSize', 'value', 'eventual-consistency guard: blocks whose MD5 is remembered after a write (0 = off)', { valueName: 'NUM', defaultText: '0' }),
   f('md5CacheTime', 'value', 'how long a written block\'s MD5 is remembered (0 = until evicted)', { valueName: 'MILLIS', defaultText: '10000' }),
+  f('metricsPort', 'value', 'serve /metrics (Prometheus) and /stats.json over HTTP on 127.0.0.1:PORT (loopback only)', { valueName: 'PORT' }),
   f('minWriteDelay', 'value', 'minimum time between writes of the same block (with the guard)', { valueName: 'MILLIS', defaultText: '500' }),
   f('noAutoDetect', 'boolean', 'do not read the block and file size from block 0'),
   f('password', 'value', 'encryption password (visible to other users: prefer --passwordFile)', { valueName: 'PASSWORD' }),

@@ -6,6 +6,7 @@ import Fuse = require('fuse-native');
 import type { PartialBlockLayer } from '../layers/partialBlock';
 import { errnoFor } from './errno';
 import type { Logger } from '../util/log';
+import type { FuseLatencies, Histogram } from '../stats/latency';
 
 export interface FrontEndOptions {
   readonly filename: string;
@@ -21,6 +22,8 @@ export interface FrontEndOptions {
 export interface FrontEndHooks {
   renderStats(): string;
   resetStats(): void;
+  /** Where the durations of reads and writes of the backed file are counted. */
+  readonly latency?: FuseLatencies | undefined;
 }
 
 const S_IFDIR = 0o040000;
@@ -63,6 +66,20 @@ export function makeOperations(
     const errno = errnoFor(err);
     log.error(`${op}: ${(err as Error).message ?? String(err)}`);
     return errno;
+  };
+  /** Calls back with the byte count or the errno; times the request when metrics are on. */
+  const answer = (what: string, work: () => Promise<number>, timer: Histogram | undefined, cb: (result: number) => void): void => {
+    const started = timer === undefined ? 0 : performance.now();
+    work().then(
+      (n) => {
+        timer?.observeSince(started);
+        cb(n);
+      },
+      (err: unknown) => {
+        timer?.observeSince(started);
+        cb(fail(what, err));
+      },
+    );
   };
 
   return {
@@ -116,13 +133,13 @@ export function makeOperations(
         return cb(n);
       }
       if (path !== filePath) return cb(Fuse.ENOENT);
-      data.read(pos, buf.subarray(0, len)).then(cb, (err: unknown) => cb(fail(`read of ${len} bytes at ${pos}`, err)));
+      answer(`read of ${len} bytes at ${pos}`, () => data.read(pos, buf.subarray(0, len)), hooks.latency?.read, cb);
     },
     write(path, _fd, buf, len, pos, cb) {
       if (path !== filePath) return cb(Fuse.EACCES);
       if (options.readOnly) return cb(Fuse.EROFS);
       if (pos + len > fileSize) return cb(pos >= fileSize ? Fuse.EFBIG : Fuse.ENOSPC);
-      data.write(pos, buf.subarray(0, len)).then(cb, (err: unknown) => cb(fail(`write of ${len} bytes at ${pos}`, err)));
+      answer(`write of ${len} bytes at ${pos}`, () => data.write(pos, buf.subarray(0, len)), hooks.latency?.write, cb);
     },
     flush(path, fd, cb) {
       if (path !== filePath || options.readOnly || !writers.has(fd)) return cb(0);

@@ -10,6 +10,9 @@ import { ConfigError } from '../config/config';
 import { formatSize } from '../config/sizes';
 import { HttpStats } from '../backend/httpStats';
 import { renderStats } from '../stats/stats';
+import { renderPrometheus, statsJSON, type StatsJSON } from '../stats/prometheus';
+import { FuseLatencies, S3_OPERATIONS } from '../stats/latency';
+import { MetricsServer } from '../stats/metricsServer';
 import { makeOperations } from '../fuse/fuseFrontEnd';
 import { buildStack, cacheSlots } from './stack';
 import { openObjects } from './openObjects';
@@ -19,6 +22,7 @@ import { cacheFileToken, openCacheFile } from '../layers/cacheFile';
 import { checkPassword, makeCodec } from './codecSetup';
 import { isFuseMounted, watchMount } from './mountWatch';
 import type { Logger } from '../util/log';
+import { createProgress } from '../util/progress';
 
 const run = promisify(execFile);
 
@@ -27,6 +31,10 @@ export interface MountHandle {
   readonly geometry: ResolvedGeometry;
   /** The statistics file's text. */
   stats(): string;
+  /** The same statistics as one object: the stats file's names, numbers (times in seconds). */
+  statsJSON(): StatsJSON;
+  /** The statistics and latency histograms in Prometheus' text format (what --metricsPort serves). */
+  metrics(): string;
   /** Resolves once every write so far is in the store. */
   flush(): Promise<void>;
   /**
@@ -63,9 +71,17 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
   if (mountpoint === undefined) throw new ConfigError('no mountpoint given');
   const naming = { prefix: config.prefix, blockHashPrefix: config.blockHashPrefix };
   await checkMountpoint(mountpoint);
+  // Bound before anything is marked mounted: a port in use fails the mount with nothing to undo.
+  const metricsServer = config.metricsPort === undefined ? undefined : await MetricsServer.listen(config.metricsPort);
 
   const httpStats = new HttpStats();
-  const objects = openObjects(config, httpStats, log);
+  let objects: ReturnType<typeof openObjects>;
+  try {
+    objects = openObjects(config, httpStats, log);
+  } catch (err) {
+    await metricsServer?.close();
+    throw err;
+  }
   try {
     // The three opening requests go out together (one round trip, not three); the access check's
     // error is the one reported, so the others' failures wait until it has passed.
@@ -123,7 +139,10 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       if (dirtyFound > 0 && cacheConfig.recoverDirty && !recover) {
         log.warn(`cache file ${cacheConfig.file}: its mount token does not match the bucket's; not recovering its dirty blocks`);
       }
-      const r = await stack.blockCache.restore(cacheFile.entries, { verify: !cacheConfig.noVerify, recoverDirty: recover });
+      const verifying = createProgress('cached blocks verified', undefined, { quiet: config.quiet });
+      const r = await stack.blockCache
+        .restore(cacheFile.entries, { verify: !cacheConfig.noVerify, recoverDirty: recover, onProgress: verifying.update })
+        .finally(verifying.finish);
       log.info(
         `cache file ${cacheConfig.file}: ${r.clean} clean blocks reused (${stack.blockCache.verified} verified, ` +
           `${stack.blockCache.mismatch} refreshed), ${r.dirty} dirty blocks to upload`,
@@ -137,11 +156,33 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     }
     if (config.listBlocks) {
       const started = Date.now();
-      const found = await stack.zeroCache.learnFromListing();
+      const listing = createProgress('non-zero blocks found', undefined, { quiet: config.quiet });
+      const found = await stack.zeroCache.learnFromListing(listing.update).finally(listing.finish);
       log.info(`found ${found} non-zero blocks in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     }
 
     const statsText = (): string => renderStats(stack.statsSources);
+    const fuseLatency = new FuseLatencies();
+    const metricsText = (): string =>
+      renderPrometheus({
+        stats: stack.statsSources,
+        histograms: [
+          {
+            name: 's3_request_duration_seconds',
+            help: 'Duration of single S3 requests (each retry counts on its own), by operation',
+            series: S3_OPERATIONS.map((op) => ({ labels: { operation: op }, histogram: httpStats.latency.byOperation[op] })),
+          },
+          {
+            name: 'fuse_request_duration_seconds',
+            help: 'Duration of FUSE reads and writes of the backed file, by operation',
+            series: [
+              { labels: { operation: 'read' }, histogram: fuseLatency.read },
+              { labels: { operation: 'write' }, histogram: fuseLatency.write },
+            ],
+          },
+        ],
+      });
+    const jsonStats = (): StatsJSON => statsJSON(stack.statsSources);
     const ops = makeOperations(
       stack.data,
       {
@@ -154,7 +195,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         uid: process.getuid?.() ?? 0,
         gid: process.getgid?.() ?? 0,
       },
-      { renderStats: statsText, resetStats: () => stack.statsSources.forEach((s) => s.resetStats()) },
+      { renderStats: statsText, resetStats: () => stack.statsSources.forEach((s) => s.resetStats()), latency: fuseLatency },
       log,
     );
     // fuse-native joins option strings unescaped: this is how big_writes and -o options reach libfuse.
@@ -176,6 +217,10 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       throw new ConfigError(`cannot mount FUSE at ${mountpoint}: ${(err as Error).message}`);
     }
     log.info(`mounted ${objects.description} on ${mountpoint}`);
+    if (metricsServer) {
+      metricsServer.serve({ prometheus: metricsText, json: jsonStats });
+      log.info(`metrics on http://127.0.0.1:${metricsServer.port}/metrics and /stats.json`);
+    }
 
     let shutdown: Promise<void> | undefined;
     let resolveClosed!: () => void;
@@ -189,6 +234,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     const finish = (): Promise<void> =>
       (shutdown ??= (async () => {
         stopWatching();
+        await metricsServer?.close();
         await stack.top.flush();
         if (!config.readOnly) await clearMountedFlag(objects, naming);
         await stack.top.close();
@@ -205,6 +251,8 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       mountpoint,
       geometry,
       stats: statsText,
+      statsJSON: jsonStats,
+      metrics: metricsText,
       flush: () => stack.top.flush(),
       async unmount({ lazy = false } = {}) {
         if (await isFuseMounted(mountpoint)) {
@@ -220,6 +268,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     };
   } catch (err) {
     objects.close();
+    await metricsServer?.close();
     throw err;
   }
 }

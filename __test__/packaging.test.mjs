@@ -1,0 +1,191 @@
+// What `npm publish` would ship, installed as a user would: the main package and the
+// linux-x64-gnu platform package are packed with `npm pack`, installed together from the two
+// tarballs into a fresh global prefix with no build tool reachable, and the installed copy (not
+// this checkout) mounts a --test disk, stores data and reads it back.
+//   node --test __test__/packaging.test.mjs
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes, createHash } from 'node:crypto';
+import { access, chmod, mkdir, open, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { REPO, workdir, isMounted, run, runCommand } from './helpers/ours.mjs';
+
+const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
+const PLATFORM_DIR = join(REPO, 'npm', 'linux-x64-gnu');
+const platformPkg = JSON.parse(readFileSync(join(PLATFORM_DIR, 'package.json'), 'utf8'));
+const BINARY = 's3backer.linux-x64-gnu.node';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
+
+/** A command's result; npm runs get minutes, not the helpers' default minute. */
+const exec = (cmd, args, { cwd = REPO, env = process.env, timeoutMs = 300000 } = {}) => runCommand(cmd, args, { cwd, env, timeoutMs });
+
+/** `npm pack --json` of the current directory (or a workspace): the tarball's path and file list. */
+async function npmPack(dest, extraArgs = []) {
+  const res = await exec('npm', ['pack', '--json', '--pack-destination', dest, ...extraArgs]);
+  assert.equal(res.code, 0, `npm pack ${extraArgs.join(' ')} failed:\n${res.stderr}`);
+  const [info] = JSON.parse(res.stdout);
+  return { tarball: join(dest, info.filename), files: info.files.map((f) => f.path).sort(), info };
+}
+
+test('npm pack: the main package ships what runs and nothing else; the platform package ships the binary', async () => {
+  assert.ok(existsSync(join(REPO, 'dist', 'cli', 'main.js')), 'dist/ is built (npm run build:ts)');
+  assert.ok(existsSync(join(REPO, 'native', BINARY)), `native/${BINARY} is built (npm run build:native)`);
+  assert.equal(platformPkg.version, pkg.version, 'the platform package has the main package version');
+  assert.equal(pkg.optionalDependencies?.[platformPkg.name], platformPkg.version, 'the main package depends on exactly this platform package');
+  assert.deepEqual(pkg.man, ['./man/s3backer.1']);
+});
+
+test('installed from the two tarballs with no build tools: --version, a --test mount, the man page', { timeout: 600000 }, async (t) => {
+  const w = await workdir('packaging');
+  const packDir = join(w.root, 'pack');
+  const prefix = join(w.root, 'prefix');
+  const fakeBin = join(w.root, 'no-build-tools');
+  const marker = join(w.root, 'build-tool-called');
+  const stagedBinary = join(PLATFORM_DIR, BINARY);
+  const hadStagedBinary = existsSync(stagedBinary);
+  let child;
+  try {
+    await mkdir(packDir);
+    await mkdir(prefix);
+
+    // Move the built addon into the platform package, as the release workflow does.
+    const artifacts = await exec('npm', ['run', '--silent', 'artifacts']);
+    assert.equal(artifacts.code, 0, `npm run artifacts failed:\n${artifacts.stderr}`);
+
+    const main = await npmPack(packDir);
+    const platform = await npmPack(packDir, ['--workspace', 'npm/linux-x64-gnu']);
+    t.diagnostic(`main tarball: ${main.files.length} files, ${main.info.size} bytes; platform tarball: ${platform.info.size} bytes`);
+
+    // The platform package: the binary (the one just built), its manifest and README.
+    assert.deepEqual(platform.files, ['README.md', BINARY, 'package.json'].sort());
+    assert.equal(platform.info.name, platformPkg.name);
+    assert.equal(platform.info.version, pkg.version);
+
+    // The main package: compiled JS and its types, the napi-rs loader, the man page, README,
+    // LICENSE if there is one. No tests, sources, Rust, benchmarks, source maps or binaries.
+    const allowed = (p) =>
+      ['package.json', 'README.md', 'man/s3backer.1', 'native/index.js', 'native/index.d.ts'].includes(p) ||
+      /^LICEN[CS]E(\.\w+)?$/i.test(p) ||
+      /^dist\/.+\.(js|d\.ts)$/.test(p);
+    assert.deepEqual(main.files.filter((p) => !allowed(p)), [], 'unexpected files in the main package');
+    for (const p of ['dist/cli/main.js', 'dist/index.js', 'dist/index.d.ts', 'native/index.js', 'man/s3backer.1', 'README.md']) {
+      assert.ok(main.files.includes(p), `${p} is in the main package`);
+    }
+    if (existsSync(join(REPO, 'LICENSE'))) assert.ok(main.files.includes('LICENSE'));
+    // Every compiled file has its source: a stale dist/ would ship code that no longer exists.
+    const stale = main.files
+      .filter((p) => /^dist\/.+\.js$/.test(p))
+      .filter((p) => !existsSync(join(REPO, 'src', p.slice('dist/'.length).replace(/\.js$/, '.ts'))));
+    assert.deepEqual(stale, [], 'compiled files without a source in src/ (stale dist/: rebuild it)');
+
+    // Build tools that must not be reached: each records its call and fails.
+    await mkdir(fakeBin);
+    for (const tool of ['cargo', 'rustc', 'rustup', 'node-gyp', 'make', 'cc', 'gcc', 'g++', 'c++', 'clang', 'python', 'python3']) {
+      const file = join(fakeBin, tool);
+      await writeFile(file, `#!/bin/sh\necho "${tool} $*" >> '${marker}'\nexit 1\n`);
+      await chmod(file, 0o755);
+    }
+    const installEnv = { ...process.env, PATH: `${fakeBin}:${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
+    for (const k of Object.keys(installEnv)) {
+      if (/^npm_config_(build_from_source|prefix|global)$/i.test(k)) delete installEnv[k];
+    }
+    const started = Date.now();
+    const install = await exec(
+      'npm',
+      ['i', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', platform.tarball, main.tarball],
+      { cwd: w.root, env: installEnv },
+    );
+    const output = `${install.stdout}\n${install.stderr}`;
+    if (install.code !== 0 && /E(NOTFOUND|AI_AGAIN|CONNREFUSED|CONNRESET|TIMEDOUT|NETUNREACH)|network/i.test(output) && !/E404/.test(output)) {
+      t.skip(`the npm registry is not reachable from here, so the dependencies (@aws-sdk/*, commander, fuse-native) cannot be installed: ${output.trim().split('\n').slice(-3).join(' | ')}`);
+      return;
+    }
+    assert.equal(install.code, 0, `npm i -g failed:\n${output}`);
+    t.diagnostic(`npm i -g took ${Date.now() - started} ms`);
+
+    // Nothing was compiled.
+    assert.ok(!existsSync(marker), `a build tool was called during install: ${existsSync(marker) ? await readFile(marker, 'utf8') : ''}`);
+    assert.doesNotMatch(output, /gyp (info|ERR!|WARN)|node-gyp rebuild|Compiling |cargo build|napi build/, 'no compile in the install output');
+    const installed = join(prefix, 'lib', 'node_modules', pkg.name);
+    assert.ok(existsSync(join(installed, 'dist', 'cli', 'main.js')));
+    assert.ok(!existsSync(join(installed, 'native', 'target')), 'no native/target in the installed package');
+    assert.ok(!existsSync(join(installed, 'target')), 'no target/ in the installed package');
+    const installedNative = await readdir(join(installed, 'native'));
+    assert.deepEqual(installedNative.filter((n) => n.endsWith('.node')), [], 'the main package carries no binary');
+    assert.ok(!existsSync(join(installed, 'node_modules', 'fuse-native', 'build')), 'fuse-native used its prebuilt binding');
+
+    // The platform package came from our tarball and satisfies the optional dependency (deduped,
+    // not fetched again under s3backer/node_modules).
+    const platformInstalled = join(prefix, 'lib', 'node_modules', platformPkg.name);
+    const installedBinary = await readFile(join(platformInstalled, BINARY));
+    assert.equal(sha256(installedBinary), sha256(await readFile(join(REPO, 'native', BINARY))), 'the installed binary is the one built here');
+    assert.ok(!existsSync(join(installed, 'node_modules', platformPkg.name)), 'no second copy of the platform package');
+    const ls = await exec('npm', ['ls', '-g', '--prefix', prefix, '--all'], { cwd: w.root, env: installEnv });
+    assert.match(ls.stdout, new RegExp(`${platformPkg.name}@${pkg.version.replace(/\./g, '\\.')} deduped`), ls.stdout);
+
+    // The command and the man page.
+    const bin = join(prefix, 'bin', 's3backer');
+    assert.match(await readlink(bin), /s3backer\/dist\/cli\/main\.js$/);
+    const runEnv = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
+    delete runEnv.NAPI_RS_NATIVE_LIBRARY_PATH;
+    delete runEnv.NODE_PATH;
+    const version = await exec(bin, ['--version'], { cwd: w.root, env: runEnv, timeoutMs: 30000 });
+    assert.equal(version.code, 0, version.stderr);
+    assert.equal(version.stdout.trim(), `s3backer version ${pkg.version}`);
+    // The mount(8) helper is installed and runs (no arguments: its usage, exit 1).
+    const helper = join(prefix, 'bin', 'mount.s3backer');
+    assert.match(await readlink(helper), /s3backer\/dist\/cli\/mountHelper\.js$/);
+    const usage = await exec(helper, [], { cwd: w.root, env: runEnv, timeoutMs: 30000 });
+    assert.equal(usage.code, 1);
+    assert.match(usage.stderr, /usage: mount\.s3backer bucket mountpoint/);
+    const manPage = join(prefix, 'share', 'man', 'man1', 's3backer.1');
+    await access(manPage);
+    assert.equal(await readFile(manPage, 'utf8'), await readFile(join(REPO, 'man', 's3backer.1'), 'utf8'));
+
+    // A --test mount served by the installed copy (its native core from the platform package).
+    child = spawn(bin, ['-f', '--test', '--size=2m', '--blockSize=64k', w.store, w.mnt], { cwd: w.root, env: runEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (d) => (log += d));
+    child.stderr.on('data', (d) => (log += d));
+    const exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
+    let gone = false;
+    exited.then(() => (gone = true));
+    const file = join(w.mnt, 'file');
+    const deadline = Date.now() + 60000;
+    while (!(await stat(file).then(() => true, () => false))) {
+      if (gone) throw new Error(`the installed s3backer exited before mounting: ${log}`);
+      if (Date.now() > deadline) throw new Error(`the installed s3backer did not mount within 60 s: ${log}`);
+      await sleep(50);
+    }
+    assert.equal((await stat(file)).size, 2 * 2 ** 20);
+    const data = randomBytes(192 * 1024);
+    const offset = 128 * 1024; // blocks 2, 3 and 4
+    const fh = await open(file, 'r+');
+    try {
+      await fh.write(data, 0, data.length, offset);
+      await fh.sync();
+      const back = Buffer.alloc(data.length);
+      await fh.read(back, 0, back.length, offset);
+      assert.ok(back.equals(data), 'read back through the mount');
+    } finally {
+      await fh.close();
+    }
+    await run('fusermount', ['-u', w.mnt]);
+    assert.deepEqual(await exited, { code: 0, signal: null }, log);
+    assert.equal(await isMounted(w.mnt), false);
+    const stored = (await readdir(w.store)).filter((n) => !n.startsWith('.')).sort();
+    assert.ok(!stored.includes('s3backer-mounted'), 'the mounted flag is cleared');
+    for (const k of ['00000002', '00000003', '00000004']) assert.ok(stored.includes(k), `block ${k} stored: ${stored}`);
+    assert.deepEqual(stored.filter((k) => !['00000000', '00000002', '00000003', '00000004'].includes(k)), [], 'only the blocks written (and block 0)');
+    const blocks = await Promise.all(['00000002', '00000003', '00000004'].map((k) => readFile(join(w.store, k))));
+    assert.ok(Buffer.concat(blocks).equals(data), 'the stored blocks hold the data');
+    child = undefined;
+  } finally {
+    if (child) child.kill('SIGKILL');
+    if (!hadStagedBinary) await rm(stagedBinary, { force: true });
+    await w.cleanup();
+  }
+});

@@ -1,0 +1,159 @@
+// The statistics in Prometheus' text exposition format (version 0.0.4), and as a JSON object.
+// Every stats-file line becomes one metric named s3backer_<line name>: counters get the _total
+// suffix, times are in seconds; lines this table does not know still appear, as gauges.
+
+import type { StatsSource, StatValue } from './stats';
+import type { Histogram } from './latency';
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+type Kind = 'counter' | 'gauge';
+
+interface StatMetric {
+  readonly kind: Kind;
+  readonly help: string;
+  /** The metric's name without prefix and suffix when it is not the stats line's name. */
+  readonly name?: string;
+}
+
+const counter = (help: string, name?: string): StatMetric => ({ kind: 'counter', help, ...(name ? { name } : {}) });
+const gauge = (help: string, name?: string): StatMetric => ({ kind: 'gauge', help, ...(name ? { name } : {}) });
+
+/** The stats file's lines (stats.ts and its sources), by name. */
+const STAT_METRICS: Readonly<Record<string, StatMetric>> = {
+  http_normal_blocks_read: counter('Blocks read from S3 that held data'),
+  http_normal_blocks_written: counter('Blocks written to S3 that held data'),
+  http_zero_blocks_read: counter('Block reads that found no object (all zeros)'),
+  http_zero_blocks_written: counter('All-zero blocks written (their objects deleted)'),
+  http_gets: counter('Block GET operations (retries not counted)'),
+  http_puts: counter('Block PUT operations (retries not counted)'),
+  http_deletes: counter('Block DELETE operations (retries not counted)'),
+  http_avg_get_time: gauge('Average time of a block GET operation, retries included', 'http_avg_get_time_seconds'),
+  http_avg_put_time: gauge('Average time of a block PUT operation, retries included', 'http_avg_put_time_seconds'),
+  http_avg_delete_time: gauge('Average time of a block DELETE operation, retries included', 'http_avg_delete_time_seconds'),
+  http_unauthorized: counter('S3 requests answered 401 Unauthorized'),
+  http_forbidden: counter('S3 requests answered 403 Forbidden'),
+  http_stale: counter('Reads answered with stale data (upstream\'s counter)'),
+  http_verified: counter('Conditional GETs that found the block unchanged'),
+  http_mismatch: counter('Blocks that failed verification, authentication or decoding'),
+  http_5xx_error: counter('S3 requests answered with a 5xx status'),
+  http_4xx_error: counter('S3 requests answered with a 4xx status other than 401 and 403'),
+  http_other_error: counter('S3 requests that failed without an answer (network errors, timeouts)'),
+  http_canceled_writes: counter('Block uploads canceled by a newer write (upstream\'s counter)'),
+  http_num_retries: counter('S3 requests retried'),
+  http_total_retry_delay: counter('Time spent pausing before retries', 'http_retry_delay_seconds'),
+  block_cache_current_size: gauge('Blocks in the block cache'),
+  block_cache_initial_size: gauge('Blocks loaded from the cache file at mount'),
+  block_cache_dirty_ratio: gauge('Fraction of the block cache that is dirty'),
+  block_cache_read_hits: counter('Block reads answered by the block cache'),
+  block_cache_read_misses: counter('Block reads the block cache had to fetch'),
+  block_cache_read_hit_ratio: gauge('Fraction of block reads answered by the block cache'),
+  block_cache_write_hits: counter('Block writes to blocks already in the block cache'),
+  block_cache_write_misses: counter('Block writes to blocks not in the block cache'),
+  block_cache_write_hit_ratio: gauge('Fraction of block writes to blocks already in the block cache'),
+  block_cache_verified: counter('Cache file blocks checked against S3 and reused'),
+  block_cache_mismatch: counter('Cache file blocks that differed from S3 and were refreshed'),
+  block_cache_upload_errors: counter('Uploads that failed after all retries (the blocks stay dirty)'),
+  zero_block_cache_size: gauge('Blocks known to be all zeros'),
+  zero_block_cache_read_hits: counter('Block reads answered by the zero block cache'),
+  zero_block_cache_write_hits: counter('All-zero block writes skipped by the zero block cache'),
+  md5_cache_current_size: gauge('Blocks whose MD5 the eventual-consistency guard remembers'),
+  md5_cache_data_hits: counter('Reads of recently written blocks whose data matched the remembered MD5'),
+  md5_cache_full_delays: counter('Writes delayed because the guard\'s MD5 cache was full'),
+  md5_cache_write_delays: counter('Writes delayed by --minWriteDelay'),
+  md5_cache_stale_reads: counter('Reads the guard caught returning old data'),
+};
+
+/** A stats value as a number: counts as they are, "1.234 sec" in seconds; NaN if not numeric. */
+export function numericValue(value: StatValue): number {
+  if (typeof value === 'number') return value;
+  const m = /^\s*(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)\s*(?:sec)?\s*$/i.exec(value);
+  return m ? Number(m[1]) : NaN;
+}
+
+export type StatsJSON = Record<string, number | string>;
+
+/** The stats file's lines as one object: the same names, numbers wherever they are numeric. */
+export function statsJSON(sources: readonly StatsSource[]): StatsJSON {
+  const out: StatsJSON = {};
+  for (const source of sources) {
+    for (const [name, value] of source.statsLines()) {
+      const n = numericValue(value);
+      out[name] = Number.isNaN(n) ? value : n;
+    }
+  }
+  return out;
+}
+
+/** One labeled histogram family, e.g. request durations by operation. */
+export interface HistogramFamily {
+  readonly name: string;
+  readonly help: string;
+  readonly series: ReadonlyArray<{ readonly labels: Readonly<Record<string, string>>; readonly histogram: Histogram }>;
+}
+
+export interface PrometheusInput {
+  readonly stats: readonly StatsSource[];
+  readonly histograms?: readonly HistogramFamily[];
+  /** Every metric's name starts with this. */
+  readonly prefix?: string;
+}
+
+function escapeHelp(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function escapeLabel(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** A sample value or `le` bound as the format writes it. */
+export function formatValue(n: number): string {
+  if (n === Infinity) return '+Inf';
+  if (n === -Infinity) return '-Inf';
+  if (Number.isNaN(n)) return 'NaN';
+  return String(n);
+}
+
+function sanitize(name: string): string {
+  const s = name.replace(/[^a-zA-Z0-9_:]/g, '_');
+  return /^[a-zA-Z_:]/.test(s) ? s : `_${s}`;
+}
+
+function labelText(labels: Readonly<Record<string, string>>, extra?: string): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${sanitize(k)}="${escapeLabel(v)}"`);
+  if (extra !== undefined) parts.push(extra);
+  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+}
+
+export function renderPrometheus({ stats, histograms = [], prefix = 's3backer_' }: PrometheusInput): string {
+  const lines: string[] = [];
+  const seen = new Set<string>();
+  for (const source of stats) {
+    for (const [statName, value] of source.statsLines()) {
+      const n = numericValue(value);
+      if (Number.isNaN(n)) continue; // not a number: nothing Prometheus can hold
+      const known = STAT_METRICS[statName];
+      const kind: Kind = known?.kind ?? 'gauge';
+      const base = sanitize(`${prefix}${known?.name ?? statName}`);
+      const name = kind === 'counter' ? `${base}_total` : base;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      lines.push(`# HELP ${name} ${escapeHelp(known?.help ?? `the stats file's ${statName}`)}`);
+      lines.push(`# TYPE ${name} ${kind}`);
+      lines.push(`${name} ${formatValue(n)}`);
+    }
+  }
+  for (const family of histograms) {
+    const name = sanitize(`${prefix}${family.name}`);
+    lines.push(`# HELP ${name} ${escapeHelp(family.help)}`);
+    lines.push(`# TYPE ${name} histogram`);
+    for (const { labels, histogram } of family.series) {
+      const snap = histogram.snapshot();
+      for (const [le, count] of snap.buckets) lines.push(`${name}_bucket${labelText(labels, `le="${formatValue(le)}"`)} ${count}`);
+      lines.push(`${name}_sum${labelText(labels)} ${formatValue(snap.sum)}`);
+      lines.push(`${name}_count${labelText(labels)} ${snap.count}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
