@@ -9,12 +9,15 @@ const api = require('../../dist/index.js');
 const out = (line) => process.stdout.write(`${line}\n`);
 try {
   const handle = await api.mount(JSON.parse(process.argv[2]));
+  const orders = createInterface({ input: process.stdin });
+  // No process.exit: once the mount is over and stdin let go, the process must end by itself.
   handle.closed.then(() => {
     out('closed');
-    process.exit(0);
+    orders.close();
+    process.stdin.destroy();
   });
   out(`ready ${handle.geometry.fileSize}`);
-  for await (const line of createInterface({ input: process.stdin })) {
+  for await (const line of orders) {
     if (line === 'flush') await handle.flush().then(() => out('flushed'));
     else if (line === 'stats') out(`stats ${JSON.stringify(handle.stats())}`);
     else if (line === 'unmount') await handle.unmount();

@@ -14,6 +14,7 @@ import { renderPrometheus, statsJSON, type StatsJSON } from '../stats/prometheus
 import { FuseLatencies, S3_OPERATIONS } from '../stats/latency';
 import { MetricsServer } from '../stats/metricsServer';
 import { makeOperations } from '../fuse/fuseFrontEnd';
+import { releaseFuse } from '../fuse/releaseFuse';
 import { buildStack, cacheSlots } from './stack';
 import { openObjects } from './openObjects';
 import { combineGeometry, detectGeometry, type ResolvedGeometry } from './geometry';
@@ -234,6 +235,11 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     const finish = (): Promise<void> =>
       (shutdown ??= (async () => {
         stopWatching();
+        try {
+          releaseFuse(fuse);
+        } catch (err) {
+          log.debug(`releasing fuse-native's loop handle: ${(err as Error).message}`);
+        }
         await metricsServer?.close();
         await stack.top.flush();
         if (!config.readOnly) await clearMountedFlag(objects, naming);
