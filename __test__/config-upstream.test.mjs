@@ -119,3 +119,12 @@ test('--help shows the implemented upstream flags', () => {
     assert.ok(help.includes(flag), flag);
   }
 });
+
+test('-o with a valued flag but no value is refused instead of swallowing the next argument', () => {
+  refused(['-o', 'blockSize', '-f', 'b', 'm'], /-o blockSize needs a value: -o blockSize=VALUE/);
+  refused(['-o', 'ro,size', 'b', 'm'], /-o size needs a value/);
+  // Flags without a value, and valued ones with one, still pass.
+  const c = configOf(['-o', 'readOnly,size=1m,blockSize=4k', 'b', 'm']);
+  assert.equal(c.readOnly, true);
+  assert.equal(c.blockSize, 4096);
+});

@@ -73,6 +73,8 @@ export function parseCommandLine(argv: readonly string[], version: string): CliR
   for (const item of items) {
     const eq = item.indexOf('=');
     const name = eq < 0 ? item : item.slice(0, eq);
+    // Without "=", a flag that needs a value would take the next argument as it (`-o size -f`).
+    if (eq < 0 && FLAG_BY_NAME.get(name)?.kind === 'value') throw new ConfigError(`-o ${name} needs a value: -o ${name}=VALUE`);
     if (FLAG_BY_NAME.has(name)) flagArgs.push(`--${item}`);
     else {
       const passed = checkFuseOption(item);
