@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startS3Server, listKeys, getObject, headObject } from './helpers/s3server.mjs';
-import { startMount, runCli, workdir, makeExt4, loopMount, run, isMounted, s3Flags } from './helpers/ours.mjs';
+import { startMount, runCli, workdir, makeExt4, loopMount, run, isMounted, s3Flags, parseStatsFile } from './helpers/ours.mjs';
 
 let server;
 before(async () => {
@@ -16,8 +16,6 @@ after(async () => {
   await server?.stop();
 });
 
-const statsOf = (text) =>
-  Object.fromEntries(text.trim().split('\n').map((l) => [l.slice(0, 28).trim(), l.slice(29).trim()]));
 
 test('ext4 on S3: write, unmount, remount with auto-detection, verify, e2fsck clean', { timeout: 600000 }, async () => {
   const w = await workdir('s3');
@@ -49,7 +47,7 @@ test('ext4 on S3: write, unmount, remount with auto-detection, verify, e2fsck cl
     await writeFile(join(w.data, 'random.bin'), payload);
     await writeFile(join(w.data, 'notes.txt'), 'a disk that lives in S3\n');
     await run('umount', [w.data]);
-    const stats = statsOf(await readFile(join(w.mnt, 'stats'), 'utf8'));
+    const stats = parseStatsFile(await readFile(join(w.mnt, 'stats'), 'utf8'));
     assert.ok(Number(stats.http_puts) > 0);
     assert.ok(Number(stats.http_normal_blocks_written) > 0);
     assert.match(stats.http_avg_put_time, /^\d+\.\d{3} sec$/);
@@ -78,7 +76,7 @@ test('ext4 on S3: write, unmount, remount with auto-detection, verify, e2fsck cl
     assert.ok((await readFile(join(w.data, 'random.bin'))).equals(payload));
     assert.equal(await readFile(join(w.data, 'notes.txt'), 'utf8'), 'a disk that lives in S3\n');
     await run('umount', [w.data]);
-    const after = statsOf(await readFile(join(w.mnt, 'stats'), 'utf8'));
+    const after = parseStatsFile(await readFile(join(w.mnt, 'stats'), 'utf8'));
     assert.ok(Number(after.zero_block_cache_size) >= 512 - keys.length, 'listing marked absent blocks zero');
     assert.equal(after.http_zero_blocks_read, '0', 'no GET ever asked for a block known to be zero');
     assert.ok(Number(after.zero_block_cache_read_hits) > 0, 'zero blocks were read, from the zero cache');

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startS3Server, headObject } from './helpers/s3server.mjs';
-import { startMount, runCli, workdir, run, isMounted, s3Flags, REPO as REPO_DIR } from './helpers/ours.mjs';
+import { startMount, runCli, workdir, run, isMounted, s3Flags, REPO as REPO_DIR, parseStatsFile } from './helpers/ours.mjs';
 
 const require = createRequire(import.meta.url);
 const { Histogram, S3Latencies, LATENCY_BUCKETS } = require('../dist/stats/latency.js');
@@ -339,8 +339,6 @@ after(async () => {
   await s3?.stop();
 });
 
-const statsFileOf = (text) =>
-  Object.fromEntries(text.trim().split('\n').map((l) => [l.slice(0, 28).trim(), l.slice(29).trim()]));
 
 test('a real mount serves /metrics and /stats.json consistent with its stats file', { timeout: 180000 }, async () => {
   const w = await workdir('metrics');
@@ -364,7 +362,7 @@ test('a real mount serves /metrics and /stats.json consistent with its stats fil
 
     const jsonRes = await get(port, '/stats.json');
     const metricsRes = await get(port, '/metrics');
-    const fileStats = statsFileOf(await readFile(join(w.mnt, 'stats'), 'utf8'));
+    const fileStats = parseStatsFile(await readFile(join(w.mnt, 'stats'), 'utf8'));
     assert.equal(jsonRes.status, 200);
     assert.equal(metricsRes.status, 200);
     const json = JSON.parse(jsonRes.body);

@@ -5,18 +5,16 @@
 //   node --test __test__/packaging.test.mjs
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
 import { access, chmod, mkdir, open, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { REPO, workdir, isMounted, run, runCommand } from './helpers/ours.mjs';
+import { REPO, workdir, isMounted, run, runCommand, startMount } from './helpers/ours.mjs';
 
 const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
 const PLATFORM_DIR = join(REPO, 'npm', 'linux-x64-gnu');
 const platformPkg = JSON.parse(readFileSync(join(PLATFORM_DIR, 'package.json'), 'utf8'));
 const BINARY = 's3backer.linux-x64-gnu.node';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 
 /** A command's result; npm runs get minutes, not the helpers' default minute. */
@@ -146,20 +144,9 @@ test('installed from the two tarballs with no build tools: --version, a --test m
     assert.equal(await readFile(manPage, 'utf8'), await readFile(join(REPO, 'man', 's3backer.1'), 'utf8'));
 
     // A --test mount served by the installed copy (its native core from the platform package).
-    child = spawn(bin, ['-f', '--test', '--size=2m', '--blockSize=64k', w.store, w.mnt], { cwd: w.root, env: runEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    child.stdout.on('data', (d) => (log += d));
-    child.stderr.on('data', (d) => (log += d));
-    const exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
-    let gone = false;
-    exited.then(() => (gone = true));
+    const mounted = await startMount(['--test', '--size=2m', '--blockSize=64k', w.store, w.mnt], w.mnt, { command: [bin], cwd: w.root, env: runEnv });
+    child = mounted.child;
     const file = join(w.mnt, 'file');
-    const deadline = Date.now() + 60000;
-    while (!(await stat(file).then(() => true, () => false))) {
-      if (gone) throw new Error(`the installed s3backer exited before mounting: ${log}`);
-      if (Date.now() > deadline) throw new Error(`the installed s3backer did not mount within 60 s: ${log}`);
-      await sleep(50);
-    }
     assert.equal((await stat(file)).size, 2 * 2 ** 20);
     const data = randomBytes(192 * 1024);
     const offset = 128 * 1024; // blocks 2, 3 and 4
@@ -174,7 +161,7 @@ test('installed from the two tarballs with no build tools: --version, a --test m
       await fh.close();
     }
     await run('fusermount', ['-u', w.mnt]);
-    assert.deepEqual(await exited, { code: 0, signal: null }, log);
+    assert.deepEqual(await mounted.exited, { code: 0, signal: null }, mounted.stderr());
     assert.equal(await isMounted(w.mnt), false);
     const stored = (await readdir(w.store)).filter((n) => !n.startsWith('.')).sort();
     assert.ok(!stored.includes('s3backer-mounted'), 'the mounted flag is cleared');

@@ -55,9 +55,18 @@ export async function isMounted(mountpoint) {
   return text.split('\n').some((line) => line.split(' ')[4] === mountpoint);
 }
 
-/** Starts `s3backer -f ARGS` and resolves once <mountpoint>/<filename> is there. */
-export async function startMount(args, mountpoint, { filename = 'file', timeoutMs = 60000, env = process.env } = {}) {
-  const child = spawn(process.execPath, [CLI, '-f', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+/** The stats file's `%-28s value` lines as { name: value }. */
+export function parseStatsFile(text) {
+  return Object.fromEntries(text.trim().split('\n').map((l) => [l.slice(0, 28).trim(), l.slice(29).trim()]));
+}
+
+/**
+ * Starts `s3backer -f ARGS` and resolves once <mountpoint>/<filename> is there. `command` runs
+ * another s3backer executable (an installed copy) instead of this checkout's CLI.
+ */
+export async function startMount(args, mountpoint, { filename = 'file', timeoutMs = 60000, env = process.env, cwd, command = [process.execPath, CLI] } = {}) {
+  const [program, ...before] = command;
+  const child = spawn(program, [...before, '-f', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd });
   let stderr = '';
   child.stdout.on('data', (d) => (stderr += d));
   child.stderr.on('data', (d) => (stderr += d));
