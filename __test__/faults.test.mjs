@@ -12,7 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startS3Server } from './helpers/s3server.mjs';
 import { useRecordedS3 } from './helpers/recordingProxy.mjs';
-import { startMount, workdir, run, s3Flags } from './helpers/ours.mjs';
+import { startMount, workdir, run, s3Flags, isMounted } from './helpers/ours.mjs';
 
 const env = useRecordedS3('faults', { before, after, workdir, startS3Server });
 const keys = ['--accessId=S3RVER', '--accessKey=S3RVER'];
@@ -138,4 +138,71 @@ test('a permanent 403 fails reads with EIO within the retry budget', { timeout: 
     p.clearFaults();
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }
+});
+
+/** Resolves once `pattern` shows up in the mount's output (or rejects after `ms`). */
+async function waitForOutput(m, pattern, ms = 30000) {
+  const deadline = Date.now() + ms;
+  while (!pattern.test(m.stderr())) {
+    if (Date.now() > deadline) throw new Error(`no ${pattern} in: ${m.stderr()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Writes four blocks while the endpoint is away: they stay dirty in the cache (the close says EIO). */
+async function writeWhileDown(p, prefix, extra) {
+  const m = await startMount(
+    [...via(p), `--prefix=${prefix}`, '--blockSize=64k', '--size=4m', '--timeout=1', '--initialRetryPause=50', '--maxRetryPause=400', '--blockCacheSize=16', ...extra, 'disk', env.w.mnt],
+    env.w.mnt,
+  );
+  const data = randomBytes(4 * BS);
+  await p.down();
+  await assert.rejects(writeAt(join(env.w.mnt, 'file'), 0, data, { fsync: false }), /Input\/output error/);
+  return { m, data };
+}
+
+test('SIGTERM while the endpoint is away: the unmount waits, and stores everything once it is back', { timeout: 180000 }, async () => {
+  const p = env.proxy;
+  const { m, data } = await writeWhileDown(p, 'w/', []);
+  try {
+    m.child.kill('SIGTERM');
+    await waitForOutput(m, /unmount: 4 blocks not stored yet .*retrying until the store takes them/);
+    assert.equal(await isMounted(env.w.mnt), false, 'the mount itself is gone (detached)');
+    let ended = false;
+    m.exited.then(() => (ended = true));
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(ended, false, 'still holding the unsaved blocks, not exited');
+    // A second signal while the blocks are merely uploading would not drop them; here the store
+    // refuses them, so it would: not sent. The endpoint comes back instead.
+    await p.up();
+    const timer = setTimeout(() => m.child.kill('SIGKILL'), 60000);
+    assert.deepEqual(await m.exited, { code: 0, signal: null }, m.stderr());
+    clearTimeout(timer);
+  } finally {
+    if (!p.listening) await p.up().catch(() => {});
+  }
+  assert.match(m.stderr(), /unmounted/);
+  // contentInS3 mounts without --force: the flag was cleared too.
+  assert.equal(sha(await contentInS3('w/', 4 * BS)), sha(data), 'every block reached S3');
+});
+
+test('giving up on an unmount that waits for the endpoint: with a cache file the blocks are kept there and the next mount uploads them', { timeout: 180000 }, async () => {
+  const p = env.proxy;
+  const cf = join(env.w.root, 'outage.cache');
+  const { m, data } = await writeWhileDown(p, 'a/', [`--blockCacheFile=${cf}`]);
+  try {
+    m.child.kill('SIGTERM');
+    await waitForOutput(m, /unmount: 4 blocks not stored yet .*kept in the cache file/);
+    m.child.kill('SIGINT');
+    const result = await m.exited;
+    assert.deepEqual(result, { code: 1, signal: null });
+    assert.match(m.stderr(), /gave up storing 4 blocks: they are kept in the cache file .*outage\.cache; mount again with --blockCacheRecoverDirtyBlocks/);
+  } finally {
+    await p.up();
+  }
+  const again = await startMount([...s3Flags(env.server), '--prefix=a/', '--blockSize=64k', '--size=4m', '--blockCacheSize=16', `--blockCacheFile=${cf}`, '--blockCacheRecoverDirtyBlocks', 'disk', env.w.mnt], env.w.mnt);
+  assert.match(again.stderr(), /taking over/);
+  assert.match(again.stderr(), /4 dirty blocks to upload/);
+  assert.deepEqual(await again.stop(), { code: 0, signal: null });
+  assert.equal(sha(await contentInS3('a/', 4 * BS)), sha(data), 'recovered into S3');
 });

@@ -83,7 +83,15 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    // While an unmount waits on a store that refuses the unsaved blocks, a signal gives up on them.
+    if (handle.abandon()) {
+      log.warn(`${signal}: giving up on the blocks not stored yet`);
+      return;
+    }
+    if (stopping) {
+      log.info(`${signal}: still storing what was written; this ends once everything is in the store`);
+      return;
+    }
     stopping = true;
     log.info(`${signal}: unmounting ${handle.mountpoint}`);
     // Lazily, as upstream (libfuse) does: a signal must end the mount even while files are open.

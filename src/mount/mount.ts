@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import Fuse = require('fuse-native');
 import type { Config } from '../config/config';
 import { ConfigError } from '../config/config';
+import { StoreError } from '../backend/objectStore';
 import { formatSize } from '../config/sizes';
 import { HttpStats } from '../backend/httpStats';
 import { renderStats } from '../stats/stats';
@@ -44,9 +45,18 @@ export interface MountHandle {
    * on it fail from then on; what was written before is stored.
    */
   unmount(options?: { lazy?: boolean }): Promise<void>;
+  /**
+   * An unmount never drops unsaved data: while the store refuses it, the unmount keeps trying.
+   * abandon() gives up on it then (lost, unless a cache file keeps it) and the unmount rejects.
+   * Returns false, doing nothing, when no unmount is waiting on a failing store.
+   */
+  abandon(): boolean;
   /** Resolves when the mount has ended and everything is flushed, however it was unmounted. */
   readonly closed: Promise<void>;
 }
+
+/** Between two attempts to store what an unmount found unsaved (the cache also backs off itself). */
+const UNMOUNT_RETRY_PAUSE_MS = 1000;
 
 async function checkMountpoint(mountpoint: string): Promise<void> {
   let stat;
@@ -231,6 +241,40 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       rejectClosed = reject;
     });
     closed.catch(() => {}); // reported through unmount() or the log; never an unhandled rejection
+    // Set while an unmount waits on a store that refuses the unsaved blocks; calling it gives up.
+    let giveUp: (() => void) | undefined;
+    const storeEverything = async (): Promise<void> => {
+      for (;;) {
+        try {
+          await stack.top.flush();
+          return;
+        } catch (err) {
+          const unsaved = stack.blockCache?.dirtyCount ?? 0;
+          if (unsaved === 0) throw err;
+          const reason = (err as Error).message;
+          const kept = cacheConfig.file === undefined ? undefined : `they are kept in the cache file ${cacheConfig.file}`;
+          const abandoned = await new Promise<boolean>((resolve) => {
+            log.error(
+              `unmount: ${unsaved} block${unsaved === 1 ? '' : 's'} not stored yet (${reason}); retrying until the store takes them` +
+                (kept ? ` (${kept})` : '; interrupt s3backer again to give up on them (they would be lost)'),
+            );
+            const timer = setTimeout(() => resolve(false), UNMOUNT_RETRY_PAUSE_MS);
+            giveUp = () => {
+              clearTimeout(timer);
+              resolve(true);
+            };
+          });
+          giveUp = undefined;
+          if (abandoned) {
+            throw new StoreError(
+              kept
+                ? `gave up storing ${unsaved} block${unsaved === 1 ? '' : 's'}: ${kept}; mount again with --blockCacheRecoverDirtyBlocks to upload them`
+                : `gave up storing ${unsaved} block${unsaved === 1 ? '' : 's'}: their data is lost (${reason})`,
+            );
+          }
+        }
+      }
+    };
     // Runs once the kernel mount is gone: nothing new can arrive, so flush and release.
     const finish = (): Promise<void> =>
       (shutdown ??= (async () => {
@@ -241,7 +285,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
           log.debug(`releasing fuse-native's loop handle: ${(err as Error).message}`);
         }
         await metricsServer?.close();
-        await stack.top.flush();
+        await storeEverything();
         if (!config.readOnly) await clearMountedFlag(objects, naming);
         await stack.top.close();
         log.info(`unmounted ${mountpoint}`);
@@ -269,6 +313,11 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
           }
         }
         await finish();
+      },
+      abandon() {
+        if (giveUp === undefined) return false;
+        giveUp();
+        return true;
       },
       closed,
     };
