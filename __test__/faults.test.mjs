@@ -1,18 +1,19 @@
 // Faults between s3backer and S3, injected by the recording proxy in front of s3rver: bursts of
 // 500/503 SlowDown, connections dropped before an answer or halfway through a body, requests that
-// hang past --timeout, slow answers, and the endpoint going away. I/O continues once a fault
-// clears and every byte written is in S3 afterwards (checked by a fresh mount straight against
-// s3rver); a fault outlasting the retry budget fails reads with EIO instead of hanging, and keeps
-// the unsaved data dirty until the endpoint is back.
+// hang past --timeout, slow answers, the endpoint going away and its name failing to resolve
+// (helpers/flaky-dns.cjs). I/O continues once a fault clears and every byte written is in S3
+// afterwards (checked by a fresh mount straight against s3rver); a fault outlasting the retry
+// budget fails reads with EIO instead of hanging, and keeps the unsaved data dirty until the
+// endpoint is back, through an unmount too.
 import test from 'node:test';
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startS3Server } from './helpers/s3server.mjs';
 import { useRecordedS3 } from './helpers/recordingProxy.mjs';
-import { startMount, workdir, run, s3Flags, isMounted } from './helpers/ours.mjs';
+import { startMount, workdir, run, s3Flags, isMounted, REPO } from './helpers/ours.mjs';
 
 const env = useRecordedS3('faults', { before, after, workdir, startS3Server });
 const keys = ['--accessId=S3RVER', '--accessKey=S3RVER'];
@@ -205,4 +206,41 @@ test('giving up on an unmount that waits for the endpoint: with a cache file the
   assert.match(again.stderr(), /4 dirty blocks to upload/);
   assert.deepEqual(await again.stop(), { code: 0, signal: null });
   assert.equal(sha(await contentInS3('a/', 4 * BS)), sha(data), 'recovered into S3');
+});
+
+test('a name that stops resolving for a while: writes and reads go on once it resolves again', { timeout: 180000 }, async () => {
+  const p = env.proxy;
+  const dnsDown = join(env.w.root, 'dns-down');
+  const childEnv = { ...process.env, S3B_DNS_DOWN: dnsDown, NODE_OPTIONS: `--require ${join(REPO, '__test__/helpers/flaky-dns.cjs')}` };
+  const m = await startMount(
+    [`--baseURL=http://s3.flaky.test:${p.port}/`, ...keys, '--prefix=n/', '--blockSize=64k', '--size=4m', '--timeout=1', '--initialRetryPause=200', '--maxRetryPause=10000', '--blockCacheSize=8', '--blockCacheWriteDelay=0', 'disk', env.w.mnt],
+    env.w.mnt,
+    { env: childEnv },
+  );
+  const data = randomBytes(32 * BS);
+  const file = join(env.w.mnt, 'file');
+  /** The name fails to resolve for `ms`, starting now. */
+  const outage = async (ms) => {
+    await writeFile(dnsDown, '');
+    setTimeout(() => rm(dnsDown, { force: true }), ms);
+  };
+  try {
+    // 32 blocks uploaded many at once need more sockets than the mount opened: new lookups.
+    await outage(1500);
+    await writeAt(file, 0, data);
+    const failedLookups = async () => (await readFile(`${dnsDown}.log`, 'utf8').catch(() => '')).split('\n').length - 1;
+    const duringWrites = await failedLookups();
+    assert.ok(duringWrites >= 1, 'the uploads met the outage');
+    // Reads of the blocks the 8-block cache dropped, many at once again (read-ahead).
+    await new Promise((r) => setTimeout(r, 4500)); // idle sockets retire after 4 s: all need a lookup
+    await outage(1500);
+    assert.equal(sha(await readAt(file, 0, data.length)), sha(data), 'read back across the outage');
+    assert.ok((await failedLookups()) > duringWrites, 'the reads met the outage');
+    const stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
+    assert.ok(Number(/^http_num_retries\s+(\d+)$/m.exec(stats)[1]) >= 2, stats);
+  } finally {
+    await rm(dnsDown, { force: true });
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  }
+  assert.equal(sha(await contentInS3('n/', data.length)), sha(data), 'all of it is in S3');
 });

@@ -91,6 +91,12 @@ test('failed requests are retried with pauses and counted', { timeout: 120000 },
   assert.match(stats, /^http_num_retries\s+3$/m);
   assert.match(stats, /^http_5xx_error\s+3$/m);
   assert.match(stats, /^http_total_retry_delay\s+0\.140 sec$/m, '20 + 40 + 80 ms');
+  // And the pauses really happened between the attempts, as the endpoint saw them.
+  const heads = env.proxy.requests.filter((r) => r.method === 'HEAD' && r.key === '' && r.bucket === 'disk').map((r) => r.at);
+  const gaps = heads.slice(1, 4).map((at, i) => at - heads[i]);
+  for (const [i, pause] of [20, 40, 80].entries()) {
+    assert.ok(gaps[i] >= pause - 2 && gaps[i] < pause + 1000, `attempt ${i + 2} came ${gaps[i]} ms after the one before, pause ${pause} ms`);
+  }
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
 });
 
