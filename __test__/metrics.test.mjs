@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startS3Server, headObject } from './helpers/s3server.mjs';
-import { startMount, runCli, workdir, run, isMounted, s3Flags, REPO as REPO_DIR, parseStatsFile } from './helpers/ours.mjs';
+import { startMount, runCli, workdir, run, isMounted, s3Flags, REPO as REPO_DIR, parseStatsFile, freePort } from './helpers/ours.mjs';
 
 const require = createRequire(import.meta.url);
 const { Histogram, S3Latencies, LATENCY_BUCKETS } = require('../dist/stats/latency.js');
@@ -19,18 +19,6 @@ const { parseCommandLine } = require('../dist/cli/parseArgs.js');
 const { buildConfig, ConfigError } = require('../dist/config/config.js');
 
 // ---- helpers ---------------------------------------------------------------------------------
-
-/** A port nobody listens on right now (the kernel's pick, released again). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function get(port, path, { host = '127.0.0.1', method = 'GET' } = {}) {
   return new Promise((resolve, reject) => {

@@ -1,12 +1,12 @@
 // Secrets stay secret: keys and passwords never appear in logs (even --debug --debug-http), the
-// stats file, error messages or the process's command line; secret files open to others draw a
+// stats file, the metrics endpoint, error messages or the process's command line; secret files open to others draw a
 // warning; allow_other and the file modes are what the flags say.
 import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile, chmod, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useS3Server } from './helpers/s3server.mjs';
-import { startMount, runCli, workdir } from './helpers/ours.mjs';
+import { startMount, runCli, workdir, freePort } from './helpers/ours.mjs';
 
 const env = useS3Server('security', { before, after, workdir });
 
@@ -15,24 +15,31 @@ const SECRET = 'TopSecretKey-7f3a9';
 const PASSWORD = 'PassPhrase-2b8e1';
 const base = () => [`--baseURL=${env.server.endpoint}/`, '--accessId=S3RVER', '--blockSize=4k', '--size=1m'];
 
-test('keys and passwords never reach the log, the stats file, errors or the command line', { timeout: 120000 }, async () => {
+test('keys and passwords never reach the log, the stats file, the metrics, errors or the command line', { timeout: 120000 }, async () => {
+  const port = await freePort();
   const m = await startMount(
-    [...base(), `--accessKey=${SECRET}`, '--encrypt', `--password=${PASSWORD}`, '--prefix=sec/', '--debug', '--debug-http', 'disk', env.w.mnt],
+    [...base(), `--accessKey=${SECRET}`, '--encrypt', `--password=${PASSWORD}`, '--prefix=sec/', '--debug', '--debug-http', `--metricsPort=${port}`, 'disk', env.w.mnt],
     env.w.mnt,
   );
   let cmdline;
   let stats;
+  let metrics;
+  let statsJson;
   try {
     await writeFile(join(env.w.mnt, 'file'), Buffer.alloc(8192, 1), { flag: 'r+' });
     stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
     cmdline = (await readFile(`/proc/${m.child.pid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
+    metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+    statsJson = await fetch(`http://127.0.0.1:${port}/stats.json`).then((r) => r.text());
   } finally {
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }
   const log = m.stderr();
   assert.match(log, /http: PUT /, 'the debug log ran');
+  assert.match(metrics, /^# TYPE s3backer_s3_request_duration_seconds histogram$/m, 'the metrics were served');
+  assert.match(statsJson, /"http_puts"/);
   assert.match(log, /warning: --password is visible to other users of this machine; --passwordFile is safer/);
-  for (const [where, text] of [['log', log], ['stats', stats], ['command line', cmdline]]) {
+  for (const [where, text] of [['log', log], ['stats', stats], ['command line', cmdline], ['metrics', metrics], ['stats.json', statsJson]]) {
     assert.ok(!text.includes(SECRET), `secret key in the ${where}`);
     assert.ok(!text.includes(PASSWORD), `password in the ${where}`);
     assert.doesNotMatch(text, /Signature=|Credential=/, `signing material in the ${where}`);

@@ -1,6 +1,7 @@
 // Drives our CLI in child processes: a FUSE mount served by the same process as the test would
 // deadlock on synchronous calls, and a child is how users run it anyway.
 import { spawn, execFile } from 'node:child_process';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { stat, mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -129,4 +130,16 @@ export async function loopMount(file, dir, { readOnly = false } = {}) {
 export async function sha256File(file) {
   const { stdout } = await run('sha256sum', [file]);
   return stdout.split(' ')[0];
+}
+
+/** A port nobody listens on right now (the kernel's pick, released again). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
 }
