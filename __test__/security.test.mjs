@@ -1,6 +1,6 @@
 // Secrets stay secret: keys and passwords never appear in logs (even --debug --debug-http), the
-// stats file, the metrics endpoint, error messages or the process's command line; secret files open to others draw a
-// warning; allow_other and the file modes are what the flags say.
+// stats file, the metrics endpoint, error messages or the process's command line; secret files
+// open to others draw a warning; allow_other and the file modes are what the flags say.
 import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile, chmod, stat } from 'node:fs/promises';
