@@ -77,6 +77,8 @@ test('mount(options): write through the file, flush() stores it, stats() counts 
     m.send('stats');
     const stats = JSON.parse(await m.next('stats'));
     assert.match(stats, /normal_blocks_written\s+3\b/, 'stats() is the stats file text and counts the writes');
+    m.send('abandon');
+    assert.equal(await m.next('abandoned'), 'false', 'abandon() gives up nothing while no unmount waits on a failing store');
     m.send('unmount');
     await m.next('closed');
     const code = await Promise.race([m.exited, new Promise((r) => setTimeout(() => r('still running'), 10000))]);

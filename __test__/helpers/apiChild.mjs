@@ -1,6 +1,7 @@
 // Mounts through the programmatic API (require('s3backer').mount) and takes orders on stdin, so a
 // test can do file I/O on the mount from another process (the same process would deadlock).
-// argv: JSON of the MountOptions. Lines out: "ready <fileSize>", "flushed", "stats <json text>", "closed".
+// argv: JSON of the MountOptions. Lines out: "ready <fileSize>", "flushed", "stats <json text>",
+// "abandoned <bool>", "closed".
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 
@@ -20,6 +21,7 @@ try {
   for await (const line of orders) {
     if (line === 'flush') await handle.flush().then(() => out('flushed'));
     else if (line === 'stats') out(`stats ${JSON.stringify(handle.stats())}`);
+    else if (line === 'abandon') out(`abandoned ${handle.abandon()}`);
     else if (line === 'unmount') await handle.unmount();
   }
 } catch (err) {
