@@ -1,7 +1,7 @@
 // Faults between s3backer and S3, injected by the recording proxy in front of s3rver: bursts of
 // 500/503 SlowDown, connections dropped before an answer or halfway through a body, requests that
 // hang past --timeout, slow answers, the endpoint going away and its name failing to resolve
-// (helpers/flaky-dns.cjs). I/O continues once a fault clears and every byte written is in S3
+// (helpers/flaky-dns.cjs), the bucket deleted and made again. I/O continues once a fault clears and every byte written is in S3
 // afterwards (checked by a fresh mount straight against s3rver); a fault outlasting the retry
 // budget fails reads with EIO instead of hanging, and keeps the unsaved data dirty until the
 // endpoint is back, through an unmount too.
@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startS3Server } from './helpers/s3server.mjs';
+import { startS3Server, makeClient, listKeys, deleteObject, getObject } from './helpers/s3server.mjs';
 import { useRecordedS3 } from './helpers/recordingProxy.mjs';
 import { startMount, workdir, run, s3Flags, isMounted, REPO } from './helpers/ours.mjs';
 
@@ -243,4 +243,37 @@ test('a name that stops resolving for a while: writes and reads go on once it re
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }
   assert.equal(sha(await contentInS3('n/', data.length)), sha(data), 'all of it is in S3');
+});
+
+test('the bucket deleted under a mount: reads fail with EIO (never zeros), writes stay dirty and upload once it exists again', { timeout: 180000 }, async () => {
+  const { CreateBucketCommand, DeleteBucketCommand } = await import('@aws-sdk/client-s3');
+  const client = makeClient(env.server);
+  await client.send(new CreateBucketCommand({ Bucket: 'doomed' }));
+  const m = await startMount(
+    [...s3Flags(env.server), '--blockSize=64k', '--size=1m', '--timeout=2', '--initialRetryPause=50', '--maxRetryPause=400', '--blockCacheSize=4', '--readAhead=0', 'doomed', env.w.mnt],
+    env.w.mnt,
+  );
+  const file = join(env.w.mnt, 'file');
+  const later = randomBytes(2 * BS);
+  try {
+    await writeAt(file, 0, randomBytes(2 * BS));
+    assert.equal((await readAt(file, 10 * BS, BS)).equals(Buffer.alloc(BS)), true, 'an unwritten block reads as zeros while the bucket is there');
+    for (const key of await listKeys(env.server, 'doomed')) await deleteObject(env.server, 'doomed', key);
+    await client.send(new DeleteBucketCommand({ Bucket: 'doomed' }));
+
+    await assert.rejects(readAt(file, 11 * BS, BS), /Input\/output error/, 'a missing bucket is not a block of zeros');
+    await assert.rejects(writeAt(file, 4 * BS, later), /Input\/output error/, 'fsync cannot store into a missing bucket');
+    assert.equal(sha(await readAt(file, 4 * BS, later.length)), sha(later), 'the unsaved blocks still read from the cache');
+
+    await client.send(new CreateBucketCommand({ Bucket: 'doomed' }));
+    await run('sync', ['-d', file]);
+  } finally {
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  }
+  // Blocks stored before the deletion went with the bucket; clean cached copies are not re-sent.
+  for (const i of [0, 1]) assert.equal(await getObject(env.server, 'doomed', `0000000${i}`), null);
+  for (const i of [4, 5]) {
+    const stored = await getObject(env.server, 'doomed', `0000000${i}`);
+    assert.ok(stored?.body.equals(later.subarray((i - 4) * BS, (i - 3) * BS)), `block ${i} is in the bucket again`);
+  }
 });
