@@ -1,10 +1,10 @@
 // Faults between s3backer and S3, injected by the recording proxy in front of s3rver: bursts of
 // 500/503 SlowDown, connections dropped before an answer or halfway through a body, requests that
-// hang past --timeout, slow answers, the endpoint going away and its name failing to resolve
-// (helpers/flaky-dns.cjs), the bucket deleted and made again. I/O continues once a fault clears and every byte written is in S3
-// afterwards (checked by a fresh mount straight against s3rver); a fault outlasting the retry
-// budget fails reads with EIO instead of hanging, and keeps the unsaved data dirty until the
-// endpoint is back, through an unmount too.
+// hang past --timeout, slow answers, the endpoint going away, its name failing to resolve
+// (helpers/flaky-dns.cjs), the bucket deleted and made again. I/O continues once a fault clears
+// and every byte written is in S3 afterwards (checked by a fresh mount straight against s3rver);
+// a fault outlasting the retry budget fails reads with EIO instead of hanging, and keeps the
+// unsaved data dirty until the endpoint is back, through an unmount too.
 import test from 'node:test';
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
