@@ -1,9 +1,10 @@
 // The block cache over an in-memory store that records its traffic: hits, eviction order,
 // write-back delay and parallelism, rewrites during upload, back-pressure, sync writes,
-// read-ahead, failed uploads kept dirty, flush.
+// read-ahead, failed uploads kept dirty, flush, reload of a cache file's slots.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { createHash } from 'node:crypto';
 
 const require = createRequire(import.meta.url);
 const { BlockCache } = require('../dist/layers/blockCache.js');
@@ -25,6 +26,7 @@ class RecordingStore {
     this.readsInFlight = 0;
     this.maxReadsInFlight = 0;
     this.failWrites = 0;
+    this.conditionalReads = [];
   }
   async readBlock(n) {
     this.reads.push(n);
@@ -33,6 +35,14 @@ class RecordingStore {
     await sleep(this.readMs);
     this.readsInFlight--;
     return Buffer.from(this.blocks.get(n) ?? Buffer.alloc(BS));
+  }
+  /** As the S3 backend: null when the stored data has this MD5 (304), zeros when absent (404). */
+  async readBlockIfChanged(n, md5Hex) {
+    this.conditionalReads.push(n);
+    await sleep(this.readMs);
+    const data = this.blocks.get(n);
+    if (data !== undefined && createHash('md5').update(data).digest('hex') === md5Hex) return null;
+    return Buffer.from(data ?? Buffer.alloc(BS));
   }
   async writeBlock(n, data) {
     const copy = data === null ? null : Buffer.from(data);
@@ -365,4 +375,82 @@ test('cache memory is mapped in at mount in batches, up to 256 MiB; a cache file
   await sleep(50);
   assert.deepEqual(file.calls, [], 'cache-file slots are never prefaulted');
   await c.close();
+});
+
+test('reload: a slot whose data does not hash to its MD5 (or that has none) is fetched in full, never served', async () => {
+  const md5 = (b) => createHash('md5').update(b).digest();
+  const store = new RecordingStore(100);
+  const good = [0, 1, 2, 3, 4].map((n) => block(n + 1));
+  good.forEach((b, n) => store.blocks.set(n, b));
+  const damaged = Buffer.from(good[1]);
+  damaged[BS / 2] ^= 0x40;
+  // slot -> [block, what the slot holds, the MD5 its entry records (null: none)]
+  const layout = [
+    [0, good[0], md5(good[0])], // intact: verified with a conditional read
+    [1, damaged, md5(good[1])], // one bit flipped
+    [2, block(0), md5(good[2])], // zeroed
+    [3, good[3], null], // right data, no MD5: verified by a full read, the MD5 recorded
+    [4, block(77), null], // stale data, no MD5
+    [5, block(0), md5(block(0))], // absent block (zeros): a cheap conditional read, as before
+    [6, block(0), null], // absent block, no MD5
+  ];
+  const fill = () => {
+    const slots = SlotStores.anonymous(BS, 8);
+    for (const [slot, [n, data, etag]] of layout.entries()) {
+      slots.write(slot, data);
+      slots.setEntry(slot, n, false, etag);
+    }
+    return slots;
+  };
+  const warnings = [];
+  const log = { ...silentLogger, warn: (m) => warnings.push(m) };
+  let slots = fill();
+  let cache = new BlockCache(store, slots, { ...defaults, persistent: true }, log);
+  const r = await cache.restore(slots.entries(), { verify: true, recoverDirty: false });
+  assert.deepEqual(r, { clean: 7, dirty: 0, discarded: 0, dropped: 0 });
+  assert.deepEqual([...store.conditionalReads].sort(), [0, 5], 'no conditional read for a slot that fails its checksum');
+  assert.deepEqual([...store.reads].sort(), [1, 2, 3, 4, 6]);
+  assert.equal(stat(cache, 'block_cache_verified'), 4);
+  assert.equal(stat(cache, 'block_cache_mismatch'), 3);
+  assert.deepEqual(warnings, [
+    'cache file: 2 clean blocks did not match their checksum (damaged file?); fetched again from S3 (blocks 1, 2)',
+    'cache file: 3 clean blocks had no checksum; fetched again from S3 (blocks 3, 4, 6)',
+  ]);
+  // Every slot now holds the right data and its MD5: reads are hits, and a reload trusts them.
+  for (const [slot, [n]] of layout.entries()) {
+    const want = store.blocks.get(n) ?? block(0);
+    assert.ok((await cache.readBlock(n)).equals(want), `block ${n} reads back the stored data`);
+    assert.equal(slots.entries().find((e) => e.slot === slot).etag, md5(want).toString('hex'));
+  }
+  assert.equal(store.reads.length, 5, 'all hits');
+  await cache.close();
+
+  // --blockCacheNoVerify trusts the file: nothing is read or hashed, the damaged slot is served.
+  store.reads = [];
+  store.conditionalReads = [];
+  slots = fill();
+  cache = new BlockCache(store, slots, { ...defaults, persistent: true }, log);
+  await cache.restore(slots.entries(), { verify: false, recoverDirty: false });
+  assert.deepEqual([store.reads, store.conditionalReads], [[], []]);
+  assert.ok((await cache.readBlock(1)).equals(damaged));
+  await cache.close();
+});
+
+test('reload: thousands of damaged slots make one warning, with the first few block numbers', async () => {
+  const store = new RecordingStore(5000, { readMs: 0 });
+  const slots = SlotStores.anonymous(BS, 3000);
+  for (let s = 0; s < 3000; s++) {
+    store.blocks.set(s, block((s % 250) + 1));
+    slots.setEntry(s, s, false, createHash('md5').update(block((s % 250) + 1)).digest()); // slots left zero
+  }
+  const warnings = [];
+  const cache = new BlockCache(store, slots, { ...defaults, size: 3000, threads: 8 }, { ...silentLogger, warn: (m) => warnings.push(m) });
+  await cache.restore(slots.entries(), { verify: true, recoverDirty: false });
+  assert.equal(stat(cache, 'block_cache_mismatch'), 3000);
+  assert.deepEqual(store.conditionalReads, []);
+  assert.deepEqual(warnings, [
+    'cache file: 3000 clean blocks did not match their checksum (damaged file?); fetched again from S3 (blocks 0, 1, 2, 3, 4, 5, 6, 7 and 2992 more)',
+  ]);
+  assert.ok((await cache.readBlock(2999)).equals(block((2999 % 250) + 1)));
+  await cache.close();
 });

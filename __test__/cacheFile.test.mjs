@@ -3,11 +3,11 @@
 import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { writeFile, readFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFile, readFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useS3Server, getObject, putObject } from './helpers/s3server.mjs';
-import { startMount, runCli, workdir, run, s3Flags, isMounted } from './helpers/ours.mjs';
+import { startMount, runCli, workdir, run, s3Flags, isMounted, parseStatsFile } from './helpers/ours.mjs';
 
 const env = useS3Server('cachefile', { before, after, workdir });
 
@@ -113,6 +113,110 @@ test('reloaded clean blocks are verified against S3; --blockCacheNoVerify trusts
   assert.match(stats, /^block_cache_verified\s+15$/m);
   assert.match(stats, /^block_cache_mismatch\s+1$/m);
   assert.match(stats, /^http_verified\s+1$/m, 'block 0 answered 304 Not Modified');
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+});
+
+/** `length` bytes of a file at `position`. */
+async function readAt(file, position, length) {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(buf, 0, length, position);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function writeAt(file, position, data) {
+  const fh = await open(file, 'r+');
+  try {
+    await fh.write(data, 0, data.length, position);
+  } finally {
+    await fh.close();
+  }
+}
+
+test('damaged data in clean slots is caught by its checksum and fetched again, never served', { timeout: 180000 }, async () => {
+  const cf = join(env.w.root, 'damaged.cache');
+  const flags = [...s3Flags(env.server), '--prefix=d/', '--blockSize=64k', '--size=1m', `--blockCacheFile=${cf}`, '--readAhead=0'];
+  const file = join(env.w.mnt, 'file');
+  const blocks = [randomBytes(BS), randomBytes(BS), randomBytes(BS), randomBytes(BS)];
+  const md5 = (b) => createHash('md5').update(b).digest('hex');
+  // O_DIRECT, so kernel read-ahead does not bring further blocks into the cache.
+  const readFour = async () => {
+    const out = join(env.w.root, 'damaged-read.bin');
+    await run('dd', [`if=${file}`, `of=${out}`, 'bs=64k', 'count=4', 'iflag=direct', 'status=none']);
+    return readFile(out);
+  };
+  const mountStats = async () => parseStatsFile(await readFile(join(env.w.mnt, 'stats'), 'utf8'));
+
+  let m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
+  await writeAt(file, 0, Buffer.concat(blocks));
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  for (const [i, b] of blocks.entries()) {
+    assert.ok((await getObject(env.server, 'disk', key('d/', i)))?.body.equals(b), `block ${i} in S3`);
+  }
+
+  // Where each block lives in the file, as `cache inspect` reports it.
+  const inspect = async () => {
+    const res = await runCli(['cache', 'inspect', '--json', '--blocks', cf]);
+    assert.equal(res.code, 0, res.stderr);
+    return JSON.parse(res.stdout);
+  };
+  const report = await inspect();
+  assert.equal(report.clean, 4);
+  const slotOf = new Map(report.entries.map((e) => [e.block, e]));
+  for (const [i, b] of blocks.entries()) {
+    const e = slotOf.get(i);
+    assert.equal(e.dirty, false);
+    assert.equal(e.etag, md5(b), `block ${i}: its entry holds the MD5 of its data`);
+    assert.equal(e.dataOffset, report.dataOffset + e.slot * BS);
+    assert.ok((await readAt(cf, e.dataOffset, BS)).equals(b), `block ${i}: its data is at the reported offset`);
+  }
+
+  // Bit rot in the middle of block 1's slot, and block 2's slot zeroed; the table stays intact.
+  const rotAt = slotOf.get(1).dataOffset + BS / 2;
+  const rotten = await readAt(cf, rotAt, 16);
+  await writeAt(cf, rotAt, Buffer.from(rotten.map((x) => x ^ 0x5a)));
+  await writeAt(cf, slotOf.get(2).dataOffset, Buffer.alloc(BS));
+  assert.deepEqual((await inspect()).entries, report.entries, 'the slot table is untouched');
+  assert.ok(!(await readAt(cf, slotOf.get(1).dataOffset, BS)).equals(blocks[1]));
+
+  m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
+  const back = await readFour();
+  for (const [i, b] of blocks.entries()) {
+    assert.ok(back.subarray(i * BS, (i + 1) * BS).equals(b), `block ${i}: the original data, not the damaged slot`);
+  }
+  let stats = await mountStats();
+  assert.equal(stats.block_cache_initial_size, '4');
+  assert.equal(stats.block_cache_mismatch, '2', 'the two damaged slots were fetched again');
+  assert.equal(stats.block_cache_verified, '2');
+  // A conditional GET for a damaged slot would have been answered 304 as well: only the two
+  // intact slots were asked that way.
+  assert.equal(stats.http_verified, '2');
+  const warning = /warn: cache file: 2 clean blocks did not match their checksum \(damaged file\?\); fetched again from S3 \(blocks 1, 2\)/;
+  assert.match(m.stderr(), warning);
+  assert.equal(m.stderr().split('did not match their checksum').length - 1, 1, 'one warning for all of them');
+  assert.match(m.stderr(), /4 clean blocks reused \(2 verified, 2 refreshed\)/);
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+
+  // The slots were rewritten: the file is healthy again and the next mount trusts it cheaply.
+  const healed = await inspect();
+  for (const [i, b] of blocks.entries()) {
+    const e = healed.entries.find((x) => x.block === i);
+    assert.equal(e.etag, md5(b));
+    assert.ok((await readAt(cf, e.dataOffset, BS)).equals(b), `block ${i}: its slot holds the right data again`);
+  }
+  m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
+  const again = await readFour();
+  assert.ok(again.equals(Buffer.concat(blocks)));
+  stats = await mountStats();
+  assert.equal(stats.block_cache_initial_size, '4');
+  assert.equal(stats.block_cache_mismatch, '0');
+  assert.equal(stats.block_cache_verified, '4');
+  assert.equal(stats.http_verified, '4');
+  assert.doesNotMatch(m.stderr(), /checksum/);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
 });
 

@@ -66,6 +66,8 @@ export interface CacheHeader {
   blockSize: number
   numSlots: number
   mountToken: number
+  /** Byte offset of slot 0's data; slot k's lies block_size * k further on. */
+  dataOffset: number
 }
 
 export interface CodecOptions {

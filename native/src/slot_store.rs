@@ -24,6 +24,8 @@ pub struct CacheHeader {
     pub block_size: u32,
     pub num_slots: u32,
     pub mount_token: u32,
+    /// Byte offset of slot 0's data; slot k's lies block_size * k further on.
+    pub data_offset: i64,
 }
 
 #[napi(object)]
@@ -37,7 +39,14 @@ fn to_js(e: slots::Entry) -> SlotEntry {
 }
 
 fn header_to_js(h: &slots::Header, token: u32) -> CacheHeader {
-    CacheHeader { magic: h.magic, version: h.version, block_size: h.block_size, num_slots: h.num_slots, mount_token: token }
+    CacheHeader {
+        magic: h.magic,
+        version: h.version,
+        block_size: h.block_size,
+        num_slots: h.num_slots,
+        mount_token: token,
+        data_offset: slots::data_offset(h.num_slots as usize) as i64,
+    }
 }
 
 fn io_err(context: &str, e: impl std::fmt::Display) -> Error {

@@ -6,7 +6,7 @@
 
 import { checkBlockNum, type BlockStore } from '../store/blockStore';
 import { ratio, type StatsSource, type StatValue } from '../stats/stats';
-import { isZeroBlock, md5, type SlotEntry, type SlotStore } from '../native/addon';
+import { blockDigestAsync, isZeroBlock, md5, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
 import type { ProgressCallback } from '../util/progress';
 import type { BlockCacheConfig } from '../config/config';
@@ -117,9 +117,13 @@ export class BlockCache implements BlockStore, StatsSource {
   // ---- reload from a cache file ---------------------------------------------------------
 
   /**
-   * Takes over the entries a cache file kept. Clean blocks are verified against the store (a
-   * conditional read; changed ones are refreshed) unless `verify` is off; dirty blocks are
-   * uploaded again when `recoverDirty`, else dropped. Returns what happened, for the log.
+   * Takes over the entries a cache file kept. Clean blocks are verified unless `verify` is off:
+   * first locally (the slot's data must hash to the MD5 its entry records: bit rot, a torn write
+   * or an edited file is caught here, where S3 alone would answer 304 and let the damaged bytes
+   * through), then against the store (a conditional read; changed ones are refreshed). A slot
+   * that fails the local check, or records no MD5, is fetched again in full. Dirty blocks carry
+   * no MD5, so their data cannot be checked: they are uploaded again when `recoverDirty`, else
+   * dropped. Returns what happened, for the log.
    */
   async restore(
     found: readonly SlotEntry[],
@@ -167,18 +171,43 @@ export class BlockCache implements BlockStore, StatsSource {
     // Verifying is the slow part (one request per block): that is what progress counts.
     let checked = 0;
     if (toVerify.size > 0) opts.onProgress?.(0, toVerify.size);
+    // Slots whose data did not hash to their entry's MD5, and slots whose entry had none.
+    const damaged: number[] = [];
+    const unknown: number[] = [];
+    const zeroMd5 = md5(this.zeros).toString('hex');
     const worker = async (): Promise<void> => {
+      // Each worker hashes a copy of the slot in its own buffer, on the libuv pool: local and
+      // fast, and it overlaps with the other workers' requests.
+      const local = Buffer.allocUnsafeSlow(this.blockSize);
       for (let next = queue.shift(); next; next = queue.shift()) {
         const [e, etag] = next;
         try {
-          const fresh = await this.inner.readBlockIfChanged(e.block, etag);
-          // null: the store said unchanged; equal data (an absent block still zero): unchanged too.
-          if (fresh === null || md5(fresh).toString('hex') === etag) this.verified++;
-          else {
+          this.slots.readInto(e.slot, 0, local);
+          const digest = await blockDigestAsync(local); // null: all zeros
+          const actual = digest === null ? zeroMd5 : digest.toString('hex');
+          let fresh: Buffer | null;
+          if (actual === etag) {
+            // The slot holds what its entry says: only whether the store changed is left to ask.
+            fresh = await this.inner.readBlockIfChanged(e.block, etag);
+          } else {
+            // Damaged data (or no MD5 recorded): never trust it, not even on a 304 for the MD5
+            // the entry claims. An absent block reads back as zeros here, as anywhere.
+            (etag === ZERO_MD5 ? unknown : damaged).push(e.block);
+            this.log.debug(`cache file: block ${e.block} (slot ${e.slot}): data hashes to ${actual}, its entry says ${etag}; fetching it again`);
+            fresh = await this.inner.readBlock(e.block);
+          }
+          // null: the store said unchanged; data hashing as the slot does: unchanged too (an
+          // absent block still zero, or a slot that was right but had no MD5 recorded).
+          const freshMd5 = fresh === null ? actual : md5(fresh).toString('hex');
+          if (fresh === null || freshMd5 === actual) {
+            this.verified++;
+            // The data was right: the entry gets the MD5 it lacked (or had damaged).
+            if (actual !== etag) this.slots.setEntry(e.slot, e.block, false, Buffer.from(actual, 'hex'));
+          } else {
             this.mismatch++;
             this.slots.write(e.slot, fresh);
             await this.slots.syncData(e.slot);
-            this.slots.setEntry(e.slot, e.block, false, md5(fresh));
+            this.slots.setEntry(e.slot, e.block, false, Buffer.from(freshMd5, 'hex'));
           }
           this.makeClean(e);
           result.clean++;
@@ -193,6 +222,16 @@ export class BlockCache implements BlockStore, StatsSource {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.options.threads, toVerify.size) }, worker));
+    // One line each however many blocks: a damaged file can hold thousands.
+    if (damaged.length > 0) {
+      this.log.warn(
+        `cache file: ${damaged.length} clean ${plural(damaged.length, 'block')} did not match their checksum (damaged file?); fetched again from S3 ` +
+          `(${listSome(damaged)})`,
+      );
+    }
+    if (unknown.length > 0) {
+      this.log.warn(`cache file: ${unknown.length} clean ${plural(unknown.length, 'block')} had no checksum; fetched again from S3 (${listSome(unknown)})`);
+    }
     this.initialSize = this.entries.size;
     this.pump();
     return result;
@@ -746,6 +785,18 @@ export class BlockCache implements BlockStore, StatsSource {
     this.readHits = this.readMisses = this.writeHits = this.writeMisses = this.verified = this.mismatch = this.uploadFailures = 0;
   }
 }
+
+/** What a slot entry holds for an unknown MD5. */
+const ZERO_MD5 = '0'.repeat(32);
+
+/** "blocks 3, 17, 40" or, for many, the first few and how many more (block numbers sorted). */
+function listSome(blocks: number[], max = 8): string {
+  const sorted = [...blocks].sort((a, b) => a - b);
+  const shown = sorted.slice(0, max).join(', ');
+  return `${plural(sorted.length, 'block')} ${shown}${sorted.length > max ? ` and ${sorted.length - max} more` : ''}`;
+}
+
+const plural = (n: number, word: string): string => (n === 1 ? word : `${word}s`);
 
 /** Adds [a, b) to sorted, disjoint ranges; null when they then cover the whole block. */
 function addRange(ranges: Array<[number, number]>, a: number, b: number, size: number): Array<[number, number]> | null {

@@ -9,6 +9,8 @@ export interface CacheHeader {
   blockSize: number;
   numSlots: number;
   mountToken: number;
+  /** Byte offset of slot 0's data in the file; slot k's lies blockSize * k further on. */
+  dataOffset: number;
 }
 
 export interface SlotEntry {

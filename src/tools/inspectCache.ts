@@ -18,7 +18,10 @@ export interface CacheFileReport {
   /** Cached block numbers as ranges, e.g. ["0-15", "100"]. */
   readonly blockRanges: readonly string[];
   readonly dirtyRanges: readonly string[];
-  readonly entries: readonly SlotEntry[];
+  /** Byte offset in the file where slot 0's data begins (slot k's is dataOffset + k * blockSize). */
+  readonly dataOffset: number;
+  /** Used slots; `dataOffset` is where that slot's block data lies in the file. */
+  readonly entries: ReadonlyArray<SlotEntry & { readonly dataOffset: number }>;
 }
 
 function ranges(blocks: readonly number[]): string[] {
@@ -37,6 +40,7 @@ function ranges(blocks: readonly number[]): string[] {
 export function inspectCacheFile(path: string): CacheFileReport {
   const { header, entries } = readCacheFile(path);
   const dirty = entries.filter((e) => e.dirty);
+  const { dataOffset } = header;
   return {
     file: path,
     version: header.version,
@@ -49,7 +53,8 @@ export function inspectCacheFile(path: string): CacheFileReport {
     free: header.numSlots - entries.length,
     blockRanges: ranges(entries.map((e) => e.block)),
     dirtyRanges: ranges(dirty.map((e) => e.block)),
-    entries,
+    dataOffset,
+    entries: entries.map((e) => ({ ...e, dataOffset: dataOffset + e.slot * header.blockSize })),
   };
 }
 
