@@ -13,6 +13,7 @@ import { readFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startS3Server, makeClient, listKeys, deleteObject, getObject } from './helpers/s3server.mjs';
 import { useRecordedS3 } from './helpers/recordingProxy.mjs';
+import * as io from './helpers/blockIO.mjs';
 import { startMount, workdir, run, s3Flags, isMounted, REPO } from './helpers/ours.mjs';
 
 const env = useRecordedS3('faults', { before, after, workdir, startS3Server });
@@ -20,30 +21,10 @@ const keys = ['--accessId=S3RVER', '--accessKey=S3RVER'];
 const via = (p) => [`--baseURL=${p.endpoint}/`, ...keys];
 const BS = 65536;
 const sha = (b) => createHash('sha256').update(b).digest('hex');
-
-/** Writes `data` at `offset` of the backed file through dd, fsync included. */
-async function writeAt(file, offset, data, { fsync = true } = {}) {
-  const src = join(env.w.root, `src-${offset}.bin`);
-  await writeFile(src, data);
-  return run('dd', [`if=${src}`, `of=${file}`, `bs=${BS}`, `seek=${offset / BS}`, `conv=notrunc${fsync ? ',fsync' : ''}`, 'status=none']);
-}
-
-/** Reads `length` bytes at `offset` with O_DIRECT (past the kernel's cache, into ours or S3). */
-async function readAt(file, offset, length) {
-  const out = join(env.w.root, `out-${offset}.bin`);
-  await run('dd', [`if=${file}`, `of=${out}`, `bs=${BS}`, `skip=${offset / BS}`, `count=${length / BS}`, 'iflag=direct', 'status=none']);
-  return readFile(out);
-}
-
+const writeAt = (file, offset, data, options) => io.writeAt(env.w.root, file, offset, data, options);
+const readAt = (file, offset, length) => io.readAt(env.w.root, file, offset, length);
 /** What S3 holds, read through a fresh mount straight against s3rver (no proxy, no faults). */
-async function contentInS3(prefix, length) {
-  const m = await startMount([...s3Flags(env.server), `--prefix=${prefix}`, '--blockCacheSize=0', 'disk', env.w.mnt], env.w.mnt);
-  try {
-    return await readAt(join(env.w.mnt, 'file'), 0, length);
-  } finally {
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-  }
-}
+const contentInS3 = (prefix, length) => io.contentInS3(env.server, env.w, prefix, length);
 
 test('transient faults: writes and reads go on through 5xx bursts, resets, hangs, slow and cut answers; every byte reaches S3', { timeout: 180000 }, async () => {
   const p = env.proxy;

@@ -9,6 +9,35 @@ function xmlError(code, message) {
   return `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
 }
 
+/**
+ * Sends an injected answer (see inject(), kind 'answer'). With `raw`, those bytes go to the socket
+ * as they are and it closes; with a `contentLength` other than the body's, the head and body are
+ * written by hand (node:http would not send a lying Content-Length) and the socket closes after
+ * the body; otherwise node:http answers (keep-alive), with exactly the headers given.
+ */
+function answer(req, res, record, fault) {
+  const socket = req.socket;
+  // The client may close the connection before the answer is out (it refuses a long body).
+  res.on('error', () => {});
+  socket.on('error', () => {});
+  if (fault.raw !== undefined) {
+    record.status = 'raw';
+    socket.end(fault.raw);
+    return;
+  }
+  const body = Buffer.from(fault.body ?? '');
+  record.status = fault.status;
+  const headers = Object.entries(fault.headers ?? {});
+  if (fault.contentLength === undefined || fault.contentLength === body.length) {
+    res.writeHead(fault.status, [...headers, ['content-length', String(body.length)]].flat());
+    res.end(req.method === 'HEAD' ? undefined : body);
+    return;
+  }
+  const head = [`HTTP/1.1 ${fault.status} ${http.STATUS_CODES[fault.status] ?? 'Whatever'}`, ...headers.map(([n, v]) => `${n}: ${v}`), `content-length: ${fault.contentLength}`, 'connection: close'];
+  socket.write(`${head.join('\r\n')}\r\n\r\n`, 'latin1');
+  socket.end(body);
+}
+
 export async function startRecordingProxy({ target } = {}) {
   const requests = [];
   let failures = [];
@@ -56,8 +85,13 @@ export async function startRecordingProxy({ target } = {}) {
     const fi = faults.findIndex((f) => f.only.test(`${req.method} ${req.url}`));
     const fault = fi >= 0 ? faults.splice(fi, 1)[0] : undefined;
     if (fault) {
-      injected[fault.kind]++;
+      injected[fault.kind] = (injected[fault.kind] ?? 0) + 1;
       record.fault = fault.kind;
+      if (fault.kind === 'answer' && !fault.forward) {
+        req.resume();
+        req.on('end', () => answer(req, res, record, fault));
+        return;
+      }
       if (fault.kind === 'status') {
         req.resume();
         req.on('end', () => reply(fault.status, xmlError(fault.status === 503 ? 'SlowDown' : fault.status >= 500 ? 'InternalError' : 'AccessDenied', 'injected'), { 'content-type': 'application/xml' }));
@@ -100,6 +134,12 @@ export async function startRecordingProxy({ target } = {}) {
     const upstream = http.request(
       { host: '127.0.0.1', port: target.port, method: req.method, path: path + url.search, headers: { ...req.headers, host: `127.0.0.1:${target.port}` }, agent },
       async (up) => {
+        if (fault?.kind === 'answer') {
+          // Forwarded (so a PUT is stored), but the client gets the injected answer instead.
+          up.resume();
+          up.on('end', () => answer(req, res, record, fault));
+          return;
+        }
         record.status = up.statusCode;
         if (fault?.kind === 'slow') await new Promise((r) => setTimeout(r, fault.delayMs));
         if (fault?.kind === 'cut' && up.headers['content-length'] > 1) {
@@ -175,10 +215,18 @@ export async function startRecordingProxy({ target } = {}) {
     /**
      * Queues `count` faults for the requests `only` (a regex on "METHOD /path") matches:
      * status (answer with `status`), reset (drop the connection before answering), hang (never
-     * answer), slow (answer after `delayMs`), cut (half the body, then drop the connection).
+     * answer), slow (answer after `delayMs`), cut (half the body, then drop the connection),
+     * answer (the proxy answers itself: `status` (default 200), exactly the `headers` given (an
+     * object; Content-Length is added), `body` (Buffer or string, default empty); `contentLength`
+     * sends that Content-Length instead of the body's true length, then closes the connection
+     * after the body (a promise longer or shorter than what arrives); `raw` (Buffer or string)
+     * instead writes those bytes to the socket as they are and closes it (not HTTP at all);
+     * `forward: true` still sends the request on to the target first (a PUT is stored) and
+     * answers the injected answer instead of the target's).
      */
-    inject(kind, { count = 1, only = /./, status = 503, delayMs = 500 } = {}) {
-      for (let i = 0; i < count; i++) faults.push({ kind, only, status, delayMs });
+    inject(kind, { count = 1, only = /./, status, delayMs = 500, headers, body, contentLength, raw, forward = false } = {}) {
+      status ??= kind === 'answer' ? 200 : 503;
+      for (let i = 0; i < count; i++) faults.push({ kind, only, status, delayMs, headers, body, contentLength, raw, forward });
     },
     /** Faults taken so far, by kind; faults still queued. */
     injected,

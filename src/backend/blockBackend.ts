@@ -26,6 +26,12 @@ export class BlockBackend implements BlockStore {
   readonly blockSize: number;
   readonly numBlocks: number;
   private readonly block0Metadata: Record<string, string>;
+  /**
+   * The longest answer a block read takes (compression that grows and cipher padding add far
+   * less). A longer one is refused at its header, not buffered: a hostile or broken endpoint
+   * could otherwise make every read hold up to the store's 256 MiB limit.
+   */
+  private readonly maxObjectBytes: number;
 
   constructor(
     private readonly objects: ObjectStore,
@@ -34,17 +40,18 @@ export class BlockBackend implements BlockStore {
   ) {
     this.blockSize = options.blockSize;
     this.numBlocks = options.numBlocks;
+    this.maxObjectBytes = options.blockSize + Math.ceil(options.blockSize / 16) + 4096;
     this.block0Metadata = geometryMetadata({ blockSize: options.blockSize, fileSize: options.blockSize * options.numBlocks });
   }
 
   async readBlock(blockNum: number): Promise<Buffer> {
     checkBlockNum(this, blockNum);
-    return this.decode(blockNum, await this.objects.get(blockKey(this.options, blockNum)));
+    return this.decode(blockNum, await this.objects.get(blockKey(this.options, blockNum), this.maxObjectBytes));
   }
 
   async readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
     checkBlockNum(this, blockNum);
-    const obj = await this.objects.getIfChanged(blockKey(this.options, blockNum), md5Hex);
+    const obj = await this.objects.getIfChanged(blockKey(this.options, blockNum), md5Hex, this.maxObjectBytes);
     if (obj === 'unchanged') {
       this.stats.verified++;
       return null;

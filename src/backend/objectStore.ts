@@ -24,9 +24,10 @@ export interface ObjectStore {
   readonly description: string;
   /** Fails with a clear message when the bucket or directory cannot be used at all. */
   checkAccess(): Promise<void>;
-  get(key: string): Promise<StoredObject | null>;
+  /** `maxBytes`: a longer answer fails (like no answer) instead of being buffered. */
+  get(key: string, maxBytes?: number): Promise<StoredObject | null>;
   /** GET unless the object's ETag (hex MD5 of a plain body) is `etag`: 'unchanged' then (HTTP 304). */
-  getIfChanged(key: string, etag: string): Promise<StoredObject | null | 'unchanged'>;
+  getIfChanged(key: string, etag: string, maxBytes?: number): Promise<StoredObject | null | 'unchanged'>;
   head(key: string): Promise<ObjectHead | null>;
   put(key: string, body: Buffer, options: PutOptions): Promise<void>;
   /** Deleting a missing object succeeds. */

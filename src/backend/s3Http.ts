@@ -214,7 +214,7 @@ export class S3Http {
    * One attempt of a request on an object ('' = the bucket). Resolves every answer, whatever its
    * status; rejects only when there is none (S3HttpError with status undefined) or credentials fail.
    */
-  async send(method: string, key: string, headers: Record<string, string>, body?: Buffer): Promise<S3Response> {
+  async send(method: string, key: string, headers: Record<string, string>, body?: Buffer, maxBodyBytes = this.options.maxBodyBytes): Promise<S3Response> {
     const path = this.pathFor(key);
     const request = {
       method,
@@ -233,11 +233,11 @@ export class S3Http {
     const signed = this.signer ? (await this.signer.sign(request)).headers : request.headers;
     const { onAttempt, latency } = this.options;
     if (onAttempt === undefined) {
-      if (latency === undefined) return this.exchange(method, path, signed, body);
+      if (latency === undefined) return this.exchange(method, path, signed, body, maxBodyBytes);
       // The hot path: two clock readings and a bucket increment, nothing allocated.
       const started = performance.now();
       try {
-        return await this.exchange(method, path, signed, body);
+        return await this.exchange(method, path, signed, body, maxBodyBytes);
       } finally {
         latency.observeSince(method, started);
       }
@@ -246,7 +246,7 @@ export class S3Http {
     const startedPrecise = performance.now();
     const line = `${method} ${this.protocol}//${this.hostHeader}${path}`;
     try {
-      const res = await this.exchange(method, path, signed, body);
+      const res = await this.exchange(method, path, signed, body, maxBodyBytes);
       latency?.observeSince(method, startedPrecise);
       onAttempt(line, String(res.status), Date.now() - started);
       return res;
@@ -257,8 +257,8 @@ export class S3Http {
     }
   }
 
-  private async exchange(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined): Promise<S3Response> {
-    const { timeoutMs, maxBodyBytes } = this.options;
+  private async exchange(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, maxBodyBytes: number): Promise<S3Response> {
+    const { timeoutMs } = this.options;
     try {
       return await this.connections.request({ method, path, headers, body, timeoutMs, maxBodyBytes });
     } catch (err) {

@@ -60,7 +60,9 @@ function statusOf(err: unknown): number | undefined {
 function classify(err: unknown): AttemptFailure {
   const status = statusOf(err);
   const e = err as Error & { code?: string };
-  let message = e.message || e.name || String(err);
+  // The SDK's messages go on with hint lines ("Deserialization error: to see the raw response..."):
+  // the first line says what failed, and errors are reported on one line.
+  let message = (e.message || e.name || String(err)).split('\n')[0]!.trim();
   if (status === undefined && e.code && !(err instanceof S3HttpError)) message = `${e.code}: ${message}`;
   if (e.name === 'TimeoutError' || e.name === 'AbortError') message = `request timed out (${message})`;
   // S3 answers a stalled upload with 400 RequestTimeout: worth another try, unlike other 400s.
@@ -126,8 +128,15 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** One attempt; answers other than `expected` become errors (and so retries, where that helps). */
-  private async send(method: string, key: string, expected: readonly number[], headers: Record<string, string> = {}, body?: Buffer): Promise<S3Response> {
-    const res = await this.http.send(method, key, headers, body);
+  private async send(
+    method: string,
+    key: string,
+    expected: readonly number[],
+    headers: Record<string, string> = {},
+    body?: Buffer,
+    maxBodyBytes?: number,
+  ): Promise<S3Response> {
+    const res = await this.http.send(method, key, headers, body, maxBodyBytes);
     if (!expected.includes(res.status)) throw S3Http.failure(res);
     return res;
   }
@@ -151,20 +160,21 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  get(key: string): Promise<StoredObject | null> {
-    return this.fetch(key, undefined) as Promise<StoredObject | null>;
+  get(key: string, maxBytes?: number): Promise<StoredObject | null> {
+    return this.fetch(key, undefined, maxBytes) as Promise<StoredObject | null>;
   }
 
-  getIfChanged(key: string, etag: string): Promise<StoredObject | null | 'unchanged'> {
-    return this.fetch(key, etag);
+  getIfChanged(key: string, etag: string, maxBytes?: number): Promise<StoredObject | null | 'unchanged'> {
+    return this.fetch(key, etag, maxBytes);
   }
 
-  private async fetch(key: string, ifNoneMatch: string | undefined): Promise<StoredObject | null | 'unchanged'> {
+  private async fetch(key: string, ifNoneMatch: string | undefined, maxBytes: number | undefined): Promise<StoredObject | null | 'unchanged'> {
     const started = Date.now();
     this.stats.gets++;
     try {
       return await this.request(`GET ${key}`, async () => {
-        const res = await this.send('GET', key, [200, 304, 404], ifNoneMatch === undefined ? {} : { 'if-none-match': `"${ifNoneMatch}"` });
+        const headers: Record<string, string> = ifNoneMatch === undefined ? {} : { 'if-none-match': `"${ifNoneMatch}"` };
+        const res = await this.send('GET', key, [200, 304, 404], headers, undefined, maxBytes);
         if (res.status === 404) {
           // Only a missing key reads as zeros; a missing bucket (NoSuchBucket) is an error.
           const failure = S3Http.failure(res);
@@ -228,10 +238,12 @@ export class S3ObjectStore implements ObjectStore {
       const page = await this.request(`LIST ${prefix}`, async () => {
         const started = performance.now();
         try {
-          return await client.send(
+          const answer = await client.send(
             new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
             { abortSignal: AbortSignal.timeout(this.options.timeoutMs) },
           );
+          S3ObjectStore.checkListing(answer);
+          return answer;
         } finally {
           this.stats.latency.observeSince('LIST', started);
         }
@@ -239,6 +251,17 @@ export class S3ObjectStore implements ObjectStore {
       onKeys((page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key])));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /**
+   * The SDK reads any well-formed XML (an HTML page, another document) as an empty page, and
+   * a truncated page without a token as the last one: either would make --listBlocks take every
+   * block it did not see for zeros. S3 always says IsTruncated, and a token when it is true.
+   */
+  private static checkListing(page: { IsTruncated?: boolean | undefined; NextContinuationToken?: string | undefined }): void {
+    const fail = (why: string): S3HttpError => new S3HttpError(`the answer is not a bucket listing (${why})`, 200, 'MalformedListing');
+    if (page.IsTruncated === undefined) throw fail('no IsTruncated');
+    if (page.IsTruncated && !page.NextContinuationToken) throw fail('truncated, but no NextContinuationToken');
   }
 
   /** The SDK client, for listing: same endpoint, sockets and credentials as the hot path. */
