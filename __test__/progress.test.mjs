@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createProgress, formatDuration } from '../dist/util/progress.js';
+import { createProgress, formatDuration, writeAboveProgress } from '../dist/util/progress.js';
+import { createLogger } from '../dist/util/log.js';
 import { CLI, runCli, startMount, workdir, run } from './helpers/ours.mjs';
 
 function fakeStream(isTTY = true) {
@@ -106,6 +107,25 @@ test('nothing at all when the stream is not a terminal, or with quiet', () => {
     p.finish();
     assert.deepEqual(s.writes, [], `isTTY ${s.isTTY}, quiet ${quiet}`);
   }
+});
+
+test('a log line written while progress is drawn goes above it, and the progress line is drawn again', () => {
+  const s = fakeStream();
+  const c = fakeClock();
+  const p = createProgress('blocks deleted', 10, { stream: s, now: c.now });
+  const log = createLogger({ debug: false, quiet: false, write: (line) => writeAboveProgress(s, line) });
+  c.t += 300;
+  p.update(3);
+  const drawn = s.writes.at(-1);
+  log.warn('a warning');
+  assert.equal(s.writes.at(-1), `\r\x1b[Ks3backer: warn: a warning\n${drawn}`, 'cleared, the line, then the progress again');
+  // Another stream (a pipe, a log file) has no progress line to clear.
+  const other = fakeStream(false);
+  writeAboveProgress(other, 'plain\n');
+  assert.deepEqual(other.writes, ['plain\n']);
+  p.finish();
+  log.warn('after');
+  assert.equal(s.writes.at(-1), 's3backer: warn: after\n', 'once the progress line has ended, lines are written as they are');
 });
 
 test('durations read naturally', () => {

@@ -1,5 +1,7 @@
 // Logging to stderr with levels; --debug turns on debug lines, --quiet drops info lines.
 
+import { writeAboveProgress } from './progress';
+
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 
 export interface Logger {
@@ -12,7 +14,8 @@ export interface Logger {
 }
 
 export function createLogger(opts: { debug: boolean; quiet: boolean; write?: (line: string) => void }): Logger {
-  const write = opts.write ?? ((line: string) => process.stderr.write(line));
+  // On a terminal a progress line may be drawn on stderr: log lines go above it, not into it.
+  const write = opts.write ?? ((line: string) => writeAboveProgress(process.stderr, line));
   const emit = (level: Level, msg: string): void => write(`s3backer: ${level === 'info' ? '' : `${level}: `}${msg}\n`);
   return {
     error: (msg) => emit('error', msg),

@@ -26,6 +26,21 @@ export interface ProgressOptions {
 
 const silent: Progress = { update() {}, finish() {} };
 
+/** The line a progress reporter last drew and has not ended, and the stream it is on. */
+let liveLine: { stream: ProgressStream; text: string } | undefined;
+
+/**
+ * Writes whole lines (a log message) to `stream` without mixing them into a progress line drawn
+ * there: that line is cleared first and drawn again below them.
+ */
+export function writeAboveProgress(stream: ProgressStream, lines: string): void {
+  if (liveLine?.stream !== stream) {
+    stream.write(lines);
+    return;
+  }
+  stream.write(`\r\x1b[K${lines}${liveLine.text}`);
+}
+
 /** A rate over less time than this swings wildly (the first requests all finish together). */
 const MIN_RATE_SECS = 1;
 
@@ -55,7 +70,9 @@ export function createProgress(label: string, total: number | undefined, opts: P
   const count = (): string => (total === undefined ? `${done}` : `${done}/${total}`);
   const draw = (text: string, end = ''): void => {
     // \x1b[K clears what a longer previous line left behind.
-    stream.write(`\r${label}: ${text}\x1b[K${end}`);
+    const line = `\r${label}: ${text}\x1b[K`;
+    stream.write(line + end);
+    liveLine = end === '' ? { stream, text: line } : liveLine?.stream === stream ? undefined : liveLine;
   };
 
   return {
