@@ -454,3 +454,22 @@ test('reload: thousands of damaged slots make one warning, with the first few bl
   assert.ok((await cache.readBlock(2999)).equals(block((2999 % 250) + 1)));
   await cache.close();
 });
+
+test('close waits for the cache-file entries of blocks fetched just before it', async () => {
+  // The slot's data sync is slow (a busy disk): the entry may only be written once it is done.
+  const real = SlotStores.anonymous(BS, 8);
+  const slots = new Proxy(real, {
+    get(target, name) {
+      if (name === 'syncData') return async (slot) => (await sleep(100), target.syncData(slot));
+      const value = target[name];
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const store = new RecordingStore(16, { readMs: 0 });
+  store.blocks.set(3, block(7));
+  const cache = new BlockCache(store, slots, { ...defaults, persistent: true }, silentLogger);
+  assert.ok((await cache.readBlock(3)).equals(block(7)));
+  assert.deepEqual(real.entries(), [], 'not claimed before its data is synced');
+  await cache.close(); // an unmount right after the read
+  assert.deepEqual(real.entries().map((e) => [e.block, e.dirty, e.etag]), [[3, false, createHash('md5').update(block(7)).digest('hex')]]);
+});

@@ -73,6 +73,8 @@ export class BlockCache implements BlockStore, StatsSource {
   private timer: NodeJS.Timeout | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Cache-file entries of freshly fetched clean blocks being written (after their data is synced). */
+  private readonly persisting = new Set<Promise<void>>();
   private lastRead = -2;
   private sequential = 0;
   private lastWrite = -2;
@@ -418,7 +420,7 @@ export class BlockCache implements BlockStore, StatsSource {
       this.makeClean(e);
       // A writer may be waiting for a slot with nothing dirty left to free one: this is its turn.
       this.wake('slotWaiters');
-      if (this.options.persistent) void this.persistClean(e, data);
+      if (this.options.persistent) this.track(this.persistClean(e, data));
       return data;
     } catch (err) {
       this.entries.delete(blockNum);
@@ -429,6 +431,12 @@ export class BlockCache implements BlockStore, StatsSource {
       e.loading = undefined;
       done();
     }
+  }
+
+  /** Keeps `work` (which never rejects) until it ends, so that close() can wait for it. */
+  private track(work: Promise<void>): void {
+    this.persisting.add(work);
+    void work.finally(() => this.persisting.delete(work));
   }
 
   /** Claims a clean slot in the cache file once its data is there (never before). */
@@ -757,6 +765,8 @@ export class BlockCache implements BlockStore, StatsSource {
 
   async close(): Promise<void> {
     await this.flush();
+    // Clean blocks fetched just before the unmount: their entries go into the cache file too.
+    await Promise.all(this.persisting);
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.sweeper) clearInterval(this.sweeper);
