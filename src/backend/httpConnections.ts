@@ -6,6 +6,7 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Proxy } from './proxy';
 
 export interface HttpAnswer {
   readonly status: number;
@@ -18,6 +19,8 @@ export class HttpTransportError extends Error {
   constructor(
     message: string,
     readonly code: string,
+    /** The status a proxy refused a tunnel with (code EPROXY). */
+    readonly proxyStatus?: number,
   ) {
     super(message);
     this.name = 'HttpTransportError';
@@ -31,6 +34,8 @@ export interface HttpConnectionsOptions {
   /** Sockets kept open at most (requests beyond them open extra sockets, closed after use). */
   readonly maxIdle: number;
   readonly tls?: { readonly rejectUnauthorized: boolean; readonly ca?: Buffer | undefined };
+  /** Through this HTTP proxy: absolute-form requests for http:, a CONNECT tunnel per socket for https:. */
+  readonly proxy?: Proxy | undefined;
 }
 
 export interface HttpRequest {
@@ -226,12 +231,21 @@ interface Connection {
 export class HttpConnections {
   private readonly idle: Connection[] = [];
   private closed = false;
+  /** What precedes a path on the request line: the origin for a request through a proxy. */
+  private readonly target: string;
+  /** The header line sent to the proxy on each request, if any. */
+  private readonly proxyHeader: string;
 
-  constructor(private readonly options: HttpConnectionsOptions) {}
+  constructor(private readonly options: HttpConnectionsOptions) {
+    const { proxy, protocol, host, port } = options;
+    const forward = proxy !== undefined && protocol === 'http:';
+    this.target = forward ? `http://${net.isIPv6(host) ? `[${host}]` : host}:${port}` : '';
+    this.proxyHeader = forward && proxy.authorization !== undefined ? `proxy-authorization: ${proxy.authorization}\r\n` : '';
+  }
 
   request(req: HttpRequest): Promise<HttpAnswer> {
     if (this.closed) return Promise.reject(new HttpTransportError('the connection pool is closed', 'ECLOSED'));
-    let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
+    let head = `${req.method} ${this.target}${req.path} HTTP/1.1\r\n${this.proxyHeader}`;
     for (const name in req.headers) {
       const value = req.headers[name]!;
       // A value with a line break would smuggle a header (or a request) in.
@@ -239,7 +253,14 @@ export class HttpConnections {
       head += `${name}: ${value}\r\n`;
     }
     head += '\r\n';
-    return this.exchange(this.reusable() ?? this.connect(), head, req);
+    const idle = this.reusable();
+    if (idle !== undefined) return this.exchange(idle, head, req);
+    const { proxy, protocol } = this.options;
+    if (proxy !== undefined && protocol === 'https:') {
+      // Each new socket first asks the proxy for a tunnel; TLS then runs inside it.
+      return openTunnel(proxy, this.options.host, this.options.port, req.timeoutMs).then((raw) => this.exchange(this.connect(raw), head, req));
+    }
+    return this.exchange(this.connect(), head, req);
   }
 
   /**
@@ -277,19 +298,22 @@ export class HttpConnections {
     });
   }
 
-  private connect(): Connection {
-    const { host, port } = this.options;
+  /** A new socket to the endpoint (or to the proxy); `tunnel`: TLS inside this proxy tunnel. */
+  private connect(tunnel?: net.Socket): Connection {
+    const { host, port, proxy } = this.options;
     const socket =
       this.options.protocol === 'https:'
         ? tls.connect({
-            host,
-            port,
+            // host stays: the certificate is checked against it, not against the proxy's name.
+            ...(tunnel === undefined ? { host, port } : { socket: tunnel, host }),
             servername: net.isIP(host) === 0 ? host : undefined,
             rejectUnauthorized: this.options.tls?.rejectUnauthorized ?? true,
             ca: this.options.tls?.ca,
             ALPNProtocols: ['http/1.1'],
           })
-        : net.connect({ host, port });
+        : proxy !== undefined
+          ? net.connect({ host: proxy.host, port: proxy.port })
+          : net.connect({ host, port });
     socket.setNoDelay(true);
     const conn: Connection = { socket, exchange: undefined, idleSince: 0 };
     socket.on('data', (data: Buffer) => {
@@ -325,4 +349,59 @@ export class HttpConnections {
     this.closed = true;
     for (const conn of this.idle.splice(0)) conn.socket.destroy();
   }
+}
+
+/** Answer heads longer than this are not a proxy talking. */
+const MAX_PROXY_HEAD = 16 * 1024;
+
+/**
+ * A socket to `host:port` through the proxy's CONNECT tunnel: the bytes after the proxy's 200 are
+ * the target's. Fails with HttpTransportError (code EPROXY) when the proxy refuses, with the
+ * status it gave, or ETIMEDOUT.
+ */
+export function openTunnel(proxy: Proxy, host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  const authority = `${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: proxy.host, port: proxy.port });
+    socket.setNoDelay(true);
+    let head = Buffer.alloc(0);
+    const fail = (err: HttpTransportError): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new HttpTransportError(`proxy ${proxy.display}: no answer to CONNECT ${authority} within ${timeoutMs} ms`, 'ETIMEDOUT')), timeoutMs);
+    const onData = (data: Buffer): void => {
+      head = Buffer.concat([head, data]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (head.length > MAX_PROXY_HEAD) fail(new HttpTransportError(`proxy ${proxy.display}: answer to CONNECT too long`, 'EPROXY'));
+        return;
+      }
+      const statusLine = head.subarray(0, head.indexOf('\r\n')).toString('latin1');
+      const status = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(statusLine);
+      if (!status) return fail(new HttpTransportError(`proxy ${proxy.display}: not an HTTP answer to CONNECT ${authority}`, 'EPROXY'));
+      if (status[1]![0] !== '2') {
+        const why = `${status[1]}${status[2] ? ` ${status[2]}` : ''}`;
+        const hint = status[1] === '407' ? (proxy.authorization ? ' (the user name or password in the proxy URL was refused)' : ' (the proxy wants a user name and password in its URL)') : '';
+        return fail(new HttpTransportError(`proxy ${proxy.display} refused the tunnel to ${authority}: ${why}${hint}`, 'EPROXY', Number(status[1])));
+      }
+      // The target speaks only after our TLS hello: bytes already here are the proxy misbehaving.
+      if (end + 4 < head.length) return fail(new HttpTransportError(`proxy ${proxy.display}: bytes after its answer to CONNECT`, 'EPROXY'));
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      resolve(socket);
+    };
+    const onError = (err: Error): void => {
+      const code = (err as { code?: string }).code ?? 'ECONNRESET';
+      fail(new HttpTransportError(`proxy ${proxy.display}: ${code}: ${err.message}`, code));
+    };
+    const onClose = (): void => fail(new HttpTransportError(`proxy ${proxy.display} closed the connection before answering CONNECT ${authority}`, 'ECONNRESET'));
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${proxy.authorization ? `Proxy-Authorization: ${proxy.authorization}\r\n` : ''}\r\n`, 'latin1');
+  });
 }

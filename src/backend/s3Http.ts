@@ -7,6 +7,7 @@
 import type * as http from 'node:http';
 import { isIP } from 'node:net';
 import { HttpConnections, HttpTransportError } from './httpConnections';
+import type { Proxy } from './proxy';
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { S3Latencies } from '../stats/latency';
@@ -66,6 +67,8 @@ export interface S3HttpOptions {
   readonly onAttempt?: ((line: string, outcome: string, ms: number) => void) | undefined;
   /** Where each attempt's duration is counted, by method (--metricsPort histograms). */
   readonly latency?: S3Latencies | undefined;
+  /** The HTTP proxy for requests to this URL (the bucket's host, see proxy.ts); none: direct. */
+  readonly proxyFor?: ((url: URL) => Proxy | undefined) | undefined;
 }
 
 /**
@@ -173,6 +176,8 @@ export class S3Http {
   private readonly bucketPath: string;
   private readonly signer: SignatureV4 | undefined;
   private readonly connections: HttpConnections;
+  /** The proxy every request goes through, if any. */
+  readonly proxy: Proxy | undefined;
 
   constructor(private readonly options: S3HttpOptions) {
     const url = new URL(options.baseURL);
@@ -182,12 +187,16 @@ export class S3Http {
     const vhost = options.vhost && canBeHostLabel(options.bucket, url);
     this.hostname = vhost ? `${options.bucket}.${url.hostname}` : url.hostname;
     const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+    const requested = new URL(url);
+    requested.hostname = this.hostname;
+    this.proxy = options.proxyFor?.(requested);
     this.connections = new HttpConnections({
       protocol: url.protocol,
       host: this.hostname.replace(/^\[|\]$/g, ''),
       port,
       maxIdle: options.maxSockets,
       tls: options.tls,
+      proxy: this.proxy,
     });
     this.hostHeader = url.port === '' ? this.hostname : `${this.hostname}:${url.port}`;
     const base = url.pathname.replace(/\/+$/, '');
@@ -262,7 +271,12 @@ export class S3Http {
     try {
       return await this.connections.request({ method, path, headers, body, timeoutMs, maxBodyBytes });
     } catch (err) {
-      if (err instanceof HttpTransportError) throw new S3HttpError(err.message, undefined, err.code);
+      if (err instanceof HttpTransportError) {
+        // Through a forwarding proxy the socket is the proxy's: say so (tunnel errors already do).
+        const via = this.proxy !== undefined && this.protocol === 'http:' && err.code !== 'EPROXY' ? `through the proxy ${this.proxy.display}: ` : '';
+        // A proxy that refuses the tunnel with 407 will go on refusing: not worth retrying.
+        throw new S3HttpError(via + err.message, err.proxyStatus === 407 ? 407 : undefined, err.code);
+      }
       throw err;
     }
   }
@@ -275,7 +289,9 @@ export class S3Http {
   /** The error for an answer the caller did not expect. */
   static failure(res: S3Response): S3HttpError {
     const { code, message } = errorDetail(res.body);
-    const text = `HTTP ${res.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`;
+    // S3 never answers 407: a proxy between us and it did.
+    const proxyHint = res.status === 407 ? ': the proxy wants a user name and password (give them in the proxy URL)' : '';
+    const text = `HTTP ${res.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}${proxyHint}`;
     return new S3HttpError(text, res.status, code);
   }
 }

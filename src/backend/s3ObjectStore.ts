@@ -2,13 +2,15 @@
 // SigV4-signed node:http requests on keep-alive sockets sized to the request concurrency. Listing
 // (rare, XML pages) goes through @aws-sdk/client-s3, loaded when first needed.
 
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
+import type * as https from 'node:https';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { readFileSync } from 'node:fs';
 import { fetchRoleCredentials } from './imdsCredentials';
 import { StoreError, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
 import { HttpStats } from './httpStats';
+import { proxyFor } from './proxy';
+import { createSdkAgent } from './sdkAgent';
 import { isRetryableStatus, withRetries, type AttemptFailure, type RetryPolicy } from './retry';
 import { CredentialsError, memoizeCredentials, S3Http, S3HttpError, type CredentialProvider, type S3Response } from './s3Http';
 import type { CredentialSource } from './credentials';
@@ -101,11 +103,6 @@ export class S3ObjectStore implements ObjectStore {
     this.description = `s3://${options.bucket}/${options.prefix}`;
     this.limiter = new Semaphore(options.concurrency);
     const tls = { rejectUnauthorized: !options.insecure, ca: options.cacert !== undefined ? readFileSync(options.cacert) : undefined };
-    // Only the SDK's listing uses the agent; block requests have their own sockets (S3Http).
-    const agentOptions = { keepAlive: true, maxSockets: 4 };
-    this.agent = options.baseURL.startsWith('https:')
-      ? new https.Agent({ ...agentOptions, rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca !== undefined ? { ca: tls.ca } : {}) })
-      : new http.Agent(agentOptions);
     this.credentialProvider = credentialProviderFor(options.credentials, options.timeoutMs);
     this.http = new S3Http({
       baseURL: options.baseURL,
@@ -120,7 +117,12 @@ export class S3ObjectStore implements ObjectStore {
       latency: stats.latency,
       // --debug-http: the request line, status and time of every attempt; never headers or secrets.
       onAttempt: options.debugHttp ? (line, outcome, ms) => this.log.http(`${line} -> ${outcome} (${ms} ms)`) : undefined,
+      proxyFor: (url) => proxyFor(url),
     });
+    const { proxy } = this.http;
+    if (proxy !== undefined) this.log.info(`requests to S3 go through the proxy ${proxy.display} (from ${proxy.variable})`);
+    // Only the SDK's listing uses the agent; block requests have their own sockets (S3Http).
+    this.agent = createSdkAgent({ protocol: options.baseURL.startsWith('https:') ? 'https:' : 'http:', tls, proxy, timeoutMs: options.timeoutMs });
   }
 
   private request<T>(operation: string, attempt: () => Promise<T>): Promise<T> {
@@ -147,7 +149,9 @@ export class S3ObjectStore implements ObjectStore {
     } catch (err) {
       const failure = (err as { last?: AttemptFailure }).last;
       const status = failure?.status;
-      const where = `${this.options.bucket} at ${this.options.baseURL}`;
+      const proxy = this.http.proxy;
+      // Transport errors name the proxy themselves; an answer may have come from it, not from S3.
+      const where = `${this.options.bucket} at ${this.options.baseURL}${proxy && status !== undefined ? ` (through the proxy ${proxy.display})` : ''}`;
       const cause = (err as { cause?: unknown }).cause ?? err;
       if (isCredentialsError(cause) || (status === undefined && /credential|instance metadata|IAM role/i.test((err as Error).message))) {
         throw new StoreError(`no usable S3 credentials for bucket ${where}: ${(err as Error).message}`);

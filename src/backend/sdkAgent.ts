@@ -1,0 +1,74 @@
+// The node:http agent under the SDK client that lists the bucket (block requests have their own
+// sockets, httpConnections.ts): keep-alive, the TLS options, and the same proxy as block requests.
+
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { openTunnel } from './httpConnections';
+import type { Proxy } from './proxy';
+
+export interface SdkAgentOptions {
+  readonly protocol: 'http:' | 'https:';
+  readonly tls: { readonly rejectUnauthorized: boolean; readonly ca?: Buffer | undefined };
+  readonly proxy: Proxy | undefined;
+  /** Limit on opening a tunnel through the proxy. */
+  readonly timeoutMs: number;
+}
+
+type ConnectCallback = (err: Error | null, socket: Duplex) => void;
+
+/** https through a proxy: each socket is TLS inside a CONNECT tunnel. */
+class TunnelAgent extends https.Agent {
+  constructor(
+    options: https.AgentOptions,
+    private readonly proxy: Proxy,
+    private readonly timeoutMs: number,
+  ) {
+    super(options);
+  }
+
+  // node:http's agent takes the socket from the callback when createConnection returns nothing.
+  override createConnection(options: http.ClientRequestArgs, callback?: ConnectCallback): undefined {
+    const host = options.hostname ?? options.host ?? 'localhost';
+    const port = Number(options.port ?? 443);
+    const tlsOptions = options as tls.ConnectionOptions;
+    openTunnel(this.proxy, host, port, this.timeoutMs).then(
+      (raw) => callback?.(null, tls.connect({ ...tlsOptions, socket: raw, host, servername: net.isIP(host) === 0 ? host : undefined })),
+      // On failure node:http's callback takes the error alone.
+      (err: Error) => (callback as ((err: Error) => void) | undefined)?.(err),
+    );
+    return undefined;
+  }
+}
+
+/** http through a proxy: sockets go to the proxy, and each request names its whole URL. */
+class ForwardAgent extends http.Agent {
+  constructor(
+    options: http.AgentOptions,
+    private readonly proxy: Proxy,
+  ) {
+    super(options);
+  }
+
+  // Called before the request head is written, so its path can still become the absolute form.
+  addRequest(req: http.ClientRequest, options: http.RequestOptions): void {
+    const host = options.hostname ?? options.host ?? 'localhost';
+    const authority = `${net.isIPv6(host) ? `[${host}]` : host}:${options.port ?? 80}`;
+    if (!req.path.startsWith('http://')) req.path = `http://${authority}${req.path}`;
+    if (this.proxy.authorization !== undefined) req.setHeader('proxy-authorization', this.proxy.authorization);
+    const base = http.Agent.prototype as unknown as { addRequest(req: http.ClientRequest, options: http.RequestOptions): void };
+    base.addRequest.call(this, req, { ...options, host: this.proxy.host, hostname: this.proxy.host, port: this.proxy.port });
+  }
+}
+
+export function createSdkAgent(options: SdkAgentOptions): http.Agent {
+  const keepAlive = { keepAlive: true, maxSockets: 4 };
+  const tlsOptions = { rejectUnauthorized: options.tls.rejectUnauthorized, ...(options.tls.ca !== undefined ? { ca: options.tls.ca } : {}) };
+  const { proxy } = options;
+  if (options.protocol === 'https:') {
+    return proxy === undefined ? new https.Agent({ ...keepAlive, ...tlsOptions }) : new TunnelAgent({ ...keepAlive, ...tlsOptions }, proxy, options.timeoutMs);
+  }
+  return proxy === undefined ? new http.Agent(keepAlive) : new ForwardAgent(keepAlive, proxy);
+}
