@@ -53,6 +53,9 @@ function isCredentialsError(err: unknown): boolean {
   return e instanceof CredentialsError || e.name === 'CredentialsProviderError' || /^instance metadata|no IAM role/.test(e.message ?? '');
 }
 
+/** Certificate errors that mean the server's chain ends in a CA nobody told us to trust. */
+const UNTRUSTED_CA = /\b(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_UNTRUSTED)\b/;
+
 function statusOf(err: unknown): number | undefined {
   if (err instanceof S3HttpError) return err.status;
   const meta = (err as { $metadata?: { httpStatusCode?: number } }).$metadata;
@@ -160,7 +163,10 @@ export class S3ObjectStore implements ObjectStore {
       if (status === 403 || status === 401) {
         throw new StoreError(`access to bucket ${where} was denied (HTTP ${status}): check the credentials`, status);
       }
-      throw new StoreError(`cannot reach bucket ${where}: ${(err as Error).message}`, status);
+      const message = (err as Error).message;
+      // Node trusts its own bundle of CAs, not the system's store (as libcurl does): say what to do.
+      const hint = UNTRUSTED_CA.test(message) ? ' (a private CA? trust it with --cacert=FILE, or skip the check with --insecure)' : '';
+      throw new StoreError(`cannot reach bucket ${where}: ${message}${hint}`, status);
     }
   }
 
