@@ -15,6 +15,11 @@ import type { BlockCacheConfig } from '../config/config';
 export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVerify' | 'recoverDirty'> {
   /** The slots live in a cache file: order its writes for crash safety. */
   readonly persistent: boolean;
+  /**
+   * Blocks known to be all zeros (by the zero cache above, from --listBlocks or earlier reads):
+   * read-ahead passes over them, as reading them costs the reader nothing and S3 a 404 each.
+   */
+  readonly knownZero?: ((blockNum: number) => boolean) | undefined;
 }
 
 interface Entry {
@@ -465,7 +470,7 @@ export class BlockCache implements BlockStore, StatsSource {
     for (let i = 1; i <= Math.max(window, this.options.readAhead); i++) {
       const b = blockNum + i;
       if (b >= this.numBlocks) break;
-      if (this.entries.has(b)) continue;
+      if (this.entries.has(b) || this.options.knownZero?.(b) === true) continue;
       // Read-ahead only uses free or clean slots and stops when there are none.
       const slot = this.takeSlotNow();
       if (slot === undefined) break;

@@ -50,7 +50,8 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
     }
   }
 
-  private isKnownZero(n: number): boolean {
+  /** Whether block `n` is known to be all zeros (reading it through this layer costs nothing). */
+  isKnownZero(n: number): boolean {
     return ((this.zeroBits[n >>> 3] ?? 0) & (1 << (n & 7))) !== 0;
   }
 

@@ -48,16 +48,24 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
   const belowCache: BlockStore = guard ?? backend;
   const cacheConfig = options.blockCache;
   const slots = cacheSlots(cacheConfig.size, options.numBlocks);
+  // The zero cache sits above the block cache; read-ahead below asks it what not to fetch.
+  let zeroCache: ZeroCache | undefined;
   const blockCache =
     slots > 0
       ? new BlockCache(
           belowCache,
           cacheFile ?? SlotStores.anonymous(options.blockSize, slots),
-          { ...cacheConfig, size: slots, maxDirty: Math.min(cacheConfig.maxDirty, slots), persistent: cacheFile !== undefined },
+          {
+            ...cacheConfig,
+            size: slots,
+            maxDirty: Math.min(cacheConfig.maxDirty, slots),
+            persistent: cacheFile !== undefined,
+            knownZero: (n) => zeroCache?.isKnownZero(n) ?? false,
+          },
           log,
         )
       : undefined;
-  const zeroCache = new ZeroCache(blockCache ?? belowCache);
+  zeroCache = new ZeroCache(blockCache ?? belowCache);
   return {
     data: new PartialBlockLayer(zeroCache),
     top: zeroCache,
