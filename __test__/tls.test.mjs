@@ -1,8 +1,11 @@
-// --insecure and --cacert against an https endpoint with a self-signed certificate (a TLS
-// terminator on loopback in front of s3rver).
+// --insecure, --cacert and the system's CA bundle against an https endpoint with a self-signed
+// certificate (a TLS terminator on loopback in front of s3rver).
 import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
+import { systemOnlyCAs } from '../dist/backend/trust.js';
 import { startS3Server } from './helpers/s3server.mjs';
 import { startTlsFront } from './helpers/tlsFront.mjs';
 import { runCli, startMount, workdir, run } from './helpers/ours.mjs';
@@ -41,4 +44,25 @@ test('--insecure accepts it; --cacert trusts it', { timeout: 60000 }, async () =
     await run('dd', ['if=/dev/urandom', `of=${join(w.mnt, 'file')}`, 'bs=4096', 'count=1', 'conv=notrunc,fsync', 'status=none']);
     assert.deepEqual(await m.stop(), { code: 0, signal: null }, extra.join(' '));
   }
+});
+
+test('a CA in the system bundle is trusted without --cacert, as upstream (libcurl) trusts it', { timeout: 60000 }, async () => {
+  // The system's bundle with the test CA added, as update-ca-certificates would leave it;
+  // SSL_CERT_FILE (OpenSSL's variable) points at it instead of /etc/ssl/certs.
+  const bundle = join(w.root, 'system-bundle.pem');
+  const system = await readFile('/etc/ssl/certs/ca-certificates.crt', 'utf8').catch(() => '');
+  await writeFile(bundle, system + (await readFile(certFile, 'utf8')));
+  // Only what Node's own bundle lacks is added (none: no extra TLS context is built at all).
+  const extra = systemOnlyCAs({ SSL_CERT_FILE: bundle });
+  const squash = (pem) => pem.replace(/\s+/g, '');
+  assert.ok(extra.map(squash).includes(squash(await readFile(certFile, 'utf8'))), 'the test CA is taken');
+  const bundled = new Set(rootCertificates.map(squash));
+  assert.ok(extra.every((pem) => !bundled.has(squash(pem))), 'none that Node already has');
+  assert.deepEqual(systemOnlyCAs({ SSL_CERT_FILE: join(w.root, 'no-such-bundle.pem') }), []);
+  const m = await startMount([...flags(), 'disk', w.mnt], w.mnt, { env: { ...process.env, SSL_CERT_FILE: bundle } });
+  await run('dd', ['if=/dev/urandom', `of=${join(w.mnt, 'file')}`, 'bs=4096', 'count=1', 'conv=notrunc,fsync', 'status=none']);
+  assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  // The system's own bundle does not have it: refused, as in the first test.
+  const res = await runCli(['-f', ...flags(), 'disk', w.mnt], { env: { ...process.env, SSL_CERT_FILE: '/etc/ssl/certs/ca-certificates.crt' } });
+  assert.equal(res.code, 1);
 });

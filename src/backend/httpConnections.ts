@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Proxy } from './proxy';
+import type { TlsTrust } from './trust';
 
 export interface HttpAnswer {
   readonly status: number;
@@ -33,7 +34,7 @@ export interface HttpConnectionsOptions {
   readonly port: number;
   /** Sockets kept open at most (requests beyond them open extra sockets, closed after use). */
   readonly maxIdle: number;
-  readonly tls?: { readonly rejectUnauthorized: boolean; readonly ca?: Buffer | undefined };
+  readonly tls?: TlsTrust | undefined;
   /** Through this HTTP proxy: absolute-form requests for http:, a CONNECT tunnel per socket for https:. */
   readonly proxy?: Proxy | undefined;
 }
@@ -308,7 +309,7 @@ export class HttpConnections {
             ...(tunnel === undefined ? { host, port } : { socket: tunnel, host }),
             servername: net.isIP(host) === 0 ? host : undefined,
             rejectUnauthorized: this.options.tls?.rejectUnauthorized ?? true,
-            ca: this.options.tls?.ca,
+            secureContext: this.options.tls?.secureContext,
             ALPNProtocols: ['http/1.1'],
           })
         : proxy !== undefined

@@ -8,6 +8,7 @@ import type * as http from 'node:http';
 import { isIP } from 'node:net';
 import { HttpConnections, HttpTransportError } from './httpConnections';
 import type { Proxy } from './proxy';
+import type { TlsTrust } from './trust';
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { S3Latencies } from '../stats/latency';
@@ -60,7 +61,7 @@ export interface S3HttpOptions {
   /** Sockets kept open for reuse (the request concurrency). */
   readonly maxSockets: number;
   /** TLS: whether to check the server's certificate, and extra CAs to trust. */
-  readonly tls?: { readonly rejectUnauthorized: boolean; readonly ca?: Buffer | undefined };
+  readonly tls?: TlsTrust | undefined;
   /** Bodies longer than this are refused (a block's object can never be). */
   readonly maxBodyBytes: number;
   /** Called after every attempt (for --debug-http). */

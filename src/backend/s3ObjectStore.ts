@@ -5,12 +5,12 @@
 import type * as http from 'node:http';
 import type * as https from 'node:https';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
-import { readFileSync } from 'node:fs';
 import { fetchRoleCredentials } from './imdsCredentials';
 import { StoreError, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
 import { HttpStats } from './httpStats';
 import { proxyFor } from './proxy';
 import { createSdkAgent } from './sdkAgent';
+import { tlsTrust } from './trust';
 import { isRetryableStatus, withRetries, type AttemptFailure, type RetryPolicy } from './retry';
 import { CredentialsError, memoizeCredentials, S3Http, S3HttpError, type CredentialProvider, type S3Response } from './s3Http';
 import type { CredentialSource } from './credentials';
@@ -105,7 +105,8 @@ export class S3ObjectStore implements ObjectStore {
   ) {
     this.description = `s3://${options.bucket}/${options.prefix}`;
     this.limiter = new Semaphore(options.concurrency);
-    const tls = { rejectUnauthorized: !options.insecure, ca: options.cacert !== undefined ? readFileSync(options.cacert) : undefined };
+    // Built only for https: reading the system's CA bundle has no point for http.
+    const tls = options.baseURL.startsWith('https:') ? tlsTrust(options) : { rejectUnauthorized: !options.insecure };
     this.credentialProvider = credentialProviderFor(options.credentials, options.timeoutMs);
     this.http = new S3Http({
       baseURL: options.baseURL,

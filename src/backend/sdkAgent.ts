@@ -8,10 +8,11 @@ import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { openTunnel } from './httpConnections';
 import type { Proxy } from './proxy';
+import type { TlsTrust } from './trust';
 
 export interface SdkAgentOptions {
   readonly protocol: 'http:' | 'https:';
-  readonly tls: { readonly rejectUnauthorized: boolean; readonly ca?: Buffer | undefined };
+  readonly tls: TlsTrust;
   readonly proxy: Proxy | undefined;
   /** Limit on opening a tunnel through the proxy. */
   readonly timeoutMs: number;
@@ -65,7 +66,8 @@ class ForwardAgent extends http.Agent {
 
 export function createSdkAgent(options: SdkAgentOptions): http.Agent {
   const keepAlive = { keepAlive: true, maxSockets: 4 };
-  const tlsOptions = { rejectUnauthorized: options.tls.rejectUnauthorized, ...(options.tls.ca !== undefined ? { ca: options.tls.ca } : {}) };
+  const { rejectUnauthorized, secureContext } = options.tls;
+  const tlsOptions = { rejectUnauthorized, ...(secureContext !== undefined ? { secureContext } : {}) };
   const { proxy } = options;
   if (options.protocol === 'https:') {
     return proxy === undefined ? new https.Agent({ ...keepAlive, ...tlsOptions }) : new TunnelAgent({ ...keepAlive, ...tlsOptions }, proxy, options.timeoutMs);
