@@ -30,5 +30,22 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# Upstream's newest code (2.x, FUSE 3), built from source by the shared build script when it is
+# beside this checkout: the interop, stored-object and cache-file tests then run against it too
+# (they find its path in .cache/upstream-bin, or in S3BACKER_UPSTREAM_BIN). Without the script
+# they skip, saying so. Debian's 1.5.4 (installed above) is always tested.
+if [ -z "${S3BACKER_UPSTREAM_BIN:-}" ]; then
+  for script in ../shared/tools/build-upstream.sh /work/shared/tools/build-upstream.sh; do
+    [ -x "$script" ] || continue
+    echo "setup: building upstream s3backer HEAD ($script)"
+    if bin=$(bash "$script" HEAD | tail -1) && [ -x "$bin" ]; then
+      mkdir -p .cache && echo "$bin" >.cache/upstream-bin
+    else
+      echo "setup: warning: upstream's newest build failed; tests against it will be skipped" >&2
+    fi
+    break
+  done
+fi
+
 echo "setup: building (Rust core + TypeScript)"
 npm run --silent build

@@ -1,5 +1,6 @@
-// Test helper: run Debian's upstream s3backer 1.5.4 (/usr/bin/s3backer, C) against the s3rver
-// started by ./s3server.mjs, as the interoperability reference.
+// Test helper: run upstream s3backer (C) against the s3rver started by ./s3server.mjs, as the
+// interoperability reference: Debian's 1.5.4 (/usr/bin/s3backer), or upstream's newest build
+// with `{ bin: NEWEST_UPSTREAM_BIN }`.
 //
 //   const up = startUpstream(server, 'test', mnt, ['--size=16M', '--blockSize=64K']);
 //   await up.ready;                 // <mnt>/file exists and the FUSE mount is live
@@ -25,9 +26,33 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { stat, readFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 
 export const UPSTREAM_BIN = '/usr/bin/s3backer';
+/**
+ * Upstream's newest build (2.x, FUSE 3), named by S3BACKER_UPSTREAM_BIN (.ci/run builds it with
+ * ../shared/tools/build-upstream.sh HEAD when that script is there). Undefined when not given:
+ * tests that need it skip, saying so.
+ */
+export const NEWEST_UPSTREAM_BIN = process.env.S3BACKER_UPSTREAM_BIN || builtBySetup();
+
+function builtBySetup() {
+  try {
+    const bin = readFileSync(new URL('../../.cache/upstream-bin', import.meta.url), 'utf8').trim();
+    return bin !== '' && existsSync(bin) ? bin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+export const NEWEST_UPSTREAM_SKIP = NEWEST_UPSTREAM_BIN
+  ? false
+  : 'no newest upstream build: set S3BACKER_UPSTREAM_BIN to the binary that ../shared/tools/build-upstream.sh HEAD prints';
+/** The upstream builds to test against: Debian's 1.5.4 always, the newest when given. */
+export const UPSTREAM_BUILDS = [
+  { name: "Debian's 1.5.4", bin: UPSTREAM_BIN },
+  ...(NEWEST_UPSTREAM_BIN ? [{ name: 'upstream newest', bin: NEWEST_UPSTREAM_BIN }] : []),
+];
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 30_000;
 const POLL_MS = 50;
@@ -61,10 +86,11 @@ const active = new Set();
  * extraArgs go between the connection flags and the bucket, so they can override them.
  */
 export function startUpstream(server, bucket, mountpoint, extraArgs = [], opts = {}) {
+  const bin = opts.bin ?? UPSTREAM_BIN;
   const { readyTimeoutMs = READY_TIMEOUT_MS, filename = filenameFrom(extraArgs) } = opts;
   const mnt = resolvePath(mountpoint);
   const args = upstreamMountArgs(server, bucket, mnt, extraArgs);
-  const child = spawn(UPSTREAM_BIN, args, {
+  const child = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, HOME: process.env.HOME || '/root' },
   });
@@ -93,7 +119,7 @@ export function startUpstream(server, bucket, mountpoint, extraArgs = [], opts =
     mountpoint: mnt,
     bucket,
     args,
-    command: [UPSTREAM_BIN, ...args].join(' '),
+    command: [bin, ...args].join(' '),
     exited,
     output: () => out,
     get exitInfo() {
@@ -179,9 +205,9 @@ process.once('exit', cleanupAllUpstream);
  * Run a non-mount s3backer command to completion (e.g. ['--reset-mounted-flag'],
  * ['--erase', '--force'], ['--version']). Returns { code, signal, output }.
  */
-export async function runUpstream(server, bucket, extraArgs = [], { timeoutMs = 60_000 } = {}) {
+export async function runUpstream(server, bucket, extraArgs = [], { timeoutMs = 60_000, bin = UPSTREAM_BIN } = {}) {
   const args = [...upstreamConnectionArgs(server), ...extraArgs, bucket];
-  return run(UPSTREAM_BIN, args, timeoutMs);
+  return run(bin, args, timeoutMs);
 }
 
 /** Delete the `s3backer-mounted` flag with upstream's own --reset-mounted-flag. */
