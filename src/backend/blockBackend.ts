@@ -89,7 +89,7 @@ export class BlockBackend implements BlockStore {
     let body = data;
     let digest: Buffer | null = null;
     let contentEncoding: string | undefined;
-    let hmac: string | null = null;
+    let hmac: string | undefined;
     if (data !== null && this.options.encodeWrites) {
       const encoded = await this.options.codec.encode(blockNum, data);
       if (encoded !== null) ({ body, md5: digest, hmac } = encoded);
@@ -103,7 +103,7 @@ export class BlockBackend implements BlockStore {
     const metadata = {
       ...(blockNum === 0 ? this.block0Metadata : {}),
       // Upstream quotes the HMAC inside the header value.
-      ...(hmac !== null ? { [META_HMAC]: `"${hmac}"` } : {}),
+      ...(hmac !== undefined ? { [META_HMAC]: `"${hmac}"` } : {}),
     };
     await this.objects.put(key, body, {
       contentType: BLOCK_CONTENT_TYPE,
