@@ -123,3 +123,34 @@ test('SIGTERM and SIGINT unmount cleanly, store what was written and clear the f
     await w.cleanup();
   }
 });
+
+test('restoring a disk image with dd or cp (both open with O_TRUNC) works and reads back byte for byte', { timeout: 120000 }, async () => {
+  const w = await workdir('restore');
+  try {
+    const image = join(w.root, 'disk.img');
+    await writeFile(image, randomBytes(1 << 20));
+    const m = await startMount(['--test', '--blockSize=64k', '--size=1m', w.store, w.mnt], w.mnt);
+    const file = join(w.mnt, 'file');
+    try {
+      await run('dd', [`if=${image}`, `of=${file}`, 'bs=1M', 'status=none']);
+      assert.ok((await readFile(file)).equals(await readFile(image)), 'dd: the image reads back');
+      await writeFile(image, randomBytes(1 << 20));
+      await run('cp', [image, file]);
+      assert.ok((await readFile(file)).equals(await readFile(image)), 'cp: the image reads back');
+      // As upstream: truncating succeeds and changes nothing, the size is fixed.
+      await run('truncate', ['-s', '0', file]);
+      assert.equal((await stat(file)).size, 1 << 20);
+      assert.ok((await readFile(file)).equals(await readFile(image)), 'a truncate leaves the data');
+    } finally {
+      assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    }
+    const again = await startMount(['--test', w.store, w.mnt], w.mnt);
+    try {
+      assert.ok((await readFile(file)).equals(await readFile(image)), 'stored: a fresh mount reads the image');
+    } finally {
+      assert.deepEqual(await again.stop(), { code: 0, signal: null });
+    }
+  } finally {
+    await w.cleanup();
+  }
+});

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile, chmod, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useS3Server } from './helpers/s3server.mjs';
-import { startMount, runCli, workdir, freePort } from './helpers/ours.mjs';
+import { startMount, runCli, runCommand, workdir, freePort } from './helpers/ours.mjs';
 
 const env = useS3Server('security', { before, after, workdir });
 
@@ -88,6 +88,43 @@ test('allow_other only when asked for; the file and stats modes as documented', 
   try {
     assert.match(await mountOptions(), /allow_other/);
     assert.equal((await stat(join(env.w.mnt, 'file'))).mode & 0o777, 0o640);
+  } finally {
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  }
+});
+
+/** Runs a shell command as user nobody: { code, stdout, stderr }. */
+async function asNobody(command) {
+  return runCommand('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '/bin/sh', '-c', command]);
+}
+
+test('with allow_other the modes shown are what the kernel enforces for other users', { timeout: 120000 }, async () => {
+  // Other users must reach the mount point for the test to mean anything.
+  await chmod(env.w.root, 0o711);
+  const file = join(env.w.mnt, 'file');
+  const stats = join(env.w.mnt, 'stats');
+  let m = await startMount([...base(), `--accessKey=${SECRET}`, '--prefix=perm/', '-o', 'allow_other', 'disk', env.w.mnt], env.w.mnt);
+  try {
+    assert.equal((await asNobody(`ls ${env.w.mnt}`)).code, 0, 'the directory (0755) is listable');
+    const read = await asNobody(`head -c 16 ${file} >/dev/null`);
+    assert.notEqual(read.code, 0, 'reading a 0600 root file is refused');
+    assert.match(read.stderr, /Permission denied/);
+    const write = await asNobody(`printf intruder | dd of=${file} conv=notrunc status=none`);
+    assert.notEqual(write.code, 0, 'writing it is refused');
+    assert.match(write.stderr, /Permission denied/);
+    assert.equal((await readFile(file)).subarray(0, 8).toString('latin1'), '\0'.repeat(8), 'nothing was written');
+    const statsRead = await asNobody(`cat ${stats}`);
+    assert.notEqual(statsRead.code, 0, 'the 0400 stats file is refused');
+    assert.match(statsRead.stderr, /Permission denied/);
+    assert.notEqual((await asNobody(`rm -f ${stats}`)).code, 0, 'nor can it be removed (which resets the counters)');
+  } finally {
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  }
+  m = await startMount([...base(), `--accessKey=${SECRET}`, '--prefix=perm/', '-o', 'allow_other', '--fileMode=0666', 'disk', env.w.mnt], env.w.mnt);
+  try {
+    assert.equal((await asNobody(`printf welcome | dd of=${file} conv=notrunc status=none`)).code, 0, 'a 0666 file takes writes');
+    assert.equal((await readFile(file)).subarray(0, 7).toString('latin1'), 'welcome');
+    assert.match((await asNobody(`cat ${stats}`)).stdout, /http_puts/, 'the stats file (0444 then) is readable');
   } finally {
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }

@@ -149,14 +149,13 @@ export function makeOperations(
       if (path !== filePath || options.readOnly) return cb(0);
       data.flush().then(() => cb(0), (err: unknown) => cb(fail('fsync', err)));
     },
-    truncate(path, size, cb) {
-      // The backed file has a fixed size: "truncating" to that size is harmless, others are not.
-      if (path !== filePath) return cb(Fuse.EACCES);
-      return cb(size === fileSize ? 0 : Fuse.EPERM);
+    // As upstream: a truncate succeeds and changes nothing (the file's size is fixed), so that
+    // restoring an image with dd or cp, which open it with O_TRUNC, works.
+    truncate(path, _size, cb) {
+      return cb(path === filePath ? 0 : Fuse.EACCES);
     },
-    ftruncate(path, _fd, size, cb) {
-      if (path !== filePath) return cb(Fuse.EACCES);
-      return cb(size === fileSize ? 0 : Fuse.EPERM);
+    ftruncate(path, _fd, _size, cb) {
+      return cb(path === filePath ? 0 : Fuse.EACCES);
     },
     unlink(path, cb) {
       // Upstream's convention: removing the stats file resets the counters.

@@ -210,7 +210,15 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       log,
     );
     // fuse-native joins option strings unescaped: this is how big_writes and -o options reach libfuse.
-    const extra = ['big_writes', ...(config.directIO ? ['direct_io'] : []), ...(config.readOnly ? ['ro'] : []), ...config.fuseOptions];
+    // default_permissions always, as upstream: without it FUSE checks no mode at all, and with
+    // allow_other every local user could read and write a 0600 disk.
+    const extra = [
+      'big_writes',
+      'default_permissions',
+      ...(config.directIO ? ['direct_io'] : []),
+      ...(config.readOnly ? ['ro'] : []),
+      ...config.fuseOptions,
+    ];
     // The flag goes up before the file appears (whoever sees the file sees a marked bucket), and
     // comes down again if the mount fails.
     if (!config.readOnly) {
