@@ -1,7 +1,8 @@
-// --erase: delete every block of the disk and the mounted flag. Asks first on a terminal unless
-// --force; refuses without a terminal unless --force, so a script never erases by accident.
+// --erase: delete every block of the disk and the mounted flag. Asks first unless --force,
+// reading the answer from standard input whatever it is (as upstream: `echo y | s3backer --erase`
+// works in a script); no answer (standard input closed or ended) is a no.
 
-import * as readline from 'node:readline/promises';
+import * as readline from 'node:readline';
 import type { Config } from '../config/config';
 import { ConfigError } from '../config/config';
 import { HttpStats } from '../backend/httpStats';
@@ -11,21 +12,26 @@ import { clearMountedFlag, readMountedFlag } from './mountedFlag';
 import { createProgress } from '../util/progress';
 import type { Logger } from '../util/log';
 
-export async function askYesNo(question: string): Promise<boolean> {
-  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
+/** The answer to a yes/no question on stderr, read from stdin; undefined when stdin ends first. */
+export function askYesNo(question: string): Promise<boolean | undefined> {
+  return new Promise((resolve) => {
+    const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY === true });
+    let answer: boolean | undefined;
+    rl.once('line', (line) => {
+      answer = /^y(es)?$/i.test(line.trim());
+      rl.close();
+    });
+    rl.once('close', () => resolve(answer));
+    rl.setPrompt(question);
+    rl.prompt();
+  });
 }
 
 export interface EraseIO {
-  readonly interactive: boolean;
-  confirm(question: string): Promise<boolean>;
+  confirm(question: string): Promise<boolean | undefined>;
 }
 
-const defaultIO: EraseIO = { interactive: process.stdin.isTTY === true, confirm: askYesNo };
+const defaultIO: EraseIO = { confirm: askYesNo };
 
 /** Returns the number of blocks deleted. */
 export async function erase(config: Config, log: Logger, io: EraseIO = defaultIO): Promise<number> {
@@ -48,10 +54,10 @@ export async function erase(config: Config, log: Logger, io: EraseIO = defaultIO
       listing.finish();
     }
     if (!config.force) {
-      if (!io.interactive) {
-        throw new ConfigError(`--erase would delete ${keys.length} blocks of ${objects.description}: add --force to do it without asking`);
-      }
       const yes = await io.confirm(`Erase all ${keys.length} blocks of ${objects.description}? This cannot be undone. [y/N] `);
+      if (yes === undefined) {
+        throw new ConfigError(`not erased: no answer on standard input (--force erases the ${keys.length} blocks without asking)`);
+      }
       if (!yes) throw new ConfigError('not erased');
     }
     const progress = createProgress('blocks deleted', keys.length, { quiet: config.quiet });
