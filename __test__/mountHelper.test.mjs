@@ -64,9 +64,16 @@ test('mount -t s3backer and an fstab line of type s3backer mount through mount.s
 
     // A bad option fails mount(8) with s3backer's message, and nothing is left mounted.
     const failed = await run('mount', ['-t', 's3backer', dirs.store, dirs.mnt, '-o', 'test,blockSize=4k,size=1m,noSuchFlag=1']).catch((e) => e);
-    assert.notEqual(failed.code ?? 0, 0);
+    assert.equal(failed.code, 32, 'mount failure (mount(8)\'s status 32)');
     assert.match(String(failed.stderr), /unknown FUSE option "-o noSuchFlag=1"/);
     assert.equal(await isMounted(dirs.mnt), false);
+    // The helper's own statuses: 32 when the mount fails (here: no such directory), 1 for usage.
+    const missing = await run(HELPER, [dirs.store, join(dirs.root, 'nowhere'), '-o', 'test,blockSize=4k,size=1m']).catch((e) => e);
+    assert.equal(missing.code, 32, String(missing.stderr));
+    assert.match(String(missing.stderr), /does not exist/);
+    const usage = await run(HELPER, [dirs.store]).catch((e) => e);
+    assert.equal(usage.code, 1);
+    assert.match(String(usage.stderr), /usage: mount.s3backer/);
   } finally {
     await remove();
     await dirs.cleanup();

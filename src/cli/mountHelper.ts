@@ -41,18 +41,23 @@ export function translate(args: readonly string[]): HelperCall {
   return { argv: fake ? undefined : argv };
 }
 
+/** mount(8)'s exit statuses for helpers: 1 is a wrong invocation, 32 a mount that failed. */
+export const EXIT_USAGE = 1;
+export const EXIT_MOUNT_FAILED = 32;
+
 function main(): void {
   let call: HelperCall;
   try {
     call = translate(process.argv.slice(2));
   } catch (err) {
     process.stderr.write(`mount.s3backer: ${(err as Error).message}\n`);
-    process.exit(1);
+    process.exit(EXIT_USAGE);
   }
   if (call.argv === undefined) process.exit(0);
   const cli = path.join(__dirname, 'main.js');
   const result = spawnSync(process.execPath, [cli, ...call.argv], { stdio: 'inherit' });
-  process.exit(result.status ?? 1);
+  // s3backer has said why on stderr; whatever the cause, for mount(8) the mount failed.
+  process.exit(result.status === 0 ? 0 : EXIT_MOUNT_FAILED);
 }
 
 if (require.main === module) main();
