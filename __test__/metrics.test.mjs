@@ -229,9 +229,10 @@ test('stats as JSON: the stats file names, numbers, seconds for times', () => {
     ]),
     source([['block_cache_dirty_ratio', '0.2500'], ['odd', 'n/a']]),
   ]);
-  assert.deepEqual(json, { http_gets: 4, http_avg_get_time: 0.012, block_cache_dirty_ratio: 0.25, odd: 'n/a' });
+  assert.deepEqual(json, { http_gets: 4, http_avg_get_time: 0.012, block_cache_dirty_ratio: 0.25, odd: 'n/a', out_of_memory_errors: 0 });
   assert.equal(numericValue('3'), 3);
-  assert.ok(Number.isNaN(numericValue('3 blocks')));
+  assert.equal(numericValue('3 blocks'), 3, "upstream's unit for sizes");
+  assert.ok(Number.isNaN(numericValue('n/a')));
 });
 
 test('--metricsPort is validated with clear messages', () => {

@@ -107,6 +107,9 @@ export declare function md5(data: Uint8Array): Buffer
 /** MD5 of the data as 32 lowercase hex digits. */
 export declare function md5Hex(data: Uint8Array): string
 
+/** Sets the IP type of service (IPv6: traffic class) of a connected socket's descriptor. */
+export declare function setTypeOfService(fd: number, tos: number): void
+
 export interface SlotEntry {
   slot: number
   block: number

@@ -844,3 +844,4 @@ module.exports.inspectCacheFile = nativeBinding.inspectCacheFile
 module.exports.isZero = nativeBinding.isZero
 module.exports.md5 = nativeBinding.md5
 module.exports.md5Hex = nativeBinding.md5Hex
+module.exports.setTypeOfService = nativeBinding.setTypeOfService

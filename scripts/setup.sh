@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # FUSE userspace (fuse-native loads libfuse.so.2), mkfs/e2fsck, upstream s3backer for interop,
-# openssl for the TLS tests' certificates, fio for the benchmark, tinyproxy for the proxy tests.
-packages=(fuse libfuse2 e2fsprogs s3backer openssl fio tinyproxy)
+# openssl for the TLS tests' certificates, fio for the benchmark, tinyproxy for the proxy tests,
+# tcpdump to see --ipTOS on the wire.
+packages=(fuse libfuse2 e2fsprogs s3backer openssl fio tinyproxy tcpdump)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

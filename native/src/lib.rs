@@ -8,6 +8,7 @@ mod codec;
 mod digest;
 pub mod slot_store;
 mod slots;
+mod socket;
 mod zero;
 
 use napi::bindgen_prelude::Buffer;
@@ -61,4 +62,10 @@ impl napi::Task for DigestTask {
 #[napi(ts_return_type = "Promise<Buffer | null>")]
 pub fn block_digest_async(#[napi(ts_arg_type = "Uint8Array")] data: Buffer) -> napi::bindgen_prelude::AsyncTask<DigestTask> {
     napi::bindgen_prelude::AsyncTask::new(DigestTask { data })
+}
+
+/// Sets the IP type of service (IPv6: traffic class) of a connected socket's descriptor.
+#[napi]
+pub fn set_type_of_service(fd: i32, tos: u8) -> napi::Result<()> {
+    socket::set_type_of_service(fd, tos).map_err(|e| napi::Error::from_reason(format!("setting the IP type of service {tos:#04x}: {e}")))
 }

@@ -8,6 +8,7 @@ import * as tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Proxy } from './proxy';
 import type { TlsTrust } from './trust';
+import { applyTypeOfService } from './typeOfService';
 
 export interface HttpAnswer {
   readonly status: number;
@@ -37,6 +38,14 @@ export interface HttpConnectionsOptions {
   readonly tls?: TlsTrust | undefined;
   /** Through this HTTP proxy: absolute-form requests for http:, a CONNECT tunnel per socket for https:. */
   readonly proxy?: Proxy | undefined;
+  /** Counted per request: sent on a new socket, or on a kept-alive one. */
+  readonly counters?: { created: number; reused: number } | undefined;
+  /** False: every request on a socket of its own, closed after the answer (--noCurlCache). */
+  readonly keepAlive?: boolean | undefined;
+  /** The IP type of service of every socket (--ipTOS). */
+  readonly typeOfService?: number | undefined;
+  /** Told once if the type of service cannot be set. */
+  readonly warn?: ((message: string) => void) | undefined;
 }
 
 export interface HttpRequest {
@@ -232,6 +241,7 @@ interface Connection {
 export class HttpConnections {
   private readonly idle: Connection[] = [];
   private closed = false;
+  private tosWarned = false;
   /** What precedes a path on the request line: the origin for a request through a proxy. */
   private readonly target: string;
   /** The header line sent to the proxy on each request, if any. */
@@ -255,7 +265,12 @@ export class HttpConnections {
     }
     head += '\r\n';
     const idle = this.reusable();
-    if (idle !== undefined) return this.exchange(idle, head, req);
+    const counters = this.options.counters;
+    if (idle !== undefined) {
+      if (counters) counters.reused++;
+      return this.exchange(idle, head, req);
+    }
+    if (counters) counters.created++;
     const { proxy, protocol } = this.options;
     if (proxy !== undefined && protocol === 'https:') {
       // Each new socket first asks the proxy for a tunnel; TLS then runs inside it.
@@ -284,7 +299,7 @@ export class HttpConnections {
       const exchange = new Exchange(req.method, req.maxBodyBytes, (answer) => {
         clearTimeout(timer);
         conn.exchange = undefined;
-        if (exchange.keepAlive && !this.closed && this.idle.length < this.options.maxIdle && !conn.socket.destroyed) {
+        if (exchange.keepAlive && this.options.keepAlive !== false && !this.closed && this.idle.length < this.options.maxIdle && !conn.socket.destroyed) {
           conn.idleSince = Date.now();
           this.idle.push(conn); // oldest first
         } else conn.socket.destroy();
@@ -301,7 +316,7 @@ export class HttpConnections {
 
   /** A new socket to the endpoint (or to the proxy); `tunnel`: TLS inside this proxy tunnel. */
   private connect(tunnel?: net.Socket): Connection {
-    const { host, port, proxy } = this.options;
+    const { host, port, proxy, typeOfService } = this.options;
     const socket =
       this.options.protocol === 'https:'
         ? tls.connect({
@@ -315,6 +330,12 @@ export class HttpConnections {
         : proxy !== undefined
           ? net.connect({ host: proxy.host, port: proxy.port })
           : net.connect({ host, port });
+    if (typeOfService !== undefined) {
+      applyTypeOfService(socket, typeOfService, (message) => {
+        if (!this.tosWarned) this.options.warn?.(message);
+        this.tosWarned = true;
+      });
+    }
     socket.setNoDelay(true);
     const conn: Connection = { socket, exchange: undefined, idleSince: 0 };
     socket.on('data', (data: Buffer) => {

@@ -1,6 +1,7 @@
-// Upstream's http_* counters, kept by the object store and the block backend.
+// Upstream's http_* and curl_* counters, kept by the object store and the block backend; the
+// curl_* ones describe our own HTTP client as upstream's describe libcurl.
 
-import { seconds, type StatsSource, type StatValue } from '../stats/stats';
+import { ratio, seconds, totalSeconds, type StatLine, type StatsSource } from '../stats/stats';
 import { S3Latencies } from '../stats/latency';
 
 export class HttpStats implements StatsSource {
@@ -19,30 +20,58 @@ export class HttpStats implements StatsSource {
   stale = 0;
   verified = 0;
   mismatch = 0;
+  redirects = 0;
   serverErrors = 0;
   clientErrors = 0;
-  otherErrors = 0;
+  otherStatusErrors = 0;
+  redirectErrors = 0;
+  /** Requests sent on a new connection, and on a kept-alive one (upstream: cURL handles). */
+  readonly connections = { created: 0, reused: 0 };
+  timeouts = 0;
+  connectFailures = 0;
+  unknownHosts = 0;
+  transportErrors = 0;
   canceledWrites = 0;
   retries = 0;
   retryDelayMs = 0;
   /** Per-request durations by operation (for --metricsPort); kept across resetStats(). */
   readonly latency = new S3Latencies();
 
-  /** Counts one failed attempt by its HTTP status (undefined: no response at all). */
-  countError(status: number | undefined): void {
-    if (status === 401) this.unauthorized++;
+  constructor(
+    /** With --listBlocks upstream prints two more lines. */
+    private readonly listBlocks = false,
+  ) {}
+
+  /** Counts one failed attempt by its HTTP status, or without an answer by its error code. */
+  countError(status: number | undefined, code?: string): void {
+    if (status === undefined) this.countTransportError(code);
+    else if (status === 401) this.unauthorized++;
     else if (status === 403) this.forbidden++;
-    else if (status !== undefined && status >= 500) this.serverErrors++;
-    else if (status !== undefined && status >= 400) this.clientErrors++;
-    else this.otherErrors++;
+    else if (status === 412) this.stale++;
+    else if ([301, 302, 307, 308].includes(status)) this.redirects++;
+    else if (status >= 300 && status < 400) this.redirectErrors++;
+    else if (status >= 400 && status < 500) this.clientErrors++;
+    else if (status >= 500 && status < 600) this.serverErrors++;
+    else this.otherStatusErrors++;
   }
 
-  statsLines(): ReadonlyArray<readonly [string, StatValue]> {
+  private countTransportError(code: string | undefined): void {
+    if (code === 'ETIMEDOUT' || code === 'TimeoutError') this.timeouts++;
+    else if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL') this.connectFailures++;
+    else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL') this.unknownHosts++;
+    else this.transportErrors++;
+  }
+
+  statsLines(): readonly StatLine[] {
+    const { created, reused } = this.connections;
     return [
       ['http_normal_blocks_read', this.normalBlocksRead],
       ['http_normal_blocks_written', this.normalBlocksWritten],
       ['http_zero_blocks_read', this.zeroBlocksRead],
       ['http_zero_blocks_written', this.zeroBlocksWritten],
+      // Upstream's newest still prints these with --listBlocks, and they stay 0 there too: the
+      // listing's knowledge lives in the zero cache (zero_block_cache_*), here as there.
+      ...(this.listBlocks ? ([['http_empty_blocks_read', 0], ['http_empty_blocks_written', 0]] as const) : []),
       ['http_gets', this.gets],
       ['http_puts', this.puts],
       ['http_deletes', this.deletes],
@@ -52,19 +81,29 @@ export class HttpStats implements StatsSource {
       ['http_unauthorized', this.unauthorized],
       ['http_forbidden', this.forbidden],
       ['http_stale', this.stale],
+      ['http_redirect', this.redirects],
       ['http_verified', this.verified],
       ['http_mismatch', this.mismatch],
       ['http_5xx_error', this.serverErrors],
       ['http_4xx_error', this.clientErrors],
-      ['http_other_error', this.otherErrors],
+      ['http_3xx_error', this.redirectErrors],
+      ['http_other_error', this.otherStatusErrors],
       ['http_canceled_writes', this.canceledWrites],
       ['http_num_retries', this.retries],
-      ['http_total_retry_delay', `${(this.retryDelayMs / 1000).toFixed(3)} sec`],
+      ['http_total_retry_delay', totalSeconds(this.retryDelayMs)],
+      ['curl_handle_reuse_ratio', ratio(reused, created + reused, 4)],
+      ['curl_timeouts', this.timeouts],
+      ['curl_connect_failed', this.connectFailures],
+      ['curl_host_unknown', this.unknownHosts],
+      // Node ends the process when memory runs out: there is never a request to count here.
+      ['curl_out_of_memory', 0],
+      ['curl_other_error', this.transportErrors],
     ];
   }
 
   resetStats(): void {
     // The histograms stay: the S3 client holds them, and Prometheus wants them monotonic.
-    Object.assign(this, new HttpStats(), { latency: this.latency });
+    Object.assign(this, new HttpStats(this.listBlocks), { latency: this.latency, connections: this.connections });
+    this.connections.created = this.connections.reused = 0;
   }
 }

@@ -12,6 +12,8 @@ export interface RetryPolicy {
 /** A failed attempt, with the HTTP status when there was a response. */
 export interface AttemptFailure {
   readonly status: number | undefined;
+  /** Without an answer: why (ETIMEDOUT, ECONNREFUSED, ENOTFOUND, ...), for the curl_* counters. */
+  readonly code?: string | undefined;
   readonly message: string;
   readonly retryable: boolean;
 }
@@ -49,7 +51,7 @@ export async function withRetries<T>(
       return await attempt();
     } catch (err) {
       const failure = classify(err);
-      stats.countError(failure.status);
+      stats.countError(failure.status, failure.code);
       if (!failure.retryable || paused + pause > policy.maxRetryPauseMs) {
         throw new RetriesExhaustedError(operation, failure, attempts);
       }

@@ -6,7 +6,7 @@
 
 import type * as http from 'node:http';
 import { isIP } from 'node:net';
-import { HttpConnections, HttpTransportError } from './httpConnections';
+import { HttpConnections, HttpTransportError, type HttpConnectionsOptions } from './httpConnections';
 import type { Proxy } from './proxy';
 import type { TlsTrust } from './trust';
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
@@ -70,6 +70,8 @@ export interface S3HttpOptions {
   readonly latency?: S3Latencies | undefined;
   /** The HTTP proxy for requests to this URL (the bucket's host, see proxy.ts); none: direct. */
   readonly proxyFor?: ((url: URL) => Proxy | undefined) | undefined;
+  /** How sockets are counted, kept and set up (--noCurlCache, --ipTOS). */
+  readonly connections?: Pick<HttpConnectionsOptions, 'counters' | 'keepAlive' | 'typeOfService' | 'warn'> | undefined;
 }
 
 /**
@@ -198,6 +200,7 @@ export class S3Http {
       maxIdle: options.maxSockets,
       tls: options.tls,
       proxy: this.proxy,
+      ...options.connections,
     });
     this.hostHeader = url.port === '' ? this.hostname : `${this.hostname}:${url.port}`;
     const base = url.pathname.replace(/\/+$/, '');

@@ -24,7 +24,7 @@ export interface S3StoreOptions
     Pick<
       Config,
       | 'bucket' | 'prefix' | 'baseURL' | 'region' | 'accessType' | 'vhost' | 'storageClass' | 'sse' | 'sseKeyId'
-      | 'insecure' | 'cacert' | 'maxUploadSpeed' | 'maxDownloadSpeed' | 'debugHttp' | 'timeoutMs'
+      | 'insecure' | 'cacert' | 'maxUploadSpeed' | 'maxDownloadSpeed' | 'debugHttp' | 'timeoutMs' | 'ipTos' | 'noCurlCache'
     > {
   readonly credentials: CredentialSource;
   /** Requests in flight at once (and sockets kept open). */
@@ -72,7 +72,8 @@ function classify(err: unknown): AttemptFailure {
   if (e.name === 'TimeoutError' || e.name === 'AbortError') message = `request timed out (${message})`;
   // S3 answers a stalled upload with 400 RequestTimeout: worth another try, unlike other 400s.
   const retryable = isRetryableStatus(status) || (err instanceof S3HttpError && err.code === 'RequestTimeout');
-  return { status, message, retryable };
+  const code = status !== undefined ? undefined : e.name === 'TimeoutError' ? 'ETIMEDOUT' : e.code;
+  return { status, code, message, retryable };
 }
 
 /** The x-amz-meta-* headers of an answer, names without the prefix. */
@@ -122,11 +123,24 @@ export class S3ObjectStore implements ObjectStore {
       // --debug-http: the request line, status and time of every attempt; never headers or secrets.
       onAttempt: options.debugHttp ? (line, outcome, ms) => this.log.http(`${line} -> ${outcome} (${ms} ms)`) : undefined,
       proxyFor: (url) => proxyFor(url),
+      connections: {
+        counters: stats.connections,
+        keepAlive: !options.noCurlCache,
+        typeOfService: options.ipTos,
+        warn: (message) => this.log.warn(message),
+      },
     });
     const { proxy } = this.http;
     if (proxy !== undefined) this.log.info(`requests to S3 go through the proxy ${proxy.display} (from ${proxy.variable})`);
     // Only the SDK's listing uses the agent; block requests have their own sockets (S3Http).
-    this.agent = createSdkAgent({ protocol: options.baseURL.startsWith('https:') ? 'https:' : 'http:', tls, proxy, timeoutMs: options.timeoutMs });
+    this.agent = createSdkAgent({
+      protocol: options.baseURL.startsWith('https:') ? 'https:' : 'http:',
+      tls,
+      proxy,
+      timeoutMs: options.timeoutMs,
+      typeOfService: options.ipTos,
+      warn: (message) => this.log.warn(message),
+    });
   }
 
   private request<T>(operation: string, attempt: () => Promise<T>): Promise<T> {

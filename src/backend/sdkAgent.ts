@@ -1,5 +1,6 @@
 // The node:http agent under the SDK client that lists the bucket (block requests have their own
-// sockets, httpConnections.ts): keep-alive, the TLS options, and the same proxy as block requests.
+// sockets, httpConnections.ts): keep-alive, the TLS options, the same proxy and the same
+// --ipTOS as block requests.
 
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -9,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { openTunnel } from './httpConnections';
 import type { Proxy } from './proxy';
 import type { TlsTrust } from './trust';
+import { applyTypeOfService } from './typeOfService';
 
 export interface SdkAgentOptions {
   readonly protocol: 'http:' | 'https:';
@@ -16,6 +18,9 @@ export interface SdkAgentOptions {
   readonly proxy: Proxy | undefined;
   /** Limit on opening a tunnel through the proxy. */
   readonly timeoutMs: number;
+  /** --ipTOS, and where a failure to set it is told. */
+  readonly typeOfService?: number | undefined;
+  readonly warn?: ((message: string) => void) | undefined;
 }
 
 type ConnectCallback = (err: Error | null, socket: Duplex) => void;
@@ -69,8 +74,31 @@ export function createSdkAgent(options: SdkAgentOptions): http.Agent {
   const { rejectUnauthorized, secureContext } = options.tls;
   const tlsOptions = { rejectUnauthorized, ...(secureContext !== undefined ? { secureContext } : {}) };
   const { proxy } = options;
-  if (options.protocol === 'https:') {
-    return proxy === undefined ? new https.Agent({ ...keepAlive, ...tlsOptions }) : new TunnelAgent({ ...keepAlive, ...tlsOptions }, proxy, options.timeoutMs);
+  const agent =
+    options.protocol === 'https:'
+      ? proxy === undefined
+        ? new https.Agent({ ...keepAlive, ...tlsOptions })
+        : new TunnelAgent({ ...keepAlive, ...tlsOptions }, proxy, options.timeoutMs)
+      : proxy === undefined
+        ? new http.Agent(keepAlive)
+        : new ForwardAgent(keepAlive, proxy);
+  const tos = options.typeOfService;
+  if (tos !== undefined) {
+    let warned = false;
+    const warn = (message: string): void => {
+      if (!warned) options.warn?.(message);
+      warned = true;
+    };
+    // Each new socket, whether the agent returns it or hands it to the callback (tunnels).
+    const create = agent.createConnection.bind(agent);
+    agent.createConnection = (opts: http.ClientRequestArgs, callback?: ConnectCallback) => {
+      const socket = create(opts, (err: Error | null, s: Duplex) => {
+        if (err === null && socket === undefined) applyTypeOfService(s as net.Socket, tos, warn);
+        callback?.(err, s);
+      });
+      if (socket !== undefined) applyTypeOfService(socket as net.Socket, tos, warn);
+      return socket;
+    };
   }
-  return proxy === undefined ? new http.Agent(keepAlive) : new ForwardAgent(keepAlive, proxy);
+  return agent;
 }

@@ -6,6 +6,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import { FLAG_BY_NAME } from './flags';
 import { isPowerOfTwo, parseSize } from './sizes';
 import { MAX_BLOCKS } from '../format/blockNames';
+import { parseTypeOfService } from './ipTos';
 
 export class ConfigError extends Error {}
 
@@ -53,6 +54,14 @@ export interface Config {
   readonly debugHttp: boolean;
   /** --metricsPort: serve /metrics and /stats.json on 127.0.0.1 at this port; undefined = off. */
   readonly metricsPort: number | undefined;
+  /** --statsFileMirror: a copy of the stats file, rewritten every intervalMs. */
+  readonly statsMirror: { readonly path: string; readonly intervalMs: number } | undefined;
+  /** --ipTOS: the IP type of service of S3 connections. */
+  readonly ipTos: number | undefined;
+  /** --noCurlCache: no kept-alive connections. */
+  readonly noCurlCache: boolean;
+  /** The --test backend's fault injection (--test-errors, --test-delays, --test-discard). */
+  readonly testFaults: TestFaults | undefined;
   readonly blockCache: BlockCacheConfig;
   readonly codec: CodecConfig;
   /** The eventual-consistency guard; undefined = off (the default). */
@@ -64,6 +73,12 @@ export interface Config {
   readonly debug: boolean;
   readonly quiet: boolean;
   readonly fuseOptions: readonly string[];
+}
+
+export interface TestFaults {
+  readonly errors: boolean;
+  readonly delays: boolean;
+  readonly discard: boolean;
 }
 
 export interface BlockCacheConfig {
@@ -168,7 +183,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   for (const name of Object.keys(flags)) {
     const spec = FLAG_BY_NAME.get(name);
     if (!spec) throw new ConfigError(`unknown option --${name}`);
-    if (!spec.supported) throw new ConfigError(`--${name} is not supported yet by this version of s3backer`);
+    if (!spec.supported) throw new ConfigError(spec.refusal ?? `--${name} is not supported yet by this version of s3backer`);
   }
   if (flags['reset-mounted-flag'] === true && flags['erase'] === true) {
     throw new ConfigError('--erase and --reset-mounted-flag cannot be combined');
@@ -340,6 +355,21 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     throw new ConfigError(`--metricsPort: ${metricsPort} is not a TCP port (1-65535)`);
   }
 
+  const mirrorFile = str(flags, 'statsFileMirror');
+  // As upstream: the interval alone is ignored.
+  const mirrorInterval = int(flags, 'statsFileMirrorInterval', 1000, 1);
+  const tosText = str(flags, 'ipTOS');
+  const ipTos = tosText === undefined ? undefined : parseTypeOfService(tosText);
+  if (tosText !== undefined && ipTos === undefined) {
+    throw new ConfigError(`--ipTOS: "${tosText}" is not a number 0-255 nor one of lowdelay, throughput, reliability, lowcost, mincost`);
+  }
+  const faults = { errors: flags['test-errors'] === true, delays: flags['test-delays'] === true, discard: flags['test-discard'] === true };
+  const testFaults = faults.errors || faults.delays || faults.discard ? faults : undefined;
+  if (testFaults && !test) {
+    const given = Object.entries(faults).find(([, on]) => on)?.[0] ?? 'errors';
+    throw new ConfigError(`--test-${given} goes with --test (it injects faults into the local test backend)`);
+  }
+
   const mountpointArg = mode === 'mount' ? args.positionals[1] : undefined;
   const accessFileGiven = str(flags, 'accessFile') !== undefined;
   return {
@@ -378,6 +408,10 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     defaultContentEncoding: str(flags, 'defaultContentEncoding'),
     debugHttp: flags['debug-http'] === true,
     metricsPort,
+    statsMirror: mirrorFile === undefined ? undefined : { path: path.resolve(mirrorFile), intervalMs: mirrorInterval },
+    ipTos,
+    noCurlCache: flags['noCurlCache'] === true,
+    testFaults,
     blockCache,
     timeoutMs: timeoutSec * 1000,
     initialRetryPauseMs,

@@ -11,7 +11,12 @@ export interface FlagSpec {
   readonly defaultText?: string;
   /** False for upstream flags this version does not implement yet: they are refused, never ignored. */
   readonly supported: boolean;
+  /** For an unsupported flag: the one line that says why and what to do instead. */
+  readonly refusal?: string;
 }
+
+const NBD_REFUSAL =
+  'NBD mode is not available in this version of s3backer (upstream builds it with nbdkit); FUSE mode is: mount without --nbd on a directory, then loop-mount its file';
 
 const f = (name: string, kind: FlagKind, help: string, extra: Partial<FlagSpec> = {}): FlagSpec => ({
   name,
@@ -64,6 +69,8 @@ export const FLAGS: readonly FlagSpec[] = [
   f('force', 'boolean', 'ignore a set mounted flag and differing auto-detected sizes'),
   f('initialRetryPause', 'value', 'first pause before retrying a failed request', { valueName: 'MILLIS', defaultText: '200' }),
   f('insecure', 'boolean', "don't verify the SSL server identity"),
+  f('http11', 'boolean', 'accepted for upstream\'s command lines: requests are always HTTP/1.1 here (never HTTP/2)'),
+  f('ipTOS', 'value', 'IP type of service of S3 connections: 0-255, or lowdelay, throughput, reliability, lowcost', { valueName: 'VALUE' }),
   f('keyLength', 'value', 'override the derived key length in bytes', { valueName: 'NUM' }),
   f('listBlocks', 'boolean', 'learn which blocks exist at startup'),
   f('maxDownloadSpeed', 'value', 'max download bandwidth of one block read', { valueName: 'BITSPERSEC' }),
@@ -73,7 +80,11 @@ export const FLAGS: readonly FlagSpec[] = [
   f('md5CacheTime', 'value', 'how long a written block\'s MD5 is remembered (0 = until evicted)', { valueName: 'MILLIS', defaultText: '10000' }),
   f('metricsPort', 'value', 'serve /metrics (Prometheus) and /stats.json over HTTP on 127.0.0.1:PORT (loopback only)', { valueName: 'PORT' }),
   f('minWriteDelay', 'value', 'minimum time between writes of the same block (with the guard)', { valueName: 'MILLIS', defaultText: '500' }),
+  f('nbd', 'boolean', 'NBD mode', { supported: false, refusal: NBD_REFUSAL }),
+  f('nbd-flag', 'value', 'NBD mode', { supported: false, refusal: NBD_REFUSAL }),
+  f('nbd-param', 'value', 'NBD mode', { supported: false, refusal: NBD_REFUSAL }),
   f('noAutoDetect', 'boolean', 'do not read the block and file size from block 0'),
+  f('noCurlCache', 'boolean', 'a new connection for every request (upstream: no reuse of cURL handles); slower, for debugging'),
   f('password', 'value', 'encryption password (visible to other users: prefer --passwordFile)', { valueName: 'PASSWORD' }),
   f('passwordFile', 'value', 'read the encryption password from the first line of FILE', { valueName: 'FILE' }),
   f('prefix', 'value', 'prefix for object names within the bucket', { valueName: 'STRING', defaultText: '""' }),
@@ -89,8 +100,15 @@ export const FLAGS: readonly FlagSpec[] = [
   f('sse-key-id', 'value', 'KMS key ID for --sse=aws:kms', { valueName: 'ID' }),
   f('ssl', 'boolean', 'require https (the default base URL already uses it)'),
   f('statsFilename', 'value', 'name of the statistics file', { valueName: 'NAME', defaultText: 'stats' }),
+  f('statsFileMirror', 'value', 'keep a copy of the statistics file at FILE, replaced atomically every interval (removing it resets the counters)', {
+    valueName: 'FILE',
+  }),
+  f('statsFileMirrorInterval', 'value', 'how often --statsFileMirror is rewritten', { valueName: 'MILLIS', defaultText: '1000' }),
   f('storageClass', 'value', 'storage class of written blocks', { valueName: 'TYPE' }),
   f('test', 'boolean', 'local test mode: the bucket is a directory'),
+  f('test-delays', 'boolean', 'with --test: delay each block read and write at random, up to 200 ms'),
+  f('test-discard', 'boolean', 'with --test: discard writes and read zeros, touching no file (measures the overhead of the rest)'),
+  f('test-errors', 'boolean', 'with --test: fail block reads and writes at random (1 in 10), as a flaky store; retries ride them out'),
   f('timeout', 'value', 'max time for one HTTP request', { valueName: 'SECONDS', defaultText: '30' }),
   f('vhost', 'boolean', 'virtual-host style URLs (implied by --region)'),
   f('no-vhost', 'boolean', 'path-style URLs even with --region'),

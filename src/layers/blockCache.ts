@@ -5,7 +5,7 @@
 // uploaded again afterwards. Sequential readers trigger read-ahead into free or clean slots.
 
 import { checkBlockNum, type BlockStore } from '../store/blockStore';
-import { ratio, type StatsSource, type StatValue } from '../stats/stats';
+import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
 import { blockDigestAsync, isZeroBlock, md5, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
 import type { ProgressCallback } from '../util/progress';
@@ -778,10 +778,10 @@ export class BlockCache implements BlockStore, StatsSource {
     await this.inner.close();
   }
 
-  statsLines(): ReadonlyArray<readonly [string, StatValue]> {
+  statsLines(): readonly StatLine[] {
     return [
-      ['block_cache_current_size', this.entries.size],
-      ['block_cache_initial_size', this.initialSize],
+      ['block_cache_current_size', blocks(this.entries.size)],
+      ['block_cache_initial_size', blocks(this.initialSize)],
       ['block_cache_dirty_ratio', ratio(this.dirty.size, this.options.size)],
       ['block_cache_read_hits', this.readHits],
       ['block_cache_read_misses', this.readMisses],
@@ -791,9 +791,12 @@ export class BlockCache implements BlockStore, StatsSource {
       ['block_cache_write_hit_ratio', ratio(this.writeHits, this.writeHits + this.writeMisses)],
       ['block_cache_verified', this.verified],
       ['block_cache_mismatch', this.mismatch],
-      // Not upstream's: uploads that failed after the store's own retries (the blocks stay dirty).
-      ['block_cache_upload_errors', this.uploadFailures],
     ];
+  }
+
+  extraStatsLines(): readonly StatLine[] {
+    // Uploads that failed after the store's own retries (the blocks stay dirty).
+    return [['block_cache_upload_errors', this.uploadFailures]];
   }
 
   resetStats(): void {

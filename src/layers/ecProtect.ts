@@ -7,7 +7,7 @@
 
 import { BlockIOError, checkBlockNum, type BlockStore } from '../store/blockStore';
 import { ForwardingLayer } from '../store/forwardingLayer';
-import type { StatsSource, StatValue } from '../stats/stats';
+import { blocks, totalSeconds, type StatLine, type StatsSource } from '../stats/stats';
 import { md5 } from '../native/addon';
 import type { RetryPolicy } from '../backend/retry';
 import type { Logger } from '../util/log';
@@ -31,8 +31,9 @@ export class EcProtect extends ForwardingLayer implements StatsSource {
   /** Insertion order = write order, so the first entry expires first. */
   private readonly remembered = new Map<number, Remembered>();
   private dataHits = 0;
-  private fullDelays = 0;
-  private writeDelays = 0;
+  /** Time writers waited (upstream's md5_cache_*_delays are times, not counts). */
+  private fullDelayMs = 0;
+  private writeDelayMs = 0;
   private stale = 0;
 
   constructor(
@@ -81,16 +82,19 @@ export class EcProtect extends ForwardingLayer implements StatsSource {
     this.expire(now);
     const previous = this.remembered.get(blockNum);
     if (previous && now - previous.writtenAt < this.options.minWriteDelayMs) {
-      this.writeDelays++;
       await sleep(this.options.minWriteDelayMs - (now - previous.writtenAt));
+      this.writeDelayMs += Date.now() - now;
     }
     // Full: wait for the oldest entry to expire (or, without a time limit, forget it).
     while (!this.remembered.has(blockNum) && this.remembered.size >= this.options.cacheSize) {
-      this.fullDelays++;
       const oldest = this.remembered.entries().next().value;
       if (!oldest) break;
       if (this.options.cacheTimeMs === 0) this.remembered.delete(oldest[0]);
-      else await sleep(Math.max(1, oldest[1].writtenAt + this.options.cacheTimeMs - Date.now()));
+      else {
+        const waitFrom = Date.now();
+        await sleep(Math.max(1, oldest[1].writtenAt + this.options.cacheTimeMs - waitFrom));
+        this.fullDelayMs += Date.now() - waitFrom;
+      }
       this.expire(Date.now());
     }
     await this.inner.writeBlock(blockNum, data);
@@ -99,18 +103,21 @@ export class EcProtect extends ForwardingLayer implements StatsSource {
     this.remembered.set(blockNum, { md5: md5(data ?? Buffer.alloc(this.blockSize)).toString('hex'), writtenAt: now });
   }
 
-  statsLines(): ReadonlyArray<readonly [string, StatValue]> {
+  statsLines(): readonly StatLine[] {
     return [
-      ['md5_cache_current_size', this.remembered.size],
+      ['md5_cache_current_size', blocks(this.remembered.size)],
       ['md5_cache_data_hits', this.dataHits],
-      ['md5_cache_full_delays', this.fullDelays],
-      ['md5_cache_write_delays', this.writeDelays],
-      // Not upstream's name: reads the guard caught answering old data.
-      ['md5_cache_stale_reads', this.stale],
+      ['md5_cache_full_delays', totalSeconds(this.fullDelayMs)],
+      ['md5_cache_write_delays', totalSeconds(this.writeDelayMs)],
     ];
   }
 
+  extraStatsLines(): readonly StatLine[] {
+    // Reads the guard caught answering old data (upstream retries them without counting).
+    return [['md5_cache_stale_reads', this.stale]];
+  }
+
   resetStats(): void {
-    this.dataHits = this.fullDelays = this.writeDelays = this.stale = 0;
+    this.dataHits = this.fullDelayMs = this.writeDelayMs = this.stale = 0;
   }
 }

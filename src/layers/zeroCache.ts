@@ -4,7 +4,7 @@
 
 import { checkBlockNum, type BlockStore } from '../store/blockStore';
 import { ForwardingLayer } from '../store/forwardingLayer';
-import type { StatsSource, StatValue } from '../stats/stats';
+import { blocks, type StatLine, type StatsSource } from '../stats/stats';
 import { isZeroBlock } from '../native/addon';
 import type { ProgressCallback } from '../util/progress';
 
@@ -109,9 +109,9 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
     if (zero) this.mark(blockNum, true);
   }
 
-  statsLines(): ReadonlyArray<readonly [string, StatValue]> {
+  statsLines(): readonly StatLine[] {
     return [
-      ['zero_block_cache_size', this.knownZero],
+      ['zero_block_cache_size', blocks(this.knownZero)],
       ['zero_block_cache_read_hits', this.readHits],
       ['zero_block_cache_write_hits', this.writeHits],
     ];

@@ -14,6 +14,7 @@ import { renderStats } from '../stats/stats';
 import { renderPrometheus, statsJSON, type StatsJSON } from '../stats/prometheus';
 import { FuseLatencies, S3_OPERATIONS } from '../stats/latency';
 import { MetricsServer } from '../stats/metricsServer';
+import { StatsMirror } from '../stats/statsMirror';
 import { makeOperations } from '../fuse/fuseFrontEnd';
 import { releaseFuse } from '../fuse/releaseFuse';
 import { buildStack, cacheSlots } from './stack';
@@ -85,7 +86,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
   // Bound before anything is marked mounted: a port in use fails the mount with nothing to undo.
   const metricsServer = config.metricsPort === undefined ? undefined : await MetricsServer.listen(config.metricsPort);
 
-  const httpStats = new HttpStats();
+  const httpStats = new HttpStats(config.listBlocks);
   let objects: ReturnType<typeof openObjects>;
   try {
     objects = openObjects(config, httpStats, log);
@@ -173,6 +174,8 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     }
 
     const statsText = (): string => renderStats(stack.statsSources);
+    // Removing the stats file (or its mirror) resets the counters, as upstream.
+    const resetStats = (): void => stack.statsSources.forEach((s) => s.resetStats());
     const fuseLatency = new FuseLatencies();
     const metricsText = (): string =>
       renderPrometheus({
@@ -206,7 +209,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         uid: process.getuid?.() ?? 0,
         gid: process.getgid?.() ?? 0,
       },
-      { renderStats: statsText, resetStats: () => stack.statsSources.forEach((s) => s.resetStats()), latency: fuseLatency },
+      { renderStats: statsText, resetStats, latency: fuseLatency },
       log,
     );
     // fuse-native joins option strings unescaped: this is how big_writes and -o options reach libfuse.
@@ -236,6 +239,8 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       throw new ConfigError(`cannot mount FUSE at ${mountpoint}: ${(err as Error).message}`);
     }
     log.info(`mounted ${objects.description} on ${mountpoint}`);
+    const statsMirror = config.statsMirror && new StatsMirror({ ...config.statsMirror, render: statsText, reset: resetStats }, log);
+    statsMirror?.start();
     if (metricsServer) {
       metricsServer.serve({ prometheus: metricsText, json: jsonStats });
       log.info(`metrics on http://127.0.0.1:${metricsServer.port}/metrics and /stats.json`);
@@ -293,7 +298,12 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
           log.debug(`releasing fuse-native's loop handle: ${(err as Error).message}`);
         }
         await metricsServer?.close();
-        await storeEverything();
+        try {
+          await storeEverything();
+        } finally {
+          // The counters as the unmount left them (everything stored, or given up on).
+          await statsMirror?.stop({ final: true });
+        }
         if (!config.readOnly) await clearMountedFlag(objects, naming);
         await stack.top.close();
         log.info(`unmounted ${mountpoint}`);

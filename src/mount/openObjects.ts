@@ -2,6 +2,7 @@
 
 import type { Config } from '../config/config';
 import { DirObjectStore } from '../backend/dirObjectStore';
+import { FaultyObjectStore } from '../backend/faultyObjectStore';
 import { S3ObjectStore } from '../backend/s3ObjectStore';
 import { resolveCredentials } from '../backend/credentials';
 import type { HttpStats } from '../backend/httpStats';
@@ -12,7 +13,10 @@ import type { Logger } from '../util/log';
 const READ_CONCURRENCY = 32;
 
 export function openObjects(config: Config, stats: HttpStats, log: Logger): ObjectStore {
-  if (config.test) return new DirObjectStore(config.bucket);
+  if (config.test) {
+    const dir = new DirObjectStore(config.bucket);
+    return config.testFaults ? new FaultyObjectStore(dir, config.testFaults, config, stats, log) : dir;
+  }
   const credentials = resolveCredentials(config);
   log.debug(
     `credentials: ${credentials.kind === 'static' ? `access ID ${credentials.accessKeyId} from ${credentials.from}` : credentials.kind}`,

@@ -54,6 +54,8 @@ export const SlotStores: typeof Native.SlotStore = core.SlotStore;
 export const readCacheFile = (path: string): Native.CacheFileContents => core.inspectCacheFile(path);
 /** A block codec; throws a clear message for an unknown cipher or compression. */
 export const createBlockCodec = (options: Native.CodecOptions): Native.BlockCodec => core.BlockCodec.create(options);
+/** Sets the IP type of service (IPv6: traffic class) of a connected socket's descriptor. */
+export const setTypeOfService = (fd: number, tos: number): void => core.setTypeOfService(fd, tos);
 /** [key, ivkey] in hex, derived as upstream does (for known-answer tests). */
 export const deriveCipherKeys = (password: string, salt: string, keyLength: number): string[] =>
   core.deriveCipherKeys(password, salt, keyLength);

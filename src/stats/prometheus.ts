@@ -2,7 +2,7 @@
 // Every stats-file line becomes one metric named s3backer_<line name>: counters get the _total
 // suffix, times are in seconds; lines this table does not know still appear, as gauges.
 
-import type { StatsSource, StatValue } from './stats';
+import { allStatsLines, type StatsSource, type StatValue } from './stats';
 import type { Histogram } from './latency';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -33,15 +33,25 @@ const STAT_METRICS: Readonly<Record<string, StatMetric>> = {
   http_avg_delete_time: gauge('Average time of a block DELETE operation, retries included', 'http_avg_delete_time_seconds'),
   http_unauthorized: counter('S3 requests answered 401 Unauthorized'),
   http_forbidden: counter('S3 requests answered 403 Forbidden'),
-  http_stale: counter('Reads answered with stale data (upstream\'s counter)'),
+  http_stale: counter('S3 requests answered 412 Precondition Failed'),
+  http_redirect: counter('S3 requests answered with a redirect (301, 302, 307, 308): wrong region or --vhost?'),
   http_verified: counter('Conditional GETs that found the block unchanged'),
   http_mismatch: counter('Blocks that failed verification, authentication or decoding'),
   http_5xx_error: counter('S3 requests answered with a 5xx status'),
-  http_4xx_error: counter('S3 requests answered with a 4xx status other than 401 and 403'),
-  http_other_error: counter('S3 requests that failed without an answer (network errors, timeouts)'),
+  http_4xx_error: counter('S3 requests answered with a 4xx status other than 401, 403, 404 and 412'),
+  http_3xx_error: counter('S3 requests answered with a 3xx status other than a redirect'),
+  http_other_error: counter('S3 requests answered with a status outside 300-599'),
   http_canceled_writes: counter('Block uploads canceled by a newer write (upstream\'s counter)'),
   http_num_retries: counter('S3 requests retried'),
   http_total_retry_delay: counter('Time spent pausing before retries', 'http_retry_delay_seconds'),
+  curl_handle_reuse_ratio: gauge('Fraction of S3 requests sent on a kept-alive connection (upstream: cURL handles reused)'),
+  curl_timeouts: counter('S3 requests that timed out (--timeout)'),
+  curl_connect_failed: counter('S3 requests whose connection could not be made'),
+  curl_host_unknown: counter('S3 requests whose host name did not resolve'),
+  curl_out_of_memory: counter('S3 requests that failed for lack of memory (never, here)'),
+  curl_other_error: counter('S3 requests that failed without an answer for another reason (reset, cut short, garbled)'),
+  http_empty_blocks_read: counter('Upstream\'s count of reads answered from the listing below the cache (always 0, as in upstream\'s newest)'),
+  http_empty_blocks_written: counter('Upstream\'s count of zero writes skipped by the listing below the cache (always 0, as in upstream\'s newest)'),
   block_cache_current_size: gauge('Blocks in the block cache'),
   block_cache_initial_size: gauge('Blocks loaded from the cache file at mount'),
   block_cache_dirty_ratio: gauge('Fraction of the block cache that is dirty'),
@@ -59,15 +69,16 @@ const STAT_METRICS: Readonly<Record<string, StatMetric>> = {
   zero_block_cache_write_hits: counter('All-zero block writes skipped by the zero block cache'),
   md5_cache_current_size: gauge('Blocks whose MD5 the eventual-consistency guard remembers'),
   md5_cache_data_hits: counter('Reads of recently written blocks whose data matched the remembered MD5'),
-  md5_cache_full_delays: counter('Writes delayed because the guard\'s MD5 cache was full'),
-  md5_cache_write_delays: counter('Writes delayed by --minWriteDelay'),
+  md5_cache_full_delays: counter('Time writes waited because the guard\'s MD5 cache was full', 'md5_cache_full_delay_seconds'),
+  md5_cache_write_delays: counter('Time writes waited for --minWriteDelay', 'md5_cache_write_delay_seconds'),
+  out_of_memory_errors: counter('Allocation failures (never counted here: Node ends the process on one)'),
   md5_cache_stale_reads: counter('Reads the guard caught returning old data'),
 };
 
-/** A stats value as a number: counts as they are, "1.234 sec" in seconds; NaN if not numeric. */
+/** A stats value as a number: counts as they are, "1.234 sec" in seconds, "12 blocks" 12; NaN if not numeric. */
 export function numericValue(value: StatValue): number {
   if (typeof value === 'number') return value;
-  const m = /^\s*(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)\s*(?:sec)?\s*$/i.exec(value);
+  const m = /^\s*(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)\s*(?:sec|blocks)?\s*$/i.exec(value);
   return m ? Number(m[1]) : NaN;
 }
 
@@ -76,11 +87,9 @@ export type StatsJSON = Record<string, number | string>;
 /** The stats file's lines as one object: the same names, numbers wherever they are numeric. */
 export function statsJSON(sources: readonly StatsSource[]): StatsJSON {
   const out: StatsJSON = {};
-  for (const source of sources) {
-    for (const [name, value] of source.statsLines()) {
-      const n = numericValue(value);
-      out[name] = Number.isNaN(n) ? value : n;
-    }
+  for (const [name, value] of allStatsLines(sources)) {
+    const n = numericValue(value);
+    out[name] = Number.isNaN(n) ? value : n;
   }
   return out;
 }
@@ -129,20 +138,18 @@ function labelText(labels: Readonly<Record<string, string>>, extra?: string): st
 export function renderPrometheus({ stats, histograms = [], prefix = 's3backer_' }: PrometheusInput): string {
   const lines: string[] = [];
   const seen = new Set<string>();
-  for (const source of stats) {
-    for (const [statName, value] of source.statsLines()) {
-      const n = numericValue(value);
-      if (Number.isNaN(n)) continue; // not a number: nothing Prometheus can hold
-      const known = STAT_METRICS[statName];
-      const kind: Kind = known?.kind ?? 'gauge';
-      const base = sanitize(`${prefix}${known?.name ?? statName}`);
-      const name = kind === 'counter' ? `${base}_total` : base;
-      if (seen.has(name)) continue;
-      seen.add(name);
-      lines.push(`# HELP ${name} ${escapeHelp(known?.help ?? `the stats file's ${statName}`)}`);
-      lines.push(`# TYPE ${name} ${kind}`);
-      lines.push(`${name} ${formatValue(n)}`);
-    }
+  for (const [statName, value] of allStatsLines(stats)) {
+    const n = numericValue(value);
+    if (Number.isNaN(n)) continue; // not a number: nothing Prometheus can hold
+    const known = STAT_METRICS[statName];
+    const kind: Kind = known?.kind ?? 'gauge';
+    const base = sanitize(`${prefix}${known?.name ?? statName}`);
+    const name = kind === 'counter' ? `${base}_total` : base;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    lines.push(`# HELP ${name} ${escapeHelp(known?.help ?? `the stats file's ${statName}`)}`);
+    lines.push(`# TYPE ${name} ${kind}`);
+    lines.push(`${name} ${formatValue(n)}`);
   }
   for (const family of histograms) {
     const name = sanitize(`${prefix}${family.name}`);

@@ -1,0 +1,88 @@
+// The --test backend's fault injection, as upstream's test mode has it: --test-delays waits up to
+// 200 ms before each block read or write, --test-errors fails one in ten of them (upstream's own
+// rate is 0 %, which tests nothing: ours fails often enough to exercise the retries, which ride
+// them out as they would a flaky store's 503s), and --test-discard keeps nothing: writes are
+// dropped, every block reads as zeros, and no file is touched.
+
+import type { TestFaults } from '../config/config';
+import type { HttpStats } from './httpStats';
+import { withRetries, type AttemptFailure, type RetryPolicy } from './retry';
+import type { Logger } from '../util/log';
+import type { ObjectHead, ObjectStore, PutOptions, StoredObject } from './objectStore';
+
+const MAX_DELAY_MS = 200;
+const ERROR_RATE = 0.1;
+
+class InjectedError extends Error {}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+const classify = (err: unknown): AttemptFailure =>
+  err instanceof InjectedError
+    ? { status: 503, message: err.message, retryable: true }
+    : { status: undefined, code: (err as NodeJS.ErrnoException).code, message: (err as Error).message, retryable: false };
+
+export class FaultyObjectStore implements ObjectStore {
+  readonly description: string;
+
+  constructor(
+    private readonly inner: ObjectStore,
+    private readonly faults: TestFaults,
+    private readonly policy: RetryPolicy,
+    private readonly stats: HttpStats,
+    private readonly log: Logger,
+    /** Injectable for tests: a number in [0, 1). */
+    private readonly random: () => number = Math.random,
+  ) {
+    this.description = inner.description;
+  }
+
+  /** One block operation with the faults asked for; `discarded` is its answer under --test-discard. */
+  private run<T>(operation: string, attempt: () => Promise<T>, discarded: T): Promise<T> {
+    if (this.faults.discard) return Promise.resolve(discarded);
+    return withRetries(
+      operation,
+      async () => {
+        if (this.faults.delays) await sleep(Math.floor(this.random() * MAX_DELAY_MS));
+        if (this.faults.errors && this.random() < ERROR_RATE) throw new InjectedError(`${operation}: injected error (--test-errors)`);
+        return attempt();
+      },
+      classify,
+      this.policy,
+      this.stats,
+      this.log,
+    );
+  }
+
+  checkAccess(): Promise<void> {
+    return this.inner.checkAccess();
+  }
+
+  get(key: string, maxBytes?: number): Promise<StoredObject | null> {
+    return this.run(`GET ${key}`, () => this.inner.get(key, maxBytes), null);
+  }
+
+  getIfChanged(key: string, etag: string, maxBytes?: number): Promise<StoredObject | null | 'unchanged'> {
+    return this.run(`GET ${key}`, () => this.inner.getIfChanged(key, etag, maxBytes), null);
+  }
+
+  head(key: string): Promise<ObjectHead | null> {
+    return this.run(`HEAD ${key}`, () => this.inner.head(key), null);
+  }
+
+  put(key: string, body: Buffer, options: PutOptions): Promise<void> {
+    return this.run(`PUT ${key}`, () => this.inner.put(key, body, options), undefined);
+  }
+
+  delete(key: string): Promise<void> {
+    return this.run(`DELETE ${key}`, () => this.inner.delete(key), undefined);
+  }
+
+  list(prefix: string, onKeys: (keys: readonly string[]) => void): Promise<void> {
+    return this.faults.discard ? Promise.resolve() : this.inner.list(prefix, onKeys);
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+}
