@@ -16,6 +16,8 @@ export interface SdkAgentOptions {
   readonly proxy: Proxy | undefined;
   /** Limit on opening a tunnel through the proxy. */
   readonly timeoutMs: number;
+  /** Sockets kept per host: the listing requests that may be in flight at once. */
+  readonly maxSockets: number;
 }
 
 type ConnectCallback = (err: Error | null, socket: Duplex) => void;
@@ -65,7 +67,7 @@ class ForwardAgent extends http.Agent {
 }
 
 export function createSdkAgent(options: SdkAgentOptions): http.Agent {
-  const keepAlive = { keepAlive: true, maxSockets: 4 };
+  const keepAlive = { keepAlive: true, maxSockets: options.maxSockets };
   const { rejectUnauthorized, secureContext } = options.tls;
   const tlsOptions = { rejectUnauthorized, ...(secureContext !== undefined ? { secureContext } : {}) };
   const { proxy } = options;
