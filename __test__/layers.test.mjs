@@ -34,8 +34,9 @@ class MemoryStore {
     else this.blocks.set(n, copy);
   }
   async flush() {}
-  async listNonZero(cb) {
+  async listNonZero(cb, options) {
     for (const n of this.blocks.keys()) cb(n);
+    options?.onBlocksDone?.(0, this.numBlocks);
   }
   async close() {}
 }

@@ -72,6 +72,8 @@ export async function startRecordingProxy({ target } = {}) {
       at: Date.now(),
     };
     requests.push(record);
+    // When the answer was over (or the connection gone): with `at`, which requests overlapped.
+    res.on('close', () => (record.doneAt = Date.now()));
     if (req.method === 'PUT') {
       puts.inFlight++;
       puts.max = Math.max(puts.max, puts.inFlight);

@@ -2,8 +2,9 @@
 // stored (writing one deletes the object; a missing object reads as zeros), every PUT carries
 // Content-MD5, and block 0 carries the geometry so later mounts can auto-detect it.
 
-import { BlockIOError, checkBlockNum, type BlockStore } from '../store/blockStore';
-import { blockKey, parseBlockKey, type BlockNaming } from '../format/blockNames';
+import { BlockIOError, checkBlockNum, type BlockStore, type ListNonZeroOptions } from '../store/blockStore';
+import { blockKey, type BlockNaming } from '../format/blockNames';
+import { listBlockObjects } from './blockListing';
 import { BLOCK_CONTENT_TYPE, geometryMetadata } from '../format/blockMeta';
 import type { ObjectStore, StoredObject } from './objectStore';
 import type { HttpStats } from './httpStats';
@@ -118,13 +119,16 @@ export class BlockBackend implements BlockStore {
     // Every write above has completed its request before resolving: nothing is pending here.
   }
 
-  async listNonZero(onBlock: (blockNum: number) => void): Promise<void> {
-    await this.objects.list(this.options.prefix, (keys) => {
-      for (const key of keys) {
-        const blockNum = parseBlockKey(this.options, key, this.numBlocks);
-        if (blockNum !== undefined) onBlock(blockNum);
-      }
-    });
+  async listNonZero(onBlock: (blockNum: number) => void, options: ListNonZeroOptions = {}): Promise<void> {
+    const { blockHashPrefix } = this.options;
+    await listBlockObjects(
+      this.objects,
+      { ...this.options, threads: options.threads ?? 1, signal: options.signal },
+      (blockNum) => onBlock(blockNum),
+      // A range of hashes is blocks all over the disk: those are known only once all are listed.
+      blockHashPrefix ? undefined : (range) => options.onBlocksDone?.(range.first, Math.min(range.end, this.numBlocks)),
+    );
+    if (blockHashPrefix) options.onBlocksDone?.(0, this.numBlocks);
   }
 
   async close(): Promise<void> {

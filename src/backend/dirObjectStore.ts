@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { md5Hex } from '../native/addon';
-import { StoreError, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
+import { StoreError, type KeysCallback, type ListOptions, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
 
 interface Sidecar {
   metadata?: Record<string, string>;
@@ -17,6 +17,8 @@ const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code
 
 export class DirObjectStore implements ObjectStore {
   readonly description: string;
+  /** One readdir holds every key: listing ranges side by side would only read it again. */
+  readonly listsInParallel = false;
 
   constructor(private readonly dir: string) {
     this.description = dir;
@@ -110,7 +112,7 @@ export class DirObjectStore implements ObjectStore {
     await fs.rm(this.sidecarPath(key), { force: true });
   }
 
-  async list(prefix: string, onKeys: (keys: readonly string[]) => void): Promise<void> {
+  async list(prefix: string, onKeys: KeysCallback, options: ListOptions = {}): Promise<void> {
     // Only the directory that can hold keys with this prefix needs reading.
     const slash = prefix.lastIndexOf('/');
     const sub = slash < 0 ? '' : prefix.slice(0, slash + 1);
@@ -121,8 +123,16 @@ export class DirObjectStore implements ObjectStore {
       if (isMissing(err)) return;
       throw err;
     }
-    const keys = names.filter((n) => !n.startsWith('.')).map((n) => sub + n).filter((k) => k.startsWith(prefix));
-    for (let i = 0; i < keys.length; i += 1000) onKeys(keys.slice(i, i + 1000));
+    options.signal?.throwIfAborted();
+    const { startAfter = '' } = options;
+    const keys = names
+      .filter((n) => !n.startsWith('.'))
+      .map((n) => sub + n)
+      .filter((k) => k.startsWith(prefix) && k > startAfter)
+      .sort();
+    for (let i = 0; i < keys.length; i += 1000) {
+      if (onKeys(keys.slice(i, i + 1000)) === false) return;
+    }
   }
 
   close(): void {}

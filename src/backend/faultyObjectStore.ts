@@ -8,7 +8,7 @@ import type { TestFaults } from '../config/config';
 import type { HttpStats } from './httpStats';
 import { withRetries, type AttemptFailure, type RetryPolicy } from './retry';
 import type { Logger } from '../util/log';
-import type { ObjectHead, ObjectStore, PutOptions, StoredObject } from './objectStore';
+import type { KeysCallback, ListOptions, ObjectHead, ObjectStore, PutOptions, StoredObject } from './objectStore';
 
 const MAX_DELAY_MS = 200;
 const ERROR_RATE = 0.1;
@@ -24,6 +24,7 @@ const classify = (err: unknown): AttemptFailure =>
 
 export class FaultyObjectStore implements ObjectStore {
   readonly description: string;
+  readonly listsInParallel: boolean;
 
   constructor(
     private readonly inner: ObjectStore,
@@ -35,6 +36,7 @@ export class FaultyObjectStore implements ObjectStore {
     private readonly random: () => number = Math.random,
   ) {
     this.description = inner.description;
+    this.listsInParallel = inner.listsInParallel;
   }
 
   /** One block operation with the faults asked for; `discarded` is its answer under --test-discard. */
@@ -78,8 +80,8 @@ export class FaultyObjectStore implements ObjectStore {
     return this.run(`DELETE ${key}`, () => this.inner.delete(key), undefined);
   }
 
-  list(prefix: string, onKeys: (keys: readonly string[]) => void): Promise<void> {
-    return this.faults.discard ? Promise.resolve() : this.inner.list(prefix, onKeys);
+  list(prefix: string, onKeys: KeysCallback, options?: ListOptions): Promise<void> {
+    return this.faults.discard ? Promise.resolve() : this.inner.list(prefix, onKeys, options);
   }
 
   close(): void {

@@ -19,9 +19,24 @@ export interface PutOptions {
   readonly metadata?: Readonly<Record<string, string>>;
 }
 
+export interface ListOptions {
+  /** Lists only keys after this one (S3's StartAfter), so a lister can begin inside the key space. */
+  readonly startAfter?: string;
+  /** Aborting stops the listing: the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+/** Receives each page of keys, in key order; returning false ends the listing there. */
+export type KeysCallback = (keys: readonly string[]) => boolean | void;
+
 export interface ObjectStore {
   /** Where the objects live, for messages: "s3://bucket/prefix" or a directory. */
   readonly description: string;
+  /**
+   * Whether disjoint key ranges listed side by side go faster than one listing (each range is a
+   * request chain of its own); false where one listing reads everything in one go anyway.
+   */
+  readonly listsInParallel: boolean;
   /** Fails with a clear message when the bucket or directory cannot be used at all. */
   checkAccess(): Promise<void>;
   /** `maxBytes`: a longer answer fails (like no answer) instead of being buffered. */
@@ -32,8 +47,8 @@ export interface ObjectStore {
   put(key: string, body: Buffer, options: PutOptions): Promise<void>;
   /** Deleting a missing object succeeds. */
   delete(key: string): Promise<void>;
-  /** Calls onKeys with each page of keys starting with prefix. */
-  list(prefix: string, onKeys: (keys: readonly string[]) => void): Promise<void>;
+  /** Calls onKeys with each page of keys starting with prefix, sorted by key. */
+  list(prefix: string, onKeys: KeysCallback, options?: ListOptions): Promise<void>;
   close(): void;
 }
 

@@ -3,6 +3,7 @@
 
 import type { HttpStats } from './httpStats';
 import type { Logger } from '../util/log';
+import { sleep } from '../util/abort';
 
 export interface RetryPolicy {
   readonly initialRetryPauseMs: number;
@@ -28,8 +29,6 @@ export class RetriesExhaustedError extends Error {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 export function isRetryableStatus(status: number | undefined): boolean {
   if (status === undefined) return true; // no response: timeout, reset, refused
   if (status >= 500 || (status >= 300 && status < 400)) return true;
@@ -43,6 +42,8 @@ export async function withRetries<T>(
   policy: RetryPolicy,
   stats: HttpStats,
   log: Logger,
+  /** Aborting ends the retries (and the pause between them) at once with the signal's reason. */
+  signal?: AbortSignal,
 ): Promise<T> {
   let pause = policy.initialRetryPauseMs;
   let paused = 0;
@@ -50,6 +51,7 @@ export async function withRetries<T>(
     try {
       return await attempt();
     } catch (err) {
+      if (signal?.aborted) throw signal.reason;
       const failure = classify(err);
       stats.countError(failure.status, failure.code);
       if (!failure.retryable || paused + pause > policy.maxRetryPauseMs) {
@@ -58,7 +60,7 @@ export async function withRetries<T>(
       log.debug(`${operation}: ${failure.message}; retrying in ${pause} ms`);
       stats.retries++;
       stats.retryDelayMs += pause;
-      await sleep(pause);
+      await sleep(pause, signal);
       paused += pause;
       pause *= 2;
     }

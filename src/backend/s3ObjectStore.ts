@@ -6,7 +6,7 @@ import type * as http from 'node:http';
 import type * as https from 'node:https';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { fetchRoleCredentials } from './imdsCredentials';
-import { StoreError, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
+import { StoreError, type KeysCallback, type ListOptions, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
 import { HttpStats } from './httpStats';
 import { proxyFor } from './proxy';
 import { createSdkAgent } from './sdkAgent';
@@ -25,6 +25,7 @@ export interface S3StoreOptions
       Config,
       | 'bucket' | 'prefix' | 'baseURL' | 'region' | 'accessType' | 'vhost' | 'storageClass' | 'sse' | 'sseKeyId'
       | 'insecure' | 'cacert' | 'maxUploadSpeed' | 'maxDownloadSpeed' | 'debugHttp' | 'timeoutMs' | 'ipTos' | 'noCurlCache'
+      | 'listBlocksThreads'
     > {
   readonly credentials: CredentialSource;
   /** Requests in flight at once (and sockets kept open). */
@@ -93,6 +94,7 @@ function headOf(res: S3Response): ObjectHead {
 
 export class S3ObjectStore implements ObjectStore {
   readonly description: string;
+  readonly listsInParallel = true;
   private readonly http: S3Http;
   private readonly limiter: Semaphore;
   private readonly agent: http.Agent;
@@ -140,6 +142,8 @@ export class S3ObjectStore implements ObjectStore {
       timeoutMs: options.timeoutMs,
       typeOfService: options.ipTos,
       warn: (message) => this.log.warn(message),
+      // One socket per lister, so parallel listers never wait for each other's sockets.
+      maxSockets: options.listBlocksThreads,
     });
   }
 
@@ -256,24 +260,44 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async list(prefix: string, onKeys: (keys: readonly string[]) => void): Promise<void> {
+  /**
+   * Listing requests do not queue with block requests for the limiter: their number is bounded
+   * by the listers (one request each), and a slow listing must not hold up reads of the mount.
+   */
+  async list(prefix: string, onKeys: KeysCallback, options: ListOptions = {}): Promise<void> {
     const { client, ListObjectsV2Command } = await this.sdk();
+    const { signal, startAfter } = options;
     let token: string | undefined;
     do {
-      const page = await this.request(`LIST ${prefix}`, async () => {
-        const started = performance.now();
-        try {
-          const answer = await client.send(
-            new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
-            { abortSignal: AbortSignal.timeout(this.options.timeoutMs) },
-          );
-          S3ObjectStore.checkListing(answer);
-          return answer;
-        } finally {
-          this.stats.latency.observeSince('LIST', started);
-        }
-      });
-      onKeys((page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key])));
+      const input = {
+        Bucket: this.options.bucket,
+        Prefix: prefix,
+        // S3 ignores StartAfter once there is a continuation token: send it on the first page only.
+        ...(token === undefined ? { StartAfter: startAfter } : { ContinuationToken: token }),
+        MaxKeys: 1000,
+      };
+      const operation = `LIST ${prefix}${startAfter === undefined ? '' : ` after ${startAfter}`}`;
+      const page = await withRetries(
+        operation,
+        async () => {
+          const started = performance.now();
+          try {
+            const timeout = AbortSignal.timeout(this.options.timeoutMs);
+            const abortSignal = signal ? AbortSignal.any([timeout, signal]) : timeout;
+            const answer = await client.send(new ListObjectsV2Command(input), { abortSignal });
+            S3ObjectStore.checkListing(answer);
+            return answer;
+          } finally {
+            this.stats.latency.observeSince('LIST', started);
+          }
+        },
+        classify,
+        this.options,
+        this.stats,
+        this.log,
+        signal,
+      );
+      if (onKeys((page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key]))) === false) return;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }

@@ -21,6 +21,8 @@ export interface SdkAgentOptions {
   /** --ipTOS, and where a failure to set it is told. */
   readonly typeOfService?: number | undefined;
   readonly warn?: ((message: string) => void) | undefined;
+  /** Sockets kept per host: the listing requests that may be in flight at once. */
+  readonly maxSockets: number;
 }
 
 type ConnectCallback = (err: Error | null, socket: Duplex) => void;
@@ -70,7 +72,7 @@ class ForwardAgent extends http.Agent {
 }
 
 export function createSdkAgent(options: SdkAgentOptions): http.Agent {
-  const keepAlive = { keepAlive: true, maxSockets: 4 };
+  const keepAlive = { keepAlive: true, maxSockets: options.maxSockets };
   const { rejectUnauthorized, secureContext } = options.tls;
   const tlsOptions = { rejectUnauthorized, ...(secureContext !== undefined ? { secureContext } : {}) };
   const { proxy } = options;

@@ -29,6 +29,8 @@ export interface Config {
   readonly readOnly: boolean;
   readonly force: boolean;
   readonly listBlocks: boolean;
+  /** Listers side by side over disjoint key ranges (--listBlocks at mount, and --erase). */
+  readonly listBlocksThreads: number;
   readonly directIO: boolean;
   readonly noAutoDetect: boolean;
   /** Always ends in "/"; with vhost the bucket goes in the host name. */
@@ -119,6 +121,8 @@ export interface CodecConfig {
 const CIPHERS = ['AES-128-CBC', 'AES-192-CBC', 'AES-256-CBC'];
 
 export const DEFAULT_BLOCK_SIZE = 4096;
+/** Upstream's default number of listing threads. */
+export const DEFAULT_LIST_BLOCKS_THREADS = 16;
 export const MIN_BLOCK_SIZE = 512;
 
 export interface ParsedArgs {
@@ -387,6 +391,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     readOnly,
     force: flags['force'] === true,
     listBlocks: flags['listBlocks'] === true,
+    listBlocksThreads: int(flags, 'listBlocksThreads', DEFAULT_LIST_BLOCKS_THREADS, 1),
     directIO: flags['directIO'] === true,
     noAutoDetect: flags['noAutoDetect'] === true,
     baseURL,

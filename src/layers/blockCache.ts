@@ -4,7 +4,7 @@
 // dirty until an upload of their latest version succeeds. A block rewritten while it uploads is
 // uploaded again afterwards. Sequential readers trigger read-ahead into free or clean slots.
 
-import { checkBlockNum, type BlockStore } from '../store/blockStore';
+import { checkBlockNum, type BlockStore, type ListNonZeroOptions } from '../store/blockStore';
 import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
 import { blockDigestAsync, isZeroBlock, md5, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
@@ -764,8 +764,13 @@ export class BlockCache implements BlockStore, StatsSource {
     await this.inner.flush();
   }
 
-  listNonZero(onBlock: (blockNum: number) => void): Promise<void> {
-    return this.inner.listNonZero(onBlock);
+  /**
+   * Dirty blocks first: the store may not have them yet (a cache file's recovered blocks wait
+   * out the write delay), and a listing that missed them would call them zeros.
+   */
+  listNonZero(onBlock: (blockNum: number) => void, options?: ListNonZeroOptions): Promise<void> {
+    for (const blockNum of [...this.dirty.keys()]) onBlock(blockNum);
+    return this.inner.listNonZero(onBlock, options);
   }
 
   async close(): Promise<void> {

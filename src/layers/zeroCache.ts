@@ -1,6 +1,9 @@
 // Remembers which blocks are known to be all zeros, so reading them costs no request and
-// writing zeros over them sends no DELETE. With --listBlocks it starts knowing every block:
-// all are zero but the ones the listing found, so writes into new blocks never read first.
+// writing zeros over them sends no DELETE. With --listBlocks a listing runs while the mount is
+// served: each stretch of blocks it has listed to the end becomes known (all zero but the ones
+// it found), so writes into new blocks never read first. What happens meanwhile wins over the
+// listing, which may have passed a block before a write gave it data: every block written (or
+// read with data) while the listing runs is left out of what it teaches.
 
 import { checkBlockNum, type BlockStore } from '../store/blockStore';
 import { ForwardingLayer } from '../store/forwardingLayer';
@@ -16,6 +19,10 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
   private writeHits = 0;
   /** Bumped by every write: a read that overlapped a write must not mark its block zero. */
   private writeGeneration = 0;
+  /** The listing running now, if any. */
+  private listing: Listing | undefined;
+  /** How the last listing went; undefined = none was started (no stats line then). */
+  private listingState: ListingState | undefined;
 
   constructor(inner: BlockStore) {
     super(inner);
@@ -44,6 +51,7 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
         }
         // A partial write may leave the block all zeros, but that is rare: just forget "zero".
         this.writeGeneration++;
+        this.listing?.touched.set(blockNum);
         this.mark(blockNum, false);
         await part(blockNum, offset, data);
       };
@@ -61,21 +69,51 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
     this.knownZero += zero ? 1 : -1;
   }
 
-  /** Lists the store once: afterwards every block not found is known to be zero. */
-  async learnFromListing(onProgress?: ProgressCallback): Promise<number> {
-    const present = new Uint8Array(this.zeroBits.length);
-    let found = 0;
-    await this.inner.listNonZero((n) => {
-      present[n >>> 3]! |= 1 << (n & 7);
-      found++;
-      onProgress?.(found);
-    });
-    this.zeroBits.set(present.map((byte) => ~byte & 0xff));
-    // Clear the padding bits past the last block so the count is exact.
-    const tail = this.numBlocks & 7;
-    if (tail !== 0) this.zeroBits[this.zeroBits.length - 1]! &= (1 << tail) - 1;
-    this.knownZero = this.numBlocks - found;
-    return found;
+  /**
+   * Lists the store (with `threads` listers where it gains from that) while reads and writes go
+   * on, and resolves with the number of blocks found. Every stretch of blocks listed to its end
+   * teaches its zeros at once; a listing that fails or is stopped rejects, and what it had not
+   * finished teaches nothing.
+   */
+  async learnFromListing(options: LearnOptions = {}): Promise<number> {
+    if (this.listing) throw new Error('a listing is already running');
+    const listing: Listing = { found: new BlockSet(this.numBlocks), touched: new BlockSet(this.numBlocks), count: 0 };
+    this.listing = listing;
+    this.listingState = 'running';
+    try {
+      await this.inner.listNonZero(
+        (n) => {
+          if (listing.found.has(n)) return;
+          listing.found.set(n);
+          listing.count++;
+          options.onProgress?.(listing.count);
+        },
+        { threads: options.threads, signal: options.signal, onBlocksDone: (first, end) => this.learnZeros(listing, first, end) },
+      );
+      this.listingState = 'done';
+      return listing.count;
+    } catch (err) {
+      this.listingState = options.signal?.aborted ? 'stopped' : 'failed';
+      throw err;
+    } finally {
+      this.listing = undefined;
+    }
+  }
+
+  /** Marks zero every block of [first, end) the listing did not find and nothing touched since it began. */
+  private learnZeros(listing: Listing, first: number, end: number): void {
+    const { found, touched } = listing;
+    let n = first;
+    for (; n < end && (n & 7) !== 0; n++) if (!found.has(n) && !touched.has(n)) this.mark(n, true);
+    // Whole bytes at once: a disk of millions of blocks must not hold up the requests being served.
+    for (; n + 8 <= end; n += 8) {
+      const i = n >>> 3;
+      const add = ~(found.bits[i]! | touched.bits[i]! | this.zeroBits[i]!) & 0xff;
+      if (add === 0) continue;
+      this.zeroBits[i]! |= add;
+      this.knownZero += bitCount(add);
+    }
+    for (; n < end; n++) if (!found.has(n) && !touched.has(n)) this.mark(n, true);
   }
 
   async readBlock(blockNum: number): Promise<Buffer> {
@@ -87,7 +125,8 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
     const generation = this.writeGeneration;
     const data = await this.inner.readBlock(blockNum);
     // Zero blocks are never stored, so all-zero data means the object is absent.
-    if (generation === this.writeGeneration && isZeroBlock(data)) this.mark(blockNum, true);
+    if (!isZeroBlock(data)) this.listing?.touched.set(blockNum);
+    else if (generation === this.writeGeneration) this.mark(blockNum, true);
     return data;
   }
 
@@ -102,8 +141,10 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
       this.writeHits++;
       return;
     }
-    // Forget first: a failed or concurrent write must not leave a stale "zero" behind.
+    // Forget first: a failed or concurrent write must not leave a stale "zero" behind, and a
+    // listing running now must not teach "zero" from a look at the store before this write.
     this.writeGeneration++;
+    this.listing?.touched.set(blockNum);
     this.mark(blockNum, false);
     await this.inner.writeBlock(blockNum, zero ? null : data);
     if (zero) this.mark(blockNum, true);
@@ -117,8 +158,52 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
     ];
   }
 
+  extraStatsLines(): readonly StatLine[] {
+    // Whether the --listBlocks listing is running, done, failed or stopped.
+    return this.listingState === undefined ? [] : [['zero_block_cache_listing', this.listingState]];
+  }
+
   resetStats(): void {
     this.readHits = 0;
     this.writeHits = 0;
   }
+}
+
+export type ListingState = 'running' | 'done' | 'failed' | 'stopped';
+
+export interface LearnOptions {
+  readonly threads?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: ProgressCallback;
+}
+
+/** One bit per block. */
+class BlockSet {
+  readonly bits: Uint8Array;
+
+  constructor(numBlocks: number) {
+    this.bits = new Uint8Array(Math.ceil(numBlocks / 8));
+  }
+
+  has(n: number): boolean {
+    return ((this.bits[n >>> 3] ?? 0) & (1 << (n & 7))) !== 0;
+  }
+
+  set(n: number): void {
+    this.bits[n >>> 3]! |= 1 << (n & 7);
+  }
+}
+
+interface Listing {
+  /** Blocks the listing reported. */
+  readonly found: BlockSet;
+  /** Blocks written, or read with data, since the listing began. */
+  readonly touched: BlockSet;
+  count: number;
+}
+
+function bitCount(byte: number): number {
+  let count = 0;
+  for (let b = byte; b !== 0; b &= b - 1) count++;
+  return count;
 }

@@ -4,9 +4,12 @@
 
 import * as readline from 'node:readline';
 import type { Config } from '../config/config';
-import { ConfigError } from '../config/config';
+import { ConfigError, DEFAULT_BLOCK_SIZE } from '../config/config';
 import { HttpStats } from '../backend/httpStats';
-import { MAX_BLOCKS, parseBlockKey } from '../format/blockNames';
+import { MAX_BLOCKS } from '../format/blockNames';
+import { listBlockObjects } from '../backend/blockListing';
+import type { ObjectStore } from '../backend/objectStore';
+import { detectGeometry } from './geometry';
 import { openObjects } from './openObjects';
 import { clearMountedFlag, readMountedFlag } from './mountedFlag';
 import { createProgress } from '../util/progress';
@@ -33,6 +36,16 @@ export interface EraseIO {
 
 const defaultIO: EraseIO = { confirm: askYesNo };
 
+/** The disk's block count from the flags or block 0; 1 (one lister) when neither tells. */
+async function diskBlocks(config: Config, objects: ObjectStore): Promise<number> {
+  if (config.blockHashPrefix) return MAX_BLOCKS; // the hash spreads the keys evenly anyway
+  // Only a hint for spreading the listers: unreadable geometry is no reason to refuse the erase.
+  const detected = config.noAutoDetect ? undefined : await detectGeometry(objects, config).catch(() => undefined);
+  const blockSize = config.blockSize ?? detected?.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const fileSize = config.size ?? detected?.fileSize;
+  return fileSize === undefined ? 1 : Math.max(1, Math.ceil(fileSize / blockSize));
+}
+
 /** Returns the number of blocks deleted. */
 export async function erase(config: Config, log: Logger, io: EraseIO = defaultIO): Promise<number> {
   const naming = { prefix: config.prefix, blockHashPrefix: config.blockHashPrefix };
@@ -46,8 +59,11 @@ export async function erase(config: Config, log: Logger, io: EraseIO = defaultIO
     const keys: string[] = [];
     const listing = createProgress('blocks listed', undefined, { quiet: config.quiet });
     try {
-      await objects.list(config.prefix, (page) => {
-        for (const key of page) if (parseBlockKey(naming, key, MAX_BLOCKS) !== undefined) keys.push(key);
+      // Every block key goes, whatever the disk's size: the listers spread over the blocks the
+      // disk has (when known) and the last one goes on to the end of the key space.
+      const spread = await diskBlocks(config, objects);
+      await listBlockObjects(objects, { ...naming, numBlocks: MAX_BLOCKS, spread, threads: config.listBlocksThreads }, (_n, key) => {
+        keys.push(key);
         listing.update(keys.length);
       });
     } finally {

@@ -26,6 +26,7 @@ import { checkPassword, makeCodec } from './codecSetup';
 import { isFuseMounted, watchMount } from './mountWatch';
 import type { Logger } from '../util/log';
 import { createProgress } from '../util/progress';
+import { listInBackground } from './backgroundListing';
 
 const run = promisify(execFile);
 
@@ -166,13 +167,6 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         );
       }
     }
-    if (config.listBlocks) {
-      const started = Date.now();
-      const listing = createProgress('non-zero blocks found', undefined, { quiet: config.quiet });
-      const found = await stack.zeroCache.learnFromListing(listing.update).finally(listing.finish);
-      log.info(`found ${found} non-zero blocks in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    }
-
     const statsText = (): string => renderStats(stack.statsSources);
     // Removing the stats file (or its mirror) resets the counters, as upstream.
     const resetStats = (): void => stack.statsSources.forEach((s) => s.resetStats());
@@ -230,9 +224,12 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       cacheFile?.slots.setMountToken(token);
     }
     const fuse = new Fuse(mountpoint, ops, { timeout: false, fsname: ['s3backer', ...new Set(extra)].join(',') });
+    // Begun before the file appears: the first write to it is then one the listing knows about.
+    const listing = config.listBlocks ? listInBackground(stack.zeroCache, { threads: config.listBlocksThreads, quiet: config.quiet }, log) : undefined;
     try {
       await fuseMount(fuse);
     } catch (err) {
+      await listing?.stop();
       // A rejected option can leave the mount half made: take it down before reporting.
       await run('fusermount', ['-u', mountpoint]).catch(() => {});
       if (!config.readOnly) await clearMountedFlag(objects, naming).catch(() => {});
@@ -298,6 +295,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
           log.debug(`releasing fuse-native's loop handle: ${(err as Error).message}`);
         }
         await metricsServer?.close();
+        await listing?.stop();
         try {
           await storeEverything();
         } finally {

@@ -22,8 +22,17 @@ export interface BlockStore {
   /** Resolves once everything written before the call is durable in the backing store. */
   flush(): Promise<void>;
   /** Reports every block that may hold non-zero data. */
-  listNonZero(onBlock: (blockNum: number) => void): Promise<void>;
+  listNonZero(onBlock: (blockNum: number) => void, options?: ListNonZeroOptions): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface ListNonZeroOptions {
+  /** Listers side by side over disjoint key ranges, where the store gains from it (default 1). */
+  readonly threads?: number;
+  /** Aborting stops the listing; the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+  /** Called once every block in [first, end) that may hold data has been reported. */
+  readonly onBlocksDone?: (first: number, end: number) => void;
 }
 
 /** A block could not be read or written: the FUSE front end answers EIO. */

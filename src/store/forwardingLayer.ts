@@ -1,7 +1,7 @@
 // The common part of a layer in the stack: it sits on one inner store and passes on whatever it
 // does not change itself.
 
-import type { BlockStore } from './blockStore';
+import type { BlockStore, ListNonZeroOptions } from './blockStore';
 
 export abstract class ForwardingLayer implements BlockStore {
   readonly blockSize: number;
@@ -23,8 +23,8 @@ export abstract class ForwardingLayer implements BlockStore {
     return this.inner.flush();
   }
 
-  listNonZero(onBlock: (blockNum: number) => void): Promise<void> {
-    return this.inner.listNonZero(onBlock);
+  listNonZero(onBlock: (blockNum: number) => void, options?: ListNonZeroOptions): Promise<void> {
+    return this.inner.listNonZero(onBlock, options);
   }
 
   close(): Promise<void> {
