@@ -125,7 +125,9 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     const cacheFile =
       cacheConfig.file === undefined
         ? undefined
-        : await openCacheFile(cacheConfig.file, geometry.blockSize, cacheSlots(cacheConfig.size, geometry.numBlocks), log);
+        : await openCacheFile(cacheConfig.file, geometry.blockSize, cacheSlots(cacheConfig.size, geometry.numBlocks), log, {
+            advise: cacheConfig.fileAdvise,
+          });
 
     const stack = buildStack(
       objects,
@@ -288,6 +290,8 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         await storeEverything();
         if (!config.readOnly) await clearMountedFlag(objects, naming);
         await stack.top.close();
+        // A clean end, as upstream marks it: the file's token no longer matches any mount.
+        if (!config.readOnly) cacheFile?.slots.setMountToken(0);
         log.info(`unmounted ${mountpoint}`);
       })().then(resolveClosed, (err: unknown) => {
         rejectClosed(err);

@@ -4,8 +4,14 @@
 import * as path from 'node:path';
 
 export interface CacheHeader {
+  /** "dcache" (upstream's format, which ours writes), "dcache-old" or "s3bc" (read to be converted). */
+  format: string;
   magic: number;
   version: number;
+  headerSize: number;
+  flags: number;
+  dataAlign: number;
+  entrySize: number;
   blockSize: number;
   numSlots: number;
   mountToken: number;
@@ -17,7 +23,7 @@ export interface SlotEntry {
   slot: number;
   block: number;
   dirty: boolean;
-  /** 32 hex digits, zeros when unknown. */
+  /** The stored object's ETag, 32 hex digits; zeros for an absent block and for dirty ones. */
   etag: string;
 }
 
@@ -35,6 +41,8 @@ export interface SlotStore {
   clearEntry(slot: number): void;
   entries(): SlotEntry[];
   setMountToken(token: number): void;
+  /** Drop a slot's pages from memory after reading or syncing it (--blockCacheFileAdvise). */
+  setAdvise(on: boolean): void;
   syncData(slot: number): Promise<unknown>;
   syncEntry(slot: number): Promise<unknown>;
 }
