@@ -2,42 +2,19 @@
 // refusal of foreign files, resizing, and the inspection tool.
 import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFile, readFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useS3Server, getObject, putObject } from './helpers/s3server.mjs';
 import { startMount, runCli, workdir, run, s3Flags, isMounted, parseStatsFile } from './helpers/ours.mjs';
+import { holdWriter as holdWriterIn } from './helpers/holdWriter.mjs';
 
 const env = useS3Server('cachefile', { before, after, workdir });
 
 const BS = 65536;
 const key = (prefix, n) => `${prefix}${n.toString(16).padStart(8, '0')}`;
 
-/** A process that writes blocks through its own descriptor and keeps it open (no close, no flush). */
-async function holdWriter(file, writes) {
-  const sources = [];
-  for (const [i, [pos, buf]] of writes.entries()) {
-    const src = join(env.w.root, `hold-${i}.bin`);
-    await writeFile(src, buf);
-    sources.push([pos, src]);
-  }
-  const script = `
-    const fs = require('fs');
-    const fd = fs.openSync(${JSON.stringify(file)}, 'r+');
-    for (const [pos, src] of ${JSON.stringify(sources)}) {
-      const data = fs.readFileSync(src);
-      fs.writeSync(fd, data, 0, data.length, pos);
-    }
-    process.stdout.write('written\\n');
-    setInterval(() => {}, 1000);`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const written = new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => d.toString().includes('written') && resolve());
-    child.on('exit', (code) => reject(new Error(`writer exited with ${code}`)));
-  });
-  return { child, written };
-}
+const holdWriter = (file, writes) => holdWriterIn(file, writes, env.w.root);
 
 async function crash(m, writer) {
   m.child.kill('SIGKILL');
@@ -242,7 +219,7 @@ test('foreign, damaged or mismatched cache files are refused; a new size resizes
   const text = await runCli(['cache', 'inspect', '--blocks', cf]);
   assert.match(text.stdout, /^slots\s+4 \(256k of data\)$/m);
   assert.match(text.stdout, /^used\s+4 \(4 clean, 0 dirty\), 0 free$/m);
-  assert.match(text.stdout, /^slot\s+block\s+state\s+md5$/m);
+  assert.match(text.stdout, /^slot\s+block\s+state\s+etag$/m);
   assert.equal(text.stdout.split('\n').filter((l) => / clean {2}[0-9a-f]{32}$/.test(l)).length, 4);
 
   // The same file for a disk of another block size is refused, not reused.
