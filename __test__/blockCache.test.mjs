@@ -12,6 +12,8 @@ const { SlotStores } = require('../dist/native/addon.js');
 const { silentLogger } = require('../dist/util/log.js');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const ZERO_ETAG = '0'.repeat(32);
+const etagOf = (data) => (data === undefined ? ZERO_ETAG : createHash('md5').update(data).digest('hex'));
 const BS = 512;
 
 /** A block store in memory that records every call and how many writes overlap. */
@@ -29,20 +31,29 @@ class RecordingStore {
     this.conditionalReads = [];
   }
   async readBlock(n) {
+    return (await this.readBlockTagged(n)).data;
+  }
+  /** As the S3 backend: the data with its stored object's ETag (zeros when absent). */
+  async readBlockTagged(n) {
     this.reads.push(n);
     this.readsInFlight++;
     this.maxReadsInFlight = Math.max(this.maxReadsInFlight, this.readsInFlight);
     await sleep(this.readMs);
     this.readsInFlight--;
-    return Buffer.from(this.blocks.get(n) ?? Buffer.alloc(BS));
+    const data = this.blocks.get(n);
+    return { data: Buffer.from(data ?? Buffer.alloc(BS)), etag: etagOf(data) };
   }
-  /** As the S3 backend: null when the stored data has this MD5 (304), zeros when absent (404). */
-  async readBlockIfChanged(n, md5Hex) {
+  /** null when the stored object still has this ETag (304, or 404 for the zero ETag). */
+  async readBlockIfChanged(n, etag) {
     this.conditionalReads.push(n);
     await sleep(this.readMs);
     const data = this.blocks.get(n);
-    if (data !== undefined && createHash('md5').update(data).digest('hex') === md5Hex) return null;
-    return Buffer.from(data ?? Buffer.alloc(BS));
+    if (etagOf(data) === etag) return null;
+    return { data: Buffer.from(data ?? Buffer.alloc(BS)), etag: etagOf(data) };
+  }
+  /** A plain disk: the ETag of stored data is its MD5. */
+  async storesAs(n, data, etag) {
+    return etagOf(data.every((b) => b === 0) ? undefined : data) === etag;
   }
   async writeBlock(n, data) {
     const copy = data === null ? null : Buffer.from(data);
@@ -57,6 +68,7 @@ class RecordingStore {
     this.writes.push({ n, at: Date.now(), first: copy?.[0] ?? 0 });
     if (copy === null) this.blocks.delete(n);
     else this.blocks.set(n, copy);
+    return etagOf(copy ?? undefined);
   }
   async flush() {}
   async listNonZero() {}
@@ -378,22 +390,22 @@ test('cache memory is mapped in at mount in batches, up to 256 MiB; a cache file
   await c.close();
 });
 
-test('reload: a slot whose data does not hash to its MD5 (or that has none) is fetched in full, never served', async () => {
+test('reload: a slot whose data does not give its entry\'s ETag is fetched in full, never served', async () => {
   const md5 = (b) => createHash('md5').update(b).digest();
   const store = new RecordingStore(100);
   const good = [0, 1, 2, 3, 4].map((n) => block(n + 1));
   good.forEach((b, n) => store.blocks.set(n, b));
   const damaged = Buffer.from(good[1]);
   damaged[BS / 2] ^= 0x40;
-  // slot -> [block, what the slot holds, the MD5 its entry records (null: none)]
+  // slot -> [block, what the slot holds, the ETag its entry records (null: zeros, "absent")]
   const layout = [
     [0, good[0], md5(good[0])], // intact: verified with a conditional read
     [1, damaged, md5(good[1])], // one bit flipped
     [2, block(0), md5(good[2])], // zeroed
-    [3, good[3], null], // right data, no MD5: verified by a full read, the MD5 recorded
-    [4, block(77), null], // stale data, no MD5
-    [5, block(0), md5(block(0))], // absent block (zeros): a cheap conditional read, as before
-    [6, block(0), null], // absent block, no MD5
+    [3, good[3], null], // right data, but the entry claims an absent block: verified by a full read, the ETag recorded
+    [4, block(77), null], // stale data claiming an absent block
+    [5, block(0), null], // absent block (zeros): a cheap conditional read (404 expected)
+    [6, block(0), md5(block(0))], // absent, with an earlier version's MD5 of zeros: a full read
   ];
   const fill = () => {
     const slots = SlotStores.anonymous(BS, 8);
@@ -414,14 +426,13 @@ test('reload: a slot whose data does not hash to its MD5 (or that has none) is f
   assert.equal(stat(cache, 'block_cache_verified'), 4);
   assert.equal(stat(cache, 'block_cache_mismatch'), 3);
   assert.deepEqual(warnings, [
-    'cache file: 2 clean blocks did not match their checksum (damaged file?); fetched again from S3 (blocks 1, 2)',
-    'cache file: 3 clean blocks had no checksum; fetched again from S3 (blocks 3, 4, 6)',
+    'cache file: 5 clean blocks did not match their checksum (damaged file?); fetched again from S3 (blocks 1, 2, 3, 4, 6)',
   ]);
-  // Every slot now holds the right data and its MD5: reads are hits, and a reload trusts them.
+  // Every slot now holds the right data and its stored object's ETag: reads are hits, and a reload trusts them.
   for (const [slot, [n]] of layout.entries()) {
     const want = store.blocks.get(n) ?? block(0);
     assert.ok((await cache.readBlock(n)).equals(want), `block ${n} reads back the stored data`);
-    assert.equal(slots.entries().find((e) => e.slot === slot).etag, md5(want).toString('hex'));
+    assert.equal(slots.entries().find((e) => e.slot === slot).etag, etagOf(store.blocks.get(n)));
   }
   assert.equal(store.reads.length, 5, 'all hits');
   await cache.close();

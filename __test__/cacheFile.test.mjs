@@ -14,7 +14,7 @@ const env = useS3Server('cachefile', { before, after, workdir });
 const BS = 65536;
 const key = (prefix, n) => `${prefix}${n.toString(16).padStart(8, '0')}`;
 
-const holdWriter = (file, writes) => holdWriterIn(env.w.root, file, writes);
+const holdWriter = (file, writes) => holdWriterIn(file, writes, env.w.root);
 
 async function crash(m, writer) {
   m.child.kill('SIGKILL');
@@ -86,7 +86,7 @@ test('reloaded clean blocks are verified against S3; --blockCacheNoVerify trusts
   assert.ok(read.subarray(BS, 2 * BS).equals(changed), 'verified: the new data');
   const stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
   // All 16 blocks were cached by the full read above: 15 still match (14 of them absent, zero).
-  assert.match(stats, /^block_cache_initial_size\s+16$/m);
+  assert.match(stats, /^block_cache_initial_size\s+16 blocks$/m);
   assert.match(stats, /^block_cache_verified\s+15$/m);
   assert.match(stats, /^block_cache_mismatch\s+1$/m);
   assert.match(stats, /^http_verified\s+1$/m, 'block 0 answered 304 Not Modified');
@@ -166,7 +166,7 @@ test('damaged data in clean slots is caught by its checksum and fetched again, n
     assert.ok(back.subarray(i * BS, (i + 1) * BS).equals(b), `block ${i}: the original data, not the damaged slot`);
   }
   let stats = await mountStats();
-  assert.equal(stats.block_cache_initial_size, '4');
+  assert.equal(stats.block_cache_initial_size, '4 blocks');
   assert.equal(stats.block_cache_mismatch, '2', 'the two damaged slots were fetched again');
   assert.equal(stats.block_cache_verified, '2');
   // A conditional GET for a damaged slot would have been answered 304 as well: only the two
@@ -189,7 +189,7 @@ test('damaged data in clean slots is caught by its checksum and fetched again, n
   const again = await readFour();
   assert.ok(again.equals(Buffer.concat(blocks)));
   stats = await mountStats();
-  assert.equal(stats.block_cache_initial_size, '4');
+  assert.equal(stats.block_cache_initial_size, '4 blocks');
   assert.equal(stats.block_cache_mismatch, '0');
   assert.equal(stats.block_cache_verified, '4');
   assert.equal(stats.http_verified, '4');
@@ -219,7 +219,7 @@ test('foreign, damaged or mismatched cache files are refused; a new size resizes
   const text = await runCli(['cache', 'inspect', '--blocks', cf]);
   assert.match(text.stdout, /^slots\s+4 \(256k of data\)$/m);
   assert.match(text.stdout, /^used\s+4 \(4 clean, 0 dirty\), 0 free$/m);
-  assert.match(text.stdout, /^slot\s+block\s+state\s+md5$/m);
+  assert.match(text.stdout, /^slot\s+block\s+state\s+etag$/m);
   assert.equal(text.stdout.split('\n').filter((l) => / clean {2}[0-9a-f]{32}$/.test(l)).length, 4);
 
   // The same file for a disk of another block size is refused, not reused.

@@ -36,7 +36,7 @@ test('write-back: uploads run --blockCacheThreads at a time and fsync waits for 
     assert.equal(env.proxy.requests.filter((r) => r.method === 'GET' && r.key.startsWith('wb/') && parseInt(r.key.slice(3), 16) < 32).length, 0);
     const stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
     assert.match(stats, /^block_cache_read_hits\s+[1-9]\d*$/m);
-    assert.match(stats, /^block_cache_dirty_ratio\s+0\.0000$/m);
+    assert.match(stats, /^block_cache_dirty_ratio\s+0\.00000000$/m);
   } finally {
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }

@@ -142,3 +142,33 @@ test('block backend over a directory: zero blocks deleted, block 0 carries the g
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("block backend's ETags: what it writes is what it reads, and storesAs re-encodes compressed or encrypted data", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 's3b-layers-'));
+  const { createHash } = await import('node:crypto');
+  const md5 = (b) => createHash('md5').update(b).digest('hex');
+  try {
+    for (const codecOptions of [{}, { compression: 'deflate' }, { compression: 'deflate', cipher: 'AES-128-CBC', password: 'pw', salt: 'b/' }]) {
+      const objects = new DirObjectStore(join(dir, String(Object.keys(codecOptions).length)));
+      const codec = createBlockCodec({ blockSize: 4096, ...codecOptions });
+      const encodeWrites = codecOptions.compression !== undefined;
+      const backend = new BlockBackend(objects, { prefix: '', blockHashPrefix: false, blockSize: 4096, numBlocks: 8, codec, encodeWrites }, new HttpStats());
+      const data = Buffer.concat([Buffer.alloc(2048, 7), randomBytes(2048)]);
+      const etag = await backend.writeBlock(3, data);
+      const stored = await objects.get('00000003');
+      assert.equal(etag, md5(stored.body), 'the ETag is the MD5 of the stored body');
+      assert.equal(encodeWrites, etag !== md5(data), 'which differs from the data\'s when encoded');
+      assert.deepEqual(await backend.readBlockTagged(3), { data, etag });
+      assert.equal(await backend.storesAs(3, data, etag), true, 'our encoding reproduces the body');
+      const changed = Buffer.from(data);
+      changed[100] ^= 1;
+      assert.equal(await backend.storesAs(3, changed, etag), false);
+      assert.equal(await backend.readBlockIfChanged(3, etag), null, 'unchanged');
+      assert.equal(await backend.writeBlock(4, null), '0'.repeat(32), 'an absent block has the zero ETag');
+      assert.equal(await backend.storesAs(4, Buffer.alloc(4096), '0'.repeat(32)), true);
+      assert.equal(await backend.readBlockIfChanged(4, '0'.repeat(32)), null, 'still absent');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -64,10 +64,10 @@ test('the mount is served while a slow listing runs, and nothing written meanwhi
     // The first three ranges are learned as they end (15 zero blocks each), the last still runs.
     const early = await waitUntil('three ranges learned', async () => {
       const s = await statsNow(env.w.mnt);
-      return Number(s.zero_block_cache_size) >= 45 && s;
+      return Number.parseFloat(s.zero_block_cache_size) >= 45 && s;
     });
     assert.equal(early.zero_block_cache_listing, 'running');
-    assert.equal(Number(early.zero_block_cache_size), 45, 'no block of the unlisted range is known zero yet');
+    assert.equal(Number.parseFloat(early.zero_block_cache_size), 45, 'no block of the unlisted range is known zero yet');
     const slow = listRequests(p).find((q) => startAfterOf(q) === `${prefix}0000002f`);
     assert.ok(slow, 'the last range was asked for');
 
@@ -87,7 +87,7 @@ test('the mount is served while a slow listing runs, and nothing written meanwhi
     const done = await waitForListing(env.w.mnt);
     assert.match(m.stderr(), /found 5 non-zero blocks in \d+\.\d s/);
     // Known zero now: all but the five blocks with data (1, 5, 20, 40, 50 and 55 hold data; 60 was zeroed).
-    assert.equal(Number(done.zero_block_cache_size), N - 6);
+    assert.equal(Number.parseFloat(done.zero_block_cache_size), N - 6);
     for (const [n, data] of model) assert.ok((await readBlock(n)).equals(data), `block ${n} reads back after the listing`);
     assert.ok((await readBlock(60)).equals(ZERO), 'the zeroed block stays zero');
   } finally {
@@ -125,7 +125,7 @@ for (const hashed of [false, true]) {
         const stats = await waitForListing(env.w.mnt);
         p.clearFaults();
         assert.match(m.stderr(), new RegExp(`found ${model.size} non-zero blocks in`), name);
-        assert.equal(Number(stats.zero_block_cache_size), N - model.size, `${name}: every other block known zero`);
+        assert.equal(Number.parseFloat(stats.zero_block_cache_size), N - model.size, `${name}: every other block known zero`);
         const lists = listRequests(p);
         const afters = lists.map(startAfterOf).map((a) => a && a.slice(prefix.length)).sort();
         if (name === 'serial') assert.deepEqual(afters, [null], 'one lister, from the start');
@@ -168,7 +168,7 @@ test('a listing that fails leaves the mount working and correct, warned once; on
       const warnings = m.stderr().split('\n').filter((l) => /listing the blocks failed/.test(l));
       assert.equal(warnings.length, 1, `${name}: warned once: ${m.stderr()}`);
       assert.match(warnings[0], /^s3backer: warn: listing the blocks failed after \d+\.\d s \(LIST fail\/.* failed after 4 attempts: .*\); blocks it did not cover are read from the store$/);
-      const known = Number(stats.zero_block_cache_size);
+      const known = Number.parseFloat(stats.zero_block_cache_size);
       assert.ok(possible.includes(known), `${name}: ${known} blocks known zero, not one of ${possible}`);
       p.clear();
       for (const [n, data] of model) assert.ok((await readBlock(n)).equals(data), `${name}: block ${n}`);
@@ -216,7 +216,7 @@ test('blocks a cache file recovers dirty are not called zeros by the listing bef
   const flags = [...direct(), `--prefix=${prefix}`, ...geometry(N), `--blockCacheFile=${cacheFile}`, '--blockCacheWriteDelay=600000'];
   let m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
   const blocks = new Map([[5, randomBytes(BS)], [30, randomBytes(BS)]]);
-  const writer = await holdWriter(env.w.root, file(), [...blocks].map(([n, data]) => [n * BS, data]));
+  const writer = await holdWriter(file(), [...blocks].map(([n, data]) => [n * BS, data]), env.w.root);
   await writer.written;
   m.child.kill('SIGKILL');
   await m.exited;
@@ -227,7 +227,7 @@ test('blocks a cache file recovers dirty are not called zeros by the listing bef
   m = await startMount([...flags, '--blockCacheRecoverDirtyBlocks', '--listBlocks', 'disk', env.w.mnt], env.w.mnt);
   try {
     const stats = await waitForListing(env.w.mnt);
-    assert.equal(Number(stats.zero_block_cache_size), N - blocks.size);
+    assert.equal(Number.parseFloat(stats.zero_block_cache_size), N - blocks.size);
     for (const [n, data] of blocks) assert.ok((await readBlock(n)).equals(data), `recovered block ${n} reads back`);
   } finally {
     assert.deepEqual(await m.stop(), { code: 0, signal: null });

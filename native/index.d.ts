@@ -23,7 +23,10 @@ export declare class SlotStore {
   static anonymous(blockSize: number, numSlots: number): SlotStore
   /** A new, empty cache file (replacing whatever was at `path`). */
   static createFile(path: string, blockSize: number, numSlots: number, mountToken: number): SlotStore
-  /** An existing cache file, as its header describes it; refuses foreign or damaged files. */
+  /**
+   * An existing cache file, as its header describes it; refuses foreign or damaged files. One
+   * in an older format is only read (header.format says which), to be converted.
+   */
   static openFile(path: string): SlotStore
   get header(): CacheHeader
   /** Maps in fresh anonymous slots ahead of use, on the thread pool (contents are not touched). */
@@ -39,10 +42,16 @@ export declare class SlotStore {
   readInto(slot: number, offset: number, target: Uint8Array): void
   /** Copies one block out of a slot into a new Buffer owned by JS. */
   read(slot: number): Buffer
+  /** Records a block in a slot: clean with its stored object's ETag (absent: all zeros), or dirty. */
   setEntry(slot: number, block: number, dirty: boolean, etag?: Uint8Array | undefined | null): void
   clearEntry(slot: number): void
   entries(): Array<SlotEntry>
   setMountToken(token: number): void
+  /**
+   * --blockCacheFileAdvise: after a slot is read (or its data synced), its pages are dropped
+   * from memory (madvise and posix_fadvise DONTNEED). No effect without a file.
+   */
+  setAdvise(on: boolean): void
   /** Resolves once the slot's data is in the file (at once without a file). */
   syncData(slot: number): Promise<unknown>
   /** Resolves once the slot's entry is in the file. */
@@ -61,11 +70,23 @@ export interface CacheFileContents {
 }
 
 export interface CacheHeader {
+  /**
+   * "dcache" (upstream's format, which ours writes), "dcache-old" (upstream's before mount
+   * tokens and dirty blocks) or "s3bc" (earlier versions of ours); only "dcache" is written.
+   */
+  format: string
+  /** The first word: upstream's signature 0xe496f17b (or "S3BC" in the earliest of ours). */
   magic: number
+  /** 2 for upstream's current format, 1 for its old one and for ours' "S3BC". */
   version: number
+  headerSize: number
+  /** Upstream's header flags (bit 0: the current format). */
+  flags: number
+  dataAlign: number
   blockSize: number
   numSlots: number
   mountToken: number
+  entrySize: number
   /** Byte offset of slot 0's data; slot k's lies block_size * k further on. */
   dataOffset: number
 }
@@ -114,6 +135,9 @@ export interface SlotEntry {
   slot: number
   block: number
   dirty: boolean
-  /** 32 lowercase hex digits (all zeros when unknown). */
+  /**
+   * The stored object's ETag, 32 lowercase hex digits: all zeros for an absent (all-zero)
+   * block, and for dirty blocks, which carry none.
+   */
   etag: string
 }

@@ -1,14 +1,14 @@
-// A process that holds the backed file open after writing to it, so nothing is flushed on close:
-// what it wrote stays dirty in the block cache until the mount is killed or the writer exits.
+// Test helper: a process that writes into a mounted file through its own descriptor and keeps
+// it open (no close, no flush), so the blocks stay dirty in the mount's cache until it is killed.
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-/** Writes [position, Buffer] pairs through one descriptor and keeps it open (no close, no flush); `dir` holds the sources. */
-export async function holdWriter(dir, file, writes) {
+/** `writes`: [position, Buffer] pairs; `scratch`: a directory for the data files. */
+export async function holdWriter(file, writes, scratch) {
   const sources = [];
   for (const [i, [pos, buf]] of writes.entries()) {
-    const src = join(dir, `hold-${i}.bin`);
+    const src = join(scratch, `hold-${i}.bin`);
     await writeFile(src, buf);
     sources.push([pos, src]);
   }

@@ -4,9 +4,11 @@
 #![deny(clippy::all)]
 
 pub mod block_codec;
+mod cache_format;
 mod codec;
 mod digest;
 pub mod slot_store;
+mod slot_backing;
 mod slots;
 mod socket;
 mod zero;

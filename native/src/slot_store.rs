@@ -2,6 +2,7 @@
 //! here (one copy each way, no Buffer ever points into the mapping), and the msyncs that order a
 //! cache file's writes run on the libuv pool.
 
+use crate::cache_format::{self as slots_format, Format};
 use crate::slots::{self, Slots};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -13,17 +14,28 @@ pub struct SlotEntry {
     pub slot: u32,
     pub block: u32,
     pub dirty: bool,
-    /// 32 lowercase hex digits (all zeros when unknown).
+    /// The stored object's ETag, 32 lowercase hex digits: all zeros for an absent (all-zero)
+    /// block, and for dirty blocks, which carry none.
     pub etag: String,
 }
 
 #[napi(object)]
 pub struct CacheHeader {
+    /// "dcache" (upstream's format, which ours writes), "dcache-old" (upstream's before mount
+    /// tokens and dirty blocks) or "s3bc" (earlier versions of ours); only "dcache" is written.
+    pub format: String,
+    /// The first word: upstream's signature 0xe496f17b (or "S3BC" in the earliest of ours).
     pub magic: u32,
+    /// 2 for upstream's current format, 1 for its old one and for ours' "S3BC".
     pub version: u32,
+    pub header_size: u32,
+    /// Upstream's header flags (bit 0: the current format).
+    pub flags: u32,
+    pub data_align: u32,
     pub block_size: u32,
     pub num_slots: u32,
     pub mount_token: u32,
+    pub entry_size: u32,
     /// Byte offset of slot 0's data; slot k's lies block_size * k further on.
     pub data_offset: i64,
 }
@@ -34,18 +46,28 @@ pub struct CacheFileContents {
     pub entries: Vec<SlotEntry>,
 }
 
-fn to_js(e: slots::Entry) -> SlotEntry {
+fn to_js(e: slots_format::Entry) -> SlotEntry {
     SlotEntry { slot: e.slot, block: e.block, dirty: e.dirty, etag: crate::digest::to_hex(&e.etag) }
 }
 
-fn header_to_js(h: &slots::Header, token: u32) -> CacheHeader {
+fn header_to_js(h: &slots_format::Header, token: u32) -> CacheHeader {
+    let (magic, version) = match h.format {
+        Format::Current => (slots_format::SIGNATURE, 2),
+        Format::UpstreamOld => (slots_format::SIGNATURE, 1),
+        Format::Legacy => (0x5333_4243, 1),
+    };
     CacheHeader {
-        magic: h.magic,
-        version: h.version,
+        format: h.format.name().into(),
+        magic,
+        version,
+        header_size: h.header_size() as u32,
+        flags: h.flags,
+        data_align: slots_format::DATA_ALIGN as u32,
         block_size: h.block_size,
         num_slots: h.num_slots,
         mount_token: token,
-        data_offset: slots::data_offset(h.num_slots as usize) as i64,
+        entry_size: h.format.entry_size() as u32,
+        data_offset: h.data_offset() as i64,
     }
 }
 
@@ -122,7 +144,8 @@ impl SlotStore {
         Ok(SlotStore { inner: Arc::new(slots) })
     }
 
-    /// An existing cache file, as its header describes it; refuses foreign or damaged files.
+    /// An existing cache file, as its header describes it; refuses foreign or damaged files. One
+    /// in an older format is only read (header.format says which), to be converted.
     #[napi(factory)]
     pub fn open_file(path: String) -> Result<SlotStore> {
         let slots = Slots::open_file(Path::new(&path)).map_err(|e| io_err(&format!("cache file {path}"), e))?;
@@ -190,9 +213,19 @@ impl SlotStore {
         Ok(out.into())
     }
 
+    fn check_writable(&self) -> Result<()> {
+        if self.inner.writable() {
+            Ok(())
+        } else {
+            Err(Error::from_reason(format!("a cache file in the {} format is only read (convert it first)", self.inner.header.format.name())))
+        }
+    }
+
+    /// Records a block in a slot: clean with its stored object's ETag (absent: all zeros), or dirty.
     #[napi]
     pub fn set_entry(&self, slot: u32, block: u32, dirty: bool, etag: Option<&[u8]>) -> Result<()> {
         self.check(slot, self.inner.header.block_size as usize)?;
+        self.check_writable()?;
         let mut tag = [0u8; 16];
         if let Some(e) = etag {
             if e.len() != 16 {
@@ -207,6 +240,7 @@ impl SlotStore {
     #[napi]
     pub fn clear_entry(&self, slot: u32) -> Result<()> {
         self.check(slot, self.inner.header.block_size as usize)?;
+        self.check_writable()?;
         self.inner.clear_entry(slot);
         Ok(())
     }
@@ -218,7 +252,15 @@ impl SlotStore {
 
     #[napi]
     pub fn set_mount_token(&self, token: u32) -> Result<()> {
+        self.check_writable()?;
         self.inner.set_mount_token(token).map_err(|e| io_err("cache file", e))
+    }
+
+    /// --blockCacheFileAdvise: after a slot is read (or its data synced), its pages are dropped
+    /// from memory (madvise and posix_fadvise DONTNEED). No effect without a file.
+    #[napi]
+    pub fn set_advise(&self, on: bool) {
+        self.inner.set_advise(on);
     }
 
     /// Resolves once the slot's data is in the file (at once without a file).

@@ -2,13 +2,13 @@
 // stored (writing one deletes the object; a missing object reads as zeros), every PUT carries
 // Content-MD5, and block 0 carries the geometry so later mounts can auto-detect it.
 
-import { BlockIOError, checkBlockNum, type BlockStore, type ListNonZeroOptions } from '../store/blockStore';
+import { BlockIOError, checkBlockNum, ZERO_ETAG, type ETag, type ListNonZeroOptions, type TaggedBlock, type TaggedBlockStore } from '../store/blockStore';
 import { blockKey, type BlockNaming } from '../format/blockNames';
 import { listBlockObjects } from './blockListing';
 import { BLOCK_CONTENT_TYPE, geometryMetadata } from '../format/blockMeta';
 import type { ObjectStore, StoredObject } from './objectStore';
 import type { HttpStats } from './httpStats';
-import { blockDigestAsync, type BlockCodec } from '../native/addon';
+import { blockDigestAsync, md5Hex, type BlockCodec } from '../native/addon';
 
 export const META_HMAC = 's3backer-hmac';
 
@@ -23,7 +23,18 @@ export interface BlockBackendOptions extends BlockNaming {
   readonly defaultContentEncoding?: string | undefined;
 }
 
-export class BlockBackend implements BlockStore {
+/** An ETag header as 32 lowercase hex digits, or undefined when it is not an MD5's form (a multipart upload's, say). */
+function normalETag(header: string | undefined): ETag | undefined {
+  const m = header === undefined ? null : /^\s*(?:W\/)?"?([0-9a-fA-F]{32})"?\s*$/.exec(header);
+  return m ? m[1]!.toLowerCase() : undefined;
+}
+
+/** What the store says the object's ETag is; the body's MD5 when it says nothing usable (as S3 would). */
+function etagOf(obj: StoredObject | null): ETag {
+  return obj === null ? ZERO_ETAG : (normalETag(obj.etag) ?? md5Hex(obj.body));
+}
+
+export class BlockBackend implements TaggedBlockStore {
   readonly blockSize: number;
   readonly numBlocks: number;
   private readonly block0Metadata: Record<string, string>;
@@ -46,18 +57,37 @@ export class BlockBackend implements BlockStore {
   }
 
   async readBlock(blockNum: number): Promise<Buffer> {
-    checkBlockNum(this, blockNum);
-    return this.decode(blockNum, await this.objects.get(blockKey(this.options, blockNum), this.maxObjectBytes));
+    return (await this.readBlockTagged(blockNum)).data;
   }
 
-  async readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
+  async readBlockTagged(blockNum: number): Promise<TaggedBlock> {
     checkBlockNum(this, blockNum);
-    const obj = await this.objects.getIfChanged(blockKey(this.options, blockNum), md5Hex, this.maxObjectBytes);
+    const obj = await this.objects.get(blockKey(this.options, blockNum), this.maxObjectBytes);
+    return { data: await this.decode(blockNum, obj), etag: etagOf(obj) };
+  }
+
+  async readBlockIfChanged(blockNum: number, etag: ETag): Promise<TaggedBlock | null> {
+    checkBlockNum(this, blockNum);
+    const key = blockKey(this.options, blockNum);
+    // Expecting an absent block: a plain GET, whose 404 says it still is (as upstream asks).
+    const obj = etag === ZERO_ETAG ? await this.objects.get(key, this.maxObjectBytes) : await this.objects.getIfChanged(key, etag, this.maxObjectBytes);
     if (obj === 'unchanged') {
       this.stats.verified++;
       return null;
     }
-    return this.decode(blockNum, obj);
+    if (obj === null && etag === ZERO_ETAG) return null;
+    return { data: await this.decode(blockNum, obj), etag: etagOf(obj) };
+  }
+
+  async storesAs(blockNum: number, data: Buffer, etag: ETag): Promise<boolean> {
+    const plain = await blockDigestAsync(data); // null: all zeros, never stored
+    if (plain === null) return etag === ZERO_ETAG;
+    if (plain.toString('hex') === etag) return true;
+    // Our encodings are deterministic (the IV comes from the block number): the same data
+    // encodes to the same body. Another program's compressor may differ: then this says no.
+    if (!this.options.encodeWrites) return false;
+    const encoded = await this.options.codec.encode(blockNum, data);
+    return encoded !== null && encoded.md5.toString('hex') === etag;
   }
 
   private async decode(blockNum: number, obj: StoredObject | null): Promise<Buffer> {
@@ -81,7 +111,7 @@ export class BlockBackend implements BlockStore {
     return data;
   }
 
-  async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
+  async writeBlock(blockNum: number, data: Buffer | null): Promise<ETag> {
     checkBlockNum(this, blockNum);
     if (data !== null && data.length !== this.blockSize) {
       throw new RangeError(`block ${blockNum}: write of ${data.length} bytes, expected ${this.blockSize}`);
@@ -99,20 +129,21 @@ export class BlockBackend implements BlockStore {
     if (body === null || digest === null) {
       await this.objects.delete(key);
       this.stats.zeroBlocksWritten++;
-      return;
+      return ZERO_ETAG;
     }
     const metadata = {
       ...(blockNum === 0 ? this.block0Metadata : {}),
       // Upstream quotes the HMAC inside the header value.
       ...(hmac !== undefined ? { [META_HMAC]: `"${hmac}"` } : {}),
     };
-    await this.objects.put(key, body, {
+    const answered = await this.objects.put(key, body, {
       contentType: BLOCK_CONTENT_TYPE,
       contentMD5: digest.toString('base64'),
       contentEncoding,
       metadata: Object.keys(metadata).length > 0 ? metadata : undefined,
     });
     this.stats.normalBlocksWritten++;
+    return normalETag(answered) ?? digest.toString('hex');
   }
 
   async flush(): Promise<void> {

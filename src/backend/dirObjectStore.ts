@@ -97,7 +97,8 @@ export class DirObjectStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Buffer, options: PutOptions): Promise<void> {
+  /** No ETag: the block backend takes the body's MD5, as S3 would answer. */
+  async put(key: string, body: Buffer, options: PutOptions): Promise<undefined> {
     const sidecar: Sidecar = {};
     if (options.metadata && Object.keys(options.metadata).length > 0) sidecar.metadata = { ...options.metadata };
     if (options.contentEncoding) sidecar.contentEncoding = options.contentEncoding;

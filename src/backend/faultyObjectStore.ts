@@ -72,7 +72,7 @@ export class FaultyObjectStore implements ObjectStore {
     return this.run(`HEAD ${key}`, () => this.inner.head(key), null);
   }
 
-  put(key: string, body: Buffer, options: PutOptions): Promise<void> {
+  put(key: string, body: Buffer, options: PutOptions): Promise<string | undefined> {
     return this.run(`PUT ${key}`, () => this.inner.put(key, body, options), undefined);
   }
 

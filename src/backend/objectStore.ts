@@ -44,7 +44,8 @@ export interface ObjectStore {
   /** GET unless the object's ETag (hex MD5 of a plain body) is `etag`: 'unchanged' then (HTTP 304). */
   getIfChanged(key: string, etag: string, maxBytes?: number): Promise<StoredObject | null | 'unchanged'>;
   head(key: string): Promise<ObjectHead | null>;
-  put(key: string, body: Buffer, options: PutOptions): Promise<void>;
+  /** Resolves with the ETag the store answered (as sent, quotes and all), if any. */
+  put(key: string, body: Buffer, options: PutOptions): Promise<string | undefined>;
   /** Deleting a missing object succeeds. */
   delete(key: string): Promise<void>;
   /** Calls onKeys with each page of keys starting with prefix, sorted by key. */

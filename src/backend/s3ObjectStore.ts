@@ -230,7 +230,7 @@ export class S3ObjectStore implements ObjectStore {
     });
   }
 
-  async put(key: string, body: Buffer, options: PutOptions): Promise<void> {
+  async put(key: string, body: Buffer, options: PutOptions): Promise<string | undefined> {
     const started = Date.now();
     this.stats.puts++;
     const o = this.options;
@@ -243,8 +243,10 @@ export class S3ObjectStore implements ObjectStore {
     if (o.sse) headers['x-amz-server-side-encryption'] = o.sse;
     if (o.sseKeyId) headers['x-amz-server-side-encryption-aws-kms-key-id'] = o.sseKeyId;
     try {
-      await this.request(`PUT ${key}`, () => this.send('PUT', key, [200], headers, body));
+      const res = await this.request(`PUT ${key}`, () => this.send('PUT', key, [200], headers, body));
       await pace(body.length, o.maxUploadSpeed, started);
+      const etag = res.headers['etag'];
+      return typeof etag === 'string' ? etag : undefined;
     } finally {
       this.stats.putTimeMs += Date.now() - started;
     }

@@ -103,6 +103,8 @@ export interface BlockCacheConfig {
   readonly file: string | undefined;
   readonly noVerify: boolean;
   readonly recoverDirty: boolean;
+  /** --blockCacheFileAdvise: drop a slot's pages from memory once read (or written back). */
+  readonly fileAdvise: boolean;
 }
 
 export interface CodecConfig {
@@ -325,7 +327,9 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     file: str(flags, 'blockCacheFile') === undefined ? undefined : path.resolve(str(flags, 'blockCacheFile') ?? ''),
     noVerify: flags['blockCacheNoVerify'] === true,
     recoverDirty: flags['blockCacheRecoverDirtyBlocks'] === true,
+    fileAdvise: flags['blockCacheFileAdvise'] === true,
   };
+  if (blockCache.fileAdvise && blockCache.file === undefined) throw new ConfigError('--blockCacheFileAdvise needs --blockCacheFile');
   if (blockCache.file !== undefined && blockCache.size === 0) {
     throw new ConfigError('--blockCacheFile needs a block cache: --blockCacheSize must not be 0');
   }

@@ -43,6 +43,7 @@ export const FLAGS: readonly FlagSpec[] = [
     defaultText: 'https://s3.amazonaws.com/, or https://s3.REGION.amazonaws.com/',
   }),
   f('blockCacheFile', 'value', 'keep the block cache in FILE, surviving restarts and crashes', { valueName: 'FILE' }),
+  f('blockCacheFileAdvise', 'boolean', 'drop cache-file pages from memory after reading them (posix_fadvise DONTNEED)'),
   f('blockCacheMaxDirty', 'value', 'writers wait while this many blocks are dirty (0 = the cache size)', { valueName: 'NUM', defaultText: '0' }),
   f('blockCacheNoVerify', 'boolean', 'reuse clean blocks of the cache file without checking them against S3'),
   f('blockCacheRecoverDirtyBlocks', 'boolean', 'upload the dirty blocks a crashed mount left in the cache file'),

@@ -4,15 +4,15 @@
 // dirty until an upload of their latest version succeeds. A block rewritten while it uploads is
 // uploaded again afterwards. Sequential readers trigger read-ahead into free or clean slots.
 
-import { checkBlockNum, type BlockStore, type ListNonZeroOptions } from '../store/blockStore';
+import { checkBlockNum, type BlockStore, type ETag, type ListNonZeroOptions, type TaggedBlock, type TaggedBlockStore } from '../store/blockStore';
 import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
-import { blockDigestAsync, isZeroBlock, md5, type SlotEntry, type SlotStore } from '../native/addon';
+import { isZeroBlock, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
 import type { ProgressCallback } from '../util/progress';
 import type { BlockCacheConfig } from '../config/config';
 
 /** The cache flags (see config), with `size` already capped to the disk, and where the slots live. */
-export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVerify' | 'recoverDirty'> {
+export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVerify' | 'recoverDirty' | 'fileAdvise'> {
   /** The slots live in a cache file: order its writes for crash safety. */
   readonly persistent: boolean;
   /**
@@ -100,7 +100,7 @@ export class BlockCache implements BlockStore, StatsSource {
   uploadFailures = 0;
 
   constructor(
-    private readonly inner: BlockStore,
+    private readonly inner: TaggedBlockStore,
     private readonly slots: SlotStore,
     private readonly options: BlockCacheOptions,
     private readonly log: Logger,
@@ -125,11 +125,11 @@ export class BlockCache implements BlockStore, StatsSource {
 
   /**
    * Takes over the entries a cache file kept. Clean blocks are verified unless `verify` is off:
-   * first locally (the slot's data must hash to the MD5 its entry records: bit rot, a torn write
-   * or an edited file is caught here, where S3 alone would answer 304 and let the damaged bytes
-   * through), then against the store (a conditional read; changed ones are refreshed). A slot
-   * that fails the local check, or records no MD5, is fetched again in full. Dirty blocks carry
-   * no MD5, so their data cannot be checked: they are uploaded again when `recoverDirty`, else
+   * first locally (the slot's data, stored as this block, must give the ETag its entry records:
+   * bit rot, a torn write or an edited file is caught here, where S3 alone would answer 304 and
+   * let the damaged bytes through), then against the store (a conditional read; changed ones are
+   * refreshed). A slot that fails the local check is fetched again in full. Dirty blocks carry
+   * no ETag, so their data cannot be checked: they are uploaded again when `recoverDirty`, else
    * dropped. Returns what happened, for the log.
    */
   async restore(
@@ -145,7 +145,7 @@ export class BlockCache implements BlockStore, StatsSource {
     const drop = (slot: number): void => this.slots.clearEntry(slot);
     // Dirty entries first, so a block somehow present twice keeps its unsaved data.
     const ordered = [...found].sort((a, b) => Number(b.dirty) - Number(a.dirty));
-    const toVerify = new Map<Entry, string>(); // entry -> the MD5 its slot claims
+    const toVerify = new Map<Entry, ETag>(); // entry -> the ETag its slot claims
     for (const f of ordered) {
       if (f.block >= this.numBlocks || f.slot >= this.options.size || seen.has(f.block)) {
         drop(f.slot);
@@ -178,43 +178,36 @@ export class BlockCache implements BlockStore, StatsSource {
     // Verifying is the slow part (one request per block): that is what progress counts.
     let checked = 0;
     if (toVerify.size > 0) opts.onProgress?.(0, toVerify.size);
-    // Slots whose data did not hash to their entry's MD5, and slots whose entry had none.
-    const damaged: number[] = [];
-    const unknown: number[] = [];
-    const zeroMd5 = md5(this.zeros).toString('hex');
+    const damaged: number[] = []; // slots whose data does not give their entry's ETag
     const worker = async (): Promise<void> => {
-      // Each worker hashes a copy of the slot in its own buffer, on the libuv pool: local and
-      // fast, and it overlaps with the other workers' requests.
+      // Each worker checks a copy of the slot in its own buffer (hashing and any encoding run
+      // on the libuv pool), overlapping with the other workers' requests.
       const local = Buffer.allocUnsafeSlow(this.blockSize);
       for (let next = queue.shift(); next; next = queue.shift()) {
         const [e, etag] = next;
         try {
           this.slots.readInto(e.slot, 0, local);
-          const digest = await blockDigestAsync(local); // null: all zeros
-          const actual = digest === null ? zeroMd5 : digest.toString('hex');
-          let fresh: Buffer | null;
-          if (actual === etag) {
+          let fresh: TaggedBlock | null;
+          if (await this.inner.storesAs(e.block, local, etag)) {
             // The slot holds what its entry says: only whether the store changed is left to ask.
             fresh = await this.inner.readBlockIfChanged(e.block, etag);
           } else {
-            // Damaged data (or no MD5 recorded): never trust it, not even on a 304 for the MD5
-            // the entry claims. An absent block reads back as zeros here, as anywhere.
-            (etag === ZERO_MD5 ? unknown : damaged).push(e.block);
-            this.log.debug(`cache file: block ${e.block} (slot ${e.slot}): data hashes to ${actual}, its entry says ${etag}; fetching it again`);
-            fresh = await this.inner.readBlock(e.block);
+            // Damaged data (or an ETag this disk's encoding does not reproduce): never trust it,
+            // not even on a 304 for the ETag the entry claims.
+            damaged.push(e.block);
+            this.log.debug(`cache file: block ${e.block} (slot ${e.slot}) does not match its entry's ETag ${etag}; fetching it again`);
+            fresh = await this.inner.readBlockTagged(e.block);
           }
-          // null: the store said unchanged; data hashing as the slot does: unchanged too (an
-          // absent block still zero, or a slot that was right but had no MD5 recorded).
-          const freshMd5 = fresh === null ? actual : md5(fresh).toString('hex');
-          if (fresh === null || freshMd5 === actual) {
+          // null: the store said unchanged; the same data again: unchanged too.
+          if (fresh === null || fresh.data.equals(local)) {
             this.verified++;
-            // The data was right: the entry gets the MD5 it lacked (or had damaged).
-            if (actual !== etag) this.slots.setEntry(e.slot, e.block, false, Buffer.from(actual, 'hex'));
+            // The data was right: the entry gets the stored object's ETag if it had another.
+            if (fresh !== null && fresh.etag !== etag) this.slots.setEntry(e.slot, e.block, false, etagBytes(fresh.etag));
           } else {
             this.mismatch++;
-            this.slots.write(e.slot, fresh);
+            this.slots.write(e.slot, fresh.data);
             await this.slots.syncData(e.slot);
-            this.slots.setEntry(e.slot, e.block, false, Buffer.from(freshMd5, 'hex'));
+            this.slots.setEntry(e.slot, e.block, false, etagBytes(fresh.etag));
           }
           this.makeClean(e);
           result.clean++;
@@ -229,15 +222,12 @@ export class BlockCache implements BlockStore, StatsSource {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.options.threads, toVerify.size) }, worker));
-    // One line each however many blocks: a damaged file can hold thousands.
+    // One line however many blocks: a damaged file can hold thousands.
     if (damaged.length > 0) {
       this.log.warn(
         `cache file: ${damaged.length} clean ${plural(damaged.length, 'block')} did not match their checksum (damaged file?); fetched again from S3 ` +
           `(${listSome(damaged)})`,
       );
-    }
-    if (unknown.length > 0) {
-      this.log.warn(`cache file: ${unknown.length} clean ${plural(unknown.length, 'block')} had no checksum; fetched again from S3 (${listSome(unknown)})`);
     }
     this.initialSize = this.entries.size;
     this.pump();
@@ -383,10 +373,6 @@ export class BlockCache implements BlockStore, StatsSource {
     return fetched;
   }
 
-  readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null> {
-    return this.inner.readBlockIfChanged(blockNum, md5Hex);
-  }
-
   /** The bytes are copied straight out of the slot into the caller's buffer. */
   async readBlockPart(blockNum: number, offset: number, target: Buffer): Promise<void> {
     checkBlockNum(this, blockNum);
@@ -419,13 +405,13 @@ export class BlockCache implements BlockStore, StatsSource {
     e.loading = new Promise<void>((resolve) => (done = resolve));
     this.entries.set(blockNum, e);
     try {
-      const data = await this.inner.readBlock(blockNum);
+      const { data, etag } = await this.inner.readBlockTagged(blockNum);
       this.slots.write(slot, data);
       e.loading = undefined;
       this.makeClean(e);
       // A writer may be waiting for a slot with nothing dirty left to free one: this is its turn.
       this.wake('slotWaiters');
-      if (this.options.persistent) this.track(this.persistClean(e, data));
+      if (this.options.persistent) this.track(this.persistClean(e, etag));
       return data;
     } catch (err) {
       this.entries.delete(blockNum);
@@ -445,12 +431,12 @@ export class BlockCache implements BlockStore, StatsSource {
   }
 
   /** Claims a clean slot in the cache file once its data is there (never before). */
-  private async persistClean(e: Entry, data: Buffer): Promise<void> {
+  private async persistClean(e: Entry, etag: ETag): Promise<void> {
     const version = e.version;
     try {
       await this.slots.syncData(e.slot);
       if (this.entries.get(e.block) === e && e.version === version && e.storedVersion === version) {
-        this.slots.setEntry(e.slot, e.block, false, md5(data));
+        this.slots.setEntry(e.slot, e.block, false, etagBytes(etag));
       }
     } catch (err) {
       this.log.warn(`cache file: ${(err as Error).message}`);
@@ -685,14 +671,14 @@ export class BlockCache implements BlockStore, StatsSource {
     const data = this.uploadBuffers.pop() ?? Buffer.allocUnsafeSlow(this.blockSize);
     this.slots.readInto(e.slot, 0, data);
     try {
-      await this.inner.writeBlock(e.block, isZeroBlock(data) ? null : data);
+      const etag = await this.inner.writeBlock(e.block, isZeroBlock(data) ? null : data);
       e.storedVersion = version;
       e.failures = 0;
       e.retryAt = 0;
       if (e.version === version && e.pendingWrites === 0) {
         this.dirty.delete(e.block);
         this.makeClean(e);
-        if (this.options.persistent) this.slots.setEntry(e.slot, e.block, false, md5(data));
+        if (this.options.persistent) this.slots.setEntry(e.slot, e.block, false, etagBytes(etag));
         this.wake('dirtyWaiters');
         this.wake('slotWaiters');
       } else {
@@ -809,8 +795,7 @@ export class BlockCache implements BlockStore, StatsSource {
   }
 }
 
-/** What a slot entry holds for an unknown MD5. */
-const ZERO_MD5 = '0'.repeat(32);
+const etagBytes = (etag: ETag): Buffer => Buffer.from(etag, 'hex');
 
 /** "blocks 3, 17, 40" or, for many, the first few and how many more (block numbers sorted). */
 function listSome(blocks: number[], max = 8): string {

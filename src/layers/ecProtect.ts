@@ -5,7 +5,7 @@
 // is stale: retried with upstream's pauses, then an I/O error. Writes of the same block are
 // spaced at least --minWriteDelay apart.
 
-import { BlockIOError, checkBlockNum, type BlockStore } from '../store/blockStore';
+import { BlockIOError, checkBlockNum, type ETag, type TaggedBlock, type TaggedBlockStore } from '../store/blockStore';
 import { ForwardingLayer } from '../store/forwardingLayer';
 import { blocks, totalSeconds, type StatLine, type StatsSource } from '../stats/stats';
 import { md5 } from '../native/addon';
@@ -27,7 +27,7 @@ interface Remembered {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-export class EcProtect extends ForwardingLayer implements StatsSource {
+export class EcProtect extends ForwardingLayer<TaggedBlockStore> implements TaggedBlockStore, StatsSource {
   /** Insertion order = write order, so the first entry expires first. */
   private readonly remembered = new Map<number, Remembered>();
   private dataHits = 0;
@@ -37,7 +37,7 @@ export class EcProtect extends ForwardingLayer implements StatsSource {
   private stale = 0;
 
   constructor(
-    inner: BlockStore,
+    inner: TaggedBlockStore,
     private readonly options: EcProtectOptions,
     private readonly log: Logger,
   ) {
@@ -53,17 +53,21 @@ export class EcProtect extends ForwardingLayer implements StatsSource {
   }
 
   async readBlock(blockNum: number): Promise<Buffer> {
+    return (await this.readBlockTagged(blockNum)).data;
+  }
+
+  async readBlockTagged(blockNum: number): Promise<TaggedBlock> {
     checkBlockNum(this, blockNum);
     this.expire(Date.now());
     const expected = this.remembered.get(blockNum);
-    if (!expected) return this.inner.readBlock(blockNum);
+    if (!expected) return this.inner.readBlockTagged(blockNum);
     let pause = this.options.initialRetryPauseMs;
     let paused = 0;
     for (;;) {
-      const data = await this.inner.readBlock(blockNum);
-      if (md5(data).toString('hex') === expected.md5) {
+      const read = await this.inner.readBlockTagged(blockNum);
+      if (md5(read.data).toString('hex') === expected.md5) {
         this.dataHits++;
-        return data;
+        return read;
       }
       this.stale++;
       if (paused + pause > this.options.maxRetryPauseMs) {
@@ -76,7 +80,19 @@ export class EcProtect extends ForwardingLayer implements StatsSource {
     }
   }
 
-  async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
+  /** A block written lately is read in full and checked: a 304 would say nothing about staleness. */
+  async readBlockIfChanged(blockNum: number, etag: ETag): Promise<TaggedBlock | null> {
+    this.expire(Date.now());
+    if (!this.remembered.has(blockNum)) return this.inner.readBlockIfChanged(blockNum, etag);
+    const read = await this.readBlockTagged(blockNum);
+    return read.etag === etag ? null : read;
+  }
+
+  storesAs(blockNum: number, data: Buffer, etag: ETag): Promise<boolean> {
+    return this.inner.storesAs(blockNum, data, etag);
+  }
+
+  async writeBlock(blockNum: number, data: Buffer | null): Promise<ETag> {
     checkBlockNum(this, blockNum);
     let now = Date.now();
     this.expire(now);
@@ -97,10 +113,11 @@ export class EcProtect extends ForwardingLayer implements StatsSource {
       }
       this.expire(Date.now());
     }
-    await this.inner.writeBlock(blockNum, data);
+    const etag = await this.inner.writeBlock(blockNum, data);
     now = Date.now();
     this.remembered.delete(blockNum);
     this.remembered.set(blockNum, { md5: md5(data ?? Buffer.alloc(this.blockSize)).toString('hex'), writtenAt: now });
+    return etag;
   }
 
   statsLines(): readonly StatLine[] {

@@ -127,7 +127,9 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     const cacheFile =
       cacheConfig.file === undefined
         ? undefined
-        : await openCacheFile(cacheConfig.file, geometry.blockSize, cacheSlots(cacheConfig.size, geometry.numBlocks), log);
+        : await openCacheFile(cacheConfig.file, geometry.blockSize, cacheSlots(cacheConfig.size, geometry.numBlocks), log, {
+            advise: cacheConfig.fileAdvise,
+          });
 
     const stack = buildStack(
       objects,
@@ -304,6 +306,8 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         }
         if (!config.readOnly) await clearMountedFlag(objects, naming);
         await stack.top.close();
+        // A clean end, as upstream marks it: the file's token no longer matches any mount.
+        if (!config.readOnly) cacheFile?.slots.setMountToken(0);
         log.info(`unmounted ${mountpoint}`);
       })().then(resolveClosed, (err: unknown) => {
         rejectClosed(err);

@@ -13,7 +13,7 @@ import { SlotStores, type BlockCodec, type SlotStore } from '../native/addon';
 import type { BlockCacheConfig } from '../config/config';
 import type { Logger } from '../util/log';
 import { PartialBlockLayer } from '../layers/partialBlock';
-import type { BlockStore } from '../store/blockStore';
+import type { BlockStore, TaggedBlockStore } from '../store/blockStore';
 import type { StatsSource } from '../stats/stats';
 import type { BlockNaming } from '../format/blockNames';
 
@@ -45,7 +45,7 @@ export interface StackOptions extends BlockNaming {
 export function buildStack(objects: ObjectStore, options: StackOptions, httpStats: HttpStats, log: Logger, cacheFile?: SlotStore): Stack {
   const backend = new BlockBackend(objects, options, httpStats);
   const guard = options.ecProtect ? new EcProtect(backend, options.ecProtect, log) : undefined;
-  const belowCache: BlockStore = guard ?? backend;
+  const belowCache: TaggedBlockStore = guard ?? backend;
   const cacheConfig = options.blockCache;
   const slots = cacheSlots(cacheConfig.size, options.numBlocks);
   // The zero cache sits above the block cache; read-ahead below asks it what not to fetch.

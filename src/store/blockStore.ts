@@ -8,17 +8,15 @@ export interface BlockStore {
   /** Optional: copies target.length bytes at `offset` of the block into target, without the rest. */
   readBlockPart?(blockNum: number, offset: number, target: Buffer): Promise<void>;
   /**
-   * Reads the block unless its stored form still has this MD5 (hex): null then. Lets a cache
-   * verify reloaded blocks with a conditional request instead of a full download.
-   */
-  readBlockIfChanged(blockNum: number, md5Hex: string): Promise<Buffer | null>;
-  /**
    * Optional: stores part of a block without the caller reading the rest first (a cache can hold
    * the part and fetch the remainder only if it is ever needed). Absent: read/modify/write.
    */
   writeBlockPart?(blockNum: number, offset: number, data: Buffer): Promise<void>;
-  /** Stores a whole block; null means all zeros. The store must not keep `data` after resolving. */
-  writeBlock(blockNum: number, data: Buffer | null): Promise<void>;
+  /**
+   * Stores a whole block; null means all zeros. The store must not keep `data` after resolving.
+   * Resolves with the stored object's ETag where the store knows it (see TaggedBlockStore).
+   */
+  writeBlock(blockNum: number, data: Buffer | null): Promise<ETag | void>;
   /** Resolves once everything written before the call is durable in the backing store. */
   flush(): Promise<void>;
   /** Reports every block that may hold non-zero data. */
@@ -33,6 +31,35 @@ export interface ListNonZeroOptions {
   readonly signal?: AbortSignal;
   /** Called once every block in [first, end) that may hold data has been reported. */
   readonly onBlocksDone?: (first: number, end: number) => void;
+}
+
+/**
+ * The ETag of a block's stored object, 32 lowercase hex digits (the MD5 of the PUT body, after
+ * compression and encryption); ZERO_ETAG for a block that is absent, i.e. all zeros. Cache files
+ * keep it per clean slot, as upstream's do, so either program can verify the other's slots.
+ */
+export type ETag = string;
+export const ZERO_ETAG: ETag = '0'.repeat(32);
+
+export interface TaggedBlock {
+  readonly data: Buffer;
+  readonly etag: ETag;
+}
+
+/** What the block cache needs from the layer below it: the ETag of what is stored. */
+export interface TaggedBlockStore extends BlockStore {
+  writeBlock(blockNum: number, data: Buffer | null): Promise<ETag>;
+  readBlockTagged(blockNum: number): Promise<TaggedBlock>;
+  /**
+   * Reads the block unless its stored object still has this ETag (ZERO_ETAG: is still absent):
+   * null then. Verifies a reloaded slot with a conditional request instead of a download.
+   */
+  readBlockIfChanged(blockNum: number, etag: ETag): Promise<TaggedBlock | null>;
+  /**
+   * Whether this data, stored as this block, would have this ETag (encoded as this disk encodes,
+   * or stored plain): the local check that a reloaded slot still holds what its entry claims.
+   */
+  storesAs(blockNum: number, data: Buffer, etag: ETag): Promise<boolean>;
 }
 
 /** A block could not be read or written: the FUSE front end answers EIO. */

@@ -6,7 +6,16 @@ import { formatSize } from '../config/sizes';
 
 export interface CacheFileReport {
   readonly file: string;
+  /** "dcache": upstream's format (what both programs write); "dcache-old" or "s3bc": older ones a mount converts. */
+  readonly format: string;
+  /** 2 for upstream's current format, 1 for the older ones. */
   readonly version: number;
+  /** The header's own fields, as upstream's dcache.c lays them out. */
+  readonly signature: string;
+  readonly headerSize: number;
+  readonly flags: number;
+  readonly dataAlign: number;
+  readonly entrySize: number;
   readonly blockSize: number;
   readonly slots: number;
   /** Token of the mount that last used the file (8 hex digits; 00000000 = never mounted). */
@@ -43,7 +52,13 @@ export function inspectCacheFile(path: string): CacheFileReport {
   const { dataOffset } = header;
   return {
     file: path,
+    format: header.format,
     version: header.version,
+    signature: header.magic.toString(16).padStart(8, '0'),
+    headerSize: header.headerSize,
+    flags: header.flags,
+    dataAlign: header.dataAlign,
+    entrySize: header.entrySize,
     blockSize: header.blockSize,
     slots: header.numSlots,
     mountToken: header.mountToken.toString(16).padStart(8, '0'),
@@ -58,10 +73,17 @@ export function inspectCacheFile(path: string): CacheFileReport {
   };
 }
 
+const FORMAT_TEXT: Readonly<Record<string, string>> = {
+  dcache: "s3backer cache file, upstream's format",
+  'dcache-old': "s3backer cache file, upstream's old format (converted at mount)",
+  s3bc: 's3backer cache file, the format of earlier versions of ours (converted at mount)',
+};
+
 export function formatCacheReport(r: CacheFileReport, opts: { blocks: boolean }): string {
   const lines = [
     `cache file   ${r.file}`,
-    `format       s3backer cache file, version ${r.version}`,
+    `format       ${FORMAT_TEXT[r.format] ?? r.format} (signature ${r.signature}, version ${r.version})`,
+    `header       ${r.headerSize} bytes, flags 0x${r.flags.toString(16)}, ${r.entrySize}-byte entries, data aligned to ${r.dataAlign} at ${r.dataOffset}`,
     `block size   ${r.blockSize} (${formatSize(r.blockSize)})`,
     `slots        ${r.slots} (${formatSize(r.slots * r.blockSize)} of data)`,
     `mount token  ${r.mountToken}`,
@@ -70,7 +92,7 @@ export function formatCacheReport(r: CacheFileReport, opts: { blocks: boolean })
     `dirty        ${r.dirtyRanges.join(', ') || '(none)'}`,
   ];
   if (opts.blocks) {
-    lines.push('', 'slot      block     state  md5');
+    lines.push('', 'slot      block     state  etag');
     for (const e of [...r.entries].sort((a, b) => a.slot - b.slot)) {
       lines.push(`${String(e.slot).padEnd(9)} ${e.block.toString(16).padStart(8, '0')}  ${e.dirty ? 'dirty' : 'clean'}  ${e.etag}`);
     }

@@ -1,0 +1,135 @@
+//! Where the slots' bytes live: the one seam every write and flush of a cache file goes through
+//! (a crash-state harness can stand a recording implementation in its place). Two real ones: a
+//! shared mapping of the cache file, and anonymous memory. The few unsafe spots are here, each
+//! behind a bounds-checked method.
+
+use memmap2::{MmapOptions, MmapRaw};
+use std::fs::File;
+use std::io;
+
+const PAGE: usize = 4096;
+
+/// Byte storage at offsets: copies in and out, and durability of a range.
+pub trait Backing: Send + Sync {
+    /// Copies `data` in at `offset` (not yet durable: see `sync`).
+    fn write_at(&self, offset: usize, data: &[u8]);
+    fn read_at(&self, offset: usize, target: &mut [u8]);
+    /// Makes the range durable in the file (a no-op in memory).
+    fn sync(&self, offset: usize, len: usize) -> io::Result<()>;
+    /// Maps in memory ahead of use, contents untouched (anonymous memory only).
+    fn prefault(&self, _offset: usize, _len: usize) {}
+    /// Asks the kernel to drop the range from memory (--blockCacheFileAdvise); contents stay.
+    fn drop_cached(&self, _offset: usize, _len: usize) {}
+}
+
+/// A mapping with bounds-checked copies in and out; the only place that touches raw memory.
+struct Region {
+    map: MmapRaw,
+}
+
+impl Region {
+    fn check(&self, offset: usize, len: usize, what: &str) {
+        assert!(offset.checked_add(len).is_some_and(|end| end <= self.map.len()), "{what} out of bounds");
+    }
+
+    fn copy_in(&self, offset: usize, data: &[u8]) {
+        self.check(offset, data.len(), "copy_in");
+        // SAFETY: the range is inside the mapping (checked above), and the mapping lives as long as self.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(offset), data.len()) }
+    }
+
+    fn copy_out(&self, offset: usize, target: &mut [u8]) {
+        self.check(offset, target.len(), "copy_out");
+        // SAFETY: as in copy_in; target is a distinct Rust slice, so the ranges cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(offset), target.as_mut_ptr(), target.len()) }
+    }
+
+    /// The whole pages covering [offset, offset + len), clipped to the mapping.
+    fn pages(&self, offset: usize, len: usize) -> (usize, usize) {
+        let start = offset / PAGE * PAGE;
+        let end = offset.saturating_add(len).min(self.map.len());
+        (start, end.saturating_sub(start))
+    }
+}
+
+/// A cache file, mapped shared: writes are copies into the page cache, msync makes them durable.
+pub struct MappedFile {
+    region: Region,
+    file: File,
+}
+
+impl MappedFile {
+    pub fn new(file: File) -> io::Result<MappedFile> {
+        Ok(MappedFile { region: Region { map: MmapRaw::map_raw(&file)? }, file })
+    }
+}
+
+impl Backing for MappedFile {
+    fn write_at(&self, offset: usize, data: &[u8]) {
+        self.region.copy_in(offset, data)
+    }
+
+    fn read_at(&self, offset: usize, target: &mut [u8]) {
+        self.region.copy_out(offset, target)
+    }
+
+    fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.region.map.flush_range(offset, len)
+    }
+
+    /// Unmaps the pages from this process (MADV_DONTNEED), then drops them from the page cache
+    /// (POSIX_FADV_DONTNEED): the kernel keeps pages that are still mapped, so fadvise alone
+    /// would evict nothing. Pages not yet written back stay until they are.
+    fn drop_cached(&self, offset: usize, len: usize) {
+        let (start, len) = self.region.pages(offset, len);
+        if len == 0 {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: the page-aligned range lies inside the mapping (clipped by `pages`). The
+            // mapping is MAP_SHARED, so MADV_DONTNEED discards no data: the next access faults
+            // the file's contents (with any unwritten changes, which the page cache keeps) back in.
+            unsafe {
+                libc::madvise(self.region.map.as_mut_ptr().add(start).cast(), len, libc::MADV_DONTNEED);
+                libc::posix_fadvise(self.file.as_raw_fd(), start as libc::off_t, len as libc::off_t, libc::POSIX_FADV_DONTNEED);
+            }
+        }
+    }
+}
+
+/// Anonymous memory: the block cache without a cache file.
+pub struct Anonymous {
+    region: Region,
+}
+
+impl Anonymous {
+    pub fn new(len: usize) -> io::Result<Anonymous> {
+        Ok(Anonymous { region: Region { map: MmapRaw::from(MmapOptions::new().len(len).map_anon()?) } })
+    }
+}
+
+impl Backing for Anonymous {
+    fn write_at(&self, offset: usize, data: &[u8]) {
+        self.region.copy_in(offset, data)
+    }
+
+    fn read_at(&self, offset: usize, target: &mut [u8]) {
+        self.region.copy_out(offset, target)
+    }
+
+    fn sync(&self, _offset: usize, _len: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// MADV_POPULATE_WRITE: copying a block into a fresh slot then costs no page faults (a no-op
+    /// where the kernel lacks it, before 5.14).
+    fn prefault(&self, offset: usize, len: usize) {
+        let (start, len) = self.region.pages(offset, len);
+        #[cfg(target_os = "linux")]
+        let _ = self.region.map.advise_range(memmap2::Advice::PopulateWrite, start, len);
+        #[cfg(not(target_os = "linux"))]
+        let _ = (start, len);
+    }
+}
