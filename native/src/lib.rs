@@ -6,6 +6,7 @@
 pub mod block_codec;
 mod codec;
 mod digest;
+pub mod file_lock;
 pub mod slot_store;
 mod slots;
 mod zero;

@@ -2,6 +2,9 @@
 // build first, then the installed platform package; when both fail we say which and how to fix it.
 
 import * as path from 'node:path';
+import type { FileLock } from '../../native/index';
+
+export type { FileLock };
 
 export interface CacheHeader {
   magic: number;
@@ -83,6 +86,7 @@ interface NativeCore {
   blockDigestAsync(data: Uint8Array): Promise<Buffer | null>;
   SlotStore: SlotStoreClass;
   inspectCacheFile(path: string): { header: CacheHeader; entries: SlotEntry[] };
+  tryLockFile(path: string): FileLock | null;
 }
 
 /** The loader's own message is generic ("Cannot find native binding"); why each candidate failed
@@ -131,3 +135,5 @@ export const createBlockCodec = (options: CodecOptions): BlockCodec => core.Bloc
 /** [key, ivkey] in hex, derived as upstream does (for known-answer tests). */
 export const deriveCipherKeys = (password: string, salt: string, keyLength: number): string[] =>
   core.deriveCipherKeys(password, salt, keyLength);
+/** The exclusive flock of the file at `path` (created if missing), or null while another holds it. */
+export const tryLockFile = (path: string): FileLock | null => core.tryLockFile(path);
