@@ -51,12 +51,16 @@ test('SIGKILL loses nothing that reached the cache file: the next mount uploads 
     assert.ok((await getObject(env.server, 'disk', key('k/', i + 1)))?.body.equals(b), `block ${i + 1} recovered into S3`);
   }
 
-  // Without the recovery flag, dirty blocks are discarded with a warning that counts them.
+  // Without the recovery flag the crashed mount's flag refuses the mount, as upstream's; with
+  // --force, dirty blocks are discarded with a warning that counts them.
   m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
   const lost = await holdWriter(join(env.w.mnt, 'file'), [[0, randomBytes(BS)], [BS * 5, randomBytes(BS)]]);
   await lost.written;
   await crash(m, lost);
-  m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
+  const refused = await runCli(['-f', ...flags, 'disk', env.w.mnt]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /appears to be mounted already/);
+  m = await startMount([...flags, '--force', 'disk', env.w.mnt], env.w.mnt);
   assert.match(m.stderr(), /discarded 2 dirty blocks .*--blockCacheRecoverDirtyBlocks would upload them/);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
 });

@@ -18,6 +18,12 @@ export declare class BlockCodec {
   get encrypted(): boolean
 }
 
+/** A held lock; `release()` gives it up (so does the object being collected). */
+export declare class FileLock {
+  /** Gives the lock up; later calls do nothing. */
+  release(): void
+}
+
 export declare class SlotStore {
   /** Slots in anonymous memory: the same cache code without a cache file. */
   static anonymous(blockSize: number, numSlots: number): SlotStore
@@ -141,3 +147,6 @@ export interface SlotEntry {
    */
   etag: string
 }
+
+/** The exclusive lock of the file at `path` (created if missing), or null while another holds it. */
+export declare function tryLockFile(path: string): FileLock | null

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.BlockCodec = nativeBinding.BlockCodec
+module.exports.FileLock = nativeBinding.FileLock
 module.exports.SlotStore = nativeBinding.SlotStore
 module.exports.blockDigest = nativeBinding.blockDigest
 module.exports.blockDigestAsync = nativeBinding.blockDigestAsync
@@ -845,3 +846,4 @@ module.exports.isZero = nativeBinding.isZero
 module.exports.md5 = nativeBinding.md5
 module.exports.md5Hex = nativeBinding.md5Hex
 module.exports.setTypeOfService = nativeBinding.setTypeOfService
+module.exports.tryLockFile = nativeBinding.tryLockFile

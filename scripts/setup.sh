@@ -8,8 +8,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # FUSE userspace (fuse-native loads libfuse.so.2), mkfs/e2fsck, upstream s3backer for interop,
 # openssl for the TLS tests' certificates, fio for the benchmark, tinyproxy for the proxy tests,
-# tcpdump to see --ipTOS on the wire.
-packages=(fuse libfuse2 e2fsprogs s3backer openssl fio tinyproxy tcpdump)
+# tcpdump to see --ipTOS on the wire, python3-venv for moto's virtualenv (below).
+packages=(fuse libfuse2 e2fsprogs s3backer openssl fio tinyproxy tcpdump python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -46,6 +46,17 @@ if [ -z "${S3BACKER_UPSTREAM_BIN:-}" ]; then
     fi
     break
   done
+fi
+
+# moto's S3 server (PyPI), for the tests that need a store honouring conditional writes
+# (If-None-Match / If-Match, which s3rver ignores); in its own virtualenv under .cache/moto, so
+# the system's Python packages stay as they are. Without it those tests skip, saying so.
+moto_version=5.2.5
+if ! .cache/moto/bin/python -c "import sys, moto; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
+  echo "setup: installing moto[server]==$moto_version into .cache/moto"
+  if ! { python3 -m venv .cache/moto && .cache/moto/bin/pip install -q "moto[server]==$moto_version"; }; then
+    echo "setup: warning: moto could not be installed; the conditional-write tests will be skipped" >&2
+  fi
 fi
 
 echo "setup: building (Rust core + TypeScript)"

@@ -7,6 +7,7 @@ pub mod block_codec;
 mod cache_format;
 mod codec;
 mod digest;
+pub mod file_lock;
 pub mod slot_store;
 mod slot_backing;
 mod slots;

@@ -143,7 +143,7 @@ export class BlockBackend implements TaggedBlockStore {
       metadata: Object.keys(metadata).length > 0 ? metadata : undefined,
     });
     this.stats.normalBlocksWritten++;
-    return normalETag(answered) ?? digest.toString('hex');
+    return normalETag(answered.etag) ?? digest.toString('hex');
   }
 
   async flush(): Promise<void> {

@@ -1,12 +1,24 @@
 // Objects as files in a local directory (--test): one file per object, named by its key, as
 // upstream's test mode lays them out. Metadata (block 0's geometry, the mounted flag's token,
-// encodings) goes in a hidden sidecar file beside the object, which upstream ignores.
+// encodings) goes in a hidden sidecar file beside the object, which upstream ignores. ETags are
+// S3's for a plain PUT: the quoted hex MD5 of the body. Conditional writes run under an flock on a
+// hidden lock file beside the object, so they hold between processes as S3's do.
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { md5Hex } from '../native/addon';
-import { StoreError, type KeysCallback, type ListOptions, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
+import { md5Hex, tryLockFile } from '../native/addon';
+import {
+  ConditionFailedError,
+  StoreError,
+  type KeysCallback,
+  type ListOptions,
+  type ObjectHead,
+  type ObjectStore,
+  type PutOptions,
+  type PutResult,
+  type StoredObject,
+} from './objectStore';
 
 interface Sidecar {
   metadata?: Record<string, string>;
@@ -14,6 +26,13 @@ interface Sidecar {
 }
 
 const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
+
+const etagOf = (body: Buffer): string => `"${md5Hex(body)}"`;
+const sameEtag = (a: string, b: string): boolean => a.replace(/"/g, '').toLowerCase() === b.replace(/"/g, '').toLowerCase();
+
+/** A conditional write waits this long at most for another one on the same key (they take milliseconds). */
+const LOCK_WAIT_MS = 30_000;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class DirObjectStore implements ObjectStore {
   readonly description: string;
@@ -32,6 +51,35 @@ export class DirObjectStore implements ObjectStore {
   private sidecarPath(key: string): string {
     const file = this.filePath(key);
     return path.join(path.dirname(file), `.${path.basename(file)}.s3meta`);
+  }
+
+  /** Runs `fn` holding the key's lock file (hidden, so never listed; left in place, as flock wants). */
+  private async locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const file = this.filePath(key);
+    const lockPath = path.join(path.dirname(file), `.${path.basename(file)}.lock`);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    let lock = tryLockFile(lockPath);
+    while (lock === null) {
+      if (Date.now() > deadline) throw new StoreError(`${key}: another process has held ${lockPath} for over ${LOCK_WAIT_MS / 1000} s`);
+      await sleep(5);
+      lock = tryLockFile(lockPath);
+    }
+    try {
+      return await fn();
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** The object's ETag, null when it is missing. */
+  private async currentEtag(key: string): Promise<string | null> {
+    try {
+      return etagOf(await fs.readFile(this.filePath(key)));
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
   }
 
   async checkAccess(): Promise<void> {
@@ -65,7 +113,7 @@ export class DirObjectStore implements ObjectStore {
       throw err;
     }
     const side = await this.readSidecar(key);
-    return { body, metadata: side.metadata ?? {}, contentEncoding: side.contentEncoding, etag: undefined };
+    return { body, metadata: side.metadata ?? {}, contentEncoding: side.contentEncoding, etag: etagOf(body) };
   }
 
   async getIfChanged(key: string, etag: string): Promise<StoredObject | null | 'unchanged'> {
@@ -74,14 +122,8 @@ export class DirObjectStore implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectHead | null> {
-    try {
-      await fs.stat(this.filePath(key));
-    } catch (err) {
-      if (isMissing(err)) return null;
-      throw err;
-    }
-    const side = await this.readSidecar(key);
-    return { metadata: side.metadata ?? {}, contentEncoding: side.contentEncoding, etag: undefined };
+    const obj = await this.get(key);
+    return obj === null ? null : { metadata: obj.metadata, contentEncoding: obj.contentEncoding, etag: obj.etag };
   }
 
   /** Writes to a hidden temporary file and renames it, so readers never see half an object. */
@@ -97,8 +139,27 @@ export class DirObjectStore implements ObjectStore {
     }
   }
 
-  /** No ETag: the block backend takes the body's MD5, as S3 would answer. */
-  async put(key: string, body: Buffer, options: PutOptions): Promise<undefined> {
+  async put(key: string, body: Buffer, options: PutOptions): Promise<PutResult> {
+    const { condition } = options;
+    if (condition === undefined) {
+      await this.write(key, body, options);
+    } else {
+      await this.locked(key, async () => {
+        const current = await this.currentEtag(key);
+        if ('ifNoneMatch' in condition) {
+          if (current !== null) throw new ConditionFailedError(key, 412);
+        } else if (current === null) {
+          throw new ConditionFailedError(key, 404); // as S3: If-Match on a missing key is NoSuchKey
+        } else if (!sameEtag(current, condition.ifMatch)) {
+          throw new ConditionFailedError(key, 412);
+        }
+        await this.write(key, body, options);
+      });
+    }
+    return { etag: etagOf(body) };
+  }
+
+  private async write(key: string, body: Buffer, options: PutOptions): Promise<void> {
     const sidecar: Sidecar = {};
     if (options.metadata && Object.keys(options.metadata).length > 0) sidecar.metadata = { ...options.metadata };
     if (options.contentEncoding) sidecar.contentEncoding = options.contentEncoding;
@@ -108,7 +169,17 @@ export class DirObjectStore implements ObjectStore {
     await this.writeAtomically(this.filePath(key), body);
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, condition?: { readonly ifMatch: string }): Promise<void> {
+    if (condition === undefined) return this.remove(key);
+    await this.locked(key, async () => {
+      const current = await this.currentEtag(key);
+      if (current === null) return; // missing: deleted already, as S3 answers
+      if (!sameEtag(current, condition.ifMatch)) throw new ConditionFailedError(key, 412);
+      await this.remove(key);
+    });
+  }
+
+  private async remove(key: string): Promise<void> {
     await fs.rm(this.filePath(key), { force: true });
     await fs.rm(this.sidecarPath(key), { force: true });
   }

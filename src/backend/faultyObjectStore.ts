@@ -6,9 +6,9 @@
 
 import type { TestFaults } from '../config/config';
 import type { HttpStats } from './httpStats';
-import { withRetries, type AttemptFailure, type RetryPolicy } from './retry';
+import { withRetries, type RetryPolicy } from './retry';
 import type { Logger } from '../util/log';
-import type { KeysCallback, ListOptions, ObjectHead, ObjectStore, PutOptions, StoredObject } from './objectStore';
+import type { KeysCallback, ListOptions, ObjectHead, ObjectStore, PutOptions, PutResult, StoredObject } from './objectStore';
 
 const MAX_DELAY_MS = 200;
 const ERROR_RATE = 0.1;
@@ -16,11 +16,6 @@ const ERROR_RATE = 0.1;
 class InjectedError extends Error {}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-const classify = (err: unknown): AttemptFailure =>
-  err instanceof InjectedError
-    ? { status: 503, message: err.message, retryable: true }
-    : { status: undefined, code: (err as NodeJS.ErrnoException).code, message: (err as Error).message, retryable: false };
 
 export class FaultyObjectStore implements ObjectStore {
   readonly description: string;
@@ -40,20 +35,22 @@ export class FaultyObjectStore implements ObjectStore {
   }
 
   /** One block operation with the faults asked for; `discarded` is its answer under --test-discard. */
-  private run<T>(operation: string, attempt: () => Promise<T>, discarded: T): Promise<T> {
-    if (this.faults.discard) return Promise.resolve(discarded);
-    return withRetries(
+  private async run<T>(operation: string, attempt: () => Promise<T>, discarded: T): Promise<T> {
+    if (this.faults.discard) return discarded;
+    // Only the injected faults go through the retries: the directory's own answers (a failed
+    // condition, say) reach the caller as they are.
+    await withRetries(
       operation,
       async () => {
         if (this.faults.delays) await sleep(Math.floor(this.random() * MAX_DELAY_MS));
         if (this.faults.errors && this.random() < ERROR_RATE) throw new InjectedError(`${operation}: injected error (--test-errors)`);
-        return attempt();
       },
-      classify,
+      () => ({ status: 503, message: `${operation}: injected error (--test-errors)`, retryable: true }),
       this.policy,
       this.stats,
       this.log,
     );
+    return attempt();
   }
 
   checkAccess(): Promise<void> {
@@ -72,12 +69,12 @@ export class FaultyObjectStore implements ObjectStore {
     return this.run(`HEAD ${key}`, () => this.inner.head(key), null);
   }
 
-  put(key: string, body: Buffer, options: PutOptions): Promise<string | undefined> {
-    return this.run(`PUT ${key}`, () => this.inner.put(key, body, options), undefined);
+  put(key: string, body: Buffer, options: PutOptions): Promise<PutResult> {
+    return this.run(`PUT ${key}`, () => this.inner.put(key, body, options), { etag: undefined });
   }
 
-  delete(key: string): Promise<void> {
-    return this.run(`DELETE ${key}`, () => this.inner.delete(key), undefined);
+  delete(key: string, condition?: { readonly ifMatch: string }): Promise<void> {
+    return this.run(`DELETE ${key}`, () => this.inner.delete(key, condition), undefined);
   }
 
   list(prefix: string, onKeys: KeysCallback, options?: ListOptions): Promise<void> {

@@ -17,6 +17,16 @@ export interface PutOptions {
   readonly contentMD5?: string;
   readonly contentEncoding?: string;
   readonly metadata?: Readonly<Record<string, string>>;
+  /** Write only if the object is absent (`ifNoneMatch: '*'`) or still has this ETag. */
+  readonly condition?: WriteCondition;
+}
+
+/** S3's conditional writes: create-exclusive, or compare-and-swap on the ETag. */
+export type WriteCondition = { readonly ifNoneMatch: '*' } | { readonly ifMatch: string };
+
+export interface PutResult {
+  /** The new object's ETag, as the store gave it (quotes included); undefined when it gave none. */
+  readonly etag: string | undefined;
 }
 
 export interface ListOptions {
@@ -44,10 +54,13 @@ export interface ObjectStore {
   /** GET unless the object's ETag (hex MD5 of a plain body) is `etag`: 'unchanged' then (HTTP 304). */
   getIfChanged(key: string, etag: string, maxBytes?: number): Promise<StoredObject | null | 'unchanged'>;
   head(key: string): Promise<ObjectHead | null>;
-  /** Resolves with the ETag the store answered (as sent, quotes and all), if any. */
-  put(key: string, body: Buffer, options: PutOptions): Promise<string | undefined>;
-  /** Deleting a missing object succeeds. */
-  delete(key: string): Promise<void>;
+  /**
+   * Resolves with the ETag the store answered. With a condition the object is not as said:
+   * ConditionFailedError; a store that does not implement conditions: ConditionUnsupportedError.
+   */
+  put(key: string, body: Buffer, options: PutOptions): Promise<PutResult>;
+  /** Deleting a missing object succeeds; `ifMatch` deletes only the object with that ETag (errors as put's). */
+  delete(key: string, condition?: { readonly ifMatch: string }): Promise<void>;
   /** Calls onKeys with each page of keys starting with prefix, sorted by key. */
   list(prefix: string, onKeys: KeysCallback, options?: ListOptions): Promise<void>;
   close(): void;
@@ -61,5 +74,21 @@ export class StoreError extends Error {
   ) {
     super(message);
     this.name = 'StoreError';
+  }
+}
+
+/** A conditional write found the object otherwise (HTTP 412, or 404 for If-Match on a missing one). */
+export class ConditionFailedError extends StoreError {
+  constructor(key: string, status: number) {
+    super(`${key} is not as the condition required (HTTP ${status})`, status);
+    this.name = 'ConditionFailedError';
+  }
+}
+
+/** The store does not implement the If-Match / If-None-Match headers on writes (HTTP 501, or a 400). */
+export class ConditionUnsupportedError extends StoreError {
+  constructor(key: string, detail: string, status: number) {
+    super(`conditional write of ${key} refused: ${detail}`, status);
+    this.name = 'ConditionUnsupportedError';
   }
 }

@@ -6,7 +6,19 @@ import type * as http from 'node:http';
 import type * as https from 'node:https';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { fetchRoleCredentials } from './imdsCredentials';
-import { StoreError, type KeysCallback, type ListOptions, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './objectStore';
+import {
+  ConditionFailedError,
+  ConditionUnsupportedError,
+  StoreError,
+  type KeysCallback,
+  type ListOptions,
+  type ObjectHead,
+  type ObjectStore,
+  type PutOptions,
+  type PutResult,
+  type StoredObject,
+  type WriteCondition,
+} from './objectStore';
 import { HttpStats } from './httpStats';
 import { proxyFor } from './proxy';
 import { createSdkAgent } from './sdkAgent';
@@ -90,6 +102,30 @@ function headOf(res: S3Response): ObjectHead {
   const encoding = res.headers['content-encoding'];
   const etag = res.headers['etag'];
   return { metadata: metadataOf(res), contentEncoding: encoding || undefined, etag: typeof etag === 'string' ? etag : undefined };
+}
+
+/** Answers to a conditional write that are not retried: they say how the condition went. */
+const CONDITION_ANSWERS = [400, 404, 412, 501];
+
+function conditionHeaders(condition: WriteCondition | undefined): Record<string, string> {
+  if (condition === undefined) return {};
+  return 'ifMatch' in condition ? { 'if-match': condition.ifMatch } : { 'if-none-match': condition.ifNoneMatch };
+}
+
+/**
+ * Turns the answers about a condition into errors. 404 means a failed If-Match only when the key
+ * is missing (NoSuchKey), not the bucket. 501 (NotImplemented) and any other 400 come from stores
+ * that do not know the headers: the caller decides whether to write without them.
+ */
+function checkConditionAnswer(key: string, res: S3Response, ifMatch: boolean): void {
+  if (res.status < 300) return;
+  const failure = S3Http.failure(res);
+  if (res.status === 412) throw new ConditionFailedError(key, 412);
+  if (res.status === 404) {
+    if (ifMatch && (failure.code === undefined || failure.code === 'NoSuchKey')) throw new ConditionFailedError(key, 404);
+    throw new StoreError(`${key}: ${failure.message}`, 404);
+  }
+  throw new ConditionUnsupportedError(key, failure.message, res.status);
 }
 
 export class S3ObjectStore implements ObjectStore {
@@ -230,11 +266,11 @@ export class S3ObjectStore implements ObjectStore {
     });
   }
 
-  async put(key: string, body: Buffer, options: PutOptions): Promise<string | undefined> {
+  async put(key: string, body: Buffer, options: PutOptions): Promise<PutResult> {
     const started = Date.now();
     this.stats.puts++;
     const o = this.options;
-    const headers: Record<string, string> = { 'content-type': options.contentType };
+    const headers: Record<string, string> = { 'content-type': options.contentType, ...conditionHeaders(options.condition) };
     if (options.contentMD5 !== undefined) headers['content-md5'] = options.contentMD5;
     if (options.contentEncoding !== undefined) headers['content-encoding'] = options.contentEncoding;
     for (const [name, value] of Object.entries(options.metadata ?? {})) headers[`x-amz-meta-${name.toLowerCase()}`] = value;
@@ -243,23 +279,35 @@ export class S3ObjectStore implements ObjectStore {
     if (o.sse) headers['x-amz-server-side-encryption'] = o.sse;
     if (o.sseKeyId) headers['x-amz-server-side-encryption-aws-kms-key-id'] = o.sseKeyId;
     try {
-      const res = await this.request(`PUT ${key}`, () => this.send('PUT', key, [200], headers, body));
+      const expected = options.condition === undefined ? [200] : [200, ...CONDITION_ANSWERS];
+      const res = await this.request(`PUT ${key}`, () => this.sendConditional('PUT', key, expected, headers, body));
+      if (options.condition !== undefined) checkConditionAnswer(key, res, 'ifMatch' in options.condition);
       await pace(body.length, o.maxUploadSpeed, started);
       const etag = res.headers['etag'];
-      return typeof etag === 'string' ? etag : undefined;
+      return { etag: typeof etag === 'string' ? etag : undefined };
     } finally {
       this.stats.putTimeMs += Date.now() - started;
     }
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, condition?: { readonly ifMatch: string }): Promise<void> {
     const started = Date.now();
     this.stats.deletes++;
     try {
-      await this.request(`DELETE ${key}`, () => this.send('DELETE', key, [200, 204, 404]));
+      const expected = condition === undefined ? [200, 204, 404] : [200, 204, 404, ...CONDITION_ANSWERS];
+      const res = await this.request(`DELETE ${key}`, () => this.sendConditional('DELETE', key, expected, conditionHeaders(condition)));
+      // A missing object is deleted already, whatever the condition said (a retry may find our own delete done).
+      if (condition !== undefined && res.status !== 404) checkConditionAnswer(key, res, false);
     } finally {
       this.stats.deleteTimeMs += Date.now() - started;
     }
+  }
+
+  /** send(), except that S3's "upload stalled" 400 stays an error to retry rather than an answer about the condition. */
+  private async sendConditional(method: string, key: string, expected: readonly number[], headers: Record<string, string>, body?: Buffer): Promise<S3Response> {
+    const res = await this.send(method, key, expected, headers, body);
+    if (res.status === 400 && S3Http.failure(res).code === 'RequestTimeout') throw S3Http.failure(res);
+    return res;
   }
 
   /**

@@ -28,6 +28,8 @@ export interface Config {
   readonly fileMode: number;
   readonly readOnly: boolean;
   readonly force: boolean;
+  /** --sharedDiskMode: no caches, direct I/O, the shared mount token (mounts admit each other). */
+  readonly sharedDiskMode: boolean;
   readonly listBlocks: boolean;
   /** Listers side by side over disjoint key ranges (--listBlocks at mount, and --erase). */
   readonly listBlocksThreads: number;
@@ -135,6 +137,13 @@ export interface ParsedArgs {
   readonly fuseOptions: readonly string[];
 }
 
+/** Upstream's list of flags --sharedDiskMode refuses: every one would cache something. */
+export const SHARED_DISK_REFUSED = [
+  'listBlocks', 'listBlocksThreads', 'blockCacheFileAdvise', 'blockCacheSize', 'blockCacheSync', 'blockCacheThreads', 'blockCacheTimeout', 'blockCacheWriteDelay',
+  'blockCacheMaxDirty', 'blockCacheRecoverDirtyBlocks', 'readAhead', 'readAheadTrigger', 'blockCacheNumProtected',
+  'blockCacheFile', 'blockCacheNoVerify', 'minWriteDelay', 'md5CacheSize', 'md5CacheTime',
+];
+
 const ACCESS_TYPES = ['private', 'public-read', 'public-read-write', 'authenticated-read'];
 const STORAGE_CLASSES = [
   'STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'REDUCED_REDUNDANCY', 'INTELLIGENT_TIERING', 'GLACIER', 'GLACIER_IR',
@@ -193,6 +202,11 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   }
   if (flags['reset-mounted-flag'] === true && flags['erase'] === true) {
     throw new ConfigError('--erase and --reset-mounted-flag cannot be combined');
+  }
+  const sharedDiskMode = flags['sharedDiskMode'] === true;
+  if (sharedDiskMode) {
+    const refused = SHARED_DISK_REFUSED.find((name) => flags[name] !== undefined);
+    if (refused !== undefined) throw new ConfigError(`--${refused} cannot be used with --sharedDiskMode, which turns every cache off`);
   }
   const mode: Mode = flags['reset-mounted-flag'] === true ? 'resetMountedFlag' : flags['erase'] === true ? 'erase' : 'mount';
   const wanted = mode === 'mount' ? 2 : 1;
@@ -312,7 +326,8 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     throw new ConfigError('--accessEC2IAM takes the role\'s credentials: do not give --accessId or --accessKey too');
   }
   const blockCache: BlockCacheConfig = {
-    size: int(flags, 'blockCacheSize', 1000),
+    // Shared disk mode: no block cache (upstream zeroes its size), so no read-ahead either.
+    size: sharedDiskMode ? 0 : int(flags, 'blockCacheSize', 1000),
     writeDelayMs: int(flags, 'blockCacheWriteDelay', 250),
     // Not upstream's 20: these are requests in flight, not threads, so more cost next to nothing
     // and keep a high-latency store busy (at 20 ms per request, 64 upload 256 KiB blocks at
@@ -340,7 +355,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   const codec = codecConfig(flags);
   const md5CacheSize = int(flags, 'md5CacheSize', 0);
   const ecProtect =
-    md5CacheSize > 0
+    md5CacheSize > 0 && !sharedDiskMode
       ? { cacheSize: md5CacheSize, cacheTimeMs: int(flags, 'md5CacheTime', 10000), minWriteDelayMs: int(flags, 'minWriteDelay', 500) }
       : undefined;
   if (!ecProtect && (str(flags, 'md5CacheTime') !== undefined || str(flags, 'minWriteDelay') !== undefined)) {
@@ -394,9 +409,11 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     fileMode,
     readOnly,
     force: flags['force'] === true,
-    listBlocks: flags['listBlocks'] === true,
+    sharedDiskMode,
+    listBlocks: flags['listBlocks'] === true && !sharedDiskMode,
     listBlocksThreads: int(flags, 'listBlocksThreads', DEFAULT_LIST_BLOCKS_THREADS, 1),
-    directIO: flags['directIO'] === true,
+    // Another host's writes must be seen: the kernel's page cache is off too.
+    directIO: flags['directIO'] === true || sharedDiskMode,
     noAutoDetect: flags['noAutoDetect'] === true,
     baseURL,
     vhost,

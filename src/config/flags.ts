@@ -97,6 +97,7 @@ export const FLAGS: readonly FlagSpec[] = [
   f('region', 'value', 'AWS region', { valueName: 'REGION', defaultText: 'us-east-1' }),
   f('reset-mounted-flag', 'boolean', "reset the 'already mounted' flag and exit"),
   f('rrs', 'boolean', 'store blocks with reduced redundancy (deprecated: --storageClass=REDUCED_REDUNDANCY)'),
+  f('sharedDiskMode', 'boolean', 'for a disk shared by hosts under a cluster filesystem (GFS2, OCFS2): every cache off, direct I/O, simultaneous mounts allowed'),
   f('size', 'value', "file size (suffixes 'k', 'm', 'g', 't')", { valueName: 'SIZE', defaultText: 'auto-detected' }),
   f('sse', 'value', 'server side encryption: AES256 or aws:kms', { valueName: 'TYPE' }),
   f('sse-key-id', 'value', 'KMS key ID for --sse=aws:kms', { valueName: 'ID' }),

@@ -20,7 +20,18 @@ import { releaseFuse } from '../fuse/releaseFuse';
 import { buildStack, cacheSlots } from './stack';
 import { openObjects } from './openObjects';
 import { combineGeometry, detectGeometry, type ResolvedGeometry } from './geometry';
-import { clearMountedFlag, newMountToken, readMountedFlag, setMountedFlag, tokenValue } from './mountedFlag';
+import {
+  admitMount,
+  claimMountedFlag,
+  isSharedFlag,
+  newMountToken,
+  readMountedFlag,
+  releaseMountedFlag,
+  SHARED_DISK_TOKEN,
+  tokenValue,
+  type FlagClaim,
+} from './mountedFlag';
+import { mountedFlagKey } from '../format/blockNames';
 import { cacheFileToken, openCacheFile } from '../layers/cacheFile';
 import { checkPassword, makeCodec } from './codecSetup';
 import { isFuseMounted, watchMount } from './mountWatch';
@@ -104,19 +115,21 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     await objects.checkAccess();
     const flag = await flagRead;
     const cacheConfig = config.blockCache;
-    // A set flag whose token is the cache file's was left by the mount that crashed using this file.
+    // A set flag whose token is the cache file's was left by the mount that crashed using this
+    // file; as upstream, that lets the mount through only when it recovers the dirty blocks.
     const cacheToken = cacheConfig.file === undefined ? 0 : cacheFileToken(cacheConfig.file);
-    const ownCrash = flag.mounted && cacheToken !== 0 && tokenValue(flag.token) === cacheToken;
-    if (!config.readOnly && flag.mounted) {
-      if (ownCrash) log.warn(`the mounted flag was left by the mount that crashed using ${cacheConfig.file}; taking over`);
-      else if (config.force) log.warn('the mounted flag is set; mounting anyway because of --force');
-      else {
-        throw new ConfigError(
-          `${objects.description} appears to be mounted already (flag ${config.prefix}s3backer-mounted is set); ` +
-            'if it is not, use --force or --reset-mounted-flag',
-        );
-      }
-    }
+    const ownCrash = flag.mounted && cacheConfig.recoverDirty && cacheToken !== 0 && tokenValue(flag.token) === cacheToken;
+    admitMount(
+      flag,
+      {
+        description: objects.description,
+        flagKey: mountedFlagKey(naming),
+        force: config.force,
+        sharedDiskMode: config.sharedDiskMode,
+        ownCrashCacheFile: ownCrash ? cacheConfig.file : undefined,
+      },
+      log,
+    );
     const geometry = combineGeometry(config, await detected, log);
     log.info(
       `${objects.description}: ${geometry.numBlocks} blocks of ${formatSize(geometry.blockSize)} = ${formatSize(geometry.fileSize)}` +
@@ -142,6 +155,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         codec,
         encodeWrites: config.codec.compression !== undefined || config.codec.cipher !== undefined,
         ecProtect: config.ecProtect && { ...config.ecProtect, initialRetryPauseMs: config.initialRetryPauseMs, maxRetryPauseMs: config.maxRetryPauseMs },
+        sharedDisk: config.sharedDiskMode,
       },
       httpStats,
       log,
@@ -219,22 +233,27 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       ...config.fuseOptions,
     ];
     // The flag goes up before the file appears (whoever sees the file sees a marked bucket), and
-    // comes down again if the mount fails.
-    if (!config.readOnly) {
-      const token = newMountToken();
-      await setMountedFlag(objects, naming, new Date(), token);
-      cacheFile?.slots.setMountToken(token);
+    // comes down again if the mount fails. Read-only mounts leave it alone, as upstream; shared
+    // ones write the shared token unless it is there already, and leave it up (it marks the disk
+    // as shared, not one mount).
+    let claim: FlagClaim | undefined;
+    if (!config.readOnly && !(config.sharedDiskMode && isSharedFlag(flag))) {
+      const token = config.sharedDiskMode ? SHARED_DISK_TOKEN : newMountToken();
+      claim = await claimMountedFlag(objects, naming, token, flag, log);
+      if (!config.sharedDiskMode) cacheFile?.slots.setMountToken(token);
     }
+    const ownFlag = config.sharedDiskMode ? undefined : claim;
+    const releaseFlag = (): Promise<void> => (ownFlag ? releaseMountedFlag(objects, naming, ownFlag, log) : Promise.resolve());
     const fuse = new Fuse(mountpoint, ops, { timeout: false, fsname: ['s3backer', ...new Set(extra)].join(',') });
     // Begun before the file appears: the first write to it is then one the listing knows about.
-    const listing = config.listBlocks ? listInBackground(stack.zeroCache, { threads: config.listBlocksThreads, quiet: config.quiet }, log) : undefined;
+    const listing = config.listBlocks && stack.zeroCache ? listInBackground(stack.zeroCache, { threads: config.listBlocksThreads, quiet: config.quiet }, log) : undefined;
     try {
       await fuseMount(fuse);
     } catch (err) {
       await listing?.stop();
       // A rejected option can leave the mount half made: take it down before reporting.
       await run('fusermount', ['-u', mountpoint]).catch(() => {});
-      if (!config.readOnly) await clearMountedFlag(objects, naming).catch(() => {});
+      await releaseFlag().catch(() => {});
       throw new ConfigError(`cannot mount FUSE at ${mountpoint}: ${(err as Error).message}`);
     }
     log.info(`mounted ${objects.description} on ${mountpoint}`);
@@ -304,7 +323,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
           // The counters as the unmount left them (everything stored, or given up on).
           await statsMirror?.stop({ final: true });
         }
-        if (!config.readOnly) await clearMountedFlag(objects, naming);
+        await releaseFlag();
         await stack.top.close();
         // A clean end, as upstream marks it: the file's token no longer matches any mount.
         if (!config.readOnly) cacheFile?.slots.setMountToken(0);

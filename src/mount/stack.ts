@@ -21,7 +21,8 @@ export interface Stack {
   readonly data: PartialBlockLayer;
   /** The top block store, for flush and close. */
   readonly top: BlockStore;
-  readonly zeroCache: ZeroCache;
+  /** Undefined in shared disk mode: another host may fill a block this one knows as zero. */
+  readonly zeroCache: ZeroCache | undefined;
   readonly blockCache: BlockCache | undefined;
   readonly statsSources: readonly StatsSource[];
 }
@@ -39,6 +40,8 @@ export interface StackOptions extends BlockNaming {
   readonly codec: BlockCodec;
   readonly encodeWrites: boolean;
   readonly ecProtect: (EcProtectOptions & RetryPolicy) | undefined;
+  /** --sharedDiskMode: nothing is remembered about blocks (the config already turned the other caches off). */
+  readonly sharedDisk?: boolean;
 }
 
 /** `cacheFile`: the slots of an opened --blockCacheFile; otherwise they live in anonymous memory. */
@@ -65,12 +68,14 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
           log,
         )
       : undefined;
-  zeroCache = new ZeroCache(blockCache ?? belowCache);
+  const cached: BlockStore = blockCache ?? belowCache;
+  zeroCache = options.sharedDisk ? undefined : new ZeroCache(cached);
+  const top = zeroCache ?? cached;
   return {
-    data: new PartialBlockLayer(zeroCache),
-    top: zeroCache,
+    data: new PartialBlockLayer(top),
+    top,
     zeroCache,
     blockCache,
-    statsSources: [httpStats, ...(blockCache ? [blockCache] : []), zeroCache, ...(guard ? [guard] : [])],
+    statsSources: [httpStats, ...(blockCache ? [blockCache] : []), ...(zeroCache ? [zeroCache] : []), ...(guard ? [guard] : [])],
   };
 }

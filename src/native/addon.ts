@@ -7,7 +7,7 @@ import * as path from 'node:path';
 // written by hand once disagreed with them and put an "undefined" HMAC header on the wire.
 import type * as Native from '../../native/index';
 
-export type { BlockCodec, CacheHeader, CodecOptions, EncodedBlock, SlotEntry, SlotStore } from '../../native/index';
+export type { BlockCodec, CacheHeader, CodecOptions, EncodedBlock, FileLock, SlotEntry, SlotStore } from '../../native/index';
 
 type NativeCore = typeof Native;
 
@@ -54,6 +54,8 @@ export const SlotStores: typeof Native.SlotStore = core.SlotStore;
 export const readCacheFile = (path: string): Native.CacheFileContents => core.inspectCacheFile(path);
 /** A block codec; throws a clear message for an unknown cipher or compression. */
 export const createBlockCodec = (options: Native.CodecOptions): Native.BlockCodec => core.BlockCodec.create(options);
+/** The exclusive flock of the file at `path` (created if missing), or null while another holds it. */
+export const tryLockFile = (path: string): Native.FileLock | null => core.tryLockFile(path);
 /** Sets the IP type of service (IPv6: traffic class) of a connected socket's descriptor. */
 export const setTypeOfService = (fd: number, tos: number): void => core.setTypeOfService(fd, tos);
 /** [key, ivkey] in hex, derived as upstream does (for known-answer tests). */
