@@ -137,7 +137,7 @@ test('--debug-http logs request lines and statuses, never credentials', { timeou
   const res = await runCli([...via(env.proxy), '--debug-http', '--reset-mounted-flag', 'disk']);
   assert.equal(res.code, 0, res.stderr);
   assert.match(res.stderr, new RegExp(`http: HEAD http://127\\.0\\.0\\.1:${env.proxy.port}/disk/? -> 200 \\(\\d+ ms\\)`));
-  assert.match(res.stderr, /http: HEAD http:\/\/127\.0\.0\.1:\d+\/disk\/s3backer-mounted -> 404/);
+  assert.match(res.stderr, /http: GET http:\/\/127\.0\.0\.1:\d+\/disk\/s3backer-mounted -> 404/);
   assert.doesNotMatch(res.stderr, /S3RVER|Credential=|Signature/);
 });
 

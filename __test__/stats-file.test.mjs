@@ -13,7 +13,7 @@ const env = useS3Server('stats', { before, after, workdir });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** [name, value] pairs in file order (a name longer than the 28 columns pushes its value right). */
-const lines = (text) => text.trim().split('\n').map((l) => /^(\S+)\s+(.*)$/.exec(l).slice(1));
+const lines = (text) => text.trim().split('\n').filter((l) => l !== '').map((l) => /^(\S+)\s+(.*)$/.exec(l).slice(1));
 /** The form of a value: digits replaced, so "0.011 sec" and "1.234 sec" match. */
 const form = (value) => value.replace(/\d+/g, 'N');
 
