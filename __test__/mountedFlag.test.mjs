@@ -8,35 +8,18 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MOTO_SKIP, startMoto } from './helpers/moto.mjs';
-import { startRecordingProxy } from './helpers/recordingProxy.mjs';
+import { MOTO_SKIP, useMotoBehindProxy } from './helpers/moto.mjs';
 import { getObject, putObject } from './helpers/s3server.mjs';
-import { CLI, isMounted, runCli, startMount, workdir } from './helpers/ours.mjs';
+import { CLI, isMounted, runCli, startMount } from './helpers/ours.mjs';
 
 const require = createRequire(import.meta.url);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-let server;
-let proxy;
-let w1;
-let w2;
-before(async () => {
-  w1 = await workdir('flag-a');
-  w2 = await workdir('flag-b');
-  if (MOTO_SKIP) return;
-  server = await startMoto({ buckets: ['disk'] });
-  proxy = await startRecordingProxy({ target: server });
-});
-after(async () => {
-  await w1?.cleanup();
-  await w2?.cleanup();
-  await proxy?.stop();
-  await server?.stop();
-});
+const env = useMotoBehindProxy('flag', { before, after });
 
 const via = (endpoint, prefix) => [`--baseURL=${endpoint}/`, '--accessId=testing', '--accessKey=testing', `--prefix=${prefix}`, '--size=1m'];
-const flagOf = (prefix) => getObject(server, 'disk', `${prefix}s3backer-mounted`);
-const flagRequests = (prefix) => proxy.requests.filter((r) => r.key === `${prefix}s3backer-mounted`);
+const flagOf = (prefix) => getObject(env.server, 'disk', `${prefix}s3backer-mounted`);
+const flagRequests = (prefix) => env.proxy.requests.filter((r) => r.key === `${prefix}s3backer-mounted`);
 const tokenIn = (stderr) => /established mount token ([0-9a-f]{8})/.exec(stderr)?.[1];
 
 /** A foreground mount that may lose: resolves `outcome` with 'mounted' or 'exited'. */
@@ -60,7 +43,7 @@ function racer(args, mountpoint) {
 
 /** Two mounts of the same store at once, on two mount points: exactly one mounts, the other exits 1. */
 async function race(args, round) {
-  const racers = [racer(args, w1.mnt), racer(args, w2.mnt)];
+  const racers = [racer(args, env.w1.mnt), racer(args, env.w2.mnt)];
   const outcomes = await Promise.all(racers.map((r) => r.outcome));
   const winner = racers[outcomes.indexOf('mounted')];
   const loser = racers[outcomes.indexOf('exited')];
@@ -75,7 +58,7 @@ test('moto answers conditional writes as the flag code relies on (412, and 404 f
   const { HttpStats } = require('../dist/backend/httpStats.js');
   const { ConditionFailedError } = require('../dist/backend/objectStore.js');
   const { silentLogger } = require('../dist/util/log.js');
-  const config = buildConfig({ flags: { baseURL: `${server.endpoint}/`, accessId: 'testing', accessKey: 'testing' }, positionals: ['disk', w1.mnt], foreground: true, debug: false, fuseOptions: [] });
+  const config = buildConfig({ flags: { baseURL: `${env.server.endpoint}/`, accessId: 'testing', accessKey: 'testing' }, positionals: ['disk', env.w1.mnt], foreground: true, debug: false, fuseOptions: [] });
   const objects = openObjects(config, new HttpStats(), silentLogger);
   const failed = (status) => (err) => err instanceof ConditionFailedError && err.status === status;
   try {
@@ -98,12 +81,12 @@ test('moto answers conditional writes as the flag code relies on (412, and 404 f
 
 test('two mounts started at the same moment, 20 rounds: exactly one mounts, the other says who won and exits 1', { skip: MOTO_SKIP, timeout: 120000 }, async (t) => {
   const prefix = 'race/';
-  const args = [...via(proxy.endpoint, prefix), 'disk'];
+  const args = [...via(env.proxy.endpoint, prefix), 'disk'];
   let lostAtTheWrite = 0;
   for (let round = 0; round < 20; round++) {
     // Both reads of the flag are answered late, so both mounts find none and race to create it.
-    proxy.clearFaults();
-    proxy.inject('slow', { count: 2, only: /^GET \/disk\/race\/s3backer-mounted/, delayMs: 300 });
+    env.proxy.clearFaults();
+    env.proxy.inject('slow', { count: 2, only: /^GET \/disk\/race\/s3backer-mounted/, delayMs: 300 });
     const { winner, loser } = await race(args, round);
     assert.equal(await isMounted(loser.mountpoint), false, 'nothing mounted by the loser');
     const lines = loser.stderr().trim().split('\n');
@@ -125,11 +108,11 @@ test('two mounts started at the same moment, 20 rounds: exactly one mounts, the 
 
 test('--force takes over the flag it saw (If-Match its ETag); the displaced mount leaves the new flag at unmount', { skip: MOTO_SKIP, timeout: 60000 }, async () => {
   const prefix = 'takeover/';
-  const args = via(proxy.endpoint, prefix);
-  const a = await startMount([...args, 'disk', w1.mnt], w1.mnt);
+  const args = via(env.proxy.endpoint, prefix);
+  const a = await startMount([...args, 'disk', env.w1.mnt], env.w1.mnt);
   const seen = await flagOf(prefix);
-  proxy.clear();
-  const b = await startMount([...args, '--force', 'disk', w2.mnt], w2.mnt);
+  env.proxy.clear();
+  const b = await startMount([...args, '--force', 'disk', env.w2.mnt], env.w2.mnt);
   assert.match(b.stderr(), /warn: the mounted flag is set; mounting anyway because of --force/);
   const put = flagRequests(prefix).find((r) => r.method === 'PUT');
   assert.equal(put.headers['if-match'], seen.etag, 'the forced PUT is conditional on the flag it overrides');
@@ -147,21 +130,21 @@ test('--force takes over the flag it saw (If-Match its ETag); the displaced moun
 
 test('a read-only mount is refused on a set flag unless --force, and never touches the flag', { skip: MOTO_SKIP, timeout: 60000 }, async () => {
   const prefix = 'ro/';
-  const args = via(proxy.endpoint, prefix);
-  const a = await startMount([...args, 'disk', w1.mnt], w1.mnt);
+  const args = via(env.proxy.endpoint, prefix);
+  const a = await startMount([...args, 'disk', env.w1.mnt], env.w1.mnt);
   const before = await flagOf(prefix);
-  const refused = await runCli(['-f', ...args, '--readOnly', 'disk', w2.mnt]);
+  const refused = await runCli(['-f', ...args, '--readOnly', 'disk', env.w2.mnt]);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr.trim().split('\n').at(-1), /^s3backer: s3:\/\/disk\/ro\/ appears to be mounted already \(flag ro\/s3backer-mounted is set by host .*\); if it is not, use --force or --reset-mounted-flag$/);
-  assert.equal(await isMounted(w2.mnt), false);
-  const ro = await startMount([...args, '--readOnly', '--force', 'disk', w2.mnt], w2.mnt);
+  assert.equal(await isMounted(env.w2.mnt), false);
+  const ro = await startMount([...args, '--readOnly', '--force', 'disk', env.w2.mnt], env.w2.mnt);
   assert.match(ro.stderr(), /mounting anyway because of --force/);
   assert.deepEqual(await ro.stop(), { code: 0, signal: null });
   assert.equal((await flagOf(prefix)).etag, before.etag, 'the flag is exactly the first mount\'s');
   assert.deepEqual(await a.stop(), { code: 0, signal: null });
   assert.equal(await flagOf(prefix), null);
   // Nothing set: a read-only mount goes ahead and sets nothing.
-  const free = await startMount([...args, '--readOnly', 'disk', w2.mnt], w2.mnt);
+  const free = await startMount([...args, '--readOnly', 'disk', env.w2.mnt], env.w2.mnt);
   assert.equal(await flagOf(prefix), null);
   assert.deepEqual(await free.stop(), { code: 0, signal: null });
 });
@@ -170,14 +153,14 @@ const xmlError = (code) => `<?xml version="1.0" encoding="UTF-8"?><Error><Code>$
 
 test('a store that refuses the headers (501 on PUT, 400 on DELETE): a warning, then plain writes; the flag still comes down', { skip: MOTO_SKIP, timeout: 60000 }, async () => {
   const prefix = 'fallback/';
-  const args = via(proxy.endpoint, prefix);
-  proxy.clear();
-  proxy.clearFaults();
+  const args = via(env.proxy.endpoint, prefix);
+  env.proxy.clear();
+  env.proxy.clearFaults();
   const refuse = (method, status, code) =>
-    proxy.inject('answer', { only: new RegExp(`^${method} /disk/fallback/s3backer-mounted`), status, headers: { 'content-type': 'application/xml' }, body: xmlError(code) });
+    env.proxy.inject('answer', { only: new RegExp(`^${method} /disk/fallback/s3backer-mounted`), status, headers: { 'content-type': 'application/xml' }, body: xmlError(code) });
   refuse('PUT', 501, 'NotImplemented');
   refuse('DELETE', 400, 'InvalidArgument');
-  const m = await startMount([...args, 'disk', w1.mnt], w1.mnt);
+  const m = await startMount([...args, 'disk', env.w1.mnt], env.w1.mnt);
   assert.match(m.stderr(), /warn: s3:\/\/disk\/fallback\/ does not take conditional writes \(.*HTTP 501 NotImplemented.*\): the mounted flag is set without protection against a mount starting at the same moment/);
   assert.match((await flagOf(prefix)).metadata['s3backer-mount-token'], /^[0-9a-f]{8}$/);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
@@ -188,9 +171,9 @@ test('a store that refuses the headers (501 on PUT, 400 on DELETE): a warning, t
 
 test('--reset-mounted-flag deletes whatever flag is there, unconditionally', { skip: MOTO_SKIP, timeout: 60000 }, async () => {
   const prefix = 'reset/';
-  await putObject(server, 'disk', `${prefix}s3backer-mounted`, 'elsewhere\n20260101T000000Z\n', { metadata: { 's3backer-mount-token': '0badcafe' } });
-  proxy.clear();
-  const res = await runCli([...via(proxy.endpoint, prefix).filter((f) => !f.startsWith('--size')), '--reset-mounted-flag', 'disk']);
+  await putObject(env.server, 'disk', `${prefix}s3backer-mounted`, 'elsewhere\n20260101T000000Z\n', { metadata: { 's3backer-mount-token': '0badcafe' } });
+  env.proxy.clear();
+  const res = await runCli([...via(env.proxy.endpoint, prefix).filter((f) => !f.startsWith('--size')), '--reset-mounted-flag', 'disk']);
   assert.equal(res.code, 0, res.stderr);
   assert.equal(await flagOf(prefix), null);
   const del = flagRequests(prefix).find((r) => r.method === 'DELETE');
@@ -198,12 +181,12 @@ test('--reset-mounted-flag deletes whatever flag is there, unconditionally', { s
 });
 
 test('--test: two mounts of one directory started at the same moment, 8 rounds: exactly one mounts', { timeout: 120000 }, async () => {
-  const args = ['--test', '--size=1m', w1.store];
+  const args = ['--test', '--size=1m', env.w1.store];
   for (let round = 0; round < 8; round++) {
     const { winner, loser } = await race(args, round);
     assert.match(loser.stderr(), /(while this mount was starting: not mounted|appears to be mounted already)/);
     winner.child.kill('SIGTERM');
     assert.deepEqual(await winner.exited, { code: 0, signal: null });
-    await assert.rejects(stat(join(w1.store, 's3backer-mounted')), { code: 'ENOENT' });
+    await assert.rejects(stat(join(env.w1.store, 's3backer-mounted')), { code: 'ENOENT' });
   }
 });

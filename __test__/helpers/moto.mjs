@@ -15,7 +15,8 @@ import { spawn, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { REPO, freePort } from './ours.mjs';
+import { REPO, freePort, workdir } from './ours.mjs';
+import { startRecordingProxy } from './recordingProxy.mjs';
 import { makeClient } from './s3server.mjs';
 
 const START_TIMEOUT_MS = 30_000;
@@ -114,4 +115,28 @@ export async function startMoto({ buckets = ['disk'] } = {}) {
     throw err;
   }
   return server;
+}
+
+/**
+ * Registers before/after hooks for a test file: two work directories (for two mounts side by side)
+ * and, when moto is there, its server with bucket "disk" behind a recording proxy (so tests see
+ * the conditional headers and can hold answers back). The returned object's w1, w2, server and
+ * proxy are set once the before hook ran.
+ */
+export function useMotoBehindProxy(name, { before, after }) {
+  const env = {};
+  before(async () => {
+    env.w1 = await workdir(`${name}-a`);
+    env.w2 = await workdir(`${name}-b`);
+    if (MOTO_SKIP) return;
+    env.server = await startMoto({ buckets: ['disk'] });
+    env.proxy = await startRecordingProxy({ target: env.server });
+  });
+  after(async () => {
+    await env.w1?.cleanup();
+    await env.w2?.cleanup();
+    await env.proxy?.stop();
+    await env.server?.stop();
+  });
+  return env;
 }
