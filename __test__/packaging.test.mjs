@@ -160,7 +160,7 @@ test('installed from the two tarballs with no build tools: --version, a --test m
     } finally {
       await fh.close();
     }
-    await run('fusermount', ['-u', w.mnt]);
+    await run('umount', [w.mnt]);
     assert.deepEqual(await mounted.exited, { code: 0, signal: null }, mounted.stderr());
     assert.equal(await isMounted(w.mnt), false);
     const stored = (await readdir(w.store)).filter((n) => !n.startsWith('.')).sort();

@@ -168,7 +168,7 @@ function runOnTerminal(args, { mountpoint, ready = async () => true } = {}) {
         while (!exited && !((await mounted()) && (await ready(output)))) {
           await new Promise((r) => setTimeout(r, 50));
         }
-        if (!exited) await run('fusermount', ['-u', mountpoint]);
+        if (!exited) await run('umount', [mountpoint]);
       })().catch(reject);
     }
   });

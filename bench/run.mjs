@@ -85,7 +85,7 @@ async function benchTool(tool, endpoint, work, source) {
     let t = now();
     await run('dd', [`if=${source}`, `of=${join(data, 'big')}`, 'bs=1M', 'conv=fsync', 'status=none']);
     await run('umount', [data]);
-    await run('fusermount', ['-u', mnt]);
+    await run('umount', [mnt]);
     await m.exited;
     result.writeMBs = MB / (now() - t);
     result.peakRssMiB = m.memory.peakKiB / 1024;
@@ -97,7 +97,7 @@ async function benchTool(tool, endpoint, work, source) {
     await fh.read(Buffer.alloc(4096), 0, 4096, 0);
     await fh.close();
     result.firstByteMs = (now() - t) * 1000;
-    await run('fusermount', ['-u', mnt]);
+    await run('umount', [mnt]);
     await m.exited;
 
     // Sequential read after a fresh mount: nothing cached.
@@ -128,11 +128,11 @@ async function benchTool(tool, endpoint, work, source) {
     ]);
     result.randWriteIOPS = JSON.parse(fioWrite.stdout).jobs[0].write.iops;
     await run('umount', [data]);
-    await run('fusermount', ['-u', mnt]);
+    await run('umount', [mnt]);
     await m.exited;
   } finally {
     await run('umount', [data]).catch(() => {});
-    await run('fusermount', ['-u', mnt]).catch(() => {});
+    await run('umount', [mnt]).catch(() => {});
   }
   return result;
 }

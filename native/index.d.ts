@@ -24,6 +24,28 @@ export declare class FileLock {
   release(): void
 }
 
+/**
+ * A mounted session. `onEnd` is called once when the mount ends, however it ends: our unmount,
+ * `umount` or `fusermount3 -u` from outside.
+ */
+export declare class FuseSession {
+  /** Mounts and completes the kernel's handshake before returning; a refused mount throws. */
+  static mount(options: FuseSessionOptions, onRequest: (request: FuseRequest) => void, onEnd: (error: string | null) => void): FuseSession
+  /** Answers a request: a byte count for a write, 0 for the others, or a negative errno. */
+  reply(id: number, result: number): void
+  /** Answers a read with these bytes (copied into the reply). */
+  replyData(id: number, data: Uint8Array): void
+  /** Answers a lookup, getattr or open of the stats file with its text. */
+  replyStats(id: number, text: Uint8Array): void
+  /** Requests JS has not answered yet. */
+  get waiting(): number
+  /**
+   * Unmounts. Fails while the mount is busy unless `lazy`: then it is detached at once and
+   * the connection is closed, so descriptors still open on it fail from then on.
+   */
+  unmount(lazy: boolean): void
+}
+
 export declare class SlotStore {
   /** Slots in anonymous memory: the same cache code without a cache file. */
   static anonymous(blockSize: number, numSlots: number): SlotStore
@@ -120,6 +142,56 @@ export interface EncodedBlock {
   hmac?: string
   /** MD5 of the body: Content-MD5 of the PUT. */
   md5: Buffer
+}
+
+/** One request for JS: `op` is read, write, flush, zero, stats or resetStats. */
+export interface FuseRequest {
+  id: number
+  op: string
+  /** Byte offset into the backed file (read, write, zero). */
+  offset: number
+  /** Bytes to read or zero. */
+  length: number
+  /** What a write brings, owned by JS from here on. */
+  data?: Buffer
+}
+
+/** The mount as TypeScript resolved it from the command line. */
+export interface FuseSessionOptions {
+  mountpoint: string
+  filename: string
+  statsFilename: string
+  /** Permission bits of the backed file (the stats file shows its read bits only). */
+  fileMode: number
+  fileSize: number
+  blockSize: number
+  uid: number
+  gid: number
+  readOnly: boolean
+  /** Every read and write of the backed file goes to us (no page cache). */
+  directIO: boolean
+  /** Keep the page cache across opens (upstream's kernel_cache): only we change the file. */
+  keepCache: boolean
+  /** Largest write request the kernel may send (fuser negotiates max_pages for it). */
+  maxWrite: number
+  maxReadahead?: number
+  maxBackground?: number
+  congestionThreshold?: number
+  asyncRead: boolean
+  attrTimeoutMs: number
+  entryTimeoutMs: number
+  /** allow_other (any user, modes enforced by the kernel), allow_root, or neither. */
+  access: string
+  /** The device name the mount table shows. */
+  fsname: string
+  subtype?: string
+  /**
+   * Kernel mount flags and options: ro, nodev, nosuid, noexec, noatime, sync, dirsync,
+   * dev, suid, exec, atime, async, rw, max_read=N.
+   */
+  mountOptions: Array<string>
+  /** FUSE threads reading requests (each with its own cloned descriptor). */
+  threads: number
 }
 
 /** Reads a cache file's header and used entries without changing it (for inspection). */

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.BlockCodec = nativeBinding.BlockCodec
 module.exports.FileLock = nativeBinding.FileLock
+module.exports.FuseSession = nativeBinding.FuseSession
 module.exports.SlotStore = nativeBinding.SlotStore
 module.exports.blockDigest = nativeBinding.blockDigest
 module.exports.blockDigestAsync = nativeBinding.blockDigestAsync

@@ -81,9 +81,9 @@ try {
   loopMounted = false;
   console.log((await readFile(join(mnt, 'stats'), 'utf8')).replace(/^/gm, '   ').trimEnd());
 
-  step('Unmount s3backer', 'fusermount -u returns once every block is in S3 and the "mounted" flag is cleared.');
-  show(`fusermount -u ${mnt}`);
-  await run('fusermount', ['-u', mnt]);
+  step('Unmount s3backer', 'umount returns once every block is in S3 and the "mounted" flag is cleared.');
+  show(`umount ${mnt}`);
+  await run('umount', [mnt]);
   console.log(`   s3backer exited with code ${await exited}`);
   const keys = await listKeys(server, 'demo');
   console.log(`   the bucket holds ${keys.length} objects of 4096 possible blocks: zero blocks are never stored`);
@@ -99,7 +99,7 @@ try {
   console.log(`   random-16MiB.bin sha256 ${sha(again)}… ${again.equals(payload) ? 'identical' : 'DIFFERENT!'}`);
   await run('umount', [data]);
   loopMounted = false;
-  await run('fusermount', ['-u', mnt]);
+  await run('umount', [mnt]);
   await exited;
   if (!again.equals(payload)) throw new Error('data read back differs');
 
@@ -109,7 +109,7 @@ try {
   process.exitCode = 1;
 } finally {
   if (loopMounted) await run('umount', [data]).catch(() => {});
-  await run('fusermount', ['-u', mnt]).catch(() => {});
+  await run('umount', [mnt]).catch(() => {});
   child?.kill('SIGTERM');
   await server?.stop();
   await rmdir(mnt).catch(() => {});

@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# FUSE userspace (fuse-native loads libfuse.so.2), mkfs/e2fsck, upstream s3backer for interop,
+# fuse3 (fusermount3, for mounts by users other than root; ours needs no FUSE library), mkfs/e2fsck,
+# Debian's s3backer 1.5.4 for interop (it brings the libfuse2 library, which coexists with fuse3),
 # openssl for the TLS tests' certificates, fio for the benchmark, tinyproxy for the proxy tests,
 # tcpdump to see --ipTOS on the wire, python3-venv for moto's virtualenv (below).
-packages=(fuse libfuse2 e2fsprogs s3backer openssl fio tinyproxy tcpdump python3-venv)
+packages=(fuse3 e2fsprogs s3backer openssl fio tinyproxy tcpdump python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -72,7 +72,7 @@ try {
   const job = JSON.parse(fio.stdout).jobs[0];
   const before = (await run('sha256sum', [join(data, 'soak.bin')])).stdout.split(' ')[0];
   await run('umount', [data]);
-  await run('fusermount', ['-u', mnt]);
+  await run('umount', [mnt]);
   const code = await m.exited;
   const peak = m.memory.peakMiB;
 
@@ -81,7 +81,7 @@ try {
   await run('mount', ['-o', 'loop,ro', join(mnt, 'file'), data]);
   const after = (await run('sha256sum', [join(data, 'soak.bin')])).stdout.split(' ')[0];
   await run('umount', [data]);
-  await run('fusermount', ['-u', mnt]);
+  await run('umount', [mnt]);
   await m.exited;
 
   const errors = job.error + (code === 0 ? 0 : 1) + (before === after ? 0 : 1);
@@ -101,7 +101,7 @@ try {
   console.error(`soak: ${err.message}\n${err.stdout ?? ''}`);
 } finally {
   await run('umount', [data]).catch(() => {});
-  await run('fusermount', ['-u', mnt]).catch(() => {});
+  await run('umount', [mnt]).catch(() => {});
   endpoint.stop();
   await rm(work, { recursive: true, force: true });
 }

@@ -88,9 +88,9 @@ export async function startMount(args, mountpoint, { filename = 'file', timeoutM
     child,
     exited,
     stderr: () => stderr,
-    /** Unmounts as a user would (fusermount -u) and resolves with the exit status. */
+    /** Unmounts as a user would (umount) and resolves with the exit status. */
     async stop({ timeoutMs: stopTimeout = 120000 } = {}) {
-      if (!done) await run('fusermount', ['-u', mountpoint]).catch(() => {});
+      if (!done) await run('umount', [mountpoint]).catch(() => {});
       const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeout);
       const result = await exited;
       clearTimeout(timer);
@@ -106,10 +106,10 @@ export async function workdir(name) {
   await run('mkdir', ['-p', dirs.mnt, dirs.data, dirs.store]);
   dirs.cleanup = async () => {
     await run('umount', [dirs.data]).catch(() => {});
-    await run('fusermount', ['-u', dirs.mnt]).catch(() => {});
+    await run('umount', [dirs.mnt]).catch(() => {});
     // Still mounted (busy, or its process gone after a failure): detach it so nothing hangs on it.
     if (await isMounted(dirs.data)) await run('umount', ['-l', dirs.data]).catch(() => {});
-    if (await isMounted(dirs.mnt)) await run('fusermount', ['-u', '-z', dirs.mnt]).catch(() => {});
+    if (await isMounted(dirs.mnt)) await run('umount', ['-l', dirs.mnt]).catch(() => {});
     // Never recurse into something still mounted.
     if (!(await isMounted(dirs.data)) && !(await isMounted(dirs.mnt))) {
       await rm(root, { recursive: true, force: true }).catch(() => {});

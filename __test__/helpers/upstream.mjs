@@ -5,7 +5,7 @@
 //   const up = startUpstream(server, 'test', mnt, ['--size=16M', '--blockSize=64K']);
 //   await up.ready;                 // <mnt>/file exists and the FUSE mount is live
 //   ... read/write <mnt>/file from child processes or async fs calls ...
-//   await stopUpstream(up);         // fusermount -u, then wait for s3backer to exit
+//   await stopUpstream(up);         // umount, then wait for s3backer to exit
 //
 // Working command line (checked against s3rver 3.7.1 on loopback):
 //   s3backer -f --baseURL=http://127.0.0.1:PORT/ --accessId=S3RVER --accessKey=S3RVER \
@@ -17,7 +17,7 @@
 //  - The base URL must end with `/` and use path style: no `--vhost` and no `--region` (an
 //    explicit --region, even us-east-1, turns on virtual-host style in 1.5.4: it then asks
 //    http://BUCKET.127.0.0.1:PORT/, which does not resolve).
-//  - `fusermount -u` returns at once; 1.5.4 then flushes dirty blocks and deletes the
+//  - `umount` returns at once; 1.5.4 then flushes dirty blocks and deletes the
 //    `s3backer-mounted` object inside its FUSE destroy callback, so data is in S3 only when
 //    the process has EXITED. SIGTERM does the same (clean unmount, flush, exit 0).
 //  - On an empty bucket `--size` is required (auto-detection reads block 0's metadata).
@@ -151,7 +151,7 @@ export function startUpstream(server, bucket, mountpoint, extraArgs = [], opts =
 }
 
 /**
- * Unmount (fusermount -u, retried while busy, lazy as a last resort) and wait until the
+ * Unmount (umount, retried while busy, lazy as a last resort) and wait until the
  * s3backer process has exited: only then are its dirty blocks in S3 and the mounted flag
  * cleared. Falls back to SIGTERM, then SIGKILL. Resolves with { code, signal }.
  */
@@ -159,7 +159,7 @@ export async function stopUpstream(handle, { timeoutMs = STOP_TIMEOUT_MS } = {})
   const { child, mountpoint } = handle;
   const deadline = Date.now() + timeoutMs;
   if (!handle.exitInfo) {
-    // fusermount fails with EBUSY while a reader still has the file open: retry a little.
+    // umount fails with EBUSY while a reader still has the file open: retry a little.
     for (let i = 0; i < 20 && !handle.exitInfo; i++) {
       if (!(await isFuseMounted(mountpoint))) {
         // Not (yet) mounted: still starting up, or the mount failed. SIGTERM is a clean stop
@@ -167,7 +167,7 @@ export async function stopUpstream(handle, { timeoutMs = STOP_TIMEOUT_MS } = {})
         child.kill('SIGTERM');
         break;
       }
-      const r = await run('fusermount', ['-u', mountpoint], 10_000);
+      const r = await run('umount', [mountpoint], 10_000);
       if (r.code === 0) break;
       await sleep(100);
     }
@@ -182,8 +182,8 @@ export async function stopUpstream(handle, { timeoutMs = STOP_TIMEOUT_MS } = {})
   }
   // Whatever happened, leave no (stale) mount behind.
   if (await isFuseMounted(mountpoint)) {
-    const r = await run('fusermount', ['-u', mountpoint], 10_000);
-    if (r.code !== 0) await run('fusermount', ['-u', '-z', mountpoint], 10_000);
+    const r = await run('umount', [mountpoint], 10_000);
+    if (r.code !== 0) await run('umount', ['-l', mountpoint], 10_000);
   }
   return handle.exitInfo;
 }
@@ -191,7 +191,7 @@ export async function stopUpstream(handle, { timeoutMs = STOP_TIMEOUT_MS } = {})
 /** Best-effort synchronous cleanup of every mount this process started (for `finally`). */
 export function cleanupAllUpstream() {
   for (const h of active) {
-    spawnSync('fusermount', ['-u', '-z', h.mountpoint], { stdio: 'ignore', timeout: 10_000 });
+    spawnSync('umount', ['-l', h.mountpoint], { stdio: 'ignore', timeout: 10_000 });
     try {
       h.child.kill('SIGTERM');
     } catch {
@@ -304,7 +304,7 @@ while alive "$1"; do
   sleep 0.5
 done
 alive "$2" || exit 0
-fusermount -u -z "$3" 2>/dev/null
+umount -l "$3" 2>/dev/null
 kill -TERM "$2" 2>/dev/null
 sleep 5
 alive "$2" && kill -KILL "$2" 2>/dev/null

@@ -8,6 +8,7 @@ mod cache_format;
 mod codec;
 mod digest;
 pub mod file_lock;
+pub mod fuse;
 pub mod slot_store;
 mod slot_backing;
 mod slots;

@@ -1,9 +1,9 @@
-// Maps errors from the block stack to the negative errno values FUSE answers with.
+// Maps errors from the block stack to the errno values FUSE answers with (positive; the session
+// is told their negation).
 
-import Fuse = require('fuse-native');
-
+import { constants } from 'node:os';
 
 export function errnoFor(err: unknown): number {
-  if (err instanceof RangeError) return Fuse.EINVAL;
-  return Fuse.EIO;
+  if (err instanceof RangeError) return constants.errno.EINVAL;
+  return constants.errno.EIO;
 }

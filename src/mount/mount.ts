@@ -2,9 +2,6 @@
 // once the FUSE mount is up; unmounting flushes everything to the store before the flag clears.
 
 import { promises as fs } from 'node:fs';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import Fuse = require('fuse-native');
 import type { Config } from '../config/config';
 import { ConfigError } from '../config/config';
 import { StoreError } from '../backend/objectStore';
@@ -12,11 +9,11 @@ import { formatSize } from '../config/sizes';
 import { HttpStats } from '../backend/httpStats';
 import { renderStats } from '../stats/stats';
 import { renderPrometheus, statsJSON, type StatsJSON } from '../stats/prometheus';
-import { FuseLatencies, S3_OPERATIONS } from '../stats/latency';
+import { FuseRequests, S3_OPERATIONS } from '../stats/latency';
 import { MetricsServer } from '../stats/metricsServer';
 import { StatsMirror } from '../stats/statsMirror';
-import { makeOperations } from '../fuse/fuseFrontEnd';
-import { releaseFuse } from '../fuse/releaseFuse';
+import { FuseFrontEnd } from '../fuse/fuseFrontEnd';
+import { startSession, type MountedSession } from '../fuse/fuseSession';
 import { buildStack, cacheSlots } from './stack';
 import { openObjects } from './openObjects';
 import { combineGeometry, detectGeometry, type ResolvedGeometry } from './geometry';
@@ -34,12 +31,10 @@ import {
 import { mountedFlagKey } from '../format/blockNames';
 import { cacheFileToken, openCacheFile } from '../layers/cacheFile';
 import { checkPassword, makeCodec } from './codecSetup';
-import { isFuseMounted, watchMount } from './mountWatch';
+import { isFuseMounted } from './mountTable';
 import type { Logger } from '../util/log';
 import { createProgress } from '../util/progress';
 import { listInBackground } from './backgroundListing';
-
-const run = promisify(execFile);
 
 export interface MountHandle {
   readonly mountpoint: string;
@@ -68,6 +63,12 @@ export interface MountHandle {
   readonly closed: Promise<void>;
 }
 
+/**
+ * How long a lazy unmount waits for the kernel to let go. Descriptors still open on the detached
+ * mount (a loop device) keep it alive past that; their requests then fail, as upstream's do.
+ */
+const LAZY_UNMOUNT_GRACE_MS = 200;
+
 /** Between two attempts to store what an unmount found unsaved (the cache also backs off itself). */
 const UNMOUNT_RETRY_PAUSE_MS = 1000;
 
@@ -78,16 +79,12 @@ async function checkMountpoint(mountpoint: string): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTCONN') {
-      throw new ConfigError(`mountpoint ${mountpoint} is a stale FUSE mount: run "fusermount -u ${mountpoint}" first`);
+      throw new ConfigError(`mountpoint ${mountpoint} is a stale FUSE mount: run "umount ${mountpoint}" (or "fusermount3 -u") first`);
     }
     throw new ConfigError(`mountpoint ${mountpoint} does not exist`);
   }
   if (!stat.isDirectory()) throw new ConfigError(`mountpoint ${mountpoint} is not a directory`);
   if (await isFuseMounted(mountpoint)) throw new ConfigError(`mountpoint ${mountpoint} is already a FUSE mount`);
-}
-
-function fuseMount(fuse: Fuse): Promise<void> {
-  return new Promise((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
 }
 
 export async function mount(config: Config, log: Logger): Promise<MountHandle> {
@@ -186,7 +183,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     const statsText = (): string => renderStats(stack.statsSources);
     // Removing the stats file (or its mirror) resets the counters, as upstream.
     const resetStats = (): void => stack.statsSources.forEach((s) => s.resetStats());
-    const fuseLatency = new FuseLatencies();
+    const fuseRequests = new FuseRequests();
     const metricsText = (): string =>
       renderPrometheus({
         stats: stack.statsSources,
@@ -200,38 +197,22 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
             name: 'fuse_request_duration_seconds',
             help: 'Duration of FUSE reads and writes of the backed file, by operation',
             series: [
-              { labels: { operation: 'read' }, histogram: fuseLatency.read },
-              { labels: { operation: 'write' }, histogram: fuseLatency.write },
+              { labels: { operation: 'read' }, histogram: fuseRequests.read },
+              { labels: { operation: 'write' }, histogram: fuseRequests.write },
+            ],
+          },
+          {
+            name: 'fuse_request_bytes',
+            help: 'Sizes of FUSE reads and writes of the backed file, as the kernel sent them',
+            series: [
+              { labels: { operation: 'read' }, histogram: fuseRequests.readBytes },
+              { labels: { operation: 'write' }, histogram: fuseRequests.writeBytes },
             ],
           },
         ],
       });
     const jsonStats = (): StatsJSON => statsJSON(stack.statsSources);
-    const ops = makeOperations(
-      stack.data,
-      {
-        filename: config.filename,
-        statsFilename: config.statsFilename,
-        fileMode: config.fileMode,
-        readOnly: config.readOnly,
-        blockSize: geometry.blockSize,
-        numBlocks: geometry.numBlocks,
-        uid: process.getuid?.() ?? 0,
-        gid: process.getgid?.() ?? 0,
-      },
-      { renderStats: statsText, resetStats, latency: fuseLatency },
-      log,
-    );
-    // fuse-native joins option strings unescaped: this is how big_writes and -o options reach libfuse.
-    // default_permissions always, as upstream: without it FUSE checks no mode at all, and with
-    // allow_other every local user could read and write a 0600 disk.
-    const extra = [
-      'big_writes',
-      'default_permissions',
-      ...(config.directIO ? ['direct_io'] : []),
-      ...(config.readOnly ? ['ro'] : []),
-      ...config.fuseOptions,
-    ];
+    const frontEnd = new FuseFrontEnd(stack.data, { renderStats: statsText, resetStats, requests: fuseRequests }, log);
     // The flag goes up before the file appears (whoever sees the file sees a marked bucket), and
     // comes down again if the mount fails. Read-only mounts leave it alone, as upstream; shared
     // ones write the shared token unless it is there already, and leave it up (it marks the disk
@@ -244,17 +225,33 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     }
     const ownFlag = config.sharedDiskMode ? undefined : claim;
     const releaseFlag = (): Promise<void> => (ownFlag ? releaseMountedFlag(objects, naming, ownFlag, log) : Promise.resolve());
-    const fuse = new Fuse(mountpoint, ops, { timeout: false, fsname: ['s3backer', ...new Set(extra)].join(',') });
     // Begun before the file appears: the first write to it is then one the listing knows about.
     const listing = config.listBlocks && stack.zeroCache ? listInBackground(stack.zeroCache, { threads: config.listBlocksThreads, quiet: config.quiet }, log) : undefined;
+    let session: MountedSession;
     try {
-      await fuseMount(fuse);
+      // default_permissions always, as upstream: without it FUSE checks no mode at all, and with
+      // allow_other every local user could read and write a 0600 disk.
+      session = startSession(
+        {
+          mountpoint,
+          filename: config.filename,
+          statsFilename: config.statsFilename,
+          fileMode: config.fileMode,
+          blockSize: geometry.blockSize,
+          numBlocks: geometry.numBlocks,
+          readOnly: config.readOnly,
+          directIO: config.directIO,
+          description: objects.description,
+          fuseOptions: config.fuseOptions,
+        },
+        frontEnd,
+        log,
+      );
     } catch (err) {
       await listing?.stop();
-      // A rejected option can leave the mount half made: take it down before reporting.
-      await run('fusermount', ['-u', mountpoint]).catch(() => {});
+      // A refused mount leaves nothing mounted (the session unmounts a failed handshake itself).
       await releaseFlag().catch(() => {});
-      throw new ConfigError(`cannot mount FUSE at ${mountpoint}: ${(err as Error).message}`);
+      throw new ConfigError((err as Error).message);
     }
     log.info(`mounted ${objects.description} on ${mountpoint}`);
     const statsMirror = config.statsMirror && new StatsMirror({ ...config.statsMirror, render: statsText, reset: resetStats }, log);
@@ -309,12 +306,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     // Runs once the kernel mount is gone: nothing new can arrive, so flush and release.
     const finish = (): Promise<void> =>
       (shutdown ??= (async () => {
-        stopWatching();
-        try {
-          releaseFuse(fuse);
-        } catch (err) {
-          log.debug(`releasing fuse-native's loop handle: ${(err as Error).message}`);
-        }
+        await frontEnd.close();
         await metricsServer?.close();
         await listing?.stop();
         try {
@@ -328,13 +320,13 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         // A clean end, as upstream marks it: the file's token no longer matches any mount.
         if (!config.readOnly) cacheFile?.slots.setMountToken(0);
         log.info(`unmounted ${mountpoint}`);
-      })().then(resolveClosed, (err: unknown) => {
+      })()
+        .finally(() => session.release())
+        .then(resolveClosed, (err: unknown) => {
         rejectClosed(err);
         throw err;
       }));
-    const stopWatching = watchMount(mountpoint, () => {
-      finish().catch((err: unknown) => log.error(`unmount: ${(err as Error).message}`));
-    });
+    void session.ended.then(() => finish().catch((err: unknown) => log.error(`unmount: ${(err as Error).message}`)));
 
     return {
       mountpoint,
@@ -344,13 +336,9 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       metrics: metricsText,
       flush: () => stack.top.flush(),
       async unmount({ lazy = false } = {}) {
-        if (await isFuseMounted(mountpoint)) {
-          try {
-            await run('fusermount', [lazy ? '-uz' : '-u', mountpoint]);
-          } catch (err) {
-            throw new Error(`cannot unmount ${mountpoint}: ${((err as { stderr?: string }).stderr ?? '').trim() || (err as Error).message}`);
-          }
-        }
+        if (await isFuseMounted(mountpoint)) session.unmount(lazy);
+        if (lazy) await Promise.race([session.ended, new Promise((resolve) => setTimeout(resolve, LAZY_UNMOUNT_GRACE_MS))]);
+        else await session.ended;
         await finish();
       },
       abandon() {

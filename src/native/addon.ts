@@ -7,7 +7,18 @@ import * as path from 'node:path';
 // written by hand once disagreed with them and put an "undefined" HMAC header on the wire.
 import type * as Native from '../../native/index';
 
-export type { BlockCodec, CacheHeader, CodecOptions, EncodedBlock, FileLock, SlotEntry, SlotStore } from '../../native/index';
+export type {
+  BlockCodec,
+  CacheHeader,
+  CodecOptions,
+  EncodedBlock,
+  FileLock,
+  FuseRequest,
+  FuseSession,
+  FuseSessionOptions,
+  SlotEntry,
+  SlotStore,
+} from '../../native/index';
 
 type NativeCore = typeof Native;
 
@@ -61,3 +72,5 @@ export const setTypeOfService = (fd: number, tos: number): void => core.setTypeO
 /** [key, ivkey] in hex, derived as upstream does (for known-answer tests). */
 export const deriveCipherKeys = (password: string, salt: string, keyLength: number): string[] =>
   core.deriveCipherKeys(password, salt, keyLength);
+/** Mounts a FUSE session served by the native core (see src/fuse/); throws if the mount is refused. */
+export const FuseSessions: typeof Native.FuseSession = core.FuseSession;

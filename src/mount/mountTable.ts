@@ -1,5 +1,5 @@
-// Notices when our FUSE mount goes away (fusermount -u, umount): fuse-native has no destroy
-// callback, so the mount table is polled (often: the unmount waits on it, and a read costs little).
+// Whether a directory is a FUSE mount point, from the mount table: checked before mounting (a
+// stale or live mount there is refused) and before unmounting (one already gone needs no unmount).
 
 import { readFile } from 'node:fs/promises';
 
@@ -18,25 +18,4 @@ export async function isFuseMounted(mountpoint: string): Promise<boolean> {
     if (point !== undefined && unescapeMountPath(point) === mountpoint && fstype.startsWith('fuse')) return true;
   }
   return false;
-}
-
-/** Calls onGone once the mount has disappeared; returns a function that stops watching. */
-export function watchMount(mountpoint: string, onGone: () => void, intervalMs = 50): () => void {
-  let stopped = false;
-  const timer = setInterval(() => {
-    isFuseMounted(mountpoint).then(
-      (mounted) => {
-        if (!mounted && !stopped) {
-          stopped = true;
-          clearInterval(timer);
-          onGone();
-        }
-      },
-      () => {},
-    );
-  }, intervalMs);
-  return () => {
-    stopped = true;
-    clearInterval(timer);
-  };
 }

@@ -1,0 +1,125 @@
+// The FUSE session in the native core: the kernel's request sizes, the stats file read fresh,
+// fallocate's modes, the -o options that shape the two files, unmounting from outside.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startMount, workdir, run, freePort, parseStatsFile, isMounted } from './helpers/ours.mjs';
+
+async function metrics(port) {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  return res.text();
+}
+
+/** Requests of the histogram's series larger than `above` bytes. */
+function requestsAbove(text, operation, above) {
+  const bucket = (le) => {
+    const key = `s3backer_fuse_request_bytes_bucket{operation="${operation}",le="${le}"} `;
+    const line = text.split('\n').find((l) => l.startsWith(key));
+    assert.ok(line, `bucket le=${le} of ${operation} in /metrics`);
+    return Number(line.slice(key.length));
+  };
+  return bucket('+Inf') - bucket(String(above));
+}
+
+test('writes and direct reads reach us as 1 MiB requests', { timeout: 120000 }, async () => {
+  const w = await workdir('fuse-sizes');
+  const port = await freePort();
+  const m = await startMount(['--test', '--size=16m', '--blockSize=256k', `--metricsPort=${port}`, w.store, w.mnt], w.mnt);
+  try {
+    const file = join(w.mnt, 'file');
+    const image = join(w.root, 'image');
+    await writeFile(image, randomBytes(8 << 20));
+    const before = requestsAbove(await metrics(port), 'write', 524288);
+    await run('dd', [`if=${image}`, `of=${file}`, 'bs=1M', 'count=8', 'oflag=direct', 'conv=notrunc', 'status=none']);
+    assert.equal(requestsAbove(await metrics(port), 'write', 524288) - before, 8, 'eight direct 1 MiB writes, each one request');
+    await run('dd', [`if=${image}`, `of=${file}`, 'bs=1M', 'count=8', 'conv=notrunc,fsync', 'status=none']);
+    assert.ok(requestsAbove(await metrics(port), 'write', 524288) - before >= 16, 'buffered 1 MiB writes come whole too');
+    await run('dd', [`if=${file}`, `of=${join(w.root, 'back')}`, 'bs=1M', 'count=8', 'iflag=direct', 'status=none']);
+    assert.ok(requestsAbove(await metrics(port), 'read', 524288) >= 8, 'direct 1 MiB reads');
+    assert.ok((await readFile(join(w.root, 'back'))).equals(await readFile(image)));
+  } finally {
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    await w.cleanup();
+  }
+});
+
+test('the stats file is fresh on every read (direct I/O), one snapshot per open', { timeout: 120000 }, async () => {
+  const w = await workdir('fuse-stats');
+  const m = await startMount(['--test', '--size=1m', '--blockSize=4k', '--blockCacheSize=0', w.store, w.mnt], w.mnt);
+  try {
+    const stats = join(w.mnt, 'stats');
+    const written = async () => Number(parseStatsFile((await run('cat', [stats])).stdout)['http_normal_blocks_written'].split(' ')[0]);
+    const first = await written();
+    for (let i = 1; i <= 3; i++) {
+      await run('dd', ['if=/dev/urandom', `of=${join(w.mnt, 'file')}`, 'bs=4k', 'count=1', `seek=${i}`, 'conv=notrunc,fsync', 'status=none']);
+      // Read at once, with no wait for a cache to expire: the page cache never holds this file.
+      assert.equal(await written(), first + i);
+    }
+    // Its size is the text's length, in stat and in a listing.
+    const text = (await run('cat', [stats])).stdout;
+    const size = (await stat(stats)).size;
+    assert.ok(Math.abs(size - text.length) < 64, `stat size ${size} is about the text's ${text.length}`);
+    const line = (await run('ls', ['-l', w.mnt])).stdout.split('\n').find((l) => l.endsWith(' stats'));
+    assert.ok(Number(line?.split(/\s+/)[4]) > 100, `a listing shows the text's size: ${line}`);
+  } finally {
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    await w.cleanup();
+  }
+});
+
+test('fallocate: punch hole and zero range read back as zeros; allocation is a no-op; other modes are refused', { timeout: 120000 }, async () => {
+  const w = await workdir('fuse-falloc');
+  const m = await startMount(['--test', '--size=1m', '--blockSize=4k', w.store, w.mnt], w.mnt);
+  try {
+    const file = join(w.mnt, 'file');
+    const data = randomBytes(1 << 20);
+    await writeFile(join(w.root, 'image'), data);
+    await run('dd', [`if=${join(w.root, 'image')}`, `of=${file}`, 'bs=64k', 'conv=notrunc,fsync', 'status=none']);
+    // Unaligned at both ends: the partial blocks keep their other bytes.
+    await run('fallocate', ['-p', '-o', '5000', '-l', '20000', file]);
+    await run('fallocate', ['-z', '-o', '100000', '-l', '9000', file]);
+    await run('fallocate', ['-o', '0', '-l', '4096', file]);
+    const expected = Buffer.from(data);
+    expected.fill(0, 5000, 25000);
+    expected.fill(0, 100000, 109000);
+    assert.ok((await readFile(file)).equals(expected), 'the zeroed ranges and nothing else');
+    await assert.rejects(run('fallocate', ['-c', '-o', '0', '-l', '4096', file]), /not supported/i, 'collapse range');
+    await assert.rejects(run('fallocate', ['-p', '-o', String((1 << 20) - 10), '-l', '20', file]), /No space/i, 'past the end');
+    assert.equal((await stat(file)).size, 1 << 20, 'the size is fixed');
+  } finally {
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    await w.cleanup();
+  }
+});
+
+test('-o uid=, gid= and umask= shape both files; chmod is refused', { timeout: 120000 }, async () => {
+  const w = await workdir('fuse-owner');
+  const m = await startMount(['--test', '--size=1m', '--blockSize=4k', '-o', 'uid=1234,gid=4321,umask=0027', w.store, w.mnt], w.mnt);
+  try {
+    const file = await stat(join(w.mnt, 'file'));
+    assert.deepEqual([file.uid, file.gid, file.mode & 0o7777], [1234, 4321, 0o750]);
+    const stats = await stat(join(w.mnt, 'stats'));
+    assert.deepEqual([stats.uid, stats.gid, stats.mode & 0o7777], [1234, 4321, 0o440]);
+    await assert.rejects(run('chmod', ['0666', join(w.mnt, 'file')]), /not permitted/);
+  } finally {
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    await w.cleanup();
+  }
+});
+
+test('umount from outside ends the process after storing everything; the mount table shows the store', { timeout: 120000 }, async () => {
+  const w = await workdir('fuse-umount');
+  const m = await startMount(['--test', '--size=1m', '--blockSize=4k', '--blockCacheWriteDelay=600000', w.store, w.mnt], w.mnt);
+  const mounts = await readFile('/proc/self/mounts', 'utf8');
+  assert.ok(mounts.split('\n').some((l) => l.startsWith(`${w.store} ${w.mnt} fuse`)), 'fsname is the store, as upstream');
+  const data = randomBytes(4096);
+  await writeFile(join(w.root, 'block'), data);
+  await run('dd', [`if=${join(w.root, 'block')}`, `of=${join(w.mnt, 'file')}`, 'bs=4k', 'seek=3', 'conv=notrunc', 'status=none']);
+  await run('umount', [w.mnt]);
+  assert.deepEqual(await m.exited, { code: 0, signal: null });
+  assert.equal(await isMounted(w.mnt), false);
+  assert.ok((await readFile(join(w.store, '00000003'))).equals(data), 'the dirty block was stored before the exit');
+  await w.cleanup();
+});
