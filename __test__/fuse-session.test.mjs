@@ -113,7 +113,7 @@ test('umount from outside ends the process after storing everything; the mount t
   const w = await workdir('fuse-umount');
   const m = await startMount(['--test', '--size=1m', '--blockSize=4k', '--blockCacheWriteDelay=600000', w.store, w.mnt], w.mnt);
   const mounts = await readFile('/proc/self/mounts', 'utf8');
-  assert.ok(mounts.split('\n').some((l) => l.startsWith(`${w.store} ${w.mnt} fuse`)), 'fsname is the store, as upstream');
+  assert.ok(mounts.split('\n').some((l) => l.startsWith(`${w.store} ${w.mnt} fuse.s3backer `)), "fsname is the store, type fuse.s3backer, as upstream's");
   const data = randomBytes(4096);
   await writeFile(join(w.root, 'block'), data);
   await run('dd', [`if=${join(w.root, 'block')}`, `of=${join(w.mnt, 'file')}`, 'bs=4k', 'seek=3', 'conv=notrunc', 'status=none']);

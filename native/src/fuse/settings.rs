@@ -105,7 +105,9 @@ pub fn session_config(o: &FuseSessionOptions) -> Result<fuser::Config, String> {
     };
     let mut options = vec![MountOption::FSName(o.fsname.clone()), MountOption::DefaultPermissions];
     if let Some(subtype) = &o.subtype {
-        options.push(MountOption::Subtype(subtype.clone()));
+        // As a kernel option (fuser sends its Subtype only to fusermount): the mount table then
+        // shows the type fuse.<subtype>, as upstream's mounts do, however we mounted.
+        options.push(MountOption::CUSTOM(format!("subtype={subtype}")));
     }
     if o.read_only {
         options.push(MountOption::RO);
