@@ -2,10 +2,10 @@
 // fallocate's modes, the -o options that shape the two files, unmounting from outside.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startMount, workdir, run, freePort, parseStatsFile, isMounted } from './helpers/ours.mjs';
+import { startMount, workdir, run, runCommand, freePort, parseStatsFile, isMounted, CLI } from './helpers/ours.mjs';
 
 async function metrics(port) {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -122,4 +122,29 @@ test('umount from outside ends the process after storing everything; the mount t
   assert.equal(await isMounted(w.mnt), false);
   assert.ok((await readFile(join(w.store, '00000003'))).equals(data), 'the dirty block was stored before the exit');
   await w.cleanup();
+});
+
+test('as a user other than root: mounted through fusermount3 where /dev/fuse allows it, else one clear line and no flag', { timeout: 120000 }, async () => {
+  const w = await workdir('fuse-user');
+  try {
+    await run('chown', ['-R', 'nobody', w.root]);
+    const asNobody = ['--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+    const usable = (await runCommand('setpriv', [...asNobody, 'sh', '-c', 'test -r /dev/fuse && test -w /dev/fuse'])).code === 0;
+    const args = ['-f', '--test', '--size=1m', '--blockSize=4k', w.store, w.mnt];
+    if (!usable) {
+      const r = await runCommand('setpriv', [...asNobody, 'env', `HOME=${w.root}`, process.execPath, CLI, ...args]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /cannot mount FUSE at .*\/dev\/fuse cannot be opened by this user/);
+      assert.ok(!(await readdir(w.store)).includes('s3backer-mounted'), 'the mounted flag was taken down again');
+      assert.equal(await isMounted(w.mnt), false);
+      return;
+    }
+    const m = await startMount(args.slice(1), w.mnt, { command: ['setpriv', ...asNobody, process.execPath, CLI] });
+    await run('setpriv', [...asNobody, 'dd', 'if=/dev/urandom', `of=${join(w.mnt, 'file')}`, 'bs=4k', 'count=1', 'conv=notrunc', 'status=none']);
+    await run('setpriv', [...asNobody, 'fusermount3', '-u', w.mnt]);
+    assert.deepEqual(await m.exited, { code: 0, signal: null });
+    assert.ok((await readdir(w.store)).includes('00000000'));
+  } finally {
+    await w.cleanup();
+  }
 });

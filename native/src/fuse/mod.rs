@@ -75,7 +75,7 @@ impl FuseSession {
         let emit = Box::new(move |event: Event| on_request.call(event.into(), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok);
         let fs = BackedFs::new(settings, shared.clone(), emit);
         let session = fuser::Session::new(fs, &options.mountpoint, &config)
-            .map_err(|e| Error::from_reason(format!("cannot mount FUSE at {}: {e}", options.mountpoint)))?;
+            .map_err(|e| Error::from_reason(format!("cannot mount FUSE at {}: {}", options.mountpoint, unmount::explain_mount_error(&e))))?;
         let ended = shared.clone();
         std::thread::Builder::new()
             .name("fuse-session".into())

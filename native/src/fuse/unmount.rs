@@ -35,6 +35,16 @@ pub fn unmount(mountpoint: &str, lazy: bool) -> io::Result<()> {
     Err(last)
 }
 
+/// A mount error with what to do about it where the OS error alone says too little.
+pub fn explain_mount_error(err: &io::Error) -> String {
+    let device = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse");
+    match device {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => format!("{err}: there is no /dev/fuse (is the fuse kernel module loaded? modprobe fuse)"),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => format!("{err}: /dev/fuse cannot be opened by this user (run as root, or let this user read and write /dev/fuse)"),
+        _ => err.to_string(),
+    }
+}
+
 /// The kernel's id of the FUSE connection mounted here: its superblock's device number.
 pub fn connection_of(mountpoint: &str) -> Option<u32> {
     let dev = std::fs::metadata(mountpoint).ok()?.dev();
