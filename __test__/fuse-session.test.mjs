@@ -12,10 +12,18 @@ async function metrics(port) {
   return res.text();
 }
 
+/** Requests of the histogram's series. */
+function requestCount(text, operation, answeredIn) {
+  const key = `s3backer_fuse_request_bytes_count{operation="${operation}",answered_in="${answeredIn}"} `;
+  const line = text.split('\n').find((l) => l.startsWith(key));
+  assert.ok(line, `${key}in /metrics`);
+  return Number(line.slice(key.length));
+}
+
 /** Requests of the histogram's series larger than `above` bytes. */
-function requestsAbove(text, operation, above) {
+function requestsAbove(text, operation, above, answeredIn = 'stack') {
   const bucket = (le) => {
-    const key = `s3backer_fuse_request_bytes_bucket{operation="${operation}",le="${le}"} `;
+    const key = `s3backer_fuse_request_bytes_bucket{operation="${operation}",answered_in="${answeredIn}",le="${le}"} `;
     const line = text.split('\n').find((l) => l.startsWith(key));
     assert.ok(line, `bucket le=${le} of ${operation} in /metrics`);
     return Number(line.slice(key.length));
@@ -36,11 +44,26 @@ test('writes and direct reads reach us as 1 MiB requests', { timeout: 120000 }, 
     assert.equal(requestsAbove(await metrics(port), 'write', 524288) - before, 8, 'eight direct 1 MiB writes, each one request');
     await run('dd', [`if=${image}`, `of=${file}`, 'bs=1M', 'count=8', 'conv=notrunc,fsync', 'status=none']);
     assert.ok(requestsAbove(await metrics(port), 'write', 524288) - before >= 16, 'buffered 1 MiB writes come whole too');
+    // The blocks are cached: the session answers these reads itself, JS only hears of them after.
     await run('dd', [`if=${file}`, `of=${join(w.root, 'back')}`, 'bs=1M', 'count=8', 'iflag=direct', 'status=none']);
-    assert.ok(requestsAbove(await metrics(port), 'read', 524288) >= 8, 'direct 1 MiB reads');
+    const text = await metrics(port);
+    assert.equal(requestsAbove(text, 'read', 524288, 'session'), 8, 'direct 1 MiB reads, from the cache, in the session');
+    assert.equal(requestCount(text, 'read', 'stack'), 0, 'none of them through JS');
     assert.ok((await readFile(join(w.root, 'back'))).equals(await readFile(image)));
   } finally {
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  }
+  // A fresh mount has nothing cached: its first read is the stack's (fetched), at 1 MiB too.
+  const again = await startMount(['--test', `--metricsPort=${port}`, w.store, w.mnt], w.mnt);
+  try {
+    await run('dd', [`if=${join(w.mnt, 'file')}`, 'of=/dev/null', 'bs=1M', 'count=4', 'iflag=direct', 'status=none']);
+    const text = await metrics(port);
+    const [stack, session] = ['stack', 'session'].map((where) => requestsAbove(text, 'read', 524288, where));
+    // The first is fetched; read-ahead has the next ones cached by the time they are asked for.
+    assert.ok(stack >= 1, `cold reads go through the stack (${stack})`);
+    assert.equal(stack + session, 4, 'each 1 MiB read one request');
+  } finally {
+    assert.deepEqual(await again.stop(), { code: 0, signal: null });
     await w.cleanup();
   }
 });
@@ -145,6 +168,30 @@ test('as a user other than root: mounted through fusermount3 where /dev/fuse all
     assert.deepEqual(await m.exited, { code: 0, signal: null });
     assert.ok((await readdir(w.store)).includes('00000000'));
   } finally {
+    await w.cleanup();
+  }
+});
+
+test('reads answered in the session while a tiny cache evicts and refills its slots never return another block', { timeout: 180000 }, async () => {
+  const w = await workdir('fuse-churn');
+  // 4 slots for a 2 MiB region of 32 blocks: every read or write of an uncached block evicts one.
+  const m = await startMount(['--test', '--size=4m', '--blockSize=64k', '--blockCacheSize=4', '--blockCacheWriteDelay=0', w.store, w.mnt], w.mnt);
+  try {
+    const file = join(w.mnt, 'file');
+    const job = (name, extra) => [`--name=${name}`, `--filename=${file}`, '--bs=64k', '--direct=1', '--ioengine=psync', ...extra];
+    const r = await run('fio', [
+      '--output-format=json',
+      // Writes 64 KiB blocks at random and, every 8 writes, reads 8 written ones back checking
+      // each one's checksum and its offset header (a slot read as the wrong block fails it).
+      ...job('verify', ['--rw=randwrite', '--size=2m', '--verify=crc32c', '--verify_backlog=8', '--verify_fatal=1', '--loops=20']),
+      // Meanwhile another reader pulls blocks of the other half in, so slots keep being reused.
+      ...job('churn', ['--rw=randread', '--offset=2m', '--size=2m', '--runtime=15', '--time_based']),
+    ], { maxBuffer: 1 << 24 });
+    const jobs = JSON.parse(r.stdout).jobs;
+    assert.deepEqual(jobs.map((j) => j.error), [0, 0]);
+    assert.ok(jobs[0].read.io_bytes >= 2 << 20, `verify read back ${jobs[0].read.io_bytes} bytes`);
+  } finally {
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
     await w.cleanup();
   }
 });

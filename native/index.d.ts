@@ -18,6 +18,17 @@ export declare class BlockCodec {
   get encrypted(): boolean
 }
 
+/** The index for one block cache's slots; handed to the FUSE session at mount. */
+export declare class BlockIndex {
+  constructor(slots: SlotStore)
+  /** The block's whole, current data is in this slot, and stays there until revoked. */
+  publish(block: number, slot: number): void
+  /** Before the block's slot is reused or holds anything but the block's whole data. */
+  revoke(block: number): void
+  clear(): void
+  get size(): number
+}
+
 /** A held lock; `release()` gives it up (so does the object being collected). */
 export declare class FileLock {
   /** Gives the lock up; later calls do nothing. */
@@ -29,14 +40,19 @@ export declare class FileLock {
  * `umount` or `fusermount3 -u` from outside.
  */
 export declare class FuseSession {
-  /** Mounts and completes the kernel's handshake before returning; a refused mount throws. */
-  static mount(options: FuseSessionOptions, onRequest: (request: FuseRequest) => void, onEnd: (error: string | null) => void): FuseSession
+  /**
+   * Mounts and completes the kernel's handshake before returning; a refused mount throws.
+   * With a block index, reads of the blocks it holds are answered without asking JS.
+   */
+  static mount(options: FuseSessionOptions, onRequest: (request: FuseRequest) => void, onEnd: (error: string | null) => void, index?: BlockIndex | null): FuseSession
   /** Answers a request: a byte count for a write, 0 for the others, or a negative errno. */
   reply(id: number, result: number): void
   /** Answers a read with these bytes (copied into the reply). */
   replyData(id: number, data: Uint8Array): void
   /** Answers a lookup, getattr or open of the stats file with its text. */
   replyStats(id: number, text: Uint8Array): void
+  /** The reads answered from the block index since the last call. */
+  takeHits(): Hits
   /** Requests JS has not answered yet. */
   get waiting(): number
   /**
@@ -144,7 +160,10 @@ export interface EncodedBlock {
   md5: Buffer
 }
 
-/** One request for JS: `op` is read, write, flush, zero, stats or resetStats. */
+/**
+ * One request for JS: `op` is read, write, flush, zero, stats or resetStats (answered by id),
+ * or hits (reads answered from the block index: `takeHits()` says which blocks; no answer).
+ */
 export interface FuseRequest {
   id: number
   op: string
@@ -192,6 +211,14 @@ export interface FuseSessionOptions {
   mountOptions: Array<string>
   /** FUSE threads reading requests (each with its own cloned descriptor). */
   threads: number
+}
+
+/** Reads the session answered from the block index, for the cache's bookkeeping and the metrics. */
+export interface Hits {
+  /** The blocks read, in order (one entry for several reads inside one block). */
+  blocks: Uint32Array
+  /** Each read's size in bytes and the seconds it took to answer, interleaved. */
+  reads: Float64Array
 }
 
 /** Reads a cache file's header and used entries without changing it (for inspection). */

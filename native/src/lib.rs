@@ -4,6 +4,7 @@
 #![deny(clippy::all)]
 
 pub mod block_codec;
+pub mod block_index;
 mod cache_format;
 mod codec;
 mod digest;

@@ -127,6 +127,13 @@ impl Task for SyncTask {
     }
 }
 
+impl SlotStore {
+    /// The slots themselves, for the block index the FUSE session reads hits through.
+    pub(crate) fn shared(&self) -> Arc<Slots> {
+        self.inner.clone()
+    }
+}
+
 #[napi]
 impl SlotStore {
     /// Slots in anonymous memory: the same cache code without a cache file.

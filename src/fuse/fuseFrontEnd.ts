@@ -3,7 +3,7 @@
 // flushes and zeroed ranges of the backed file, and the stats file's text. Each is answered by id.
 
 import { constants } from 'node:os';
-import type { FuseRequest, FuseSession } from '../native/addon';
+import type { FuseRequest, FuseSession, Hits } from '../native/addon';
 import type { PartialBlockLayer } from '../layers/partialBlock';
 import { errnoFor } from './errno';
 import type { Logger } from '../util/log';
@@ -12,12 +12,14 @@ import type { FuseRequests, Histogram } from '../stats/latency';
 export interface FrontEndHooks {
   renderStats(): string;
   resetStats(): void;
+  /** Reads the session answered from the block index (blocks, in order), after the fact. */
+  noteHits?(blocks: Uint32Array): void;
   /** Where the durations and sizes of reads and writes of the backed file are counted. */
   readonly requests?: FuseRequests | undefined;
 }
 
 /** The part of the native session the front end answers through. */
-export type Replies = Pick<FuseSession, 'reply' | 'replyData' | 'replyStats'>;
+export type Replies = Pick<FuseSession, 'reply' | 'replyData' | 'replyStats' | 'takeHits'>;
 
 export class FuseFrontEnd {
   /** The work of requests not answered yet. */
@@ -35,6 +37,7 @@ export class FuseFrontEnd {
     const { id, offset, length } = request;
     // A detached mount still open somewhere, after its unmount has stored everything: what it
     // sends now could not be stored, so it fails as a gone mount would.
+    if (request.op === 'hits') return this.noteHits(replies.takeHits());
     if (this.closed && request.op !== 'stats') return replies.reply(id, -constants.errno.ENOTCONN);
     switch (request.op) {
       case 'read': {
@@ -72,6 +75,18 @@ export class FuseFrontEnd {
         this.log.error(`FUSE: unknown request "${request.op}"`);
         replies.reply(id, -errnoFor(undefined));
     }
+  }
+
+  /** Reads the session answered itself: counted as those answered here are, then the cache is told. */
+  private noteHits({ blocks, reads }: Hits): void {
+    const requests = this.hooks.requests;
+    if (requests) {
+      for (let i = 0; i + 1 < reads.length; i += 2) {
+        requests.sessionReadBytes.observe(reads[i] as number);
+        requests.sessionRead.observe(reads[i + 1] as number);
+      }
+    }
+    this.hooks.noteHits?.(blocks);
   }
 
   /** Refuses new requests and resolves once those already begun have been answered. */

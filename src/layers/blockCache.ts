@@ -6,7 +6,7 @@
 
 import { checkBlockNum, type BlockStore, type ETag, type ListNonZeroOptions, type TaggedBlock, type TaggedBlockStore } from '../store/blockStore';
 import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
-import { isZeroBlock, type SlotEntry, type SlotStore } from '../native/addon';
+import { isZeroBlock, type BlockIndex, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
 import type { ProgressCallback } from '../util/progress';
 import type { BlockCacheConfig } from '../config/config';
@@ -20,6 +20,12 @@ export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVe
    * read-ahead passes over them, as reading them costs the reader nothing and S3 a 404 each.
    */
   readonly knownZero?: ((blockNum: number) => boolean) | undefined;
+  /**
+   * Where blocks held whole are published for the FUSE session, which answers their reads
+   * itself and tells noteHits() afterwards. This cache stays the owner: it publishes a block
+   * once its slot holds all of it and revokes it before the slot is reused.
+   */
+  readonly index?: BlockIndex | undefined;
 }
 
 interface Entry {
@@ -165,6 +171,7 @@ export class BlockCache implements BlockStore, StatsSource {
         e.version = 1;
         e.dirtySince = Date.now();
         this.dirty.set(f.block, e);
+        this.publish(e);
         result.dirty++;
       } else if (opts.verify) {
         toVerify.set(e, f.etag);
@@ -213,7 +220,7 @@ export class BlockCache implements BlockStore, StatsSource {
           result.clean++;
         } catch (err) {
           this.log.warn(`cache file: cannot verify block ${e.block}, dropping it: ${(err as Error).message}`);
-          this.entries.delete(e.block);
+          this.forget(e.block);
           drop(e.slot);
           this.freeSlots.push(e.slot);
           result.dropped++;
@@ -242,6 +249,18 @@ export class BlockCache implements BlockStore, StatsSource {
 
   private makeClean(e: Entry): void {
     (this.isProtected(e.block) ? this.cleanProtected : this.clean).set(e.block, e);
+    this.publish(e);
+  }
+
+  /** The entry's slot holds the whole block, current: its reads need not ask us first. */
+  private publish(e: Entry): void {
+    this.options.index?.publish(e.block, e.slot);
+  }
+
+  /** Drops the entry; the index lets go of it before anything else can reuse its slot. */
+  private forget(block: number): void {
+    this.options.index?.revoke(block);
+    this.entries.delete(block);
   }
 
   private unlistClean(e: Entry): void {
@@ -278,7 +297,7 @@ export class BlockCache implements BlockStore, StatsSource {
     const victim = this.clean.values().next().value ?? this.cleanProtected.values().next().value;
     if (victim === undefined) return undefined;
     this.unlistClean(victim);
-    this.entries.delete(victim.block);
+    this.forget(victim.block);
     // The entry goes before the slot is reused (the write path syncs it before new data lands).
     if (this.options.persistent) this.slots.clearEntry(victim.slot);
     return victim.slot;
@@ -319,7 +338,7 @@ export class BlockCache implements BlockStore, StatsSource {
       for (const e of [...list.values()]) {
         if (e.lastUsed >= limit) continue;
         list.delete(e.block);
-        this.entries.delete(e.block);
+        this.forget(e.block);
         if (this.options.persistent) this.slots.clearEntry(e.slot);
         this.freeSlots.push(e.slot);
       }
@@ -398,6 +417,19 @@ export class BlockCache implements BlockStore, StatsSource {
     }
   }
 
+  /**
+   * Reads the FUSE session answered from the index, in order: counted, and driving read-ahead
+   * and the LRU as reads through readBlock do.
+   */
+  noteHits(blocks: Iterable<number>): void {
+    for (const b of blocks) {
+      this.readHits++;
+      this.noteRead(b);
+      const e = this.entries.get(b);
+      if (e) this.touch(e);
+    }
+  }
+
   /** Fetches a block into a slot and resolves its data. */
   private async load(blockNum: number, slot: number): Promise<Buffer> {
     let done!: () => void;
@@ -414,7 +446,7 @@ export class BlockCache implements BlockStore, StatsSource {
       if (this.options.persistent) this.track(this.persistClean(e, etag));
       return data;
     } catch (err) {
-      this.entries.delete(blockNum);
+      this.forget(blockNum);
       this.freeSlots.push(slot);
       this.wake('slotWaiters');
       throw err;
@@ -476,6 +508,7 @@ export class BlockCache implements BlockStore, StatsSource {
       }
       this.slots.write(entry.slot, data ?? this.zeros);
       entry.valid = null;
+      this.publish(entry);
       const version = ++entry.version;
       entry.lastUsed = Date.now();
       if (this.options.persistent) {
@@ -506,7 +539,10 @@ export class BlockCache implements BlockStore, StatsSource {
     const entry = await this.beginWrite(blockNum);
     try {
       this.slots.writePart(entry.slot, offset, data);
-      if (entry.valid !== null) entry.valid = addRange(entry.valid, offset, offset + data.length, this.blockSize);
+      if (entry.valid !== null) {
+        entry.valid = addRange(entry.valid, offset, offset + data.length, this.blockSize);
+        if (entry.valid === null) this.publish(entry);
+      }
       entry.version++;
       entry.lastUsed = Date.now();
     } finally {
@@ -555,6 +591,7 @@ export class BlockCache implements BlockStore, StatsSource {
         // Only the gaps as they are now: writes may have landed while fetching.
         for (const [a, b] of gaps(e.valid ?? [], this.blockSize)) this.slots.writePart(e.slot, a, full.subarray(a, b));
         e.valid = null;
+        if (this.entries.get(e.block) === e) this.publish(e);
       } finally {
         e.completing = undefined;
       }

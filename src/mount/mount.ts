@@ -195,24 +195,31 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
           },
           {
             name: 'fuse_request_duration_seconds',
-            help: 'Duration of FUSE reads and writes of the backed file, by operation',
+            help: 'Duration of FUSE reads and writes of the backed file, by operation and where they were answered',
             series: [
-              { labels: { operation: 'read' }, histogram: fuseRequests.read },
-              { labels: { operation: 'write' }, histogram: fuseRequests.write },
+              { labels: { operation: 'read', answered_in: 'stack' }, histogram: fuseRequests.read },
+              { labels: { operation: 'read', answered_in: 'session' }, histogram: fuseRequests.sessionRead },
+              { labels: { operation: 'write', answered_in: 'stack' }, histogram: fuseRequests.write },
             ],
           },
           {
             name: 'fuse_request_bytes',
-            help: 'Sizes of FUSE reads and writes of the backed file, as the kernel sent them',
+            help: 'Sizes of FUSE reads and writes of the backed file as the kernel sent them; answered_in="session": from cached blocks, without JS',
             series: [
-              { labels: { operation: 'read' }, histogram: fuseRequests.readBytes },
-              { labels: { operation: 'write' }, histogram: fuseRequests.writeBytes },
+              { labels: { operation: 'read', answered_in: 'stack' }, histogram: fuseRequests.readBytes },
+              { labels: { operation: 'read', answered_in: 'session' }, histogram: fuseRequests.sessionReadBytes },
+              { labels: { operation: 'write', answered_in: 'stack' }, histogram: fuseRequests.writeBytes },
             ],
           },
         ],
       });
     const jsonStats = (): StatsJSON => statsJSON(stack.statsSources);
-    const frontEnd = new FuseFrontEnd(stack.data, { renderStats: statsText, resetStats, requests: fuseRequests }, log);
+    const frontEnd = new FuseFrontEnd(stack.data, {
+        renderStats: statsText,
+        resetStats,
+        requests: fuseRequests,
+        noteHits: (blocks) => stack.blockCache?.noteHits(blocks),
+      }, log);
     // The flag goes up before the file appears (whoever sees the file sees a marked bucket), and
     // comes down again if the mount fails. Read-only mounts leave it alone, as upstream; shared
     // ones write the shared token unless it is there already, and leave it up (it marks the disk
@@ -243,6 +250,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
           directIO: config.directIO,
           description: objects.description,
           fuseOptions: config.fuseOptions,
+          blockIndex: stack.blockIndex,
         },
         frontEnd,
         log,

@@ -9,7 +9,7 @@ import { ZeroCache } from '../layers/zeroCache';
 import { BlockCache } from '../layers/blockCache';
 import { EcProtect, type EcProtectOptions } from '../layers/ecProtect';
 import type { RetryPolicy } from '../backend/retry';
-import { SlotStores, type BlockCodec, type SlotStore } from '../native/addon';
+import { BlockIndexes, SlotStores, type BlockCodec, type BlockIndex, type SlotStore } from '../native/addon';
 import type { BlockCacheConfig } from '../config/config';
 import type { Logger } from '../util/log';
 import { PartialBlockLayer } from '../layers/partialBlock';
@@ -24,6 +24,8 @@ export interface Stack {
   /** Undefined in shared disk mode: another host may fill a block this one knows as zero. */
   readonly zeroCache: ZeroCache | undefined;
   readonly blockCache: BlockCache | undefined;
+  /** The blocks the cache holds whole, for the FUSE session to read without asking JS. */
+  readonly blockIndex: BlockIndex | undefined;
   readonly statsSources: readonly StatsSource[];
 }
 
@@ -53,17 +55,20 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
   const slots = cacheSlots(cacheConfig.size, options.numBlocks);
   // The zero cache sits above the block cache; read-ahead below asks it what not to fetch.
   let zeroCache: ZeroCache | undefined;
+  const slotStore = slots > 0 ? (cacheFile ?? SlotStores.anonymous(options.blockSize, slots)) : undefined;
+  const blockIndex = slotStore && new BlockIndexes(slotStore);
   const blockCache =
-    slots > 0
+    slotStore !== undefined
       ? new BlockCache(
           belowCache,
-          cacheFile ?? SlotStores.anonymous(options.blockSize, slots),
+          slotStore,
           {
             ...cacheConfig,
             size: slots,
             maxDirty: Math.min(cacheConfig.maxDirty, slots),
             persistent: cacheFile !== undefined,
             knownZero: (n) => zeroCache?.isKnownZero(n) ?? false,
+            index: blockIndex,
           },
           log,
         )
@@ -76,6 +81,7 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
     top,
     zeroCache,
     blockCache,
+    blockIndex,
     statsSources: [httpStats, ...(blockCache ? [blockCache] : []), ...(zeroCache ? [zeroCache] : []), ...(guard ? [guard] : [])],
   };
 }

@@ -102,10 +102,15 @@ export class S3Latencies {
 /** Sizes of the kernel's requests, in bytes: up to 1 MiB with FUSE 3's max_pages. */
 export const REQUEST_SIZE_BUCKETS: readonly number[] = [4096, 16384, 65536, 131072, 262144, 524288, 1048576];
 
-/** FUSE reads and writes of the backed file: durations (request to answer) and sizes. */
+/**
+ * FUSE reads and writes of the backed file: durations (request to answer) and sizes. Reads of
+ * blocks the cache holds whole are answered in the FUSE session (native) and counted apart.
+ */
 export class FuseRequests {
   readonly read = new Histogram();
   readonly write = new Histogram();
   readonly readBytes = new Histogram(REQUEST_SIZE_BUCKETS);
   readonly writeBytes = new Histogram(REQUEST_SIZE_BUCKETS);
+  readonly sessionRead = new Histogram();
+  readonly sessionReadBytes = new Histogram(REQUEST_SIZE_BUCKETS);
 }

@@ -4,6 +4,7 @@
 //! answers them through the pending table.
 
 use super::pending::{Pending, PendingTable};
+use crate::block_index::Index;
 use super::settings::Settings;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode,
@@ -34,6 +35,8 @@ pub enum Event {
     Stats { id: u32 },
     /// The stats file was removed: reset the counters.
     ResetStats { id: u32 },
+    /// Reads were answered from the block index: take the blocks they read (Shared::take_hits).
+    Hits,
 }
 
 pub type Emit = Box<dyn Fn(Event) -> bool + Send + Sync>;
@@ -50,15 +53,49 @@ pub struct Shared {
     /// Descriptors of the backed file open for writing: only their close waits for a flush.
     writers: Mutex<HashSet<u64>>,
     next_fh: AtomicU64,
+    hits: Mutex<HitLog>,
+}
+
+/// Reads answered from the block index since JS last took them.
+#[derive(Default)]
+pub struct HitLog {
+    /// The blocks read, in order (one entry for several reads inside one block).
+    pub blocks: Vec<u32>,
+    /// Each read's size in bytes and the seconds it took to answer, interleaved.
+    pub reads: Vec<f64>,
+    /// JS was told there are some and has not taken them yet.
+    told: bool,
 }
 
 impl Shared {
     pub fn new() -> Self {
-        Shared { pending: PendingTable::default(), snapshots: Mutex::default(), writers: Mutex::default(), next_fh: AtomicU64::new(1) }
+        Shared {
+            pending: PendingTable::default(),
+            snapshots: Mutex::default(),
+            writers: Mutex::default(),
+            next_fh: AtomicU64::new(1),
+            hits: Mutex::default(),
+        }
     }
 
     pub fn keep_snapshot(&self, fh: u64, text: Vec<u8>) {
         self.snapshots.lock().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(text));
+    }
+
+    /// Records a read answered from the index; true when JS must be told (it has not been since it last took them).
+    fn note_hit(&self, first: u32, last: u32, bytes: usize, seconds: f64) -> bool {
+        let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
+        // Several requests inside one block are one read of it, for read-ahead and the LRU.
+        if hits.blocks.last() != Some(&last) || first != last {
+            hits.blocks.extend(first..=last);
+        }
+        hits.reads.extend([bytes as f64, seconds]);
+        !std::mem::replace(&mut hits.told, true)
+    }
+
+    /// The reads answered from the index since the last call.
+    pub fn take_hits(&self) -> HitLog {
+        std::mem::take(&mut *self.hits.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn snapshot(&self, fh: u64) -> Option<Arc<Vec<u8>>> {
@@ -77,11 +114,13 @@ pub struct BackedFs {
     shared: Arc<Shared>,
     emit: Emit,
     mount_time: SystemTime,
+    /// Blocks the cache holds whole: their reads are answered here.
+    index: Option<Arc<Index>>,
 }
 
 impl BackedFs {
-    pub fn new(settings: Settings, shared: Arc<Shared>, emit: Emit) -> Self {
-        BackedFs { settings, shared, emit, mount_time: SystemTime::now() }
+    pub fn new(settings: Settings, shared: Arc<Shared>, emit: Emit, index: Option<Arc<Index>>) -> Self {
+        BackedFs { settings, shared, emit, mount_time: SystemTime::now(), index }
     }
 
     fn attr(&self, ino: u64, size: u64) -> FileAttr {
@@ -291,6 +330,15 @@ impl Filesystem for BackedFs {
                     return reply.data(&[]);
                 }
                 let length = (file_size - offset).min(u64::from(size)) as u32;
+                let started = std::time::Instant::now();
+                if let Some((data, first, last)) = self.index.as_ref().and_then(|index| index.read(offset, length as usize)) {
+                    reply.data(&data);
+                    // JS learns of the read afterwards (read-ahead, LRU, counters); the reader does not wait.
+                    if self.shared.note_hit(first, last, data.len(), started.elapsed().as_secs_f64()) {
+                        (self.emit)(Event::Hits);
+                    }
+                    return;
+                }
                 self.send(Pending::Data(reply), |id| Event::Read { id, offset, length })
             }
             STATS_INODE => {

@@ -7,6 +7,7 @@ mod pending;
 mod settings;
 mod unmount;
 
+use crate::block_index::BlockIndex;
 use filesystem::{BackedFs, Event, Shared};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -16,7 +17,8 @@ use std::sync::Arc;
 
 pub use settings::FuseSessionOptions;
 
-/// One request for JS: `op` is read, write, flush, zero, stats or resetStats.
+/// One request for JS: `op` is read, write, flush, zero, stats or resetStats (answered by id),
+/// or hits (reads answered from the block index: `takeHits()` says which blocks; no answer).
 #[napi(object)]
 pub struct FuseRequest {
     pub id: u32,
@@ -27,6 +29,15 @@ pub struct FuseRequest {
     pub length: i64,
     /// What a write brings, owned by JS from here on.
     pub data: Option<Buffer>,
+}
+
+/// Reads the session answered from the block index, for the cache's bookkeeping and the metrics.
+#[napi(object)]
+pub struct Hits {
+    /// The blocks read, in order (one entry for several reads inside one block).
+    pub blocks: Uint32Array,
+    /// Each read's size in bytes and the seconds it took to answer, interleaved.
+    pub reads: Float64Array,
 }
 
 impl From<Event> for FuseRequest {
@@ -45,6 +56,7 @@ impl From<Event> for FuseRequest {
             Event::Zero { id, offset, length } => request(id, "zero", offset, length, None),
             Event::Stats { id } => request(id, "stats", 0, 0, None),
             Event::ResetStats { id } => request(id, "resetStats", 0, 0, None),
+            Event::Hits => request(0, "hits", 0, 0, None),
         }
     }
 }
@@ -67,13 +79,17 @@ pub struct FuseSession {
 #[napi]
 impl FuseSession {
     /// Mounts and completes the kernel's handshake before returning; a refused mount throws.
-    #[napi(factory, ts_args_type = "options: FuseSessionOptions, onRequest: (request: FuseRequest) => void, onEnd: (error: string | null) => void")]
-    pub fn mount(options: FuseSessionOptions, on_request: RequestFn, on_end: EndFn) -> Result<FuseSession> {
+    /// With a block index, reads of the blocks it holds are answered without asking JS.
+    #[napi(
+        factory,
+        ts_args_type = "options: FuseSessionOptions, onRequest: (request: FuseRequest) => void, onEnd: (error: string | null) => void, index?: BlockIndex | null"
+    )]
+    pub fn mount(options: FuseSessionOptions, on_request: RequestFn, on_end: EndFn, index: Option<&BlockIndex>) -> Result<FuseSession> {
         let settings = settings::Settings::from_options(&options).map_err(Error::from_reason)?;
         let config = settings::session_config(&options).map_err(Error::from_reason)?;
         let shared = Arc::new(Shared::new());
         let emit = Box::new(move |event: Event| on_request.call(event.into(), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok);
-        let fs = BackedFs::new(settings, shared.clone(), emit);
+        let fs = BackedFs::new(settings, shared.clone(), emit, index.map(|i| i.inner.clone()));
         let session = fuser::Session::new(fs, &options.mountpoint, &config)
             .map_err(|e| Error::from_reason(format!("cannot mount FUSE at {}: {}", options.mountpoint, unmount::explain_mount_error(&e))))?;
         let ended = shared.clone();
@@ -136,6 +152,13 @@ impl FuseSession {
             Some(other) => drop(other),
             None => {}
         }
+    }
+
+    /// The reads answered from the block index since the last call.
+    #[napi]
+    pub fn take_hits(&self) -> Hits {
+        let log = self.shared.take_hits();
+        Hits { blocks: log.blocks.into(), reads: log.reads.into() }
     }
 
     /// Requests JS has not answered yet.
