@@ -1,5 +1,5 @@
 // A recording S3 endpoint on loopback: every request's method, path, Host and headers are kept
-// for tests to inspect. With a target (an s3rver from s3server.mjs) it forwards requests there,
+// for tests to inspect (and a POST's body). With a target (an s3rver from s3server.mjs) it forwards requests there,
 // turning virtual-host requests into path style; without one it answers like an empty bucket
 // (HEAD bucket 200, objects 404, PUT/DELETE 200/204), which is enough for one-shot commands.
 import * as http from 'node:http';
@@ -169,13 +169,14 @@ export async function startRecordingProxy({ target } = {}) {
       record.status = 502;
       res.destroy(err);
     });
-    if (req.method !== 'PUT') {
+    if (req.method !== 'PUT' && req.method !== 'POST') {
       req.on('data', (d) => (record.bodyLength += d.length));
       req.pipe(upstream);
       return;
     }
     // As S3 does (and s3rver does not): a PUT whose body arrives incomplete is not stored; one
-    // whose Content-MD5 does not match is refused.
+    // whose Content-MD5 does not match is refused. A POST (a multi-object delete) is checked the
+    // same way, must carry Content-MD5 (S3 requires it there) and keeps its body in the record.
     const chunks = [];
     req.on('data', (d) => {
       record.bodyLength += d.length;
@@ -184,6 +185,13 @@ export async function startRecordingProxy({ target } = {}) {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const md5 = req.headers['content-md5'];
+      if (req.method === 'POST') {
+        record.body = body.toString('utf8');
+        if (!md5) {
+          upstream.destroy();
+          return reply(400, xmlError('InvalidRequest', 'Missing required header for this request: Content-Md5'), { 'content-type': 'application/xml' });
+        }
+      }
       if (Number(req.headers['content-length'] ?? body.length) !== body.length) {
         upstream.destroy();
         return reply(400, xmlError('IncompleteBody', 'body shorter than Content-Length'), { 'content-type': 'application/xml' });

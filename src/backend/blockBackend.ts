@@ -146,6 +146,12 @@ export class BlockBackend implements TaggedBlockStore {
     return normalETag(answered.etag) ?? digest.toString('hex');
   }
 
+  /** Deletes the blocks' objects, up to 1000 a request where the store can (S3's multi-object delete). */
+  async trimBlocks(blockNums: readonly number[]): Promise<void> {
+    for (const n of blockNums) checkBlockNum(this, n);
+    await this.objects.deleteMany(blockNums.map((n) => blockKey(this.options, n)));
+  }
+
   async flush(): Promise<void> {
     // Every write above has completed its request before resolving: nothing is pending here.
   }

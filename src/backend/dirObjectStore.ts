@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { md5Hex, tryLockFile } from '../native/addon';
+import { forEachLimited } from '../util/batches';
 import {
   ConditionFailedError,
   StoreError,
@@ -33,6 +34,8 @@ const sameEtag = (a: string, b: string): boolean => a.replace(/"/g, '').toLowerC
 /** A conditional write waits this long at most for another one on the same key (they take milliseconds). */
 const LOCK_WAIT_MS = 30_000;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Files removed at once by deleteMany: the libuv pool has four threads, others want them too. */
+const UNLINKS_AT_ONCE = 8;
 
 export class DirObjectStore implements ObjectStore {
   readonly description: string;
@@ -177,6 +180,11 @@ export class DirObjectStore implements ObjectStore {
       if (!sameEtag(current, condition.ifMatch)) throw new ConditionFailedError(key, 412);
       await this.remove(key);
     });
+  }
+
+  /** Unlinks each (a missing one is deleted already), a few at a time. */
+  deleteMany(keys: readonly string[]): Promise<void> {
+    return forEachLimited(keys.length, UNLINKS_AT_ONCE, (i) => this.remove(keys[i]!));
   }
 
   private async remove(key: string): Promise<void> {

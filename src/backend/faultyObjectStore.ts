@@ -77,6 +77,10 @@ export class FaultyObjectStore implements ObjectStore {
     return this.run(`DELETE ${key}`, () => this.inner.delete(key, condition), undefined);
   }
 
+  deleteMany(keys: readonly string[]): Promise<void> {
+    return this.run(`POST ?delete (${keys.length} keys)`, () => this.inner.deleteMany(keys), undefined);
+  }
+
   list(prefix: string, onKeys: KeysCallback, options?: ListOptions): Promise<void> {
     return this.faults.discard ? Promise.resolve() : this.inner.list(prefix, onKeys, options);
   }

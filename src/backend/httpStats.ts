@@ -12,6 +12,9 @@ export class HttpStats implements StatsSource {
   gets = 0;
   puts = 0;
   deletes = 0;
+  /** Multi-object deletes (POST ?delete, TRIM and --erase; retries not counted) and the keys they deleted. */
+  multiDeletes = 0;
+  multiDeletedKeys = 0;
   getTimeMs = 0;
   putTimeMs = 0;
   deleteTimeMs = 0;
@@ -98,6 +101,14 @@ export class HttpStats implements StatsSource {
       // Node ends the process when memory runs out: there is never a request to count here.
       ['curl_out_of_memory', 0],
       ['curl_other_error', this.transportErrors],
+    ];
+  }
+
+  extraStatsLines(): readonly StatLine[] {
+    // Upstream sends them too (its NBD trim) but counts them nowhere.
+    return [
+      ['http_multi_deletes', this.multiDeletes],
+      ['http_multi_deleted_keys', this.multiDeletedKeys],
     ];
   }
 

@@ -36,6 +36,9 @@ export interface ListOptions {
   readonly signal?: AbortSignal;
 }
 
+/** S3's limit on the keys of one multi-object delete (POST ?delete). */
+export const MAX_KEYS_PER_DELETE = 1000;
+
 /** Receives each page of keys, in key order; returning false ends the listing there. */
 export type KeysCallback = (keys: readonly string[]) => boolean | void;
 
@@ -61,6 +64,12 @@ export interface ObjectStore {
   put(key: string, body: Buffer, options: PutOptions): Promise<PutResult>;
   /** Deleting a missing object succeeds; `ifMatch` deletes only the object with that ETag (errors as put's). */
   delete(key: string, condition?: { readonly ifMatch: string }): Promise<void>;
+  /**
+   * Deletes every key (missing ones are fine), in requests of up to MAX_KEYS_PER_DELETE where the
+   * store has a bulk delete. Rejects if any key could not be deleted, and only once every
+   * request it started has ended (a caller that rewrites a block next must not race a delete).
+   */
+  deleteMany(keys: readonly string[]): Promise<void>;
   /** Calls onKeys with each page of keys starting with prefix, sorted by key. */
   list(prefix: string, onKeys: KeysCallback, options?: ListOptions): Promise<void>;
   close(): void;

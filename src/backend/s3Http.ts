@@ -224,17 +224,26 @@ export class S3Http {
   }
 
   /**
-   * One attempt of a request on an object ('' = the bucket). Resolves every answer, whatever its
-   * status; rejects only when there is none (S3HttpError with status undefined) or credentials fail.
+   * One attempt of a request on an object ('' = the bucket), or on a subresource of it (`delete`:
+   * `?delete`, signed as the empty query value S3 canonicalizes it to). Resolves every answer,
+   * whatever its status; rejects only when there is none (S3HttpError with status undefined) or
+   * credentials fail.
    */
-  async send(method: string, key: string, headers: Record<string, string>, body?: Buffer, maxBodyBytes = this.options.maxBodyBytes): Promise<S3Response> {
-    const path = this.pathFor(key);
+  async send(
+    method: string,
+    key: string,
+    headers: Record<string, string>,
+    body?: Buffer,
+    maxBodyBytes = this.options.maxBodyBytes,
+    subresource?: string,
+  ): Promise<S3Response> {
+    const path = subresource === undefined ? this.pathFor(key) : `${this.pathFor(key)}?${encodeURIComponent(subresource)}`;
     const request = {
       method,
       protocol: this.protocol,
       hostname: this.hostname,
-      path,
-      query: {},
+      path: this.pathFor(key),
+      query: subresource === undefined ? {} : { [subresource]: '' },
       headers: {
         ...headers,
         host: this.hostHeader,

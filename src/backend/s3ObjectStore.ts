@@ -1,14 +1,17 @@
-// Objects in an S3 bucket. Block reads and writes (GET, PUT, HEAD, DELETE) go through S3Http:
-// SigV4-signed node:http requests on keep-alive sockets sized to the request concurrency. Listing
-// (rare, XML pages) goes through @aws-sdk/client-s3, loaded when first needed.
+// Objects in an S3 bucket. Block reads and writes (GET, PUT, HEAD, DELETE, and multi-object
+// deletes for TRIM and --erase) go through S3Http: SigV4-signed node:http requests on keep-alive
+// sockets sized to the request concurrency. Listing (rare, XML pages) goes through
+// @aws-sdk/client-s3, loaded when first needed.
 
 import type * as http from 'node:http';
 import type * as https from 'node:https';
+import { createHash } from 'node:crypto';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { fetchRoleCredentials } from './imdsCredentials';
 import {
   ConditionFailedError,
   ConditionUnsupportedError,
+  MAX_KEYS_PER_DELETE,
   StoreError,
   type KeysCallback,
   type ListOptions,
@@ -27,6 +30,8 @@ import { isRetryableStatus, withRetries, type AttemptFailure, type RetryPolicy }
 import { CredentialsError, memoizeCredentials, S3Http, S3HttpError, type CredentialProvider, type S3Response } from './s3Http';
 import type { CredentialSource } from './credentials';
 import { Semaphore } from '../util/semaphore';
+import { allSettled, chunksOf } from '../util/batches';
+import { multiDeleteBody, parseDeleteResult } from './multiDelete';
 import type { Logger } from '../util/log';
 import type { Config } from '../config/config';
 
@@ -136,6 +141,8 @@ export class S3ObjectStore implements ObjectStore {
   private readonly agent: http.Agent;
   private readonly credentialProvider: CredentialProvider | undefined;
   private sdkClient: S3Client | undefined;
+  /** Set once the endpoint answered a multi-object delete with 501 NotImplemented: single DELETEs from then on. */
+  private noMultiDelete = false;
 
   constructor(
     private readonly options: S3StoreOptions,
@@ -301,6 +308,43 @@ export class S3ObjectStore implements ObjectStore {
     } finally {
       this.stats.deleteTimeMs += Date.now() - started;
     }
+  }
+
+  /** POST ?delete in requests of up to 1000 keys, side by side through the limiter. */
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    await allSettled(chunksOf(keys, MAX_KEYS_PER_DELETE).map((chunk) => this.deleteChunk(chunk)));
+  }
+
+  /** One multi-object delete, as upstream sends it; the endpoint's per-key errors fail it. */
+  private async deleteChunk(keys: readonly string[]): Promise<void> {
+    if (this.noMultiDelete) return this.deleteEach(keys);
+    const body = multiDeleteBody(keys);
+    const headers = { 'content-md5': createHash('md5').update(body).digest('base64'), 'content-type': 'application/xml' };
+    this.stats.multiDeletes++;
+    const answer = await this.request(`POST ?delete (${keys.length} keys)`, async () => {
+      const res = await this.http.send('POST', '', headers, body, undefined, 'delete');
+      if (res.status === 200) return res;
+      const failure = S3Http.failure(res);
+      if (res.status === 501 || failure.code === 'NotImplemented') return 'unsupported';
+      throw failure;
+    });
+    if (answer === 'unsupported') {
+      if (!this.noMultiDelete) this.log.warn(`${this.options.baseURL} does not implement multi-object delete: deleting one object per request`);
+      this.noMultiDelete = true;
+      return this.deleteEach(keys);
+    }
+    const result = parseDeleteResult(answer.body);
+    if (result === undefined) throw new StoreError(`multi-object delete of ${keys.length} keys: the answer is not a DeleteResult`, 200);
+    this.stats.multiDeletedKeys += keys.length - result.errors.length;
+    if (result.errors.length > 0) {
+      const [first] = result.errors;
+      const more = result.errors.length > 1 ? ` (and ${result.errors.length - 1} more)` : '';
+      throw new StoreError(`multi-object delete: ${first!.key} not deleted: ${first!.code}${first!.message ? `: ${first!.message}` : ''}${more}`);
+    }
+  }
+
+  private async deleteEach(keys: readonly string[]): Promise<void> {
+    await allSettled(keys.map((key) => this.delete(key)));
   }
 
   /** send(), except that S3's "upload stalled" 400 stays an error to retry rather than an answer about the condition. */

@@ -3,6 +3,8 @@
 // are uploaded by a bounded pool after --blockCacheWriteDelay, sooner under pressure, and stay
 // dirty until an upload of their latest version succeeds. A block rewritten while it uploads is
 // uploaded again afterwards. Sequential readers trigger read-ahead into free or clean slots.
+// A trim drops the blocks' copies, clean or dirty (never uploaded afterwards), once no load or
+// upload of them is under way, and passes the trim down before it resolves.
 
 import { checkBlockNum, type BlockStore, type ETag, type ListNonZeroOptions, type TaggedBlock, type TaggedBlockStore } from '../store/blockStore';
 import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
@@ -10,6 +12,7 @@ import { isZeroBlock, type BlockIndex, type SlotEntry, type SlotStore } from '..
 import type { Logger } from '../util/log';
 import type { ProgressCallback } from '../util/progress';
 import type { BlockCacheConfig } from '../config/config';
+import { trimThrough } from '../store/trim';
 
 /** The cache flags (see config), with `size` already capped to the disk, and where the slots live. */
 export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVerify' | 'recoverDirty' | 'fileAdvise'> {
@@ -43,6 +46,8 @@ interface Entry {
   /** Set while the rest of a partly written block is fetched. */
   completing: Promise<void> | undefined;
   uploading: boolean;
+  /** The latest upload's end (settled, never rejected): a trim waits for it before deleting. */
+  uploadEnd: Promise<void> | undefined;
   dirtySince: number;
   lastUsed: number;
   retryAt: number;
@@ -89,6 +94,8 @@ export class BlockCache implements BlockStore, StatsSource {
   private lastRead = -2;
   private sequential = 0;
   private lastWrite = -2;
+  /** Blocks being trimmed below (with how many trims): no upload or read-ahead of them starts meanwhile. */
+  private readonly trimming = new Map<number, number>();
   /** Complete blocks a sequential writer has moved past: uploaded before the write delay is up. */
   private readonly eager = new Set<Entry>();
   private readonly zeros: Buffer;
@@ -104,6 +111,7 @@ export class BlockCache implements BlockStore, StatsSource {
   verified = 0;
   mismatch = 0;
   uploadFailures = 0;
+  discardedDirty = 0;
 
   constructor(
     private readonly inner: TaggedBlockStore,
@@ -384,8 +392,9 @@ export class BlockCache implements BlockStore, StatsSource {
       this.touch(e);
       return e;
     }
-    const slot = this.takeSlotNow();
-    // Every slot busy with dirty data: read through rather than wait on uploads.
+    // Every slot busy with dirty data: read through rather than wait on uploads. A block being
+    // trimmed is read through too: a copy fetched now might predate the delete.
+    const slot = this.trimming.has(blockNum) ? undefined : this.takeSlotNow();
     const fetched = slot === undefined ? this.inner.readBlock(blockNum) : this.load(blockNum, slot);
     // The demand fetch is under way first; read-ahead follows it.
     this.noteRead(blockNum);
@@ -488,7 +497,7 @@ export class BlockCache implements BlockStore, StatsSource {
     for (let i = 1; i <= Math.max(window, this.options.readAhead); i++) {
       const b = blockNum + i;
       if (b >= this.numBlocks) break;
-      if (this.entries.has(b) || this.options.knownZero?.(b) === true) continue;
+      if (this.entries.has(b) || this.trimming.has(b) || this.options.knownZero?.(b) === true) continue;
       // Read-ahead only uses free or clean slots and stops when there are none.
       const slot = this.takeSlotNow();
       if (slot === undefined) break;
@@ -549,6 +558,79 @@ export class BlockCache implements BlockStore, StatsSource {
       entry.pendingWrites--;
     }
     await this.endWrite(entry);
+  }
+
+  // ---- trims ----------------------------------------------------------------------------
+
+  /**
+   * The blocks are zeros from now on. Their uploads and read-ahead are held back while this runs;
+   * loads and uploads already under way end first (none may land after the delete). Then the
+   * trim goes down, write-through, and on success the copies go: clean slots are freed, dirty
+   * data is superseded (a flush waiting for it is satisfied: the block's newest state, zeros, is
+   * stored). A failed trim keeps dirty blocks dirty (their uploads redo what the trim may have
+   * undone) and drops clean ones (the store may hold zeros now).
+   */
+  async trimBlocks(blockNums: readonly number[]): Promise<void> {
+    for (const n of blockNums) checkBlockNum(this, n);
+    for (const n of blockNums) this.trimming.set(n, (this.trimming.get(n) ?? 0) + 1);
+    try {
+      await Promise.all(blockNums.map((n) => this.settle(n)));
+      const held = new Map<Entry, number>(); // each cached entry, with its version as the trim began
+      for (const n of blockNums) {
+        const e = this.entries.get(n);
+        if (e) held.set(e, e.version);
+      }
+      // A cache file must not claim the blocks across a crash after the delete: a recovered
+      // dirty slot would upload old data over the trim.
+      if (this.options.persistent) await this.syncEntries([...held.keys()], (e) => this.slots.clearEntry(e.slot));
+      try {
+        await trimThrough(this.inner, blockNums);
+      } catch (err) {
+        const dirty = [...held].filter(([e]) => this.dirty.get(e.block) === e);
+        for (const [e, version] of held) if (this.dirty.get(e.block) !== e) this.drop(e, version);
+        // Unchanged dirty ones get their claim back (a write since has made its own).
+        const unchanged = dirty.filter(([e, version]) => e.version === version && e.pendingWrites === 0).map(([e]) => e);
+        if (this.options.persistent) await this.syncEntries(unchanged, (e) => this.slots.setEntry(e.slot, e.block, true, null));
+        throw err;
+      }
+      for (const [e, version] of held) this.drop(e, version);
+    } finally {
+      for (const n of blockNums) {
+        const left = (this.trimming.get(n) ?? 1) - 1;
+        if (left > 0) this.trimming.set(n, left);
+        else this.trimming.delete(n);
+      }
+      this.settleFlushes();
+      this.wake('slotWaiters');
+      this.wake('dirtyWaiters');
+      this.pump();
+    }
+  }
+
+  /** Resolves once no load or upload of the block is under way. */
+  private async settle(blockNum: number): Promise<void> {
+    for (let e = this.entries.get(blockNum); e?.loading || e?.uploading; e = this.entries.get(blockNum)) {
+      await (e.loading ?? e.uploadEnd);
+    }
+  }
+
+  /** Applies `change` to each entry's cache-file claim, then waits until they are all in the file. */
+  private async syncEntries(entries: readonly Entry[], change: (e: Entry) => void): Promise<void> {
+    for (const e of entries) change(e);
+    await Promise.all(entries.map((e) => this.slots.syncEntry(e.slot)));
+  }
+
+  /** Forgets a trimmed block's copy and frees its slot, unless it was written since `version`. */
+  private drop(e: Entry, version: number): void {
+    if (this.entries.get(e.block) !== e || e.version !== version || e.pendingWrites > 0) return;
+    if (this.dirty.delete(e.block)) {
+      this.discardedDirty++;
+      this.eager.delete(e);
+      e.storedVersion = e.version;
+    }
+    this.unlistClean(e);
+    this.forget(e.block);
+    this.freeSlots.push(e.slot);
   }
 
   /** Counts, applies back-pressure, and returns the block's entry marked dirty and busy. */
@@ -645,6 +727,7 @@ export class BlockCache implements BlockStore, StatsSource {
       valid: null,
       completing: undefined,
       uploading: false,
+      uploadEnd: undefined,
       dirtySince: 0,
       lastUsed: Date.now(),
       retryAt: 0,
@@ -664,13 +747,13 @@ export class BlockCache implements BlockStore, StatsSource {
     for (const e of this.eager) {
       if (this.uploadsInFlight >= this.options.threads) break;
       this.eager.delete(e);
-      if (!e.uploading && this.dirty.get(e.block) === e && e.retryAt <= now) void this.upload(e);
+      if (!e.uploading && this.dirty.get(e.block) === e && e.retryAt <= now && !this.trimming.has(e.block)) this.upload(e);
     }
     // `dirty` is ordered by dirtySince, so without a hurry the scan stops at the first block not
     // yet due: a write costs O(1) here, not a pass over every dirty block.
     for (const e of this.dirty.values()) {
       if (this.uploadsInFlight >= this.options.threads) break;
-      if (e.uploading) continue;
+      if (e.uploading || this.trimming.has(e.block)) continue;
       // A partly written block waits out its delay (the rest usually follows) unless a flush asks.
       const patient = e.valid !== null && this.flushWaiters.length === 0 && !this.options.sync;
       const delayDue = e.dirtySince + this.options.writeDelayMs;
@@ -683,7 +766,7 @@ export class BlockCache implements BlockStore, StatsSource {
         nextDue = Math.min(nextDue, due);
         continue;
       }
-      void this.upload(e);
+      this.upload(e);
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -692,7 +775,12 @@ export class BlockCache implements BlockStore, StatsSource {
     }
   }
 
-  private async upload(e: Entry): Promise<void> {
+  /** Starts uploading the entry's current version (e.uploading is set before this returns). */
+  private upload(e: Entry): void {
+    e.uploadEnd = this.uploadNow(e);
+  }
+
+  private async uploadNow(e: Entry): Promise<void> {
     e.uploading = true;
     this.uploadsInFlight++;
     try {
@@ -823,12 +911,16 @@ export class BlockCache implements BlockStore, StatsSource {
   }
 
   extraStatsLines(): readonly StatLine[] {
-    // Uploads that failed after the store's own retries (the blocks stay dirty).
-    return [['block_cache_upload_errors', this.uploadFailures]];
+    // Uploads that failed after the store's own retries (the blocks stay dirty), and dirty blocks
+    // a trim superseded before they were uploaded.
+    return [
+      ['block_cache_upload_errors', this.uploadFailures],
+      ['block_cache_discarded_dirty', this.discardedDirty],
+    ];
   }
 
   resetStats(): void {
-    this.readHits = this.readMisses = this.writeHits = this.writeMisses = this.verified = this.mismatch = this.uploadFailures = 0;
+    this.readHits = this.readMisses = this.writeHits = this.writeMisses = this.verified = this.mismatch = this.uploadFailures = this.discardedDirty = 0;
   }
 }
 

@@ -7,6 +7,7 @@
 
 import { BlockIOError, checkBlockNum, type ETag, type TaggedBlock, type TaggedBlockStore } from '../store/blockStore';
 import { ForwardingLayer } from '../store/forwardingLayer';
+import { trimThrough } from '../store/trim';
 import { blocks, totalSeconds, type StatLine, type StatsSource } from '../stats/stats';
 import { md5 } from '../native/addon';
 import type { RetryPolicy } from '../backend/retry';
@@ -94,15 +95,42 @@ export class EcProtect extends ForwardingLayer<TaggedBlockStore> implements Tagg
 
   async writeBlock(blockNum: number, data: Buffer | null): Promise<ETag> {
     checkBlockNum(this, blockNum);
-    let now = Date.now();
+    await this.beforeWrites([blockNum]);
+    const etag = await this.inner.writeBlock(blockNum, data);
+    this.remember([blockNum], md5(data ?? Buffer.alloc(this.blockSize)).toString('hex'));
+    return etag;
+  }
+
+  /** Each block is kept as a zero write of it would be: spaced after its last write, then remembered as zeros. */
+  async trimBlocks(blockNums: readonly number[]): Promise<void> {
+    for (const n of blockNums) checkBlockNum(this, n);
+    const zeros = md5(Buffer.alloc(this.blockSize)).toString('hex');
+    // Groups the cache can hold at once: a group waits for room for all of its blocks.
+    const groupSize = Math.max(1, this.options.cacheSize);
+    for (let i = 0; i < blockNums.length; i += groupSize) {
+      const group = blockNums.slice(i, i + groupSize);
+      await this.beforeWrites(group);
+      await trimThrough(this.inner, group);
+      this.remember(group, zeros);
+    }
+  }
+
+  /** Waits out --minWriteDelay since each block's last write, then for room in the cache for those not remembered. */
+  private async beforeWrites(blockNums: readonly number[]): Promise<void> {
+    const now = Date.now();
     this.expire(now);
-    const previous = this.remembered.get(blockNum);
-    if (previous && now - previous.writtenAt < this.options.minWriteDelayMs) {
-      await sleep(this.options.minWriteDelayMs - (now - previous.writtenAt));
+    let wait = 0;
+    for (const n of blockNums) {
+      const previous = this.remembered.get(n);
+      if (previous) wait = Math.max(wait, this.options.minWriteDelayMs - (now - previous.writtenAt));
+    }
+    if (wait > 0) {
+      await sleep(wait);
       this.writeDelayMs += Date.now() - now;
     }
+    const missing = (): number => blockNums.reduce((count, n) => count + (this.remembered.has(n) ? 0 : 1), 0);
     // Full: wait for the oldest entry to expire (or, without a time limit, forget it).
-    while (!this.remembered.has(blockNum) && this.remembered.size >= this.options.cacheSize) {
+    while (this.remembered.size + missing() > this.options.cacheSize) {
       const oldest = this.remembered.entries().next().value;
       if (!oldest) break;
       if (this.options.cacheTimeMs === 0) this.remembered.delete(oldest[0]);
@@ -113,11 +141,15 @@ export class EcProtect extends ForwardingLayer<TaggedBlockStore> implements Tagg
       }
       this.expire(Date.now());
     }
-    const etag = await this.inner.writeBlock(blockNum, data);
-    now = Date.now();
-    this.remembered.delete(blockNum);
-    this.remembered.set(blockNum, { md5: md5(data ?? Buffer.alloc(this.blockSize)).toString('hex'), writtenAt: now });
-    return etag;
+  }
+
+  /** These blocks were just stored with data of this MD5: reads must return it for a while. */
+  private remember(blockNums: readonly number[], digest: string): void {
+    const writtenAt = Date.now();
+    for (const n of blockNums) {
+      this.remembered.delete(n); // to the end: insertion order is write order
+      this.remembered.set(n, { md5: digest, writtenAt });
+    }
   }
 
   statsLines(): readonly StatLine[] {

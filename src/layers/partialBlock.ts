@@ -1,10 +1,18 @@
 // Byte-range reads and writes over whole blocks. A write covering part of a block goes to the
 // store's writeBlockPart when it has one (the block cache), else reads the block, patches it and
 // writes it back; either way under that block's lock, so concurrent writers inside one block
-// never lose each other's bytes. A write covering whole blocks never reads.
+// never lose each other's bytes. A write covering whole blocks never reads. zero() is TRIM /
+// discard: its partial edges are written as zeros by the same path, its whole blocks are trimmed
+// down the stack in batches, each under all its blocks' locks.
 
 import type { BlockStore } from '../store/blockStore';
+import { TRIM_BATCH, trimThrough } from '../store/trim';
+import type { StatLine, StatsSource } from '../stats/stats';
 import { KeyedMutex } from '../util/keyedMutex';
+import { allSettled, forEachLimited } from '../util/batches';
+
+/** Trim batches in flight at once: a big discard keeps a few multi-object deletes going. */
+const TRIM_BATCHES_AT_ONCE = 4;
 
 interface Piece {
   readonly blockNum: number;
@@ -15,9 +23,11 @@ interface Piece {
   readonly bufOffset: number;
 }
 
-export class PartialBlockLayer {
+export class PartialBlockLayer implements StatsSource {
   private readonly locks = new KeyedMutex();
   readonly size: number;
+  private discardRequests = 0;
+  private discardedBlocks = 0;
 
   constructor(private readonly store: BlockStore) {
     this.size = store.blockSize * store.numBlocks;
@@ -61,37 +71,82 @@ export class PartialBlockLayer {
     if (position + source.length > this.size) {
       throw new RangeError(`write of ${source.length} bytes at ${position} goes past the end (${this.size})`);
     }
-    const { blockSize } = this.store;
     await Promise.all(
       this.pieces(position, source.length).map((p) =>
-        this.locks.run(p.blockNum, async () => {
-          const slice = source.subarray(p.bufOffset, p.bufOffset + p.length);
-          if (p.length === blockSize) {
-            await this.store.writeBlock(p.blockNum, Buffer.from(slice));
-            return;
-          }
-          if (this.store.writeBlockPart) {
-            await this.store.writeBlockPart(p.blockNum, p.offset, slice);
-            return;
-          }
-          const block = await this.store.readBlock(p.blockNum);
-          slice.copy(block, p.offset);
-          await this.store.writeBlock(p.blockNum, block);
-        }),
+        this.locks.run(p.blockNum, () => this.writePiece(p.blockNum, p.offset, source.subarray(p.bufOffset, p.bufOffset + p.length))),
       ),
     );
     return source.length;
   }
 
-  // TEMPORARY (replaced by the TRIM work): zeroes by writing zeros.
-  async zero(position: number, length: number): Promise<void> {
-    const chunk = Buffer.alloc(Math.min(length, 1 << 20));
-    for (let done = 0; done < length; done += chunk.length) {
-      await this.write(position + done, chunk.subarray(0, Math.min(chunk.length, length - done)));
+  /** Stores `data` at `offset` of the block; the caller holds the block's lock. */
+  private async writePiece(blockNum: number, offset: number, data: Buffer): Promise<void> {
+    if (data.length === this.store.blockSize) {
+      await this.store.writeBlock(blockNum, Buffer.from(data));
+      return;
     }
+    if (this.store.writeBlockPart) {
+      await this.store.writeBlockPart(blockNum, offset, data);
+      return;
+    }
+    const block = await this.store.readBlock(blockNum);
+    data.copy(block, offset);
+    await this.store.writeBlock(blockNum, block);
+  }
+
+  /**
+   * TRIM / discard: afterwards [position, position + length) reads as zeros. Partial blocks at
+   * the edges are written as zeros (as a partial write would be); the whole blocks between go
+   * down as trims of up to TRIM_BATCH blocks, each holding its blocks' locks, a few at a time.
+   * Throws RangeError past the end of the file, as write does.
+   */
+  async zero(position: number, length: number): Promise<void> {
+    if (!Number.isSafeInteger(position) || !Number.isSafeInteger(length) || position < 0 || length < 0 || position + length > this.size) {
+      throw new RangeError(`zeroing ${length} bytes at ${position} goes past the end (${this.size})`);
+    }
+    this.discardRequests++;
+    if (length === 0) return;
+    const { blockSize } = this.store;
+    const end = position + length;
+    // Whole blocks [first, last); computed, not listed: a discard of the disk is millions of them.
+    const first = Math.ceil(position / blockSize);
+    const last = Math.floor(end / blockSize);
+    const edges: Array<[blockNum: number, from: number, to: number]> = [];
+    if (first > last) edges.push([last, position - last * blockSize, end - last * blockSize]); // inside one block
+    else {
+      if (position < first * blockSize) edges.push([first - 1, position - (first - 1) * blockSize, blockSize]);
+      if (end > last * blockSize) edges.push([last, 0, end - last * blockSize]);
+    }
+    const whole = Math.max(0, last - first);
+    this.discardedBlocks += whole;
+    // Settled, all of it, before answering: a failed edge must not leave trims running unseen.
+    await allSettled([
+      ...edges.map(([blockNum, from, to]) => this.locks.run(blockNum, () => this.writePiece(blockNum, from, Buffer.alloc(to - from)))),
+      forEachLimited(Math.ceil(whole / TRIM_BATCH), TRIM_BATCHES_AT_ONCE, (batch) => {
+        const start = first + batch * TRIM_BATCH;
+        const blockNums = Array.from({ length: Math.min(TRIM_BATCH, last - start) }, (_, i) => start + i);
+        return this.locks.runAll(blockNums, () => trimThrough(this.store, blockNums));
+      }),
+    ]);
   }
 
   flush(): Promise<void> {
     return this.store.flush();
+  }
+
+  statsLines(): readonly StatLine[] {
+    return [];
+  }
+
+  extraStatsLines(): readonly StatLine[] {
+    // TRIM / discard (fallocate PUNCH_HOLE or ZERO_RANGE): the calls, and whole blocks they dropped.
+    return [
+      ['discard_requests', this.discardRequests],
+      ['discarded_blocks', this.discardedBlocks],
+    ];
+  }
+
+  resetStats(): void {
+    this.discardRequests = this.discardedBlocks = 0;
   }
 }

@@ -3,10 +3,12 @@
 // served: each stretch of blocks it has listed to the end becomes known (all zero but the ones
 // it found), so writes into new blocks never read first. What happens meanwhile wins over the
 // listing, which may have passed a block before a write gave it data: every block written (or
-// read with data) while the listing runs is left out of what it teaches.
+// read with data) while the listing runs is left out of what it teaches. A trim of blocks known
+// to be zero costs nothing (mkfs discarding a fresh disk sends no request).
 
 import { checkBlockNum, type BlockStore } from '../store/blockStore';
 import { ForwardingLayer } from '../store/forwardingLayer';
+import { trimThrough } from '../store/trim';
 import { blocks, type StatLine, type StatsSource } from '../stats/stats';
 import { isZeroBlock } from '../native/addon';
 import type { ProgressCallback } from '../util/progress';
@@ -148,6 +150,19 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
     this.mark(blockNum, false);
     await this.inner.writeBlock(blockNum, zero ? null : data);
     if (zero) this.mark(blockNum, true);
+  }
+
+  /** Known zeros are skipped (counted as write hits, as upstream's bulk zero counts them); the rest go down, then are known. */
+  async trimBlocks(blockNums: readonly number[]): Promise<void> {
+    for (const n of blockNums) checkBlockNum(this, n);
+    const rest = blockNums.filter((n) => !this.isKnownZero(n));
+    this.writeHits += blockNums.length - rest.length;
+    if (rest.length === 0) return;
+    // As a write: a read or a listing overlapping the trim must not teach anything about these blocks.
+    this.writeGeneration++;
+    for (const n of rest) this.listing?.touched.set(n);
+    await trimThrough(this.inner, rest);
+    for (const n of rest) this.mark(n, true);
   }
 
   statsLines(): readonly StatLine[] {

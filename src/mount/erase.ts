@@ -8,11 +8,12 @@ import { ConfigError, DEFAULT_BLOCK_SIZE } from '../config/config';
 import { HttpStats } from '../backend/httpStats';
 import { MAX_BLOCKS } from '../format/blockNames';
 import { listBlockObjects } from '../backend/blockListing';
-import type { ObjectStore } from '../backend/objectStore';
+import { MAX_KEYS_PER_DELETE, type ObjectStore } from '../backend/objectStore';
 import { detectGeometry } from './geometry';
 import { openObjects } from './openObjects';
 import { clearMountedFlag, readMountedFlag } from './mountedFlag';
 import { createProgress } from '../util/progress';
+import { allSettled, chunksOf } from '../util/batches';
 import type { Logger } from '../util/log';
 
 /** The answer to a yes/no question on stderr, read from stdin; undefined when stdin ends first. */
@@ -78,12 +79,13 @@ export async function erase(config: Config, log: Logger, io: EraseIO = defaultIO
     }
     const progress = createProgress('blocks deleted', keys.length, { quiet: config.quiet });
     let done = 0;
-    // The object store bounds the requests in flight; all deletes are queued at once.
+    // One multi-object delete per 1000 keys (the store bounds the requests in flight; all are
+    // queued at once), and only after all have ended does a failure end the erase.
     try {
-      await Promise.all(
-        keys.map(async (key) => {
-          await objects.delete(key);
-          progress.update(++done);
+      await allSettled(
+        chunksOf(keys, MAX_KEYS_PER_DELETE).map(async (chunk) => {
+          await objects.deleteMany(chunk);
+          progress.update((done += chunk.length));
         }),
       );
     } finally {

@@ -76,12 +76,14 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
   const cached: BlockStore = blockCache ?? belowCache;
   zeroCache = options.sharedDisk ? undefined : new ZeroCache(cached);
   const top = zeroCache ?? cached;
+  const data = new PartialBlockLayer(top);
   return {
-    data: new PartialBlockLayer(top),
+    data,
     top,
     zeroCache,
     blockCache,
     blockIndex,
-    statsSources: [httpStats, ...(blockCache ? [blockCache] : []), ...(zeroCache ? [zeroCache] : []), ...(guard ? [guard] : [])],
+    // The data layer has only lines of ours (discards): last, after upstream's layers.
+    statsSources: [httpStats, ...(blockCache ? [blockCache] : []), ...(zeroCache ? [zeroCache] : []), ...(guard ? [guard] : []), data],
   };
 }

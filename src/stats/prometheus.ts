@@ -64,6 +64,7 @@ const STAT_METRICS: Readonly<Record<string, StatMetric>> = {
   block_cache_verified: counter('Cache file blocks checked against S3 and reused'),
   block_cache_mismatch: counter('Cache file blocks that differed from S3 and were refreshed'),
   block_cache_upload_errors: counter('Uploads that failed after all retries (the blocks stay dirty)'),
+  block_cache_discarded_dirty: counter('Dirty blocks a TRIM superseded before they were uploaded'),
   zero_block_cache_size: gauge('Blocks known to be all zeros'),
   zero_block_cache_read_hits: counter('Block reads answered by the zero block cache'),
   zero_block_cache_write_hits: counter('All-zero block writes skipped by the zero block cache'),
@@ -73,6 +74,10 @@ const STAT_METRICS: Readonly<Record<string, StatMetric>> = {
   md5_cache_write_delays: counter('Time writes waited for --minWriteDelay', 'md5_cache_write_delay_seconds'),
   out_of_memory_errors: counter('Allocation failures (never counted here: Node ends the process on one)'),
   md5_cache_stale_reads: counter('Reads the guard caught returning old data'),
+  http_multi_deletes: counter('Multi-object delete requests (POST ?delete, up to 1000 keys each; retries not counted)'),
+  http_multi_deleted_keys: counter('Objects deleted by multi-object deletes'),
+  discard_requests: counter('TRIM / discard requests (fallocate PUNCH_HOLE or ZERO_RANGE)'),
+  discarded_blocks: counter('Whole blocks dropped by TRIM / discard requests'),
 };
 
 /** A stats value as a number: counts as they are, "1.234 sec" in seconds, "12 blocks" 12; NaN if not numeric. */

@@ -17,6 +17,13 @@ export interface BlockStore {
    * Resolves with the stored object's ETag where the store knows it (see TaggedBlockStore).
    */
   writeBlock(blockNum: number, data: Buffer | null): Promise<ETag | void>;
+  /**
+   * Optional: these blocks (distinct, ascending) are all zeros from now on, a TRIM or discard.
+   * A store with it drops them in bulk (a cache its copies, the backend their objects, up to
+   * 1000 per request); resolved, each reads as zeros. Absent: writeBlock(n, null) for each (see
+   * trimThrough). Callers hold the blocks' locks, so no write of them runs meanwhile.
+   */
+  trimBlocks?(blockNums: readonly number[]): Promise<void>;
   /** Resolves once everything written before the call is durable in the backing store. */
   flush(): Promise<void>;
   /** Reports every block that may hold non-zero data. */
