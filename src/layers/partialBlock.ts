@@ -82,7 +82,8 @@ export class PartialBlockLayer implements StatsSource {
   /** Stores `data` at `offset` of the block; the caller holds the block's lock. */
   private async writePiece(blockNum: number, offset: number, data: Buffer): Promise<void> {
     if (data.length === this.store.blockSize) {
-      await this.store.writeBlock(blockNum, Buffer.from(data));
+      // No copy: the caller's buffer is its own until this resolves, and stores keep nothing after.
+      await this.store.writeBlock(blockNum, data);
       return;
     }
     if (this.store.writeBlockPart) {
