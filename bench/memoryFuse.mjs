@@ -1,52 +1,132 @@
 #!/usr/bin/env node
-// The FUSE ceiling: one file served through fuse-native with the options s3backer uses
-// (big_writes), its bytes kept in a file on /dev/shm so they outlive a remount. No blocks, no
-// cache, no S3: what the kernel, libfuse 2 and the binding allow a Node process. bench/run.mjs
-// mounts it like a tool; it takes s3backer's `--size=` and ignores the other flags.
-//   node bench/memoryFuse.mjs [-f] [--size=1g] [--store=/dev/shm/file] ... mountpoint
-import Fuse from 'fuse-native';
+// The FUSE ceiling: one file whose bytes are kept in a file on /dev/shm (so they outlive a
+// remount); no blocks, no cache, no S3: what FUSE and the binding allow a Node process.
+//   --binding=native       our addon's session (fuser, FUSE 3 protocol, up to 1 MiB requests),
+//                          mounted with the options s3backer mounts with (sessionOptions());
+//   --binding=fuse-native  fuse-native 2.2.6 (libfuse 2, 128 KiB requests with big_writes), the
+//                          binding s3backer used before: the baseline (bench/fuseNative.mjs).
+// bench/run.mjs mounts it like a tool; it takes s3backer's `--size=`, `--blockSize=` and
+// `--metricsPort=` (the request-size histogram only, in s3backer's format) and ignores the rest.
+//   node bench/memoryFuse.mjs [--binding=native] [--size=1g] [--store=/dev/shm/file] ... mountpoint
+import { createRequire } from 'node:module';
+import { createServer } from 'node:http';
+import { constants } from 'node:os';
 import { existsSync, openSync, readSync, writeSync, ftruncateSync, fsyncSync, readFileSync } from 'node:fs';
+import { loadFuseNative } from './fuseNative.mjs';
+
+const require = createRequire(import.meta.url);
+const { Histogram, REQUEST_SIZE_BUCKETS } = require('../dist/stats/latency.js');
+const { renderPrometheus } = require('../dist/stats/prometheus.js');
 
 const args = process.argv.slice(2);
 const mountpoint = args[args.length - 1];
 const opt = (name, dflt) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
 const units = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-const sizeText = opt('size', '1g').toLowerCase();
-const size = Number.parseInt(sizeText, 10) * (units[sizeText.slice(-1)] ?? 1);
+const bytes = (text) => Number.parseInt(text, 10) * (units[text.toLowerCase().slice(-1)] ?? 1);
+const size = bytes(opt('size', '1g'));
+const blockSize = bytes(opt('blockSize', '256k'));
+const binding = opt('binding', 'native');
 const store = opt('store', `/dev/shm/s3backer-bench-ceiling-${size}`);
 const fd = openSync(store, existsSync(store) ? 'r+' : 'w+'); // not append: pwrite must land at its offset
 ftruncateSync(fd, size);
 
-const now = new Date();
-const attr = (mode, len) => ({ mode, size: len, uid: 0, gid: 0, nlink: 1, atime: now, mtime: now, ctime: now });
-const ops = {
-  getattr: (path, cb) => {
-    if (path === '/') return cb(0, attr(0o040755, 4096));
-    if (path === '/file') return cb(0, attr(0o100600, size));
-    return cb(Fuse.ENOENT);
-  },
-  readdir: (path, cb) => (path === '/' ? cb(0, ['file']) : cb(Fuse.ENOENT)),
-  open: (path, flags, cb) => cb(path === '/file' ? 0 : Fuse.ENOENT, 42),
-  release: (path, fd, cb) => cb(0),
-  read: (path, _fd, buf, len, pos, cb) => cb(readSync(fd, buf, 0, Math.max(0, Math.min(len, size - pos)), pos)),
-  write: (path, _fd, buf, len, pos, cb) => cb(writeSync(fd, buf, 0, len, pos)),
-  fsync: (path, _d, _fd, cb) => {
-    fsyncSync(fd);
-    cb(0);
-  },
-  flush: (path, _fd, cb) => cb(0),
-  truncate: (path, len, cb) => cb(0),
-  ftruncate: (path, _fd, len, cb) => cb(0),
+const sizes = { read: new Histogram(REQUEST_SIZE_BUCKETS), write: new Histogram(REQUEST_SIZE_BUCKETS) };
+const metricsPort = opt('metricsPort');
+if (metricsPort !== undefined) {
+  const histograms = [{ name: 'fuse_request_bytes', help: 'Sizes of FUSE reads and writes, as the kernel sent them', series: ['read', 'write'].map((op) => ({ labels: { operation: op }, histogram: sizes[op] })) }];
+  createServer((_req, res) => res.end(renderPrometheus({ stats: [], histograms }))).listen(Number(metricsPort), '127.0.0.1').unref();
+}
+
+const read = (buf, len, pos) => {
+  sizes.read.observe(len);
+  return readSync(fd, buf, 0, Math.max(0, Math.min(len, size - pos)), pos);
 };
-const fuse = new Fuse(mountpoint, ops, { timeout: false, fsname: 'ceiling,big_writes' });
-fuse.mount((err) => {
-  if (err) {
-    console.error(`memoryFuse: ${err.message}`);
+const write = (buf, len, pos) => {
+  sizes.write.observe(len);
+  return writeSync(fd, buf, 0, len, pos);
+};
+
+if (binding === 'native') {
+  const { FuseSessions } = require('../dist/native/addon.js');
+  const { sessionOptions } = require('../dist/fuse/fuseSession.js');
+  const options = sessionOptions({
+    mountpoint, filename: 'file', statsFilename: 'stats', fileMode: 0o600, blockSize, numBlocks: size / blockSize,
+    readOnly: false, directIO: false, description: 'ceiling', fuseOptions: [],
+  });
+  // replyData copies, so one buffer serves every read.
+  let buf = Buffer.alloc(1024 * 1024);
+  const zeros = Buffer.alloc(1024 * 1024);
+  const session = FuseSessions.mount(
+    options,
+    (r) => {
+      switch (r.op) {
+        case 'read':
+          if (buf.length < r.length) buf = Buffer.alloc(r.length);
+          return session.replyData(r.id, buf.subarray(0, read(buf, r.length, r.offset)));
+        case 'write':
+          return session.reply(r.id, write(r.data, r.data.length, r.offset));
+        case 'zero':
+          for (let done = 0; done < r.length; ) done += writeSync(fd, zeros, 0, Math.min(zeros.length, r.length - done), r.offset + done);
+          return session.reply(r.id, 0);
+        case 'stats':
+          return session.replyStats(r.id, Buffer.from('memory FUSE file: no stats\n'));
+        case 'flush':
+        case 'resetStats':
+          return session.reply(r.id, 0);
+        default:
+          return session.reply(r.id, -constants.errno.ENOSYS);
+      }
+    },
+    (error) => {
+      if (error !== null) console.error(`memoryFuse: ${error}`);
+      process.exit(error === null ? 0 : 1);
+    },
+  );
+  // The session's callbacks do not hold the event loop: this does, until the unmount ends us.
+  setInterval(() => {}, 2 ** 30);
+  process.on('SIGTERM', () => session.unmount(true));
+} else if (binding === 'fuse-native') {
+  const Fuse = loadFuseNative();
+  if (Fuse instanceof Error) {
+    console.error(`memoryFuse: ${Fuse.message}`);
     process.exit(1);
   }
-  // fusermount -u ends the process, as it does s3backer's.
-  setInterval(() => {
-    if (!readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${mountpoint} `)) process.exit(0);
-  }, 100);
-});
-process.on('SIGTERM', () => fuse.unmount(() => process.exit(0)));
+  const now = new Date();
+  const attr = (mode, len) => ({ mode, size: len, uid: 0, gid: 0, nlink: 1, atime: now, mtime: now, ctime: now });
+  const ops = {
+    getattr: (path, cb) => {
+      if (path === '/') return cb(0, attr(0o040755, 4096));
+      if (path === '/file') return cb(0, attr(0o100600, size));
+      return cb(Fuse.ENOENT);
+    },
+    readdir: (path, cb) => (path === '/' ? cb(0, ['file']) : cb(Fuse.ENOENT)),
+    open: (path, flags, cb) => cb(path === '/file' ? 0 : Fuse.ENOENT, 42),
+    release: (path, fd, cb) => cb(0),
+    read: (path, _fd, buf, len, pos, cb) => cb(read(buf, len, pos)),
+    write: (path, _fd, buf, len, pos, cb) => cb(write(buf, len, pos)),
+    fsync: (path, _d, _fd, cb) => {
+      fsyncSync(fd);
+      cb(0);
+    },
+    flush: (path, _fd, cb) => cb(0),
+    truncate: (path, len, cb) => cb(0),
+    ftruncate: (path, _fd, len, cb) => cb(0),
+  };
+  // big_writes (128 KiB writes, else 4 KiB) rides in fsname: fuse-native joins options unescaped.
+  const fuse = new Fuse(mountpoint, ops, { timeout: false, fsname: 'ceiling,big_writes' });
+  fuse.mount((err) => {
+    if (err) {
+      console.error(`memoryFuse: ${err.message}`);
+      process.exit(1);
+    }
+    // An unmount from outside ends the process, as it does s3backer's; polled often, since the
+    // bench times a write until the exit.
+    setInterval(() => {
+      if (!readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${mountpoint} `)) process.exit(0);
+    }, 10);
+  });
+  process.on('SIGTERM', () => fuse.unmount(() => process.exit(0)));
+} else {
+  console.error(`memoryFuse: --binding=${binding}: native or fuse-native`);
+  process.exit(2);
+}

@@ -1,20 +1,28 @@
 #!/usr/bin/env node
-// npm run bench: ours against Debian's s3backer 1.5.4 in one run, same endpoint (bench/memoryS3.mjs,
-// in memory, on loopback), same block size, through ext4 on a loop device:
+// npm run bench: ours against upstream's newest build and Debian's s3backer 1.5.4 in one run, same
+// endpoint (bench/memoryS3.mjs, in memory, on loopback), same block size, through ext4 on a loop
+// device, at each delay per S3 request:
 //   sequential write of 256 MiB, timed until the writer's fsync, the unmount and the exit of the
-//   s3backer process (so the data is in the store); sequential read of it after a fresh mount;
-//   random 4 KiB reads and writes with fio on a warm cache; time to the first byte after mounting;
-//   peak resident memory of the s3backer process during the write. The same workloads on a memory
-//   FUSE file (bench/memoryFuse.mjs) give the FUSE ceiling; raw node:http requests per second
-//   (bench/requests.mjs) the network one.
-// Needs root. Writes a table per delay to stdout and JSON to bench/results/.
-//   node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ours,upstream,ceiling]
+//   s3backer process (so the data is in the store); sequential read of it after a fresh mount (cold)
+//   and, in a mount a first pass has filled, again with the kernel's caches dropped (warm); random 4 KiB reads and
+//   writes with fio; time to the first byte after mounting; peak resident memory while writing;
+//   CPU-seconds (user + system of the whole process, mount to exit, bench/rusage.py) per GiB
+//   written and read, and of a mount that does nothing; for ours, the sizes of the write and read
+//   requests the kernel sent (its /metrics histogram).
+// The FUSE ceiling, once: a file in memory behind our native session and behind fuse-native 2.2.6
+// (the binding before it, installed into .cache/ on first use), dd straight onto the FUSE file
+// and the same workloads through ext4 (bench/memoryFuse.mjs); the network ceiling: raw node:http
+// requests per second (bench/requests.mjs).
+// Needs root. Writes Markdown tables to stdout and JSON to bench/results/.
+//   node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--ceilingRounds 3]
 import { spawn, execFile } from 'node:child_process';
 import { startEndpoint } from './endpoint.mjs';
 import { measureRequests, formatRequests, percent } from './requests.mjs';
+import { ensureFuseNative } from './fuseNative.mjs';
 import { promisify } from 'node:util';
+import { createServer } from 'node:net';
 import { mkdtemp, mkdir, writeFile, rm, stat, readFile, open } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,14 +30,15 @@ import { fileURLToPath } from 'node:url';
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLI = join(HERE, '..', 'dist', 'cli', 'main.js');
-const UPSTREAM = '/usr/bin/s3backer';
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const DELAYS = (process.argv.includes('--delays') ? process.argv[process.argv.indexOf('--delays') + 1] : '0,20').split(',').map(Number);
-const MB = arg('mb', 256);
-const TOOLS = process.argv.includes('--tools') ? process.argv[process.argv.indexOf('--tools') + 1].split(',') : undefined;
+const RUSAGE = join(HERE, 'rusage.py');
+const DEBIAN = '/usr/bin/s3backer';
+const option = (name) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : undefined);
+const DELAYS = (option('delays') ?? '0,20').split(',').map(Number);
+const MB = Number(option('mb') ?? 256);
+const GIB = MB / 1024;
+const TOOLS = option('tools')?.split(',');
+const CEILING_ROUNDS = Number(option('ceilingRounds') ?? 3);
+const wanted = (id) => !TOOLS || TOOLS.includes(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now() / 1000;
 
@@ -38,28 +47,111 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-async function mountTool(tool, args, mnt) {
-  const [cmd, ...pre] = tool.command;
-  const child = spawn(cmd, [...pre, '-f', ...args, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** Upstream's newest build, as the tests find it: S3BACKER_UPSTREAM_BIN or what setup.sh built. */
+function newestUpstream() {
+  let bin = process.env.S3BACKER_UPSTREAM_BIN;
+  if (!bin) {
+    try {
+      bin = readFileSync(join(HERE, '..', '.cache', 'upstream-bin'), 'utf8').trim();
+    } catch {
+      return { missing: 'no S3BACKER_UPSTREAM_BIN and no .cache/upstream-bin (scripts/setup.sh builds it)' };
+    }
+  }
+  return existsSync(bin) ? { bin } : { missing: `${bin} does not exist` };
+}
+
+/** Without python3 there is no wait4(), so no CPU figures; everything else still runs. */
+const HAVE_WAIT4 = await run('python3', ['-c', 'import os; os.wait4']).then(() => true, () => false);
+
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+
+/**
+ * Starts a tool in the foreground and resolves once its file is there. With `usage`, through
+ * bench/rusage.py: `finished` then resolves with the process's CPU seconds and peak memory.
+ */
+async function mountTool(tool, args, mnt, { usage = false, metrics = false } = {}) {
+  const port = metrics && tool.metrics ? await freePort() : undefined;
+  const argv = [...tool.command, '-f', ...args, ...(port ? [`--metricsPort=${port}`] : []), mnt];
+  const usageFile = `${mnt}.rusage.json`;
+  const [cmd, ...rest] = usage && HAVE_WAIT4 ? ['python3', RUSAGE, usageFile, ...argv] : argv;
+  const child = spawn(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
   let done = false;
   exited.then(() => (done = true));
-  // Peak resident memory, sampled from /proc while it runs.
-  const memory = { peakKiB: 0 };
-  const sampler = setInterval(async () => {
-    const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
-    const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    memory.peakKiB = Math.max(memory.peakKiB, kib);
-  }, 100);
-  exited.then(() => clearInterval(sampler));
+  const finished = exited.then(async (code) => {
+    if (code !== 0) process.stderr.write(`bench: ${tool.name} exited with ${code}: ${stderr.trim()}\n`);
+    if (!usage || !HAVE_WAIT4) return undefined;
+    const u = JSON.parse(await readFile(usageFile, 'utf8'));
+    return { cpuS: u.userS + u.systemS, maxRssKiB: u.maxRssKiB };
+  });
   for (let i = 0; i < 2400; i++) {
     if (done) throw new Error(`${tool.name} exited: ${stderr}`);
-    if (await stat(join(mnt, 'file')).then(() => true, () => false)) return { exited, memory, stderr: () => stderr };
+    if (await stat(join(mnt, 'file')).then(() => true, () => false)) return { finished, port };
     await sleep(25);
   }
   throw new Error(`${tool.name} did not mount`);
+}
+
+/**
+ * The kernel's request sizes so far, from the tool's s3backer_fuse_request_bytes histogram,
+ * summed over its other labels (answered_in: by the session or by the block stack).
+ */
+async function requestSizes(port) {
+  if (port === undefined) return undefined;
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const sizes = () => ({ count: 0, bytes: 0, upTo512KiB: 0, upTo1MiB: 0, inSession: 0 });
+  const out = { read: sizes(), write: sizes() };
+  for (const [, series, labelText, value] of text.matchAll(/^s3backer_fuse_request_bytes_(bucket|sum|count)\{([^}]*)\} (\S+)$/gm)) {
+    const labels = Object.fromEntries([...labelText.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    const s = out[labels.operation];
+    if (!s) continue;
+    const n = Number(value);
+    if (series === 'count') {
+      s.count += n;
+      if (labels.answered_in === 'session') s.inSession += n;
+    } else if (series === 'sum') s.bytes += n;
+    else if (labels.le === '524288') s.upTo512KiB += n;
+    else if (labels.le === '1048576') s.upTo1MiB += n;
+  }
+  return out;
+}
+
+/** What the kernel sent between two readings: how many, how many above 512 KiB (1 MiB being the largest), their mean size, how many the session answered without JS. */
+function requestsBetween(before, after, op) {
+  if (!before || !after) return undefined;
+  const d = Object.fromEntries(Object.keys(after[op]).map((k) => [k, after[op][k] - before[op][k]]));
+  const over512KiB = d.upTo1MiB - d.upTo512KiB;
+  return { count: d.count, over512KiB, meanKiB: d.count > 0 ? d.bytes / d.count / 1024 : 0, inSession: d.inSession };
+}
+
+/**
+ * Runs `work` and returns the seconds it took, less those spent reading the tool's metrics, and
+ * the request sizes before and after it (after: when `work` calls its argument, else at its end).
+ */
+async function timed(port, work) {
+  let scraping = 0;
+  const scrape = async () => {
+    const t = now();
+    const r = await requestSizes(port);
+    scraping += now() - t;
+    return r;
+  };
+  const before = await scrape();
+  scraping = 0;
+  let after;
+  const t = now();
+  await work(async () => (after = await scrape()));
+  const seconds = now() - t - scraping;
+  return { seconds, before, after: after ?? (await scrape()) };
 }
 
 async function dropCaches() {
@@ -67,69 +159,89 @@ async function dropCaches() {
   await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']).catch(() => {});
 }
 
+const dd = (...args) => run('dd', ['bs=1M', 'status=none', ...args]);
+const toolArgs = (tool, endpoint) => [
+  `--baseURL=http://127.0.0.1:${endpoint.port}/`, '--accessId=bench', '--accessKey=bench',
+  `--prefix=${tool.id}/`, '--blockSize=256k', '--size=1g', ...tool.extra, 'bench',
+];
+const cpuPerGiB = (u) => (u ? u.cpuS / GIB : undefined);
+
 async function benchTool(tool, endpoint, work, source) {
   const mnt = join(work, `${tool.id}-mnt`);
   const data = join(work, `${tool.id}-data`);
-  await mkdir(mnt);
-  await mkdir(data);
-  const args = [
-    `--baseURL=http://127.0.0.1:${endpoint.port}/`, '--accessId=bench', '--accessKey=bench',
-    `--prefix=${tool.id}/`, '--blockSize=256k', '--size=1g', ...tool.extra, 'bench',
-  ];
-  const result = { tool: tool.name };
+  await mkdir(mnt, { recursive: true });
+  await mkdir(data, { recursive: true });
+  const args = toolArgs(tool, endpoint);
+  const result = { id: tool.id, tool: tool.name };
   try {
     // Sequential write, until the data is in the store and the process has exited.
-    let m = await mountTool(tool, args, mnt);
+    let m = await mountTool(tool, args, mnt, { usage: true, metrics: true });
     await run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', join(mnt, 'file')]);
     await run('mount', ['-o', 'loop', join(mnt, 'file'), data]);
-    let t = now();
-    await run('dd', [`if=${source}`, `of=${join(data, 'big')}`, 'bs=1M', 'conv=fsync', 'status=none']);
-    await run('umount', [data]);
-    await run('umount', [mnt]);
-    await m.exited;
-    result.writeMBs = MB / (now() - t);
-    result.peakRssMiB = m.memory.peakKiB / 1024;
+    let t = await timed(m.port, async (scrape) => {
+      await dd(`if=${source}`, `of=${join(data, 'big')}`, 'conv=fsync');
+      await run('umount', [data]);
+      await scrape(); // every write has reached the tool once the loop device is gone
+      await run('umount', [mnt]);
+      const u = await m.finished;
+      result.writeCpuSPerGiB = cpuPerGiB(u);
+      result.peakRssMiB = u && u.maxRssKiB / 1024;
+    });
+    result.writeMBs = MB / t.seconds;
+    result.writeRequests = requestsBetween(t.before, t.after, 'write');
 
-    // Time from starting the process to the first 4 KiB read back (block 0, fetched from S3).
-    t = now();
+    // Time from starting the process to the first 4 KiB read back (block 0, fetched from S3);
+    // not through rusage.py, whose own start would count.
+    let t0 = now();
     m = await mountTool(tool, args, mnt);
     const fh = await open(join(mnt, 'file'), 'r');
     await fh.read(Buffer.alloc(4096), 0, 4096, 0);
     await fh.close();
-    result.firstByteMs = (now() - t) * 1000;
+    result.firstByteMs = (now() - t0) * 1000;
     await run('umount', [mnt]);
-    await m.exited;
+    await m.finished;
 
-    // Sequential read after a fresh mount: nothing cached.
+    // What a mount costs by itself: the share of the figures per GiB that is not per byte.
+    m = await mountTool(tool, args, mnt, { usage: true });
+    await run('umount', [mnt]);
+    result.idleCpuS = (await m.finished)?.cpuS;
+
+    // Sequential read after a fresh mount: nothing cached; its own process, for its CPU time.
+    m = await mountTool(tool, args, mnt, { usage: true, metrics: true });
+    await run('mount', ['-o', 'loop,ro', join(mnt, 'file'), data]);
+    await dropCaches();
+    t = await timed(m.port, () => dd(`if=${join(data, 'big')}`, 'of=/dev/null'));
+    result.readMBs = MB / t.seconds;
+    result.readRequests = requestsBetween(t.before, t.after, 'read');
+    await run('umount', [data]);
+    await run('umount', [mnt]);
+    result.readCpuSPerGiB = cpuPerGiB(await m.finished);
+
+    // Read again in the same mount with the kernel's caches dropped: what the tool's own cache serves.
     m = await mountTool(tool, args, mnt);
     await run('mount', ['-o', 'loop,ro', join(mnt, 'file'), data]);
     await dropCaches();
-    t = now();
-    await run('dd', [`if=${join(data, 'big')}`, 'of=/dev/null', 'bs=1M', 'status=none']);
-    result.readMBs = MB / (now() - t);
-
-    // Again with the kernel's caches dropped: what the tool's own cache serves.
+    await dd(`if=${join(data, 'big')}`, 'of=/dev/null');
     await dropCaches();
-    t = now();
-    await run('dd', [`if=${join(data, 'big')}`, 'of=/dev/null', 'bs=1M', 'status=none']);
-    result.readWarmMBs = MB / (now() - t);
+    t0 = now();
+    await dd(`if=${join(data, 'big')}`, 'of=/dev/null');
+    result.readWarmMBs = MB / (now() - t0);
 
-    // Random 4 KiB reads on a warm cache (the read above filled it).
-    const fio = await run('fio', [
-      '--name=randread', `--filename=${join(data, 'big')}`, '--rw=randread', '--bs=4k', '--direct=1',
-      '--ioengine=psync', '--runtime=10', '--time_based', '--readonly', '--output-format=json',
-    ]);
-    result.randReadIOPS = JSON.parse(fio.stdout).jobs[0].read.iops;
+    // Random 4 KiB reads on a warm cache (the reads above filled it), then writes.
+    const fio = async (rw, ...extra) => {
+      const r = await run('fio', [
+        `--name=${rw}`, `--filename=${join(data, 'big')}`, `--rw=${rw}`, '--bs=4k', '--direct=1',
+        '--ioengine=psync', '--runtime=10', '--time_based', '--output-format=json', ...extra,
+      ]);
+      return JSON.parse(r.stdout).jobs[0];
+    };
+    result.randReadIOPS = (await fio('randread', '--readonly')).read.iops;
     await run('umount', [data]);
     await run('mount', ['-o', 'loop', join(mnt, 'file'), data]);
-    const fioWrite = await run('fio', [
-      '--name=randwrite', `--filename=${join(data, 'big')}`, '--rw=randwrite', '--bs=4k', '--direct=1',
-      '--ioengine=psync', '--runtime=10', '--time_based', '--output-format=json',
-    ]);
-    result.randWriteIOPS = JSON.parse(fioWrite.stdout).jobs[0].write.iops;
+    result.randWriteIOPS = (await fio('randwrite')).write.iops;
     await run('umount', [data]);
     await run('umount', [mnt]);
-    await m.exited;
+    await m.finished;
   } finally {
     await run('umount', [data]).catch(() => {});
     await run('umount', [mnt]).catch(() => {});
@@ -137,74 +249,217 @@ async function benchTool(tool, endpoint, work, source) {
   return result;
 }
 
+/**
+ * dd straight onto the FUSE file (no ext4, no loop device): the write, or a read direct or
+ * buffered. The write is timed on a second pass in the same mount: the first one also pays for
+ * the kernel's page cache of the new mount's file (the same for both bindings, and it swings
+ * from 240 to 620 MB/s here); it is reported on its own.
+ */
+async function straight(tool, kind, work, source) {
+  const mnt = join(work, `${tool.id}-straight-mnt`);
+  await mkdir(mnt, { recursive: true });
+  const file = join(mnt, 'file');
+  const m = await mountTool(tool, toolArgs(tool, { port: 0 }), mnt, { usage: true, metrics: true });
+  try {
+    const result = {};
+    const write = () => dd(`if=${source}`, `of=${file}`, 'conv=notrunc,fsync');
+    if (kind === 'write') {
+      const t0 = now();
+      await write();
+      result.firstPassMBs = MB / (now() - t0);
+    } else {
+      await dropCaches();
+    }
+    const t = await timed(m.port, () =>
+      kind === 'write' ? write() : dd(`if=${file}`, 'of=/dev/null', `count=${MB}`, ...(kind === 'direct' ? ['iflag=direct'] : [])),
+    );
+    await run('umount', [mnt]);
+    const u = await m.finished;
+    result.MBs = MB / t.seconds;
+    result.cpuSPerGiB = u && u.cpuS / (GIB * (kind === 'write' ? 2 : 1));
+    result.requests = requestsBetween(t.before, t.after, kind === 'write' ? 'write' : 'read');
+    return result;
+  } finally {
+    await run('umount', [mnt]).catch(() => {});
+  }
+}
+
+/** The median of each figure over rounds of the same shape. */
+function median(rounds) {
+  const first = rounds[0];
+  if (typeof first === 'number') {
+    const sorted = [...rounds].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  }
+  if (first === null || typeof first !== 'object') return first;
+  return Object.fromEntries(Object.keys(first).map((k) => [k, median(rounds.map((r) => r[k]))]));
+}
+
+/**
+ * The FUSE ceiling of each binding: straight onto the file, then through ext4 as the tools.
+ * This machine's speed swings by tens of percent within a minute, so the bindings take turns at
+ * each workload, the first of them changes every round, and each figure is the median of the rounds.
+ */
+async function benchCeiling(bindings, work, source, rounds) {
+  const all = Object.fromEntries(bindings.map((b) => [b.binding, []]));
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 ? [...bindings].reverse() : bindings;
+    const got = Object.fromEntries(bindings.map((b) => [b.binding, { tool: b.name }]));
+    for (const kind of ['write', 'direct', 'buffered', 'ext4']) {
+      for (const b of order) {
+        process.stderr.write(`bench: FUSE ceiling, round ${round + 1}/${rounds}, ${b.name}, ${kind === 'ext4' ? 'through ext4' : `dd ${kind}`}...\n`);
+        got[b.binding][kind] = kind === 'ext4' ? await benchTool(b, { port: 0 }, work, source) : await straight(b, kind, work, source);
+      }
+    }
+    for (const b of bindings) all[b.binding].push(got[b.binding]);
+  }
+  return Object.fromEntries(bindings.map((b) => [b.binding, { ...median(all[b.binding]), rounds: all[b.binding] }]));
+}
+
+const fixed = (v, digits) => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(digits));
+const ratio = (a, b) => (a === undefined || b === undefined || !b ? '' : `${(a / b).toFixed(2)}x`);
+const requestCell = (r) =>
+  r
+    ? `${percent(r.over512KiB, r.count || 1)} of ${r.count} (mean ${r.meanKiB.toFixed(0)} KiB${r.inSession ? `; ${percent(r.inSession, r.count)} answered without JS` : ''})`
+    : 'n/a';
+
+function ceilingTable(ceiling, skipped) {
+  const [neu, old] = [ceiling.native, ceiling['fuse-native']];
+  const row = (label, get, unit, digits = 1) => {
+    const cell = (c) => (c ? `${fixed(get(c), digits)} ${unit}` : skipped ? 'skipped' : 'n/a');
+    return `| ${label} | ${cell(neu)} | ${cell(old)} | ${neu && old ? ratio(get(neu), get(old)) : ''} |`;
+  };
+  const requests = (label, get) => `| ${label} | ${neu ? requestCell(get(neu)) : 'n/a'} | ${old ? requestCell(get(old)) : skipped ? 'skipped' : 'n/a'} | |`;
+  return [
+    '',
+    `The FUSE ceiling: a 1 GiB file kept in memory (/dev/shm), no S3, ${MB} MiB with dd bs=1M; medians of ${CEILING_ROUNDS} rounds. CPU: the whole server process, mount to exit.`,
+    ...(skipped ? ['', `fuse-native column skipped: ${skipped}`] : []),
+    '',
+    '| workload | native session (fuser, FUSE 3) | fuse-native 2.2.6 (libfuse 2, big_writes) | new / old |',
+    '| --- | --- | --- | --- |',
+    row('write straight onto the FUSE file', (c) => c.write.MBs, 'MB/s'),
+    row('the same, first pass after mounting', (c) => c.write.firstPassMBs, 'MB/s'),
+    row('read straight, iflag=direct', (c) => c.direct.MBs, 'MB/s'),
+    row('read straight, buffered', (c) => c.buffered.MBs, 'MB/s'),
+    row('write through ext4 on a loop device (until exited)', (c) => c.ext4.writeMBs, 'MB/s'),
+    row('read through ext4 on a loop device (cold)', (c) => c.ext4.readMBs, 'MB/s'),
+    row('random 4 KiB reads through ext4', (c) => c.ext4.randReadIOPS, 'IOPS', 0),
+    row('random 4 KiB writes through ext4', (c) => c.ext4.randWriteIOPS, 'IOPS', 0),
+    row('CPU-s per GiB, write straight (both passes)', (c) => c.write.cpuSPerGiB, 's', 2),
+    row('CPU-s per GiB, read straight, direct', (c) => c.direct.cpuSPerGiB, 's', 2),
+    row('CPU-s per GiB, read straight, buffered', (c) => c.buffered.cpuSPerGiB, 's', 2),
+    row('CPU-s per GiB, write through ext4', (c) => c.ext4.writeCpuSPerGiB, 's', 2),
+    row('CPU-s per GiB, read through ext4', (c) => c.ext4.readCpuSPerGiB, 's', 2),
+    row('CPU-s of an idle mount (start to exit)', (c) => c.ext4.idleCpuS, 's', 2),
+    requests('write requests > 512 KiB (max 1 MiB), straight', (c) => c.write.requests),
+    requests('write requests > 512 KiB, through ext4', (c) => c.ext4.writeRequests),
+    requests('read requests > 512 KiB, direct', (c) => c.direct.requests),
+    requests('read requests > 512 KiB, buffered', (c) => c.buffered.requests),
+    requests('read requests > 512 KiB, through ext4', (c) => c.ext4.readRequests),
+  ].join('\n');
+}
+
+function delayTable(delay, results, ceiling, notes) {
+  const [ours, newest, debian] = ['ours', 'upstream', 'debian'].map((id) => results.find((r) => r.id.startsWith(`${id}-`)));
+  const row = (label, key, unit, digits = 1, withCeiling = true) => {
+    const cell = (r, missing = 'n/a') => (r ? `${fixed(r[key], digits)} ${unit}` : missing);
+    const against = (r) => (ours && r ? ratio(ours[key], r[key]) : '');
+    return `| ${label} | ${cell(ours)} | ${cell(newest, NEWEST.missing ? 'missing' : 'n/a')} | ${against(newest)} | ${cell(debian)} | ${against(debian)} | ${withCeiling ? cell(ceiling) : ''} | ${withCeiling && ceiling && ours ? percent(ours[key], ceiling[key]) : ''} |`;
+  };
+  const requests = (label, key) => `| ${label} | ${requestCell(ours?.[key])} | n/a | | n/a | | ${requestCell(ceiling?.[key])} | |`;
+  return [
+    '',
+    `Block size 256 KiB, ${MB} MiB through ext4 on a loop device, in-memory S3 on loopback, ${delay} ms per request. CPU: the whole process, mount to exit; lower is better for time, memory and CPU.`,
+    ...notes.map((n) => `\n${n}`),
+    '',
+    `| workload | ours | ${NEWEST.name ?? 'upstream newest'} | ours / newest | Debian s3backer 1.5.4 | ours / 1.5.4 | memory FUSE file, native session (ceiling) | ours / ceiling |`,
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    row(`sequential write ${MB} MiB (until stored)`, 'writeMBs', 'MB/s'),
+    row(`sequential read ${MB} MiB (cold)`, 'readMBs', 'MB/s'),
+    row(`sequential read ${MB} MiB (warm cache)`, 'readWarmMBs', 'MB/s'),
+    row('random 4 KiB reads (warm cache)', 'randReadIOPS', 'IOPS', 0),
+    row('random 4 KiB writes (warm cache)', 'randWriteIOPS', 'IOPS', 0),
+    row('time to first byte after mount', 'firstByteMs', 'ms', 0, false),
+    row('peak resident memory while writing', 'peakRssMiB', 'MiB', 0, false),
+    row('CPU-s per GiB written', 'writeCpuSPerGiB', 's', 2),
+    row('CPU-s per GiB read (cold)', 'readCpuSPerGiB', 's', 2),
+    row('CPU-s of an idle mount (start to exit)', 'idleCpuS', 's', 2),
+    requests('write requests > 512 KiB (max 1 MiB)', 'writeRequests'),
+    requests('read requests > 512 KiB (cold read)', 'readRequests'),
+  ].join('\n');
+}
+
+const NEWEST = newestUpstream();
+if (NEWEST.bin) {
+  // "s3backer version 2.1.6 (2.1.6-12-g76bab14)": the describe in parentheses names the commit.
+  const text = await run(NEWEST.bin, ['--version']).then((r) => r.stdout + r.stderr, () => '');
+  NEWEST.version = /version \S+ \(([^)]+)\)/.exec(text)?.[1] ?? /version (\S+)/.exec(text)?.[1];
+  NEWEST.name = `upstream newest (${NEWEST.version ?? NEWEST.bin})`;
+}
 const work = await mkdtemp(join(tmpdir(), 's3backer-bench-'));
-const runs = [];
+const shm = (name) => `/dev/shm/s3backer-bench-${name}-${process.pid}`;
+// Which code ran: results are cited by file, and the code they measured must be findable.
+const commit = await run('git', ['-C', join(HERE, '..'), 'rev-parse', 'HEAD']).then((r) => r.stdout.trim(), () => undefined);
+const output = { date: new Date().toISOString(), commit, node: process.version, mb: MB, upstreamNewest: NEWEST };
 try {
   // In memory: the read tests drop the page cache, and a source read back from disk would time the disk.
-  const source = `/dev/shm/s3backer-bench-source-${process.pid}`;
+  const source = shm('source');
   await run('sh', ['-c', `head -c ${MB}M /dev/urandom > ${source}`]);
-  const shm = `/dev/shm/s3backer-bench-${process.pid}`;
-  const tools = [
-    { id: 'ours', name: 's3backer (this package)', command: [process.execPath, CLI], extra: [] },
-    ...(existsSync(UPSTREAM) ? [{ id: 'upstream', name: 's3backer 1.5.4 (Debian)', command: [UPSTREAM], extra: [] }] : []),
-    // The FUSE ceiling: a file in memory behind the same binding, no S3 (same at every delay).
-    { id: 'ceiling', name: 'memory FUSE file', command: [process.execPath, join(HERE, 'memoryFuse.mjs')], extra: [`--store=${shm}`] },
-  ].filter((t) => !TOOLS || TOOLS.includes(t.id));
-  // The network ceiling: raw node:http against the same endpoint, and our request path.
-  let requests;
-  if (!TOOLS || TOOLS.includes('requests')) {
-    process.stderr.write('bench: requests per second, raw node:http and ours...\n');
-    requests = await measureRequests({ seconds: 4 });
-    console.log(formatRequests(requests));
+  const notes = [];
+  if (!HAVE_WAIT4) notes.push('No CPU figures: python3 (for wait4) is missing.');
+  if (wanted('upstream') && NEWEST.missing) {
+    notes.push(`Upstream's newest build is missing: ${NEWEST.missing}.`);
+    process.stderr.write(`bench: upstream's newest build is missing (${NEWEST.missing}): its column stays empty\n`);
   }
-  const pct = percent;
-  let ceilingResult;
-  for (const delay of DELAYS) {
+  const tools = [
+    { id: 'ours', name: 's3backer (this package)', command: [process.execPath, CLI], extra: [], metrics: true },
+    ...(NEWEST.bin ? [{ id: 'upstream', name: NEWEST.name, command: [NEWEST.bin], extra: [] }] : []),
+    ...(existsSync(DEBIAN) ? [{ id: 'debian', name: 's3backer 1.5.4 (Debian)', command: [DEBIAN], extra: [] }] : []),
+  ].filter((t) => wanted(t.id));
+
+  // The network ceiling: raw node:http against the same endpoint, and our request path.
+  if (wanted('requests')) {
+    process.stderr.write('bench: requests per second, raw node:http and ours...\n');
+    output.requests = await measureRequests({ seconds: 4 });
+    console.log(formatRequests(output.requests));
+  }
+
+  // The FUSE ceiling involves no S3: measured once, shown at every delay.
+  let ceiling;
+  if (wanted('ceiling')) {
+    const skipped = await ensureFuseNative();
+    if (skipped) process.stderr.write(`bench: the fuse-native column is skipped: ${skipped}\n`);
+    const binding = (b, name) => ({
+      id: `ceiling-${b}`, binding: b, name, metrics: true,
+      command: [process.execPath, join(HERE, 'memoryFuse.mjs')], extra: [`--binding=${b}`, `--store=${shm(`ceiling-${b}`)}`],
+    });
+    const bindings = [binding('native', 'memory FUSE file, native session'), ...(skipped ? [] : [binding('fuse-native', 'memory FUSE file, fuse-native 2.2.6')])];
+    output.ceiling = await benchCeiling(bindings, work, source, CEILING_ROUNDS);
+    output.fuseNativeSkipped = skipped;
+    console.log(ceilingTable(output.ceiling, skipped));
+    ceiling = output.ceiling.native.ext4;
+  }
+
+  output.runs = [];
+  for (const delay of tools.length > 0 ? DELAYS : []) {
     const endpoint = await startEndpoint(delay);
     try {
       const results = [];
       for (const tool of tools) {
-        // The ceiling involves no S3: measured once, shown at every delay.
-        if (tool.id === 'ceiling' && ceilingResult) {
-          results.push(ceilingResult);
-          continue;
-        }
         process.stderr.write(`bench: ${tool.name}, ${delay} ms per request...\n`);
         results.push(await benchTool({ ...tool, id: `${tool.id}-${delay}` }, endpoint, work, source));
-        if (tool.id === 'ceiling') ceilingResult = results[results.length - 1];
       }
-      runs.push({ delayMs: delay, results });
-      const byId = (id) => results.find((r) => r.tool === tools.find((t) => t.id === id)?.name);
-      const [ours, upstream, ceiling] = ['ours', 'upstream', 'ceiling'].map(byId);
-      const row = (label, key, unit, digits = 1, withCeiling = true) => {
-        const cell = (r) => (r ? `${r[key].toFixed(digits)} ${unit}` : 'n/a');
-        const ratio = ours && upstream ? `${(ours[key] / upstream[key]).toFixed(2)}x` : '';
-        const frac = withCeiling && ceiling && ours ? pct(ours[key], ceiling[key]) : '';
-        return `| ${label} | ${cell(ours)} | ${cell(upstream)} | ${ratio} | ${withCeiling ? cell(ceiling) : ''} | ${frac} |`;
-      };
-      console.log([
-        '',
-        `Block size 256 KiB, ${MB} MiB through ext4 on a loop device, in-memory S3 on loopback, ${delay} ms per request.`,
-        '',
-        '| workload | ours | Debian s3backer 1.5.4 | ours / upstream | memory FUSE file (ceiling) | ours / ceiling |',
-        '| --- | --- | --- | --- | --- | --- |',
-        row(`sequential write ${MB} MiB (until stored)`, 'writeMBs', 'MB/s'),
-        row(`sequential read ${MB} MiB (cold)`, 'readMBs', 'MB/s'),
-        row(`sequential read ${MB} MiB (warm cache)`, 'readWarmMBs', 'MB/s'),
-        row('random 4 KiB reads (warm cache)', 'randReadIOPS', 'IOPS', 0),
-        row('random 4 KiB writes (warm cache)', 'randWriteIOPS', 'IOPS', 0),
-        row('time to first byte after mount', 'firstByteMs', 'ms', 0, false),
-        row('peak resident memory while writing', 'peakRssMiB', 'MiB', 0, false),
-      ].join('\n'));
+      output.runs.push({ delayMs: delay, results });
+      console.log(delayTable(delay, results, ceiling, notes));
     } finally {
       endpoint.stop();
     }
   }
-  const file = join(HERE, 'results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), mb: MB, requests, runs }, null, 2));
+  const file = join(HERE, 'results', `bench-${output.date.replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, JSON.stringify(output, null, 2));
   console.error(`bench: results written to ${file}`);
 } finally {
   await rm(work, { recursive: true, force: true });
-  await rm(`/dev/shm/s3backer-bench-${process.pid}`, { force: true });
-  await rm(`/dev/shm/s3backer-bench-source-${process.pid}`, { force: true });
+  for (const name of ['source', 'ceiling-native', 'ceiling-fuse-native']) await rm(shm(name), { force: true });
 }
