@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startMount, workdir, run, runCommand, freePort, parseStatsFile, isMounted, CLI } from './helpers/ours.mjs';
+import { startMount, workdir, withTestMount, run, runCommand, freePort, parseStatsFile, isMounted, CLI } from './helpers/ours.mjs';
 
 async function metrics(port) {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -68,10 +68,8 @@ test('writes and direct reads reach us as 1 MiB requests', { timeout: 120000 }, 
   }
 });
 
-test('the stats file is fresh on every read (direct I/O), one snapshot per open', { timeout: 120000 }, async () => {
-  const w = await workdir('fuse-stats');
-  const m = await startMount(['--test', '--size=1m', '--blockSize=4k', '--blockCacheSize=0', w.store, w.mnt], w.mnt);
-  try {
+test('the stats file is fresh on every read (direct I/O), one snapshot per open', { timeout: 120000 }, () =>
+  withTestMount('fuse-stats', ['--size=1m', '--blockSize=4k', '--blockCacheSize=0'], async (w) => {
     const stats = join(w.mnt, 'stats');
     const written = async () => Number(parseStatsFile((await run('cat', [stats])).stdout)['http_normal_blocks_written'].split(' ')[0]);
     const first = await written();
@@ -86,16 +84,10 @@ test('the stats file is fresh on every read (direct I/O), one snapshot per open'
     assert.ok(Math.abs(size - text.length) < 64, `stat size ${size} is about the text's ${text.length}`);
     const line = (await run('ls', ['-l', w.mnt])).stdout.split('\n').find((l) => l.endsWith(' stats'));
     assert.ok(Number(line?.split(/\s+/)[4]) > 100, `a listing shows the text's size: ${line}`);
-  } finally {
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    await w.cleanup();
-  }
-});
+  }));
 
-test('fallocate: punch hole and zero range read back as zeros; allocation is a no-op; other modes are refused', { timeout: 120000 }, async () => {
-  const w = await workdir('fuse-falloc');
-  const m = await startMount(['--test', '--size=1m', '--blockSize=4k', w.store, w.mnt], w.mnt);
-  try {
+test('fallocate: punch hole and zero range read back as zeros; allocation is a no-op; other modes are refused', { timeout: 120000 }, () =>
+  withTestMount('fuse-falloc', ['--size=1m', '--blockSize=4k'], async (w) => {
     const file = join(w.mnt, 'file');
     const data = randomBytes(1 << 20);
     await writeFile(join(w.root, 'image'), data);
@@ -111,26 +103,16 @@ test('fallocate: punch hole and zero range read back as zeros; allocation is a n
     await assert.rejects(run('fallocate', ['-c', '-o', '0', '-l', '4096', file]), /not supported/i, 'collapse range');
     await assert.rejects(run('fallocate', ['-p', '-o', String((1 << 20) - 10), '-l', '20', file]), /No space/i, 'past the end');
     assert.equal((await stat(file)).size, 1 << 20, 'the size is fixed');
-  } finally {
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    await w.cleanup();
-  }
-});
+  }));
 
-test('-o uid=, gid= and umask= shape both files; chmod is refused', { timeout: 120000 }, async () => {
-  const w = await workdir('fuse-owner');
-  const m = await startMount(['--test', '--size=1m', '--blockSize=4k', '-o', 'uid=1234,gid=4321,umask=0027', w.store, w.mnt], w.mnt);
-  try {
+test('-o uid=, gid= and umask= shape both files; chmod is refused', { timeout: 120000 }, () =>
+  withTestMount('fuse-owner', ['--size=1m', '--blockSize=4k', '-o', 'uid=1234,gid=4321,umask=0027'], async (w) => {
     const file = await stat(join(w.mnt, 'file'));
     assert.deepEqual([file.uid, file.gid, file.mode & 0o7777], [1234, 4321, 0o750]);
     const stats = await stat(join(w.mnt, 'stats'));
     assert.deepEqual([stats.uid, stats.gid, stats.mode & 0o7777], [1234, 4321, 0o440]);
     await assert.rejects(run('chmod', ['0666', join(w.mnt, 'file')]), /not permitted/);
-  } finally {
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    await w.cleanup();
-  }
-});
+  }));
 
 test('umount from outside ends the process after storing everything; the mount table shows the store', { timeout: 120000 }, async () => {
   const w = await workdir('fuse-umount');
@@ -176,11 +158,9 @@ test('as a user other than root: mounted through fusermount3 where /dev/fuse all
   }
 });
 
-test('reads answered in the session while a tiny cache evicts and refills its slots never return another block', { timeout: 180000 }, async () => {
-  const w = await workdir('fuse-churn');
+test('reads answered in the session while a tiny cache evicts and refills its slots never return another block', { timeout: 180000 }, () =>
   // 4 slots for a 2 MiB region of 32 blocks: every read or write of an uncached block evicts one.
-  const m = await startMount(['--test', '--size=4m', '--blockSize=64k', '--blockCacheSize=4', '--blockCacheWriteDelay=0', w.store, w.mnt], w.mnt);
-  try {
+  withTestMount('fuse-churn', ['--size=4m', '--blockSize=64k', '--blockCacheSize=4', '--blockCacheWriteDelay=0'], async (w) => {
     const file = join(w.mnt, 'file');
     const job = (name, extra) => [`--name=${name}`, `--filename=${file}`, '--bs=64k', '--direct=1', '--ioengine=psync', ...extra];
     const r = await run('fio', [
@@ -194,8 +174,4 @@ test('reads answered in the session while a tiny cache evicts and refills its sl
     const jobs = JSON.parse(r.stdout).jobs;
     assert.deepEqual(jobs.map((j) => j.error), [0, 0]);
     assert.ok(jobs[0].read.io_bytes >= 2 << 20, `verify read back ${jobs[0].read.io_bytes} bytes`);
-  } finally {
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    await w.cleanup();
-  }
-});
+  }));

@@ -1,5 +1,6 @@
 // Drives our CLI in child processes: a FUSE mount served by the same process as the test would
 // deadlock on synchronous calls, and a child is how users run it anyway.
+import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
@@ -116,6 +117,24 @@ export async function workdir(name) {
     }
   };
   return dirs;
+}
+
+/**
+ * A --test mount in fresh work directories for the length of `body(w, m)`: `args` go before the
+ * store and mountpoint; afterwards the mount must end cleanly (exit 0), and the directories go.
+ */
+export async function withTestMount(name, args, body) {
+  const w = await workdir(name);
+  try {
+    const m = await startMount(['--test', ...args, w.store, w.mnt], w.mnt);
+    try {
+      await body(w, m);
+    } finally {
+      assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    }
+  } finally {
+    await w.cleanup();
+  }
 }
 
 /** mkfs.ext4 on the backed file, as a newcomer would. */
