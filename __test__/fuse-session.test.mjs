@@ -2,7 +2,7 @@
 // fallocate's modes, the -o options that shape the two files, unmounting from outside.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startMount, workdir, withTestMount, run, runCommand, freePort, parseStatsFile, isMounted, CLI } from './helpers/ours.mjs';
@@ -39,11 +39,13 @@ test('writes and direct reads reach us as 1 MiB requests', { timeout: 120000 }, 
     const file = join(w.mnt, 'file');
     const image = join(w.root, 'image');
     await writeFile(image, randomBytes(8 << 20));
-    const before = requestsAbove(await metrics(port), 'write', 524288);
+    // Writes of new or cached blocks are answered in the session, the others in the stack.
+    const writes = (text) => requestsAbove(text, 'write', 524288, 'stack') + requestsAbove(text, 'write', 524288, 'session');
+    const before = writes(await metrics(port));
     await run('dd', [`if=${image}`, `of=${file}`, 'bs=1M', 'count=8', 'oflag=direct', 'conv=notrunc', 'status=none']);
-    assert.equal(requestsAbove(await metrics(port), 'write', 524288) - before, 8, 'eight direct 1 MiB writes, each one request');
+    assert.equal(writes(await metrics(port)) - before, 8, 'eight direct 1 MiB writes, each one request');
     await run('dd', [`if=${image}`, `of=${file}`, 'bs=1M', 'count=8', 'conv=notrunc,fsync', 'status=none']);
-    assert.ok(requestsAbove(await metrics(port), 'write', 524288) - before >= 16, 'buffered 1 MiB writes come whole too');
+    assert.ok(writes(await metrics(port)) - before >= 16, 'buffered 1 MiB writes come whole too');
     // The blocks are cached: the session answers these reads itself, JS only hears of them after.
     await run('dd', [`if=${file}`, `of=${join(w.root, 'back')}`, 'bs=1M', 'count=8', 'iflag=direct', 'status=none']);
     const text = await metrics(port);
@@ -175,3 +177,52 @@ test('reads answered in the session while a tiny cache evicts and refills its sl
     assert.deepEqual(jobs.map((j) => j.error), [0, 0]);
     assert.ok(jobs[0].read.io_bytes >= 2 << 20, `verify read back ${jobs[0].read.io_bytes} bytes`);
   }));
+
+test('writes of new and cached blocks are answered in the session; fsync and unmount store them', { timeout: 120000 }, async () => {
+  const w = await workdir('fuse-writes');
+  const port = await freePort();
+  const stored = async () => (await readdir(w.store)).filter((n) => /^[0-9a-f]{8}$/.test(n));
+  // A write delay of ten minutes: only an fsync, a close or the unmount stores the last block.
+  const m = await startMount(['--test', '--size=8m', '--blockSize=64k', '--blockCacheWriteDelay=600000', `--metricsPort=${port}`, w.store, w.mnt], w.mnt);
+  const file = join(w.mnt, 'file');
+  const data = randomBytes(2 << 20);
+  try {
+    // Through an open descriptor (FUSE writes through, without a writeback cache): no close flushes in between.
+    const fh = await open(file, 'r+');
+    try {
+      await fh.write(data, 0, data.length, 0);
+      let text = await metrics(port);
+      assert.ok(requestCount(text, 'write', 'session') >= 2, 'writes of new blocks, in the session');
+      assert.equal(requestCount(text, 'write', 'stack'), 0, 'none through JS');
+      // Blocks a sequential writer moved past upload at once; the last one waits.
+      assert.ok(!(await stored()).includes('0000001f'), 'the last block is not stored before an fsync');
+      await fh.sync();
+      assert.equal((await stored()).length, 32, 'fsync stored every block the session took');
+      assert.ok((await readFile(join(w.store, '0000001f'))).equals(data.subarray(31 << 16)), 'block 31 as written');
+      // Part of a cached block, unaligned: the session's too; the rest of the block is kept.
+      const patch = randomBytes(4096);
+      const before = requestCount(text, 'write', 'session');
+      await fh.write(patch, 0, patch.length, 70000);
+      text = await metrics(port);
+      assert.equal(requestCount(text, 'write', 'session'), before + 1);
+      assert.equal(requestCount(text, 'write', 'stack'), 0);
+      patch.copy(data, 70000);
+    } finally {
+      await fh.close();
+    }
+  } finally {
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  }
+  try {
+    // The patched block was stored by then: a fresh mount, with nothing cached, reads it all back.
+    assert.ok((await readFile(join(w.store, '00000001'))).equals(data.subarray(1 << 16, 2 << 16)));
+    const again = await startMount(['--test', w.store, w.mnt], w.mnt);
+    try {
+      assert.ok((await readFile(file)).subarray(0, 2 << 20).equals(data));
+    } finally {
+      assert.deepEqual(await again.stop(), { code: 0, signal: null });
+    }
+  } finally {
+    await w.cleanup();
+  }
+});

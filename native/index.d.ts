@@ -18,15 +18,48 @@ export declare class BlockCodec {
   get encrypted(): boolean
 }
 
-/** The index for one block cache's slots; handed to the FUSE session at mount. */
-export declare class BlockIndex {
+/** The map of one block cache's slots; handed to the FUSE session at mount. */
+export declare class BlockMap {
   constructor(slots: SlotStore)
-  /** The block's whole, current data is in this slot, and stays there until revoked. */
-  publish(block: number, slot: number): void
-  /** Before the block's slot is reused or holds anything but the block's whole data. */
-  revoke(block: number): void
+  /**
+   * Takes a cell for the block, busy, in this slot; false if the session wrote it as a new
+   * block meanwhile (its slot is `slotOf(block)` then).
+   */
+  claim(block: number, slot: number): boolean
+  /** The block's slot holds all of it, current: the session reads it, and writes it if `writable`. */
+  publish(block: number, writable: boolean): void
+  markDirty(block: number): void
+  /**
+   * An upload of `generation` succeeded: true if the block is clean now, false if the session
+   * wrote it since. Without `keepWritable` it stops taking the session's writes.
+   */
+  stored(block: number, generation: number, keepWritable: boolean): boolean
+  /** Copies the block's slot into `target` (one block long); returns the generation copied. */
+  snapshot(block: number, target: Uint8Array): number
+  /**
+   * Writes as the session does (at byte `offset` of the disk): true if the map took the write,
+   * false if it must go through the block cache. For tests of the cache against the session.
+   */
+  write(offset: number, data: Uint8Array): boolean
+  /** Lets the block go unless the session made it dirty (false then). */
+  evict(block: number): boolean
+  remove(block: number): void
+  slotOf(block: number): number | null
+  isDirty(block: number): boolean
+  /** Lets the session write while fewer than `maxDirty` blocks are dirty; 0 turns its writes off. */
+  allowWrites(maxDirty: number): void
+  /** A free slot for the session's next new block. */
+  lend(slot: number): void
+  /** The lent slots the session has not used, handed back. */
+  reclaim(): Uint32Array
+  /** Whether a write of the session's found no spare slot since the last call. */
+  takeShortage(): boolean
+  /** The blocks the session wrote since the last call, in order (their slots: `slotOf`). */
+  takeWritten(): Uint32Array
   clear(): void
   get size(): number
+  get dirty(): number
+  get spares(): number
 }
 
 /** A held lock; `release()` gives it up (so does the object being collected). */
@@ -42,16 +75,16 @@ export declare class FileLock {
 export declare class FuseSession {
   /**
    * Mounts and completes the kernel's handshake before returning; a refused mount throws.
-   * With a block index, reads of the blocks it holds are answered without asking JS.
+   * With a block map, reads and writes of the blocks it lets the session serve are answered without asking JS.
    */
-  static mount(options: FuseSessionOptions, onRequest: (request: FuseRequest) => void, onEnd: (error: string | null) => void, index?: BlockIndex | null): FuseSession
+  static mount(options: FuseSessionOptions, onRequest: (request: FuseRequest) => void, onEnd: (error: string | null) => void, map?: BlockMap | null): FuseSession
   /** Answers a request: a byte count for a write, 0 for the others, or a negative errno. */
   reply(id: number, result: number): void
   /** Answers a read with these bytes (copied into the reply). */
   replyData(id: number, data: Uint8Array): void
   /** Answers a lookup, getattr or open of the stats file with its text. */
   replyStats(id: number, text: Uint8Array): void
-  /** The reads answered from the block index since the last call. */
+  /** The reads and writes answered through the block map since the last call. */
   takeHits(): Hits
   /** Requests JS has not answered yet. */
   get waiting(): number
@@ -162,7 +195,7 @@ export interface EncodedBlock {
 
 /**
  * One request for JS: `op` is read, write, flush, zero, stats or resetStats (answered by id),
- * or hits (reads answered from the block index: `takeHits()` says which blocks; no answer).
+ * or hits (reads and writes answered through the block map: `takeHits()`; no answer).
  */
 export interface FuseRequest {
   id: number
@@ -213,12 +246,17 @@ export interface FuseSessionOptions {
   threads: number
 }
 
-/** Reads the session answered from the block index, for the cache's bookkeeping and the metrics. */
+/**
+ * Reads and writes the session answered through the block map, for the cache's bookkeeping and
+ * the metrics (the blocks written are in the map's own log: BlockMap.takeWritten).
+ */
 export interface Hits {
   /** The blocks read, in order (one entry for several reads inside one block). */
   blocks: Uint32Array
   /** Each read's size in bytes and the seconds it took to answer, interleaved. */
   reads: Float64Array
+  /** The same for each write. */
+  writes: Float64Array
 }
 
 /** Reads a cache file's header and used entries without changing it (for inspection). */

@@ -836,7 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.BlockCodec = nativeBinding.BlockCodec
-module.exports.BlockIndex = nativeBinding.BlockIndex
+module.exports.BlockMap = nativeBinding.BlockMap
 module.exports.FileLock = nativeBinding.FileLock
 module.exports.FuseSession = nativeBinding.FuseSession
 module.exports.SlotStore = nativeBinding.SlotStore

@@ -4,7 +4,7 @@
 #![deny(clippy::all)]
 
 pub mod block_codec;
-pub mod block_index;
+pub mod block_map;
 mod cache_format;
 mod codec;
 mod digest;

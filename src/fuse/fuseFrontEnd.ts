@@ -12,8 +12,14 @@ import type { FuseRequests, Histogram } from '../stats/latency';
 export interface FrontEndHooks {
   renderStats(): string;
   resetStats(): void;
-  /** Reads the session answered from the block index (blocks, in order), after the fact. */
+  /** Reads the session answered through the block map (blocks, in order), after the fact. */
   noteHits?(blocks: Uint32Array): void;
+  /**
+   * Hands the blocks the session wrote through the block map since the last call to the stack
+   * (BlockStore.noteWritten). Called after the session's hits are taken, as the session wants.
+   * `final`: the front end is closing; the session takes no more writes from then on.
+   */
+  takeWritten?(final: boolean): void;
   /** Where the durations and sizes of reads and writes of the backed file are counted. */
   readonly requests?: FuseRequests | undefined;
 }
@@ -77,21 +83,33 @@ export class FuseFrontEnd {
     }
   }
 
-  /** Reads the session answered itself: counted as those answered here are, then the cache is told. */
-  private noteHits({ blocks, reads }: Hits): void {
+  /**
+   * Reads and writes the session answered itself: counted as those answered here are, then the
+   * stack is told, before any request that came after them is handled here.
+   */
+  private noteHits({ blocks, reads, writes }: Hits): void {
+    this.hooks.takeWritten?.(false);
     const requests = this.hooks.requests;
     if (requests) {
       for (let i = 0; i + 1 < reads.length; i += 2) {
         requests.sessionReadBytes.observe(reads[i] as number);
         requests.sessionRead.observe(reads[i + 1] as number);
       }
+      for (let i = 0; i + 1 < writes.length; i += 2) {
+        requests.sessionWriteBytes.observe(writes[i] as number);
+        requests.sessionWrite.observe(writes[i + 1] as number);
+      }
     }
     this.hooks.noteHits?.(blocks);
   }
 
-  /** Refuses new requests and resolves once those already begun have been answered. */
+  /**
+   * Refuses new requests and resolves once those already begun have been answered; the
+   * session's last writes reach the stack, so the flush that follows stores them.
+   */
   async close(): Promise<void> {
     this.closed = true;
+    this.hooks.takeWritten?.(true);
     await Promise.allSettled([...this.inFlight]);
   }
 

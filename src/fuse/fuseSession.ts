@@ -2,7 +2,7 @@
 // upstream's (subtype s3backer, nodev, nosuid, default_permissions, kernel_cache), then the
 // user's `-o` options apply.
 
-import { FuseSessions, type BlockIndex, type FuseSessionOptions } from '../native/addon';
+import { FuseSessions, type BlockMap, type FuseSessionOptions } from '../native/addon';
 import { applyFuseOptions, type FuseTuning } from '../config/fuseOptions';
 import type { FuseFrontEnd } from './fuseFrontEnd';
 import type { Logger } from '../util/log';
@@ -19,8 +19,8 @@ export interface SessionSettings {
   /** What the mount table shows as the source, as upstream: the bucket's description. */
   readonly description: string;
   readonly fuseOptions: readonly string[];
-  /** Blocks the cache holds whole: their reads are answered in the session, without JS. */
-  readonly blockIndex?: BlockIndex | undefined;
+  /** The block cache's map: reads and writes of the blocks it lets the session serve skip JS. */
+  readonly blockMap?: BlockMap | undefined;
 }
 
 export interface MountedSession {
@@ -95,7 +95,7 @@ export function startSession(settings: SessionSettings, frontEnd: FuseFrontEnd, 
       if (error !== null) log.error(`FUSE session: ${error}`);
       resolveEnded();
     },
-    settings.blockIndex ?? null,
+    settings.blockMap ?? null,
   );
   // The session's callbacks do not hold the event loop; this does, until release().
   const keepAlive = setInterval(() => {}, 2 ** 30);

@@ -5,10 +5,14 @@
 // uploaded again afterwards. Sequential readers trigger read-ahead into free or clean slots.
 // A trim drops the blocks' copies, clean or dirty (never uploaded afterwards), once no load or
 // upload of them is under way, and passes the trim down before it resolves.
+// With a block map (the FUSE session's view of the slots), the session reads the blocks held
+// whole and writes into them, and into spare slots lent it for whole new blocks, without asking:
+// it tells noteHits() and noteWritten() afterwards. The map holds which block is in which slot,
+// whether the session may read or write it, and whether it is dirty; this cache decides the rest.
 
 import { checkBlockNum, type BlockStore, type ETag, type ListNonZeroOptions, type TaggedBlock, type TaggedBlockStore } from '../store/blockStore';
 import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
-import { isZeroBlock, type BlockIndex, type SlotEntry, type SlotStore } from '../native/addon';
+import { isZeroBlock, type BlockMap, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
 import type { ProgressCallback } from '../util/progress';
 import type { BlockCacheConfig } from '../config/config';
@@ -24,11 +28,12 @@ export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVe
    */
   readonly knownZero?: ((blockNum: number) => boolean) | undefined;
   /**
-   * Where blocks held whole are published for the FUSE session, which answers their reads
-   * itself and tells noteHits() afterwards. This cache stays the owner: it publishes a block
-   * once its slot holds all of it and revokes it before the slot is reused.
+   * The map the FUSE session reads and writes through. Every entry of this cache has a cell
+   * there (claimed before its slot is filled); a block is published once its slot holds all of
+   * it, made writable there unless a cache file or synchronous writes need each write here,
+   * and removed before its slot is reused.
    */
-  readonly index?: BlockIndex | undefined;
+  readonly map?: BlockMap | undefined;
 }
 
 interface Entry {
@@ -61,6 +66,8 @@ interface FlushWaiter {
 }
 
 const MAX_RETRY_DELAY_MS = 30000;
+/** Spare slots lent to the session for new blocks: enough for this many bytes of writes between two of its reports. */
+const SPARE_BYTES = 16 * 1024 * 1024;
 /** Fresh slots mapped in ahead of use, so a block's first copy into one costs no page faults. */
 const PREFAULT_AHEAD = 64;
 /**
@@ -103,6 +110,11 @@ export class BlockCache implements BlockStore, StatsSource {
   /** Slots below this are mapped in (or being mapped); free slots are handed out lowest first. */
   private prefaulted = 0;
   private readonly maxDirty: number;
+  /** The session may write into published blocks (no cache file, no synchronous writes). */
+  private readonly sessionWrites: boolean;
+  /** Free slots lent to the session for new blocks, at most spareTarget. */
+  private readonly lent = new Set<number>();
+  private readonly spareTarget: number;
   initialSize = 0;
   readHits = 0;
   readMisses = 0;
@@ -123,8 +135,13 @@ export class BlockCache implements BlockStore, StatsSource {
     this.numBlocks = inner.numBlocks;
     this.zeros = Buffer.alloc(inner.blockSize);
     this.maxDirty = options.maxDirty > 0 ? Math.min(options.maxDirty, options.size) : options.size;
+    this.sessionWrites = options.map !== undefined && !options.persistent && !options.sync;
+    // A quarter of the cache at most: lent slots are not there for reads.
+    this.spareTarget = this.sessionWrites ? Math.min(Math.ceil(SPARE_BYTES / this.blockSize), Math.floor(options.size / 4)) : 0;
     for (let s = options.size - 1; s >= 0; s--) this.freeSlots.push(s);
+    if (this.sessionWrites) options.map?.allowWrites(this.maxDirty);
     this.prefaultAtMount(Math.min(options.size, Math.floor(PREFAULT_AT_MOUNT_BYTES / this.blockSize)));
+    this.lendSpares(false);
     if (options.timeoutMs > 0) {
       this.sweeper = setInterval(() => this.evictIdle(), Math.min(options.timeoutMs, 1000));
       this.sweeper.unref();
@@ -174,11 +191,13 @@ export class BlockCache implements BlockStore, StatsSource {
       seen.add(f.block);
       take(f.slot);
       const e = this.newEntry(f.block, f.slot);
+      this.options.map?.claim(f.block, f.slot);
       this.entries.set(f.block, e);
       if (f.dirty) {
         e.version = 1;
         e.dirtySince = Date.now();
         this.dirty.set(f.block, e);
+        this.options.map?.markDirty(f.block);
         this.publish(e);
         result.dirty++;
       } else if (opts.verify) {
@@ -260,15 +279,112 @@ export class BlockCache implements BlockStore, StatsSource {
     this.publish(e);
   }
 
-  /** The entry's slot holds the whole block, current: its reads need not ask us first. */
+  /** The entry's slot holds the whole block, current: the session need not ask us first. */
   private publish(e: Entry): void {
-    this.options.index?.publish(e.block, e.slot);
+    this.options.map?.publish(e.block, this.sessionWrites);
   }
 
-  /** Drops the entry; the index lets go of it before anything else can reuse its slot. */
+  /** Drops the entry, whatever its state; the map lets go of it before its slot can be reused. */
   private forget(block: number): void {
-    this.options.index?.revoke(block);
+    this.options.map?.remove(block);
     this.entries.delete(block);
+  }
+
+  /**
+   * Drops a clean entry to reuse its slot, unless the session wrote it since it was last stored:
+   * then it is dirty (the session's report of the write follows) and false is returned.
+   */
+  private evict(e: Entry): boolean {
+    this.unlistClean(e);
+    if (this.options.map?.evict(e.block) === false) {
+      this.writtenBeside(e);
+      return false;
+    }
+    this.entries.delete(e.block);
+    return true;
+  }
+
+  /**
+   * A new entry in `slot`, unless the session has just written the block as a new one: then the
+   * slot goes back and the session's entry is taken over (returned instead).
+   */
+  private claim(blockNum: number, slot: number): Entry {
+    if (this.options.map?.claim(blockNum, slot) === false) {
+      this.freeSlots.push(slot);
+      this.wake('slotWaiters');
+      const adopted = this.adopt(blockNum);
+      // Only this thread removes cells: the session's is still there.
+      if (!adopted) throw new Error(`block cache: block ${blockNum} is in the map, in no slot`);
+      return adopted;
+    }
+    const e = this.newEntry(blockNum, slot);
+    this.entries.set(blockNum, e);
+    return e;
+  }
+
+  /** Takes over a block the session wrote into a lent slot, dirty; undefined if the map has no such block. */
+  private adopt(blockNum: number): Entry | undefined {
+    const slot = this.options.map?.slotOf(blockNum);
+    if (slot === undefined || slot === null) return undefined;
+    this.lent.delete(slot);
+    const e = this.newEntry(blockNum, slot);
+    this.entries.set(blockNum, e);
+    this.writeMisses++;
+    this.writtenBeside(e);
+    return e;
+  }
+
+  /** The session wrote the entry's block: a new version, dirty. */
+  private writtenBeside(e: Entry): void {
+    e.version++;
+    e.lastUsed = Date.now();
+    if (!this.dirty.has(e.block)) {
+      this.unlistClean(e);
+      e.dirtySince = Date.now();
+      this.dirty.set(e.block, e);
+    }
+  }
+
+  /**
+   * Blocks the session wrote through the map (BlockStore.noteWritten): dirty from now on,
+   * uploaded as any others. A block the map no longer holds was trimmed since.
+   */
+  noteWritten(blockNums: ArrayLike<number>): void {
+    const map = this.options.map;
+    if (!map) return;
+    for (let i = 0; i < blockNums.length; i++) {
+      const b = blockNums[i]!;
+      const slot = map.slotOf(b);
+      if (slot === null) continue;
+      const e = this.entries.get(b);
+      if (e === undefined) {
+        this.adopt(b);
+      } else if (e.slot === slot) {
+        this.writeHits++;
+        this.writtenBeside(e);
+      } else {
+        this.log.error(`block cache: the session wrote block ${b} into slot ${slot}, but the cache holds it in slot ${e.slot}`);
+        continue;
+      }
+      this.noteWrite(b);
+    }
+    this.lendSpares(map.takeShortage());
+    this.pump();
+  }
+
+  /**
+   * Keeps the session supplied with free slots for new blocks. Only free ones unless it ran
+   * short (`short`): then clean blocks are evicted for it, as a write through here would.
+   */
+  private lendSpares(short: boolean): void {
+    const map = this.options.map;
+    if (!map || !this.sessionWrites || this.closed) return;
+    while (this.lent.size < this.spareTarget && (this.freeSlots.length > 0 || short)) {
+      const slot = this.takeSlotNow(true);
+      if (slot === undefined) break;
+      this.lent.add(slot);
+      map.lend(slot);
+    }
   }
 
   private unlistClean(e: Entry): void {
@@ -295,20 +411,35 @@ export class BlockCache implements BlockStore, StatsSource {
     this.slots.prefault(first, this.prefaulted - first).catch(() => {});
   }
 
-  /** A free slot, or the slot of the least recently used clean block; undefined if all are busy. */
-  private takeSlotNow(): number | undefined {
+  /**
+   * A free slot, or the slot of the least recently used clean block, or (unless `forSession`)
+   * one lent to the session; undefined if all are busy.
+   */
+  private takeSlotNow(forSession = false): number | undefined {
     const free = this.freeSlots.pop();
     if (free !== undefined) {
       this.prefaultAhead(free);
       return free;
     }
-    const victim = this.clean.values().next().value ?? this.cleanProtected.values().next().value;
-    if (victim === undefined) return undefined;
-    this.unlistClean(victim);
-    this.forget(victim.block);
-    // The entry goes before the slot is reused (the write path syncs it before new data lands).
-    if (this.options.persistent) this.slots.clearEntry(victim.slot);
-    return victim.slot;
+    for (;;) {
+      const victim = this.clean.values().next().value ?? this.cleanProtected.values().next().value;
+      if (victim === undefined) return forSession ? undefined : this.reclaimSpare();
+      if (!this.evict(victim)) continue;
+      // The entry goes before the slot is reused (the write path syncs it before new data lands).
+      if (this.options.persistent) this.slots.clearEntry(victim.slot);
+      return victim.slot;
+    }
+  }
+
+  /** With every other slot busy, a slot lent to the session comes back (if it has one left). */
+  private reclaimSpare(): number | undefined {
+    const map = this.options.map;
+    if (!map || this.lent.size === 0) return undefined;
+    for (const slot of map.reclaim()) {
+      this.lent.delete(slot);
+      this.freeSlots.push(slot);
+    }
+    return this.freeSlots.pop();
   }
 
   /** Waits for a slot, pushing uploads along so dirty blocks become evictable. */
@@ -332,11 +463,11 @@ export class BlockCache implements BlockStore, StatsSource {
     for (const w of list) w();
   }
 
+  /** Moves a clean entry to the young end of its LRU list. */
   private touch(e: Entry): void {
     e.lastUsed = Date.now();
-    if (this.clean.has(e.block) || this.cleanProtected.has(e.block)) {
-      this.unlistClean(e);
-      this.makeClean(e);
+    for (const list of [this.clean, this.cleanProtected]) {
+      if (list.delete(e.block)) list.set(e.block, e);
     }
   }
 
@@ -344,9 +475,7 @@ export class BlockCache implements BlockStore, StatsSource {
     const limit = Date.now() - this.options.timeoutMs;
     for (const list of [this.clean, this.cleanProtected]) {
       for (const e of [...list.values()]) {
-        if (e.lastUsed >= limit) continue;
-        list.delete(e.block);
-        this.forget(e.block);
+        if (e.lastUsed >= limit || !this.evict(e)) continue;
         if (this.options.persistent) this.slots.clearEntry(e.slot);
         this.freeSlots.push(e.slot);
       }
@@ -439,12 +568,12 @@ export class BlockCache implements BlockStore, StatsSource {
     }
   }
 
-  /** Fetches a block into a slot and resolves its data. */
+  /** Fetches a block into a slot and resolves its data (the session's, if it has just written the block). */
   private async load(blockNum: number, slot: number): Promise<Buffer> {
     let done!: () => void;
-    const e = this.newEntry(blockNum, slot);
+    const e = this.claim(blockNum, slot);
+    if (e.slot !== slot) return this.slots.read(e.slot);
     e.loading = new Promise<void>((resolve) => (done = resolve));
-    this.entries.set(blockNum, e);
     try {
       const { data, etag } = await this.inner.readBlockTagged(blockNum);
       this.slots.write(slot, data);
@@ -650,6 +779,8 @@ export class BlockCache implements BlockStore, StatsSource {
 
   private async endWrite(entry: Entry): Promise<void> {
     this.noteWrite(entry.block);
+    // The session may have come here for want of a spare slot: it gets more.
+    if (this.lent.size < this.spareTarget) this.lendSpares(this.options.map?.takeShortage() ?? false);
     this.pump();
     if (this.options.sync) await this.waitStored(new Map([[entry, entry.version]]));
   }
@@ -701,13 +832,13 @@ export class BlockCache implements BlockStore, StatsSource {
           this.wake('slotWaiters');
           continue;
         }
-        e = this.newEntry(blockNum, slot);
-        e.valid = []; // nothing known until a write fills it
-        this.entries.set(blockNum, e);
+        e = this.claim(blockNum, slot);
+        if (e.slot === slot) e.valid = []; // nothing known until a write fills it
       }
       // Dirty from now on: neither evictable nor marked clean by an upload finishing meanwhile.
       e.pendingWrites++;
       this.unlistClean(e);
+      this.options.map?.markDirty(blockNum);
       if (!this.dirty.has(blockNum)) {
         e.dirtySince = Date.now();
         this.dirty.set(blockNum, e);
@@ -792,15 +923,19 @@ export class BlockCache implements BlockStore, StatsSource {
       return;
     }
     const version = e.version;
-    // A snapshot: writes may land in the slot while this version uploads.
+    // A snapshot: writes may land in the slot while this version uploads. The map's copy is
+    // taken under its lock, with the generation of the session's writes it holds.
     const data = this.uploadBuffers.pop() ?? Buffer.allocUnsafeSlow(this.blockSize);
-    this.slots.readInto(e.slot, 0, data);
+    const map = this.options.map;
+    const generation = this.snapshot(e, data);
     try {
       const etag = await this.inner.writeBlock(e.block, isZeroBlock(data) ? null : data);
       e.storedVersion = version;
       e.failures = 0;
       e.retryAt = 0;
-      if (e.version === version && e.pendingWrites === 0) {
+      // Clean only if neither we nor the session wrote it since the copy (a cache file's clean
+      // entry must match its slot: the session stops writing the block then).
+      if (e.version === version && e.pendingWrites === 0 && (map?.stored(e.block, generation, !this.options.persistent) ?? true)) {
         this.dirty.delete(e.block);
         this.makeClean(e);
         if (this.options.persistent) this.slots.setEntry(e.slot, e.block, false, etagBytes(etag));
@@ -826,6 +961,15 @@ export class BlockCache implements BlockStore, StatsSource {
     if (this.uploadBuffers.length < this.options.threads) this.uploadBuffers.push(data);
     this.settleFlushes();
     this.pump();
+  }
+
+  /** Copies the entry's slot into `data`; the generation of the session's writes it holds (0 without a map). */
+  private snapshot(e: Entry, data: Buffer): number {
+    const map = this.options.map;
+    // Not in the map once the cache is closed: then nothing writes the slot any more.
+    if (map && map.slotOf(e.block) !== null) return map.snapshot(e.block, data);
+    this.slots.readInto(e.slot, 0, data);
+    return 0;
   }
 
   private uploadFailed(e: Entry, err: unknown): void {
@@ -889,6 +1033,8 @@ export class BlockCache implements BlockStore, StatsSource {
     // Clean blocks fetched just before the unmount: their entries go into the cache file too.
     await Promise.all(this.persisting);
     this.closed = true;
+    // A detached mount still open somewhere gets nothing more from the slots.
+    this.options.map?.clear();
     if (this.timer) clearTimeout(this.timer);
     if (this.sweeper) clearInterval(this.sweeper);
     await this.inner.close();

@@ -152,6 +152,17 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
     if (zero) this.mark(blockNum, true);
   }
 
+  /** Written beside this layer: no longer known to be zero, nor to be learned as zero by a listing or an overlapping read. */
+  noteWritten(blockNums: ArrayLike<number>): void {
+    this.writeGeneration++;
+    for (let i = 0; i < blockNums.length; i++) {
+      const n = blockNums[i]!;
+      this.listing?.touched.set(n);
+      this.mark(n, false);
+    }
+    this.inner.noteWritten?.(blockNums);
+  }
+
   /** Known zeros are skipped (counted as write hits, as upstream's bulk zero counts them); the rest go down, then are known. */
   async trimBlocks(blockNums: readonly number[]): Promise<void> {
     for (const n of blockNums) checkBlockNum(this, n);

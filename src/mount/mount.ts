@@ -200,15 +200,17 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
               { labels: { operation: 'read', answered_in: 'stack' }, histogram: fuseRequests.read },
               { labels: { operation: 'read', answered_in: 'session' }, histogram: fuseRequests.sessionRead },
               { labels: { operation: 'write', answered_in: 'stack' }, histogram: fuseRequests.write },
+              { labels: { operation: 'write', answered_in: 'session' }, histogram: fuseRequests.sessionWrite },
             ],
           },
           {
             name: 'fuse_request_bytes',
-            help: 'Sizes of FUSE reads and writes of the backed file as the kernel sent them; answered_in="session": from cached blocks, without JS',
+            help: 'Sizes of FUSE reads and writes of the backed file as the kernel sent them; answered_in="session": through the block map, without JS',
             series: [
               { labels: { operation: 'read', answered_in: 'stack' }, histogram: fuseRequests.readBytes },
               { labels: { operation: 'read', answered_in: 'session' }, histogram: fuseRequests.sessionReadBytes },
               { labels: { operation: 'write', answered_in: 'stack' }, histogram: fuseRequests.writeBytes },
+              { labels: { operation: 'write', answered_in: 'session' }, histogram: fuseRequests.sessionWriteBytes },
             ],
           },
         ],
@@ -219,6 +221,12 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         resetStats,
         requests: fuseRequests,
         noteHits: (blocks) => stack.blockCache?.noteHits(blocks),
+        takeWritten: (final) => {
+          // Closing: what the session took so far is flushed; later writes must fail in the stack.
+          if (final) stack.blockMap?.allowWrites(0);
+          const written = stack.blockMap?.takeWritten();
+          if (written !== undefined && written.length > 0) stack.top.noteWritten?.(written);
+        },
       }, log);
     // The flag goes up before the file appears (whoever sees the file sees a marked bucket), and
     // comes down again if the mount fails. Read-only mounts leave it alone, as upstream; shared
@@ -250,7 +258,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
           directIO: config.directIO,
           description: objects.description,
           fuseOptions: config.fuseOptions,
-          blockIndex: stack.blockIndex,
+          blockMap: stack.blockMap,
         },
         frontEnd,
         log,

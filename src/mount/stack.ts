@@ -9,7 +9,7 @@ import { ZeroCache } from '../layers/zeroCache';
 import { BlockCache } from '../layers/blockCache';
 import { EcProtect, type EcProtectOptions } from '../layers/ecProtect';
 import type { RetryPolicy } from '../backend/retry';
-import { BlockIndexes, SlotStores, type BlockCodec, type BlockIndex, type SlotStore } from '../native/addon';
+import { BlockMaps, SlotStores, type BlockCodec, type BlockMap, type SlotStore } from '../native/addon';
 import type { BlockCacheConfig } from '../config/config';
 import type { Logger } from '../util/log';
 import { PartialBlockLayer } from '../layers/partialBlock';
@@ -24,8 +24,8 @@ export interface Stack {
   /** Undefined in shared disk mode: another host may fill a block this one knows as zero. */
   readonly zeroCache: ZeroCache | undefined;
   readonly blockCache: BlockCache | undefined;
-  /** The blocks the cache holds whole, for the FUSE session to read without asking JS. */
-  readonly blockIndex: BlockIndex | undefined;
+  /** The cache's blocks and slots, for the FUSE session to read and write without asking JS. */
+  readonly blockMap: BlockMap | undefined;
   readonly statsSources: readonly StatsSource[];
 }
 
@@ -56,7 +56,7 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
   // The zero cache sits above the block cache; read-ahead below asks it what not to fetch.
   let zeroCache: ZeroCache | undefined;
   const slotStore = slots > 0 ? (cacheFile ?? SlotStores.anonymous(options.blockSize, slots)) : undefined;
-  const blockIndex = slotStore && new BlockIndexes(slotStore);
+  const blockMap = slotStore && new BlockMaps(slotStore);
   const blockCache =
     slotStore !== undefined
       ? new BlockCache(
@@ -68,7 +68,7 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
             maxDirty: Math.min(cacheConfig.maxDirty, slots),
             persistent: cacheFile !== undefined,
             knownZero: (n) => zeroCache?.isKnownZero(n) ?? false,
-            index: blockIndex,
+            map: blockMap,
           },
           log,
         )
@@ -82,7 +82,7 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
     top,
     zeroCache,
     blockCache,
-    blockIndex,
+    blockMap,
     // The data layer has only lines of ours (discards): last, after upstream's layers.
     statsSources: [httpStats, ...(blockCache ? [blockCache] : []), ...(zeroCache ? [zeroCache] : []), ...(guard ? [guard] : []), data],
   };

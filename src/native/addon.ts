@@ -9,7 +9,7 @@ import type * as Native from '../../native/index';
 
 export type {
   BlockCodec,
-  BlockIndex,
+  BlockMap,
   CacheHeader,
   CodecOptions,
   EncodedBlock,
@@ -76,5 +76,5 @@ export const deriveCipherKeys = (password: string, salt: string, keyLength: numb
   core.deriveCipherKeys(password, salt, keyLength);
 /** Mounts a FUSE session served by the native core (see src/fuse/); throws if the mount is refused. */
 export const FuseSessions: typeof Native.FuseSession = core.FuseSession;
-/** The index of blocks a block cache holds whole, over its slots, for the FUSE session's reads. */
-export const BlockIndexes: typeof Native.BlockIndex = core.BlockIndex;
+/** A block cache's map of blocks to slots, which the FUSE session reads and writes through. */
+export const BlockMaps: typeof Native.BlockMap = core.BlockMap;

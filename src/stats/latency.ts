@@ -103,8 +103,8 @@ export class S3Latencies {
 export const REQUEST_SIZE_BUCKETS: readonly number[] = [4096, 16384, 65536, 131072, 262144, 524288, 1048576];
 
 /**
- * FUSE reads and writes of the backed file: durations (request to answer) and sizes. Reads of
- * blocks the cache holds whole are answered in the FUSE session (native) and counted apart.
+ * FUSE reads and writes of the backed file: durations (request to answer) and sizes. Reads and
+ * writes the FUSE session answers itself, through the block cache's map, are counted apart.
  */
 export class FuseRequests {
   readonly read = new Histogram();
@@ -113,4 +113,6 @@ export class FuseRequests {
   readonly writeBytes = new Histogram(REQUEST_SIZE_BUCKETS);
   readonly sessionRead = new Histogram();
   readonly sessionReadBytes = new Histogram(REQUEST_SIZE_BUCKETS);
+  readonly sessionWrite = new Histogram();
+  readonly sessionWriteBytes = new Histogram(REQUEST_SIZE_BUCKETS);
 }

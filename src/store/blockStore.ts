@@ -24,6 +24,13 @@ export interface BlockStore {
    * trimThrough). Callers hold the blocks' locks, so no write of them runs meanwhile.
    */
   trimBlocks?(blockNums: readonly number[]): Promise<void>;
+  /**
+   * Optional: these blocks were written beside the layers above the cache (by the FUSE session,
+   * straight into the block cache's slots, which now hold them dirty). Each layer forgets what it
+   * knew of their contents and passes them on; the cache schedules their uploads. Called in the
+   * order of the requests, before any later request reaches the stack.
+   */
+  noteWritten?(blockNums: ArrayLike<number>): void;
   /** Resolves once everything written before the call is durable in the backing store. */
   flush(): Promise<void>;
   /** Reports every block that may hold non-zero data. */

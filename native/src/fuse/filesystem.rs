@@ -1,10 +1,11 @@
 //! The file system the kernel sees: a root directory holding the backed file and the stats file.
 //! Metadata, opens, the stats file's reads and every refusal are answered here, on the FUSE
-//! thread; reads, writes, flushes and discards of the backed file go to JS as events, and JS
-//! answers them through the pending table.
+//! thread, and so are reads and writes of blocks the block map lets us serve; the other reads and
+//! writes, flushes and discards of the backed file go to JS as events, and JS answers them
+//! through the pending table.
 
 use super::pending::{Pending, PendingTable};
-use crate::block_index::Index;
+use crate::block_map::Map;
 use super::settings::Settings;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode,
@@ -35,7 +36,8 @@ pub enum Event {
     Stats { id: u32 },
     /// The stats file was removed: reset the counters.
     ResetStats { id: u32 },
-    /// Reads were answered from the block index: take the blocks they read (Shared::take_hits).
+    /// Reads or writes were answered through the block map: JS takes their log (Shared::take_hits,
+    /// and the map's own log of the blocks written).
     Hits,
 }
 
@@ -56,13 +58,15 @@ pub struct Shared {
     hits: Mutex<HitLog>,
 }
 
-/// Reads answered from the block index since JS last took them.
+/// Reads and writes answered through the block map since JS last took them.
 #[derive(Default)]
 pub struct HitLog {
     /// The blocks read, in order (one entry for several reads inside one block).
     pub blocks: Vec<u32>,
     /// Each read's size in bytes and the seconds it took to answer, interleaved.
     pub reads: Vec<f64>,
+    /// The same for each write (the blocks written are in the map's log).
+    pub writes: Vec<f64>,
     /// JS was told there are some and has not taken them yet.
     told: bool,
 }
@@ -82,7 +86,7 @@ impl Shared {
         self.snapshots.lock().unwrap_or_else(|e| e.into_inner()).insert(fh, Arc::new(text));
     }
 
-    /// Records a read answered from the index; true when JS must be told (it has not been since it last took them).
+    /// Records a read answered from the map; true when JS must be told (it has not been since it last took them).
     fn note_hit(&self, first: u32, last: u32, bytes: usize, seconds: f64) -> bool {
         let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
         // Several requests inside one block are one read of it, for read-ahead and the LRU.
@@ -93,7 +97,15 @@ impl Shared {
         !std::mem::replace(&mut hits.told, true)
     }
 
-    /// The reads answered from the index since the last call.
+    /// Records a write made through the map (after the map logged its blocks); true when JS must be told.
+    fn note_write(&self, bytes: usize, seconds: f64) -> bool {
+        let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
+        hits.writes.extend([bytes as f64, seconds]);
+        !std::mem::replace(&mut hits.told, true)
+    }
+
+    /// The reads and writes answered through the map since the last call. JS takes this before
+    /// the map's log of blocks written: a write logged after this call tells JS again.
     pub fn take_hits(&self) -> HitLog {
         std::mem::take(&mut *self.hits.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -114,13 +126,13 @@ pub struct BackedFs {
     shared: Arc<Shared>,
     emit: Emit,
     mount_time: SystemTime,
-    /// Blocks the cache holds whole: their reads are answered here.
-    index: Option<Arc<Index>>,
+    /// The block cache's map: reads of blocks it holds whole and writes it takes are answered here.
+    map: Option<Arc<Map>>,
 }
 
 impl BackedFs {
-    pub fn new(settings: Settings, shared: Arc<Shared>, emit: Emit, index: Option<Arc<Index>>) -> Self {
-        BackedFs { settings, shared, emit, mount_time: SystemTime::now(), index }
+    pub fn new(settings: Settings, shared: Arc<Shared>, emit: Emit, map: Option<Arc<Map>>) -> Self {
+        BackedFs { settings, shared, emit, mount_time: SystemTime::now(), map }
     }
 
     fn attr(&self, ino: u64, size: u64) -> FileAttr {
@@ -331,7 +343,7 @@ impl Filesystem for BackedFs {
                 }
                 let length = (file_size - offset).min(u64::from(size)) as u32;
                 let started = std::time::Instant::now();
-                if let Some((data, first, last)) = self.index.as_ref().and_then(|index| index.read(offset, length as usize)) {
+                if let Some((data, first, last)) = self.map.as_ref().and_then(|map| map.read(offset, length as usize)) {
                     reply.data(&data);
                     // JS learns of the read afterwards (read-ahead, LRU, counters); the reader does not wait.
                     if self.shared.note_hit(first, last, data.len(), started.elapsed().as_secs_f64()) {
@@ -374,6 +386,15 @@ impl Filesystem for BackedFs {
         }
         if data.is_empty() {
             return reply.written(0);
+        }
+        let started = std::time::Instant::now();
+        if self.map.as_ref().is_some_and(|map| map.write(offset, data).is_some()) {
+            reply.written(data.len() as u32);
+            // The map logged the blocks; JS marks them dirty and schedules their uploads afterwards.
+            if self.shared.note_write(data.len(), started.elapsed().as_secs_f64()) {
+                (self.emit)(Event::Hits);
+            }
+            return;
         }
         let data = data.to_vec();
         self.send(Pending::Write(reply), |id| Event::Write { id, offset, data })

@@ -7,7 +7,7 @@ mod pending;
 mod settings;
 mod unmount;
 
-use crate::block_index::BlockIndex;
+use crate::block_map::BlockMap;
 use filesystem::{BackedFs, Event, Shared};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub use settings::FuseSessionOptions;
 
 /// One request for JS: `op` is read, write, flush, zero, stats or resetStats (answered by id),
-/// or hits (reads answered from the block index: `takeHits()` says which blocks; no answer).
+/// or hits (reads and writes answered through the block map: `takeHits()`; no answer).
 #[napi(object)]
 pub struct FuseRequest {
     pub id: u32,
@@ -31,13 +31,16 @@ pub struct FuseRequest {
     pub data: Option<Buffer>,
 }
 
-/// Reads the session answered from the block index, for the cache's bookkeeping and the metrics.
+/// Reads and writes the session answered through the block map, for the cache's bookkeeping and
+/// the metrics (the blocks written are in the map's own log: BlockMap.takeWritten).
 #[napi(object)]
 pub struct Hits {
     /// The blocks read, in order (one entry for several reads inside one block).
     pub blocks: Uint32Array,
     /// Each read's size in bytes and the seconds it took to answer, interleaved.
     pub reads: Float64Array,
+    /// The same for each write.
+    pub writes: Float64Array,
 }
 
 impl From<Event> for FuseRequest {
@@ -79,17 +82,17 @@ pub struct FuseSession {
 #[napi]
 impl FuseSession {
     /// Mounts and completes the kernel's handshake before returning; a refused mount throws.
-    /// With a block index, reads of the blocks it holds are answered without asking JS.
+    /// With a block map, reads and writes of the blocks it lets the session serve are answered without asking JS.
     #[napi(
         factory,
-        ts_args_type = "options: FuseSessionOptions, onRequest: (request: FuseRequest) => void, onEnd: (error: string | null) => void, index?: BlockIndex | null"
+        ts_args_type = "options: FuseSessionOptions, onRequest: (request: FuseRequest) => void, onEnd: (error: string | null) => void, map?: BlockMap | null"
     )]
-    pub fn mount(options: FuseSessionOptions, on_request: RequestFn, on_end: EndFn, index: Option<&BlockIndex>) -> Result<FuseSession> {
+    pub fn mount(options: FuseSessionOptions, on_request: RequestFn, on_end: EndFn, map: Option<&BlockMap>) -> Result<FuseSession> {
         let settings = settings::Settings::from_options(&options).map_err(Error::from_reason)?;
         let config = settings::session_config(&options).map_err(Error::from_reason)?;
         let shared = Arc::new(Shared::new());
         let emit = Box::new(move |event: Event| on_request.call(event.into(), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok);
-        let fs = BackedFs::new(settings, shared.clone(), emit, index.map(|i| i.inner.clone()));
+        let fs = BackedFs::new(settings, shared.clone(), emit, map.map(|m| m.inner.clone()));
         let session = fuser::Session::new(fs, &options.mountpoint, &config)
             .map_err(|e| Error::from_reason(format!("cannot mount FUSE at {}: {}", options.mountpoint, unmount::explain_mount_error(&e))))?;
         let ended = shared.clone();
@@ -154,11 +157,11 @@ impl FuseSession {
         }
     }
 
-    /// The reads answered from the block index since the last call.
+    /// The reads and writes answered through the block map since the last call.
     #[napi]
     pub fn take_hits(&self) -> Hits {
         let log = self.shared.take_hits();
-        Hits { blocks: log.blocks.into(), reads: log.reads.into() }
+        Hits { blocks: log.blocks.into(), reads: log.reads.into(), writes: log.writes.into() }
     }
 
     /// Requests JS has not answered yet.

@@ -1,0 +1,182 @@
+// The block cache over its block map, with writes made as the FUSE session makes them
+// (BlockMap.write, then noteWritten afterwards): nothing the session wrote is lost to an eviction,
+// an upload racing it, the zero cache above or a trim; the map refuses what must go through JS.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { BlockCache } = require('../dist/layers/blockCache.js');
+const { ZeroCache } = require('../dist/layers/zeroCache.js');
+const { SlotStores, BlockMaps } = require('../dist/native/addon.js');
+const { silentLogger } = require('../dist/util/log.js');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const BS = 512;
+const ZERO_ETAG = '0'.repeat(32);
+
+/** Blocks in memory; each upload takes `writeMs`; the uploads are recorded with their first byte. */
+class MemoryStore {
+  constructor(numBlocks, { writeMs = 2 } = {}) {
+    Object.assign(this, { blockSize: BS, numBlocks, writeMs });
+    this.blocks = new Map();
+    this.writes = [];
+    this.reads = [];
+  }
+  async readBlock(n) {
+    return (await this.readBlockTagged(n)).data;
+  }
+  async readBlockTagged(n) {
+    this.reads.push(n);
+    await sleep(1);
+    const data = this.blocks.get(n);
+    return { data: Buffer.from(data ?? Buffer.alloc(BS)), etag: data ? 'e'.repeat(32) : ZERO_ETAG };
+  }
+  async readBlockIfChanged() {
+    return null;
+  }
+  async storesAs() {
+    return true;
+  }
+  async writeBlock(n, data) {
+    const copy = data === null ? null : Buffer.from(data);
+    await sleep(this.writeMs);
+    this.writes.push({ n, first: copy?.[0] ?? 0 });
+    if (copy === null) this.blocks.delete(n);
+    else this.blocks.set(n, copy);
+    return copy ? 'e'.repeat(32) : ZERO_ETAG;
+  }
+  async trimBlocks(ns) {
+    for (const n of ns) this.blocks.delete(n);
+  }
+  async flush() {}
+  async listNonZero() {}
+  async close() {}
+}
+
+const defaults = { size: 8, writeDelayMs: 50, threads: 4, timeoutMs: 0, maxDirty: 0, sync: false, numProtected: 0, readAhead: 0, readAheadTrigger: 2, persistent: false };
+
+function cacheWithMap(store, opts = {}, slots = SlotStores.anonymous(BS, opts.size ?? defaults.size)) {
+  const map = new BlockMaps(slots);
+  const cache = new BlockCache(store, slots, { ...defaults, ...opts, map }, silentLogger);
+  return { cache, map };
+}
+
+const block = (byte) => Buffer.alloc(BS, byte);
+/** What the FUSE front end does with the session's report: the map's log to the stack's top. */
+const report = (map, top) => top.noteWritten(map.takeWritten());
+const stat = (cache, name) => Object.fromEntries([...cache.statsLines(), ...cache.extraStatsLines()])[name];
+
+test('a session write into a clean block keeps it from eviction until reported, then it is uploaded', async () => {
+  const store = new MemoryStore(100);
+  const { cache, map } = cacheWithMap(store, { size: 4, writeDelayMs: 0 });
+  await cache.readBlock(1);
+  assert.equal(map.write(1 * BS + 10, Buffer.from('session')), true, 'a clean, whole, cached block takes the write');
+  assert.equal(map.isDirty(1), true);
+  // Not reported yet: reading four other blocks through a 4-slot cache must not drop block 1.
+  for (const n of [10, 11, 12, 13]) await cache.readBlock(n);
+  assert.equal(map.slotOf(1) !== null, true, 'still in the map');
+  report(map, cache);
+  await cache.flush();
+  assert.equal(store.blocks.get(1)?.subarray(10, 17).toString(), 'session');
+  assert.equal(map.isDirty(1), false, 'clean once stored');
+  assert.equal((await cache.readBlock(1)).subarray(10, 17).toString(), 'session');
+});
+
+test('a whole new block lands in a lent slot; the cache adopts it when reported, or when it meets it first', async () => {
+  const store = new MemoryStore(100);
+  const { cache, map } = cacheWithMap(store, { size: 8 });
+  assert.equal(map.spares, 2, 'a quarter of the cache is lent at most');
+  assert.equal(map.write(5 * BS, block(5)), true);
+  assert.equal(map.write(6 * BS, block(0)), false, 'zeros go through the zero cache');
+  assert.equal(map.write(7 * BS + 1, block(7).subarray(1)), false, 'part of an uncached block needs the rest fetched');
+  // Met before the report: a read of block 6... and block 5 itself, from the session's slot.
+  assert.equal(map.write(6 * BS, block(6)), true);
+  assert.deepEqual(await cache.readBlock(6), block(6), 'read from the session slot, not fetched');
+  assert.deepEqual(store.reads, [], 'nothing fetched');
+  report(map, cache);
+  assert.equal(cache.dirtyCount, 2);
+  assert.equal(map.spares, 2, 'spares topped up after the report');
+  await cache.flush();
+  assert.deepEqual(store.blocks.get(5), block(5));
+  assert.deepEqual(store.blocks.get(6), block(6));
+  assert.equal(stat(cache, 'block_cache_write_misses') >= 2, true);
+});
+
+test('a session write during an upload of the same block is uploaded after it', async () => {
+  const store = new MemoryStore(100, { writeMs: 40 });
+  const { cache, map } = cacheWithMap(store, { writeDelayMs: 0 });
+  await cache.writeBlock(3, block(1));
+  await sleep(10); // the upload of block(1) is under way
+  assert.equal(map.write(3 * BS, block(2)), true);
+  report(map, cache);
+  await cache.flush();
+  assert.deepEqual(store.blocks.get(3), block(2), 'the newest data is stored');
+  assert.deepEqual(store.writes.map((w) => w.first), [1, 2]);
+  // And with no report at all: the generation the upload copied is old, so the block stays dirty
+  // and is uploaded again on its own.
+  await cache.writeBlock(4, block(1));
+  await sleep(10);
+  assert.equal(map.write(4 * BS, block(3)), true);
+  for (let i = 0; i < 100 && store.blocks.get(4)?.[0] !== 3; i++) await sleep(20);
+  assert.deepEqual(store.blocks.get(4), block(3), 'uploaded again without being told');
+  assert.equal(map.isDirty(4), false);
+});
+
+test('the zero cache above forgets "zero" for blocks the session wrote, so an evicted block reads back its data', async () => {
+  const store = new MemoryStore(100);
+  const { cache, map } = cacheWithMap(store, { size: 4, writeDelayMs: 0 });
+  const zeros = new ZeroCache(cache);
+  assert.deepEqual(await zeros.readBlock(2), block(0));
+  assert.equal(zeros.isKnownZero(2), true);
+  assert.equal(map.write(2 * BS + 100, Buffer.from('data')), true, 'the cached zero block takes a session write');
+  report(map, zeros);
+  assert.equal(zeros.isKnownZero(2), false);
+  await zeros.flush();
+  for (const n of [20, 21, 22, 23]) await zeros.readBlock(n); // block 2 is evicted
+  assert.equal(map.slotOf(2), null);
+  assert.equal((await zeros.readBlock(2)).subarray(100, 104).toString(), 'data');
+});
+
+test('the session is held to the dirty cap, and kept out by a cache file or synchronous writes', async (t) => {
+  const store = new MemoryStore(100);
+  const { cache, map } = cacheWithMap(store, { size: 8, maxDirty: 2, writeDelayMs: 60000 });
+  assert.equal(map.write(0, block(1)), true);
+  assert.equal(map.write(BS, block(1)), true);
+  assert.equal(map.write(2 * BS, block(1)), false, 'a third dirty block waits in the cache for uploads');
+  assert.equal(map.write(10, Buffer.from('x')), true, 'an already dirty block takes more');
+  report(map, cache);
+  await cache.flush();
+  assert.equal(store.blocks.size, 2);
+
+  const sync = cacheWithMap(new MemoryStore(10), { sync: true });
+  await sync.cache.readBlock(1);
+  assert.equal(sync.map.write(BS, block(1)), false, 'synchronous writes are each the cache\'s');
+
+  const dir = await mkdtemp(join(tmpdir(), 's3b-map-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = SlotStores.createFile(join(dir, 'cache'), BS, 8, 1);
+  const persistent = cacheWithMap(new MemoryStore(10), { persistent: true }, file);
+  await persistent.cache.readBlock(1);
+  assert.equal(persistent.map.write(BS, block(1)), false, 'a cache file orders each write itself');
+  assert.deepEqual((await persistent.cache.readBlock(1)), block(0), 'and the session still reads it');
+});
+
+test('a trim drops a block the session wrote; the late report of that write uploads nothing', async () => {
+  const store = new MemoryStore(100);
+  const { cache, map } = cacheWithMap(store, { writeDelayMs: 0 });
+  assert.equal(map.write(4 * BS, block(4)), true);
+  report(map, cache);
+  await cache.flush();
+  assert.equal(map.write(4 * BS, block(5)), true);
+  const late = map.takeWritten();
+  await cache.trimBlocks([4]);
+  cache.noteWritten(late);
+  await cache.flush();
+  assert.equal(store.blocks.has(4), false, 'zeros, as the trim left it');
+  assert.equal(map.slotOf(4), null);
+  assert.deepEqual(await cache.readBlock(4), block(0));
+});

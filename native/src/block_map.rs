@@ -1,0 +1,549 @@
+//! The block cache's map: which block sits in which slot and in what state, beside the slots it
+//! describes. The FUSE session reads and writes cached blocks through it on its own thread,
+//! without a JS round trip; the block cache (in TS) decides policy over it: what to fetch, upload,
+//! read ahead and evict. One lock orders every copy into or out of a slot made here against every
+//! change of the map, so a slot is never reused while a copy of it runs.
+//!
+//! A cell is claimed by JS for a block it fetches or writes (busy: neither readable nor writable
+//! here), published once its slot holds the whole current block, and may be made writable (no
+//! cache file, no synchronous writes). Writes made here mark the cell dirty, bump its generation
+//! and are logged; JS takes the log afterwards. An upload clears the dirty mark only if the
+//! generation it copied is still current, and a dirty cell cannot be evicted: a write made here
+//! is never lost for JS not having heard of it yet. Writes of whole new blocks take a spare slot
+//! JS lent; the count of dirty cells is capped (JS's back-pressure takes over at the cap).
+
+use crate::slot_store::SlotStore;
+use crate::slots::Slots;
+use crate::zero::is_zero;
+use napi::bindgen_prelude::{BufferSlice, Error, Result, Uint32Array};
+use napi_derive::napi;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cell {
+    slot: u32,
+    /// The slot holds the whole current block.
+    readable: bool,
+    /// Writes may land here without JS.
+    writable: bool,
+    /// Differs from what is stored (JS said so, or a write here made it so).
+    dirty: bool,
+    /// Bumped by every write made here.
+    generation: u32,
+}
+
+#[derive(Default)]
+struct State {
+    cells: HashMap<u32, Cell>,
+    /// Free slots JS lent for whole new blocks written here.
+    spares: Vec<u32>,
+    /// A write found no spare since JS last asked.
+    short_of_spares: bool,
+    /// At most this many dirty cells (0: no writes here at all).
+    max_dirty: u32,
+    dirty: u32,
+    /// The block of each write made here since JS took them; one entry for several writes of a block in a row.
+    written: Vec<u32>,
+}
+
+impl State {
+    fn set_dirty(&mut self, block: u32, dirty: bool) {
+        if let Some(cell) = self.cells.get_mut(&block) {
+            if cell.dirty != dirty {
+                cell.dirty = dirty;
+                if dirty {
+                    self.dirty += 1;
+                } else {
+                    self.dirty -= 1;
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, block: u32) -> Option<Cell> {
+        let cell = self.cells.remove(&block)?;
+        if cell.dirty {
+            self.dirty -= 1;
+        }
+        Some(cell)
+    }
+}
+
+/// One piece of a request: `len` bytes at `offset` of `block`, at `at` in the request's buffer.
+struct Piece {
+    block: u32,
+    offset: usize,
+    len: usize,
+    at: usize,
+}
+
+pub struct Map {
+    slots: Arc<Slots>,
+    block_size: u64,
+    state: RwLock<State>,
+}
+
+impl Map {
+    pub fn new(slots: Arc<Slots>) -> Map {
+        let block_size = u64::from(slots.header.block_size);
+        Map { slots, block_size, state: RwLock::default() }
+    }
+
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pieces of `length` bytes at byte `offset` of the disk; None past block 2^32.
+    fn pieces(&self, offset: u64, length: usize) -> Option<Vec<Piece>> {
+        let bs = self.block_size;
+        let mut out = Vec::new();
+        let mut done = 0usize;
+        while done < length {
+            let pos = offset + done as u64;
+            let block = u32::try_from(pos / bs).ok()?;
+            let start = (pos % bs) as usize;
+            let len = (bs as usize - start).min(length - done);
+            out.push(Piece { block, offset: start, len, at: done });
+            done += len;
+        }
+        Some(out)
+    }
+
+    /// Takes the block's cell for JS, busy, in this slot; false if the block has one already
+    /// (written here as a new block, and JS has not heard yet).
+    pub fn claim(&self, block: u32, slot: u32) -> bool {
+        let mut state = self.write_state();
+        if state.cells.contains_key(&block) {
+            return false;
+        }
+        state.cells.insert(block, Cell { slot, readable: false, writable: false, dirty: false, generation: 0 });
+        true
+    }
+
+    /// The block's slot holds all of it, current: readable here, and writable if `writable`.
+    pub fn publish(&self, block: u32, writable: bool) {
+        let mut state = self.write_state();
+        let allowed = state.max_dirty > 0;
+        if let Some(cell) = state.cells.get_mut(&block) {
+            cell.readable = true;
+            cell.writable = writable && allowed;
+        }
+    }
+
+    /// JS made the block dirty (a write of its own, or a dirty block recovered from a cache file).
+    pub fn mark_dirty(&self, block: u32) {
+        self.write_state().set_dirty(block, true);
+    }
+
+    /// An upload of the data copied at `generation` succeeded: clean, unless written here since
+    /// (then false: it needs another upload). With `keep_writable` false the cell stops taking
+    /// writes here in the same step (a cache file's clean entry must keep matching its slot).
+    pub fn stored(&self, block: u32, generation: u32, keep_writable: bool) -> bool {
+        let mut state = self.write_state();
+        let Some(cell) = state.cells.get_mut(&block) else { return true };
+        if cell.generation != generation {
+            return false;
+        }
+        cell.writable &= keep_writable;
+        state.set_dirty(block, false);
+        true
+    }
+
+    /// Copies the block's slot into `target` and returns the generation copied.
+    pub fn snapshot(&self, block: u32, target: &mut [u8]) -> Option<u32> {
+        let state = self.read_state();
+        let cell = state.cells.get(&block)?;
+        self.slots.read_data(cell.slot, target);
+        Some(cell.generation)
+    }
+
+    /// Lets the block go, unless it is dirty here (false: JS must keep it and upload it).
+    pub fn evict(&self, block: u32) -> bool {
+        let mut state = self.write_state();
+        if state.cells.get(&block).is_some_and(|c| c.dirty) {
+            return false;
+        }
+        state.remove(block);
+        true
+    }
+
+    /// Lets the block go, whatever its state (a trim superseded it, or its fetch failed).
+    pub fn remove(&self, block: u32) {
+        self.write_state().remove(block);
+    }
+
+    pub fn slot_of(&self, block: u32) -> Option<u32> {
+        self.read_state().cells.get(&block).map(|c| c.slot)
+    }
+
+    pub fn is_dirty(&self, block: u32) -> bool {
+        self.read_state().cells.get(&block).is_some_and(|c| c.dirty)
+    }
+
+    /// Writes here are allowed while fewer than `max_dirty` cells are dirty (0: none at all).
+    pub fn allow_writes(&self, max_dirty: u32) {
+        let mut state = self.write_state();
+        state.max_dirty = max_dirty;
+        if max_dirty == 0 {
+            for cell in state.cells.values_mut() {
+                cell.writable = false;
+            }
+        }
+    }
+
+    pub fn lend(&self, slot: u32) {
+        self.write_state().spares.push(slot);
+    }
+
+    /// The spare slots not used yet, handed back.
+    pub fn reclaim(&self) -> Vec<u32> {
+        std::mem::take(&mut self.write_state().spares)
+    }
+
+    /// Whether a write found no spare slot since the last call.
+    pub fn take_shortage(&self) -> bool {
+        std::mem::take(&mut self.write_state().short_of_spares)
+    }
+
+    /// The blocks written here since the last call, in order.
+    pub fn take_written(&self) -> Vec<u32> {
+        std::mem::take(&mut self.write_state().written)
+    }
+
+    pub fn clear(&self) {
+        let mut state = self.write_state();
+        state.cells.clear();
+        state.dirty = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.read_state().cells.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn dirty(&self) -> u32 {
+        self.read_state().dirty
+    }
+
+    pub fn spares(&self) -> usize {
+        self.read_state().spares.len()
+    }
+
+    /// `length` bytes at byte `offset` of the disk, if every block they touch is readable here;
+    /// with the first and last block read, for the cache's bookkeeping.
+    pub fn read(&self, offset: u64, length: usize) -> Option<(Vec<u8>, u32, u32)> {
+        let pieces = self.pieces(offset, length)?;
+        let (first, last) = (pieces.first()?.block, pieces.last()?.block);
+        let state = self.read_state();
+        let slots: Vec<u32> = pieces.iter().map(|p| state.cells.get(&p.block).filter(|c| c.readable).map(|c| c.slot)).collect::<Option<_>>()?;
+        let mut out = vec![0u8; length];
+        for (p, slot) in pieces.iter().zip(slots) {
+            self.slots.read_part(slot, p.offset, &mut out[p.at..p.at + p.len]);
+        }
+        Some((out, first, last))
+    }
+
+    /// Writes `data` at byte `offset` of the disk if every block it touches is writable here,
+    /// or is new and covered whole with data that is not all zeros (a spare slot takes it);
+    /// all or nothing. Returns the first and last block written.
+    pub fn write(&self, offset: u64, data: &[u8]) -> Option<(u32, u32)> {
+        let pieces = self.pieces(offset, data.len())?;
+        let (first, last) = (pieces.first()?.block, pieces.last()?.block);
+        let mut state = self.write_state();
+        if state.max_dirty == 0 {
+            return None;
+        }
+        let (mut newly_dirty, mut new_blocks) = (0u32, 0usize);
+        for p in &pieces {
+            match state.cells.get(&p.block) {
+                Some(cell) if cell.writable => newly_dirty += u32::from(!cell.dirty),
+                // Partial pieces of uncached blocks need the rest fetched; zeros go through the zero cache.
+                None if p.len as u64 == self.block_size && !is_zero(&data[p.at..p.at + p.len]) => {
+                    newly_dirty += 1;
+                    new_blocks += 1;
+                }
+                _ => return None,
+            }
+        }
+        if state.dirty + newly_dirty > state.max_dirty {
+            return None;
+        }
+        if new_blocks > state.spares.len() {
+            state.short_of_spares = true;
+            return None;
+        }
+        for p in &pieces {
+            let slot = match state.cells.get(&p.block) {
+                Some(cell) => cell.slot,
+                None => {
+                    let slot = state.spares.pop()?;
+                    state.cells.insert(p.block, Cell { slot, readable: true, writable: true, dirty: false, generation: 0 });
+                    slot
+                }
+            };
+            self.slots.write_part(slot, p.offset, &data[p.at..p.at + p.len]);
+            if let Some(cell) = state.cells.get_mut(&p.block) {
+                cell.generation = cell.generation.wrapping_add(1);
+            }
+            state.set_dirty(p.block, true);
+            if state.written.last() != Some(&p.block) {
+                state.written.push(p.block);
+            }
+        }
+        Some((first, last))
+    }
+}
+
+/// The map of one block cache's slots; handed to the FUSE session at mount.
+#[napi]
+pub struct BlockMap {
+    pub(crate) inner: Arc<Map>,
+}
+
+#[napi]
+impl BlockMap {
+    #[napi(constructor)]
+    pub fn new(slots: &SlotStore) -> BlockMap {
+        BlockMap { inner: Arc::new(Map::new(slots.shared())) }
+    }
+
+    /// Takes a cell for the block, busy, in this slot; false if the session wrote it as a new
+    /// block meanwhile (its slot is `slotOf(block)` then).
+    #[napi]
+    pub fn claim(&self, block: u32, slot: u32) -> bool {
+        self.inner.claim(block, slot)
+    }
+
+    /// The block's slot holds all of it, current: the session reads it, and writes it if `writable`.
+    #[napi]
+    pub fn publish(&self, block: u32, writable: bool) {
+        self.inner.publish(block, writable)
+    }
+
+    #[napi]
+    pub fn mark_dirty(&self, block: u32) {
+        self.inner.mark_dirty(block)
+    }
+
+    /// An upload of `generation` succeeded: true if the block is clean now, false if the session
+    /// wrote it since. Without `keepWritable` it stops taking the session's writes.
+    #[napi]
+    pub fn stored(&self, block: u32, generation: u32, keep_writable: bool) -> bool {
+        self.inner.stored(block, generation, keep_writable)
+    }
+
+    /// Copies the block's slot into `target` (one block long); returns the generation copied.
+    #[napi]
+    pub fn snapshot(&self, block: u32, #[napi(ts_arg_type = "Uint8Array")] mut target: BufferSlice) -> Result<u32> {
+        if target.len() as u64 != self.inner.block_size {
+            return Err(Error::from_reason(format!("a snapshot needs a buffer of one block, not {} bytes", target.len())));
+        }
+        self.inner.snapshot(block, &mut target).ok_or_else(|| Error::from_reason(format!("block {block} is not in the map")))
+    }
+
+    /// Writes as the session does (at byte `offset` of the disk): true if the map took the write,
+    /// false if it must go through the block cache. For tests of the cache against the session.
+    #[napi]
+    pub fn write(&self, offset: i64, data: &[u8]) -> bool {
+        u64::try_from(offset).is_ok_and(|offset| self.inner.write(offset, data).is_some())
+    }
+
+    /// Lets the block go unless the session made it dirty (false then).
+    #[napi]
+    pub fn evict(&self, block: u32) -> bool {
+        self.inner.evict(block)
+    }
+
+    #[napi]
+    pub fn remove(&self, block: u32) {
+        self.inner.remove(block)
+    }
+
+    #[napi]
+    pub fn slot_of(&self, block: u32) -> Option<u32> {
+        self.inner.slot_of(block)
+    }
+
+    #[napi]
+    pub fn is_dirty(&self, block: u32) -> bool {
+        self.inner.is_dirty(block)
+    }
+
+    /// Lets the session write while fewer than `maxDirty` blocks are dirty; 0 turns its writes off.
+    #[napi]
+    pub fn allow_writes(&self, max_dirty: u32) {
+        self.inner.allow_writes(max_dirty)
+    }
+
+    /// A free slot for the session's next new block.
+    #[napi]
+    pub fn lend(&self, slot: u32) {
+        self.inner.lend(slot)
+    }
+
+    /// The lent slots the session has not used, handed back.
+    #[napi]
+    pub fn reclaim(&self) -> Uint32Array {
+        self.inner.reclaim().into()
+    }
+
+    /// Whether a write of the session's found no spare slot since the last call.
+    #[napi]
+    pub fn take_shortage(&self) -> bool {
+        self.inner.take_shortage()
+    }
+
+    /// The blocks the session wrote since the last call, in order (their slots: `slotOf`).
+    #[napi]
+    pub fn take_written(&self) -> Uint32Array {
+        self.inner.take_written().into()
+    }
+
+    #[napi]
+    pub fn clear(&self) {
+        self.inner.clear()
+    }
+
+    #[napi(getter)]
+    pub fn size(&self) -> u32 {
+        self.inner.len() as u32
+    }
+
+    #[napi(getter)]
+    pub fn dirty(&self) -> u32 {
+        self.inner.dirty()
+    }
+
+    #[napi(getter)]
+    pub fn spares(&self) -> u32 {
+        self.inner.spares() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BS: usize = 4096;
+
+    fn filled(slots: u32) -> Map {
+        let s = Slots::anonymous(BS as u32, slots).unwrap();
+        for slot in 0..slots {
+            s.write_data(slot, &vec![slot as u8 + 1; BS]);
+        }
+        Map::new(Arc::new(s))
+    }
+
+    #[test]
+    fn reads_across_readable_blocks_only() {
+        let map = filled(4);
+        assert!(map.claim(10, 2));
+        assert!(map.claim(11, 0));
+        assert!(map.read(10 * 4096, 10).is_none(), "claimed is busy, not readable");
+        map.publish(10, false);
+        map.publish(11, false);
+        let (data, first, last) = map.read(10 * 4096 + 4000, 200).unwrap();
+        assert_eq!((first, last), (10, 11));
+        assert!(data[..96].iter().all(|&b| b == 3));
+        assert!(data[96..].iter().all(|&b| b == 1));
+        assert!(map.read(11 * 4096, 4097).is_none(), "block 12 is not cached");
+        map.remove(11);
+        assert!(map.read(11 * 4096, 10).is_none());
+        assert!(map.read(0, 0).is_none());
+        assert!(!map.claim(10, 3), "block 10 has a cell");
+        map.clear();
+        assert!(map.is_empty());
+    }
+
+    #[test]
+    fn writes_only_into_writable_cells_and_counts_them_dirty() {
+        let map = filled(4);
+        map.allow_writes(8);
+        assert!(map.claim(5, 1));
+        map.publish(5, false);
+        assert!(map.write(5 * 4096 + 100, &[9; 50]).is_none(), "published read-only");
+        map.publish(5, true);
+        assert_eq!(map.write(5 * 4096 + 100, &[9; 50]), Some((5, 5)));
+        assert!(map.is_dirty(5));
+        assert_eq!(map.dirty(), 1);
+        let (data, ..) = map.read(5 * 4096 + 90, 70).unwrap();
+        assert_eq!(&data[..10], &[2; 10]);
+        assert_eq!(&data[10..60], &[9; 50]);
+        assert_eq!(&data[60..], &[2; 10]);
+        assert!(!map.evict(5), "dirty here: JS must keep it");
+        assert_eq!(map.take_written(), vec![5]);
+        assert!(map.take_written().is_empty());
+    }
+
+    #[test]
+    fn an_upload_of_an_older_generation_leaves_the_block_dirty() {
+        let map = filled(2);
+        map.allow_writes(8);
+        map.claim(0, 0);
+        map.publish(0, true);
+        map.write(0, &[7; 10]).unwrap();
+        let mut copy = vec![0; BS];
+        let generation = map.snapshot(0, &mut copy).unwrap();
+        assert_eq!(&copy[..10], &[7; 10]);
+        map.write(10, &[8; 10]).unwrap();
+        assert!(!map.stored(0, generation, true), "written after the copy");
+        assert!(map.is_dirty(0));
+        let generation = map.snapshot(0, &mut copy).unwrap();
+        assert!(map.stored(0, generation, false));
+        assert!(!map.is_dirty(0));
+        assert!(map.write(0, &[1; 4]).is_none(), "no longer writable");
+        assert!(map.evict(0));
+        assert!(map.stored(0, 99, true), "a block gone from the map has nothing left to store");
+    }
+
+    #[test]
+    fn new_blocks_take_spares_whole_and_non_zero_only() {
+        let map = filled(4);
+        map.allow_writes(8);
+        let block = vec![5u8; BS];
+        assert!(map.write(0, &block).is_none(), "no spare lent");
+        assert!(map.take_shortage());
+        assert!(!map.take_shortage());
+        map.lend(3);
+        assert!(map.write(0, &vec![0u8; BS]).is_none(), "zeros go to the zero cache");
+        assert!(map.write(0, &block[..100]).is_none(), "part of an uncached block");
+        assert!(!map.take_shortage(), "refused for other reasons than spares");
+        assert_eq!(map.write(0, &block), Some((0, 0)));
+        assert_eq!(map.slot_of(0), Some(3));
+        assert!(map.read(0, BS).unwrap().0.iter().all(|&b| b == 5));
+        assert!(!map.claim(0, 1), "JS must adopt the session's cell");
+        assert_eq!(map.spares(), 0);
+        map.lend(1);
+        map.lend(2);
+        assert_eq!(map.reclaim(), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_request_is_all_or_nothing_and_capped_by_dirty_blocks() {
+        let map = filled(4);
+        map.allow_writes(2);
+        map.claim(0, 0);
+        map.publish(0, true);
+        map.lend(1);
+        map.lend(2);
+        // Block 0 writable, block 1 new and whole, block 2 only partly covered: refused whole.
+        assert!(map.write(0, &vec![4u8; 2 * BS + 1]).is_none());
+        assert_eq!(map.len(), 1);
+        assert_eq!(map.dirty(), 0);
+        assert_eq!(map.write(0, &vec![4u8; 2 * BS]), Some((0, 1)));
+        assert_eq!(map.dirty(), 2);
+        assert!(map.write(2 * BS as u64, &vec![4u8; BS]).is_none(), "a third dirty block is over the cap");
+        assert_eq!(map.write(100, &[1; 10]), Some((0, 0)), "already dirty: no new one");
+        assert_eq!(map.take_written(), vec![0, 1, 0]);
+        map.allow_writes(0);
+        assert!(map.write(100, &[1; 10]).is_none());
+    }
+}
