@@ -3,6 +3,10 @@
 // remount); no blocks, no cache, no S3: what FUSE and the binding allow a Node process.
 //   --binding=native       our addon's session (fuser, FUSE 3 protocol, up to 1 MiB requests),
 //                          mounted with the options s3backer mounts with (sessionOptions());
+//   --binding=native-map   the same session with the file's bytes in cache slots (a slot file on
+//                          /dev/shm) behind a block map where every block is readable and
+//                          writable: reads and writes are answered in Rust, as s3backer's cached
+//                          blocks are; JS only takes the session's reports;
 //   --binding=fuse-native  fuse-native 2.2.6 (libfuse 2, 128 KiB requests with big_writes), the
 //                          binding s3backer used before: the baseline (bench/fuseNative.mjs).
 // bench/run.mjs mounts it like a tool; it takes s3backer's `--size=`, `--blockSize=` and
@@ -27,13 +31,18 @@ const size = bytes(opt('size', '1g'));
 const blockSize = bytes(opt('blockSize', '256k'));
 const binding = opt('binding', 'native');
 const store = opt('store', `/dev/shm/s3backer-bench-ceiling-${size}`);
-const fd = openSync(store, existsSync(store) ? 'r+' : 'w+'); // not append: pwrite must land at its offset
-ftruncateSync(fd, size);
+const fd = binding === 'native-map' ? -1 : openSync(store, existsSync(store) ? 'r+' : 'w+'); // not append: pwrite must land at its offset
+if (fd >= 0) ftruncateSync(fd, size);
 
 const sizes = { read: new Histogram(REQUEST_SIZE_BUCKETS), write: new Histogram(REQUEST_SIZE_BUCKETS) };
+const sessionSizes = { read: new Histogram(REQUEST_SIZE_BUCKETS), write: new Histogram(REQUEST_SIZE_BUCKETS) };
 const metricsPort = opt('metricsPort');
 if (metricsPort !== undefined) {
-  const histograms = [{ name: 'fuse_request_bytes', help: 'Sizes of FUSE reads and writes, as the kernel sent them', series: ['read', 'write'].map((op) => ({ labels: { operation: op }, histogram: sizes[op] })) }];
+  const series = ['read', 'write'].flatMap((op) => [
+    { labels: { operation: op, answered_in: 'stack' }, histogram: sizes[op] },
+    { labels: { operation: op, answered_in: 'session' }, histogram: sessionSizes[op] },
+  ]);
+  const histograms = [{ name: 'fuse_request_bytes', help: 'Sizes of FUSE reads and writes, as the kernel sent them', series }];
   createServer((_req, res) => res.end(renderPrometheus({ stats: [], histograms }))).listen(Number(metricsPort), '127.0.0.1').unref();
 }
 
@@ -46,7 +55,7 @@ const write = (buf, len, pos) => {
   return writeSync(fd, buf, 0, len, pos);
 };
 
-if (binding === 'native') {
+if (binding === 'native' || binding === 'native-map') {
   const { FuseSessions } = require('../dist/native/addon.js');
   const { sessionOptions } = require('../dist/fuse/fuseSession.js');
   const options = sessionOptions({
@@ -56,9 +65,39 @@ if (binding === 'native') {
   // replyData copies, so one buffer serves every read.
   let buf = Buffer.alloc(1024 * 1024);
   const zeros = Buffer.alloc(1024 * 1024);
+  const { map, slots } = binding === 'native-map' ? memoryMap() : {};
   const session = FuseSessions.mount(
     options,
     (r) => {
+      switch (r.op) {
+        case 'hits': {
+          // The session answered these itself: only their sizes are kept.
+          const { reads, writes } = session.takeHits();
+          for (let i = 0; i < reads.length; i += 2) sessionSizes.read.observe(reads[i]);
+          for (let i = 0; i < writes.length; i += 2) sessionSizes.write.observe(writes[i]);
+          map?.takeWritten();
+          return;
+        }
+        case 'read':
+        case 'write':
+          // Every block is readable and writable in the map: none should come here.
+          if (map) {
+            console.error(`memoryFuse: a ${r.op} reached JS`);
+            return session.reply(r.id, -constants.errno.EIO);
+          }
+          break;
+        case 'zero':
+          if (slots) {
+            for (let at = r.offset; at < r.offset + r.length; ) {
+              const within = at % blockSize;
+              const n = Math.min(blockSize - within, r.offset + r.length - at);
+              slots.writePart(Math.floor(at / blockSize), within, zeros.subarray(0, n));
+              at += n;
+            }
+            return session.reply(r.id, 0);
+          }
+          break;
+      }
       switch (r.op) {
         case 'read':
           if (buf.length < r.length) buf = Buffer.alloc(r.length);
@@ -81,6 +120,7 @@ if (binding === 'native') {
       if (error !== null) console.error(`memoryFuse: ${error}`);
       process.exit(error === null ? 0 : 1);
     },
+    map ?? null,
   );
   // The session's callbacks do not hold the event loop: this does, until the unmount ends us.
   setInterval(() => {}, 2 ** 30);
@@ -127,6 +167,23 @@ if (binding === 'native') {
   });
   process.on('SIGTERM', () => fuse.unmount(() => process.exit(0)));
 } else {
-  console.error(`memoryFuse: --binding=${binding}: native or fuse-native`);
+  console.error(`memoryFuse: --binding=${binding}: native, native-map or fuse-native`);
   process.exit(2);
+}
+
+/**
+ * The file as cache slots, block n in slot n, in a slot file at --store (so it outlives a remount),
+ * every block published readable and writable, and never a limit on dirty blocks.
+ */
+function memoryMap() {
+  const { SlotStores, BlockMaps } = require('../dist/native/addon.js');
+  const numBlocks = size / blockSize;
+  const slots = existsSync(store) ? SlotStores.openFile(store) : SlotStores.createFile(store, blockSize, numBlocks, 1);
+  const map = new BlockMaps(slots);
+  map.allowWrites(numBlocks);
+  for (let b = 0; b < numBlocks; b++) {
+    map.claim(b, b);
+    map.publish(b, true);
+  }
+  return { map, slots };
 }

@@ -325,19 +325,21 @@ const requestCell = (r) =>
     : 'n/a';
 
 function ceilingTable(ceiling, skipped) {
-  const [neu, old] = [ceiling.native, ceiling['fuse-native']];
+  const [neu, mapped, old] = [ceiling.native, ceiling['native-map'], ceiling['fuse-native']];
   const row = (label, get, unit, digits = 1) => {
     const cell = (c) => (c ? `${fixed(get(c), digits)} ${unit}` : skipped ? 'skipped' : 'n/a');
-    return `| ${label} | ${cell(neu)} | ${cell(old)} | ${neu && old ? ratio(get(neu), get(old)) : ''} |`;
+    const against = (c) => (c && old ? ratio(get(c), get(old)) : '');
+    return `| ${label} | ${cell(neu)} | ${cell(mapped)} | ${cell(old)} | ${against(neu)} | ${against(mapped)} |`;
   };
-  const requests = (label, get) => `| ${label} | ${neu ? requestCell(get(neu)) : 'n/a'} | ${old ? requestCell(get(old)) : skipped ? 'skipped' : 'n/a'} | |`;
+  const requestsOf = (c, get) => (c ? requestCell(get(c)) : skipped ? 'skipped' : 'n/a');
+  const requests = (label, get) => `| ${label} | ${requestsOf(neu, get)} | ${requestsOf(mapped, get)} | ${requestsOf(old, get)} | | |`;
   return [
     '',
     `The FUSE ceiling: a 1 GiB file kept in memory (/dev/shm), no S3, ${MB} MiB with dd bs=1M; medians of ${CEILING_ROUNDS} rounds. CPU: the whole server process, mount to exit.`,
     ...(skipped ? ['', `fuse-native column skipped: ${skipped}`] : []),
     '',
-    '| workload | native session (fuser, FUSE 3) | fuse-native 2.2.6 (libfuse 2, big_writes) | new / old |',
-    '| --- | --- | --- | --- |',
+    '| workload | native session (fuser, FUSE 3), JS answers | native session, block map (Rust answers) | fuse-native 2.2.6 (libfuse 2, big_writes) | JS answers / fuse-native | block map / fuse-native |',
+    '| --- | --- | --- | --- | --- | --- |',
     row('write straight onto the FUSE file', (c) => c.write.MBs, 'MB/s'),
     row('the same, first pass after mounting', (c) => c.write.firstPassMBs, 'MB/s'),
     row('read straight, iflag=direct', (c) => c.direct.MBs, 'MB/s'),
@@ -434,7 +436,11 @@ try {
       id: `ceiling-${b}`, binding: b, name, metrics: true,
       command: [process.execPath, join(HERE, 'memoryFuse.mjs')], extra: [`--binding=${b}`, `--store=${shm(`ceiling-${b}`)}`],
     });
-    const bindings = [binding('native', 'memory FUSE file, native session'), ...(skipped ? [] : [binding('fuse-native', 'memory FUSE file, fuse-native 2.2.6')])];
+    const bindings = [
+      binding('native', 'memory FUSE file, native session'),
+      binding('native-map', 'memory FUSE file, native session through a block map'),
+      ...(skipped ? [] : [binding('fuse-native', 'memory FUSE file, fuse-native 2.2.6')]),
+    ];
     output.ceiling = await benchCeiling(bindings, work, source, CEILING_ROUNDS);
     output.fuseNativeSkipped = skipped;
     console.log(ceilingTable(output.ceiling, skipped));
@@ -461,5 +467,5 @@ try {
   console.error(`bench: results written to ${file}`);
 } finally {
   await rm(work, { recursive: true, force: true });
-  for (const name of ['source', 'ceiling-native', 'ceiling-fuse-native']) await rm(shm(name), { force: true });
+  for (const name of ['source', 'ceiling-native', 'ceiling-native-map', 'ceiling-fuse-native']) await rm(shm(name), { force: true });
 }
