@@ -237,17 +237,26 @@ impl Map {
         self.read_state().spares.len()
     }
 
-    /// `length` bytes at byte `offset` of the disk, if every block they touch is readable here;
-    /// with the first and last block read, for the cache's bookkeeping.
-    pub fn read(&self, offset: u64, length: usize) -> Option<(Vec<u8>, u32, u32)> {
+    /// `length` bytes at byte `offset` of the disk into `out` (resized to them), if every block
+    /// they touch is readable here; the first and last block read, for the cache's bookkeeping.
+    /// The caller keeps `out` for the next read: a fresh megabyte each time costs page faults.
+    pub fn read_into(&self, offset: u64, length: usize, out: &mut Vec<u8>) -> Option<(u32, u32)> {
         let pieces = self.pieces(offset, length)?;
         let (first, last) = (pieces.first()?.block, pieces.last()?.block);
         let state = self.read_state();
         let slots: Vec<u32> = pieces.iter().map(|p| state.cells.get(&p.block).filter(|c| c.readable).map(|c| c.slot)).collect::<Option<_>>()?;
-        let mut out = vec![0u8; length];
+        // Every byte is overwritten below; only growth zeroes anything.
+        out.resize(length, 0);
         for (p, slot) in pieces.iter().zip(slots) {
             self.slots.read_part(slot, p.offset, &mut out[p.at..p.at + p.len]);
         }
+        Some((first, last))
+    }
+
+    /// As read_into, into a new buffer.
+    pub fn read(&self, offset: u64, length: usize) -> Option<(Vec<u8>, u32, u32)> {
+        let mut out = Vec::new();
+        let (first, last) = self.read_into(offset, length, &mut out)?;
         Some((out, first, last))
     }
 

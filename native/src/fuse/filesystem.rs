@@ -43,6 +43,11 @@ pub enum Event {
 
 pub type Emit = Box<dyn Fn(Event) -> bool + Send + Sync>;
 
+thread_local! {
+    /// Each FUSE thread's buffer for the reads it answers from the block map, kept between reads.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
 const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
 const FALLOC_FL_ZERO_RANGE: i32 = 0x10;
@@ -343,15 +348,24 @@ impl Filesystem for BackedFs {
                 }
                 let length = (file_size - offset).min(u64::from(size)) as u32;
                 let started = std::time::Instant::now();
-                if let Some((data, first, last)) = self.map.as_ref().and_then(|map| map.read(offset, length as usize)) {
-                    reply.data(&data);
-                    // JS learns of the read afterwards (read-ahead, LRU, counters); the reader does not wait.
-                    if self.shared.note_hit(first, last, data.len(), started.elapsed().as_secs_f64()) {
-                        (self.emit)(Event::Hits);
+                let mut reply = Some(reply);
+                let answered = self.map.as_ref().and_then(|map| {
+                    READ_BUFFER.with_borrow_mut(|buf| {
+                        let blocks = map.read_into(offset, length as usize, buf)?;
+                        reply.take()?.data(buf);
+                        Some(blocks)
+                    })
+                });
+                let Some((first, last)) = answered else {
+                    if let Some(reply) = reply {
+                        self.send(Pending::Data(reply), |id| Event::Read { id, offset, length });
                     }
                     return;
+                };
+                // JS learns of the read afterwards (read-ahead, LRU, counters); the reader does not wait.
+                if self.shared.note_hit(first, last, length as usize, started.elapsed().as_secs_f64()) {
+                    (self.emit)(Event::Hits);
                 }
-                self.send(Pending::Data(reply), |id| Event::Read { id, offset, length })
             }
             STATS_INODE => {
                 let Some(text) = self.shared.snapshot(fh.0) else { return reply.error(Errno::EBADF) };
