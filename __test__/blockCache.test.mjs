@@ -252,6 +252,26 @@ test('partial writes: no fetch when writes fill the block; one fetch merges the 
   await cache.close();
 });
 
+test('a block the writes fill while its upload fetches the rest keeps every written byte (the fetch is older)', async () => {
+  // mkfs writes 1 KiB pieces into 4 KiB blocks: the first piece's upload fetched the rest, the
+  // other three pieces filled the block meanwhile, and the fetch then overwrote them all.
+  for (const whole of [false, true]) {
+    const store = new RecordingStore(10, { readMs: 40 });
+    store.blocks.set(1, block(9)); // what the store holds before: must not come back
+    const cache = cacheOver(store, { writeDelayMs: 0 });
+    await cache.writeBlockPart(1, 0, Buffer.alloc(BS / 4, 1));
+    await sleep(5);
+    assert.deepEqual(store.reads, [1], 'the upload is fetching the rest');
+    if (whole) await cache.writeBlock(1, block(3));
+    else for (let q = 1; q < 4; q++) await cache.writeBlockPart(1, (q * BS) / 4, Buffer.alloc(BS / 4, 1 + q));
+    const want = whole ? block(3) : Buffer.concat([1, 2, 3, 4].map((v) => Buffer.alloc(BS / 4, v)));
+    await cache.flush();
+    assert.ok((await cache.readBlock(1)).equals(want), `${whole ? 'a whole-block' : 'piecewise'} rewrite reads back`);
+    assert.ok(store.blocks.get(1).equals(want), `${whole ? 'a whole-block' : 'piecewise'} rewrite is what is stored`);
+    await cache.close();
+  }
+});
+
 test('readBlockPart copies just the range out of a cached block, into the caller\'s buffer', async () => {
   const store = new RecordingStore(10);
   const data = Buffer.from(Array.from({ length: BS }, (_, i) => i & 0xff));

@@ -801,8 +801,10 @@ export class BlockCache implements BlockStore, StatsSource {
     e.completing ??= (async () => {
       try {
         const full = await this.inner.readBlock(e.block);
-        // Only the gaps as they are now: writes may have landed while fetching.
-        for (const [a, b] of gaps(e.valid ?? [], this.blockSize)) this.slots.writePart(e.slot, a, full.subarray(a, b));
+        // Only the gaps as they are now: writes may have landed while fetching, and if they
+        // filled the block (valid is null then) the fetched data is older than every byte.
+        if (e.valid === null) return;
+        for (const [a, b] of gaps(e.valid, this.blockSize)) this.slots.writePart(e.slot, a, full.subarray(a, b));
         e.valid = null;
         if (this.entries.get(e.block) === e) this.publish(e);
       } finally {
