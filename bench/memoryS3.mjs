@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// An in-memory S3 endpoint for benchmarks: path-style GET, PUT, HEAD, DELETE, ListObjects v1/v2,
+// An in-memory S3 endpoint for benchmarks: path-style GET, PUT, HEAD, DELETE, multi-object delete
+// (POST ?delete: mkfs's and ext4's zeroing of ranges come as trims), ListObjects v1/v2,
 // keep-alive, an optional delay per request (S3's first-byte latency). Correctness tests use
 // s3rver; it is too slow to measure a fast client against. Prints "listening PORT" when ready.
 //   node bench/memoryS3.mjs [--port N] [--delay MS]
@@ -35,6 +36,14 @@ function list(bucket, q) {
   return `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>${bucket}</Name><Prefix>${xmlEscape(prefix)}</Prefix><KeyCount>${page.length}</KeyCount><MaxKeys>${max}</MaxKeys><IsTruncated>${truncated}</IsTruncated>${next}${contents}</ListBucketResult>`;
 }
 
+/** Deletes each <Key> of a multi-object delete's body; every one is answered as <Deleted>. */
+function deleteMany(bucket, xml) {
+  const unescape = (k) => k.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
+  const keys = [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => unescape(m[1]));
+  for (const k of keys) objects.delete(`${bucket}/${k}`);
+  return `<?xml version="1.0" encoding="UTF-8"?><DeleteResult>${keys.map((k) => `<Deleted><Key>${xmlEscape(k)}</Key></Deleted>`).join('')}</DeleteResult>`;
+}
+
 const server = http.createServer({ keepAliveTimeout: 60000 }, (req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
@@ -49,6 +58,7 @@ const server = http.createServer({ keepAliveTimeout: 60000 }, (req, res) => {
         res.end(req.method === 'HEAD' ? undefined : body);
       }, delayMs);
     if (key === '') {
+      if (req.method === 'POST' && url.searchParams.has('delete')) return send(200, deleteMany(bucket, Buffer.concat(chunks).toString()), { 'content-type': 'application/xml' });
       if (req.method === 'GET') return send(200, list(bucket, url.searchParams), { 'content-type': 'application/xml' });
       return send(200);
     }
