@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 
 const require = createRequire(import.meta.url);
 const { BlockCache } = require('../dist/layers/blockCache.js');
-const { SlotStores } = require('../dist/native/addon.js');
+const { SlotStores, BlockMaps } = require('../dist/native/addon.js');
 const { silentLogger } = require('../dist/util/log.js');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -377,7 +377,8 @@ test('cache memory is mapped in at mount in batches, up to 256 MiB; a cache file
     const slots = SlotStores.anonymous(blockSize, numSlots);
     const calls = [];
     const prefault = slots.prefault.bind(slots);
-    return { slots: new Proxy(slots, { get: (t, k) => (k === 'prefault' ? (first, count) => (calls.push([first, count]), prefault(first, count)) : t[k]?.bind?.(t) ?? t[k]) }), calls };
+    // The map is made over the real store (a native method cannot take the proxy).
+    return { slots: new Proxy(slots, { get: (t, k) => (k === 'prefault' ? (first, count) => (calls.push([first, count]), prefault(first, count)) : t[k]?.bind?.(t) ?? t[k]) }), calls, map: new BlockMaps(slots) };
   };
   const mappedRange = async (calls) => {
     // Batches chain one after another: wait until no new one has started for a while.
@@ -394,17 +395,17 @@ test('cache memory is mapped in at mount in batches, up to 256 MiB; a cache file
     return end;
   };
   const small = recording(300, BS);
-  const a = new BlockCache(new RecordingStore(1000), small.slots, { ...defaults, size: 300 }, silentLogger);
+  const a = new BlockCache(new RecordingStore(1000), small.slots, { ...defaults, size: 300, map: small.map }, silentLogger);
   assert.equal(await mappedRange(small.calls), 300, 'a small cache is mapped in whole');
   await a.close();
   // 1 MiB blocks: 256 of the 400 slots (256 MiB) are mapped in at mount, the rest as they are used.
   const big = recording(400, 1024 * 1024);
   const store = Object.assign(new RecordingStore(1000), { blockSize: 1024 * 1024 });
-  const b = new BlockCache(store, big.slots, { ...defaults, size: 400 }, silentLogger);
+  const b = new BlockCache(store, big.slots, { ...defaults, size: 400, map: big.map }, silentLogger);
   assert.equal(await mappedRange(big.calls), 256);
   await b.close();
   const file = recording(300, BS);
-  const c = new BlockCache(new RecordingStore(1000), file.slots, { ...defaults, size: 300, persistent: true }, silentLogger);
+  const c = new BlockCache(new RecordingStore(1000), file.slots, { ...defaults, size: 300, persistent: true, map: file.map }, silentLogger);
   await sleep(50);
   assert.deepEqual(file.calls, [], 'cache-file slots are never prefaulted');
   await c.close();
@@ -499,7 +500,7 @@ test('close waits for the cache-file entries of blocks fetched just before it', 
   });
   const store = new RecordingStore(16, { readMs: 0 });
   store.blocks.set(3, block(7));
-  const cache = new BlockCache(store, slots, { ...defaults, persistent: true }, silentLogger);
+  const cache = new BlockCache(store, slots, { ...defaults, persistent: true, map: new BlockMaps(real) }, silentLogger);
   assert.ok((await cache.readBlock(3)).equals(block(7)));
   assert.deepEqual(real.entries(), [], 'not claimed before its data is synced');
   await cache.close(); // an unmount right after the read

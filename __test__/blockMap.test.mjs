@@ -61,7 +61,7 @@ const defaults = { size: 8, writeDelayMs: 50, threads: 4, timeoutMs: 0, maxDirty
 
 function cacheWithMap(store, opts = {}, slots = SlotStores.anonymous(BS, opts.size ?? defaults.size)) {
   const map = new BlockMaps(slots);
-  const cache = new BlockCache(store, slots, { ...defaults, ...opts, map }, silentLogger);
+  const cache = new BlockCache(store, slots, { ...defaults, session: true, ...opts, map }, silentLogger);
   return { cache, map };
 }
 
@@ -69,6 +69,21 @@ const block = (byte) => Buffer.alloc(BS, byte);
 /** What the FUSE front end does with the session's report: the map's log to the stack's top. */
 const report = (map, top) => top.noteWritten(map.takeWritten());
 const stat = (cache, name) => Object.fromEntries([...cache.statsLines(), ...cache.extraStatsLines()])[name];
+
+test('the LRU order is the map\'s: a block the session read is kept over one read only earlier in JS', async () => {
+  const store = new MemoryStore(100);
+  for (const n of [1, 2, 3, 4]) store.blocks.set(n, block(n));
+  const { cache, map } = cacheWithMap(store, { size: 3 });
+  for (const n of [1, 2, 3]) await cache.readBlock(n);
+  assert.equal(map.evictable, 3);
+  assert.ok(map.read(1 * BS + 10, 20).equals(Buffer.alloc(20, 1)), 'the session reads block 1 (JS is told nothing)');
+  await cache.readBlock(4); // a miss: the least recently used goes
+  assert.equal(map.slotOf(2), null, 'block 2 was evicted, not block 1');
+  assert.notEqual(map.slotOf(1), null);
+  await cache.readBlock(1);
+  assert.equal(store.reads.filter((n) => n === 1).length, 1, 'block 1 is still a hit');
+  await cache.close();
+});
 
 test('a session write into a clean block keeps it from eviction until reported, then it is uploaded', async () => {
   const store = new MemoryStore(100);

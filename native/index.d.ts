@@ -41,6 +41,11 @@ export declare class BlockMap {
    * false if it must go through the block cache. For tests of the cache against the session.
    */
   write(offset: number, data: Uint8Array): boolean
+  /**
+   * Reads as the session does (at byte `offset` of the disk, stamping the blocks' use): the
+   * bytes, or null if a block they touch is not readable here. For tests of the cache.
+   */
+  read(offset: number, length: number): Buffer | null
   /** Lets the block go unless the session made it dirty (false then). */
   evict(block: number): boolean
   remove(block: number): void
@@ -57,6 +62,18 @@ export declare class BlockMap {
   /** The blocks the session wrote since the last call, in order (their slots: `slotOf`). */
   takeWritten(): Uint32Array
   clear(): void
+  /** A hit JS answered: the block moves to the young end of the LRU order. */
+  touch(block: number): void
+  /**
+   * Takes the least recently used block that is neither busy nor dirty out of the map:
+   * `[block, slot]`, or null when there is none.
+   */
+  takeVictim(): Uint32Array | null
+  /** Takes every evictable block unused for `idleMs` out of the map: `[block, slot, block, slot, ...]`. */
+  takeIdle(idleMs: number): Uint32Array
+  /** Blocks below `below` are evicted only after all others. */
+  setProtected(below: number): void
+  get evictable(): number
   get size(): number
   get dirty(): number
   get spares(): number

@@ -11,16 +11,23 @@
 //! generation it copied is still current, and a dirty cell cannot be evicted: a write made here
 //! is never lost for JS not having heard of it yet. Writes of whole new blocks take a spare slot
 //! JS lent; the count of dirty cells is capped (JS's back-pressure takes over at the cap).
+//!
+//! The map also keeps the LRU order of the evictable cells (readable, not dirty): reads here and
+//! JS's own hits stamp a cell's last use without the write lock (an atomic tick), and the order
+//! is brought up to date lazily when JS asks for a victim, so reads stay parallel and a read hit
+//! needs JS for nothing but read-ahead and counting.
 
 use crate::slot_store::SlotStore;
 use crate::slots::Slots;
 use crate::zero::is_zero;
 use napi::bindgen_prelude::{BufferSlice, Error, Result, Uint32Array};
 use napi_derive::napi;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct Cell {
     slot: u32,
     /// The slot holds the whole current block.
@@ -31,7 +38,22 @@ struct Cell {
     dirty: bool,
     /// Bumped by every write made here.
     generation: u32,
+    /// The tick of the last use (a read here or a hit in JS); stamped under the read lock.
+    used: AtomicU64,
+    /// Milliseconds since the map began, at the last use (for the idle timeout).
+    used_ms: AtomicU64,
+    /// The tick it is filed under in the LRU order, while it is evictable.
+    listed: Option<u64>,
 }
+
+impl Cell {
+    fn new(slot: u32, readable: bool, writable: bool) -> Cell {
+        Cell { slot, readable, writable, dirty: false, generation: 0, used: AtomicU64::new(0), used_ms: AtomicU64::new(0), listed: None }
+    }
+}
+
+/// LRU keys: blocks below the protected count sort after every other block, then by last use.
+type LruKey = (bool, u64);
 
 #[derive(Default)]
 struct State {
@@ -45,10 +67,40 @@ struct State {
     dirty: u32,
     /// The block of each write made here since JS took them; one entry for several writes of a block in a row.
     written: Vec<u32>,
+    /// Evictable cells by (protected, tick): the first is the next victim. A cell used since it
+    /// was filed is filed again under its newer tick when it comes up.
+    lru: BTreeMap<LruKey, u32>,
+    /// Blocks below this are evicted only once no other block is left (--blockCacheNumProtected).
+    protected_below: u32,
+    /// Ticks of use, counted up by every stamp.
+    clock: AtomicU64,
+    epoch: Epoch,
+}
+
+/// When the map began: last uses are kept as milliseconds since.
+struct Epoch(Instant);
+
+impl Default for Epoch {
+    fn default() -> Epoch {
+        Epoch(Instant::now())
+    }
 }
 
 impl State {
+    /// Records a use of the block now; callable under the read lock.
+    fn stamp(&self, block: u32) {
+        if let Some(cell) = self.cells.get(&block) {
+            cell.used.store(self.clock.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
+            cell.used_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn set_dirty(&mut self, block: u32, dirty: bool) {
+        self.stamp(block);
         if let Some(cell) = self.cells.get_mut(&block) {
             if cell.dirty != dirty {
                 cell.dirty = dirty;
@@ -59,6 +111,26 @@ impl State {
                 }
             }
         }
+        self.file(block);
+    }
+
+    /// Files the cell in the LRU order if it is evictable now, or takes it out if not.
+    fn file(&mut self, block: u32) {
+        let protected = block < self.protected_below;
+        let Some(cell) = self.cells.get_mut(&block) else { return };
+        let evictable = cell.readable && !cell.dirty;
+        match (evictable, cell.listed) {
+            (true, None) => {
+                let tick = cell.used.load(Ordering::Relaxed);
+                cell.listed = Some(tick);
+                self.lru.insert((protected, tick), block);
+            }
+            (false, Some(tick)) => {
+                cell.listed = None;
+                self.lru.remove(&(protected, tick));
+            }
+            _ => {}
+        }
     }
 
     fn remove(&mut self, block: u32) -> Option<Cell> {
@@ -66,7 +138,37 @@ impl State {
         if cell.dirty {
             self.dirty -= 1;
         }
+        if let Some(tick) = cell.listed {
+            self.lru.remove(&(block < self.protected_below, tick));
+        }
         Some(cell)
+    }
+
+    /// The least recently used evictable cell, taken out of the map: unprotected blocks first.
+    /// With `idle_before`, only one last used before that many milliseconds.
+    fn take_lru(&mut self, idle_before: Option<u64>) -> Option<(u32, u32)> {
+        self.take_first(false, idle_before).or_else(|| self.take_first(true, idle_before))
+    }
+
+    fn take_first(&mut self, protected: bool, idle_before: Option<u64>) -> Option<(u32, u32)> {
+        loop {
+            let (&key, &block) = self.lru.range((protected, 0)..=(protected, u64::MAX)).next()?;
+            let cell = self.cells.get_mut(&block)?;
+            let used = cell.used.load(Ordering::Relaxed);
+            if used != key.1 {
+                // Used since it was filed: file it under its last use and look again. Every
+                // key is at most its cell's last use, so a first key that is current is the LRU.
+                self.lru.remove(&key);
+                self.lru.insert((protected, used), block);
+                cell.listed = Some(used);
+                continue;
+            }
+            // Ticks follow time: if the least recently used is not idle, none is.
+            if idle_before.is_some_and(|limit| cell.used_ms.load(Ordering::Relaxed) >= limit) {
+                return None;
+            }
+            return self.remove(block).map(|c| (block, c.slot));
+        }
     }
 }
 
@@ -121,7 +223,8 @@ impl Map {
         if state.cells.contains_key(&block) {
             return false;
         }
-        state.cells.insert(block, Cell { slot, readable: false, writable: false, dirty: false, generation: 0 });
+        state.cells.insert(block, Cell::new(slot, false, false));
+        state.stamp(block);
         true
     }
 
@@ -133,6 +236,9 @@ impl Map {
             cell.readable = true;
             cell.writable = writable && allowed;
         }
+        // Evictable now unless dirty, at the young end of the order.
+        state.stamp(block);
+        state.file(block);
     }
 
     /// JS made the block dirty (a write of its own, or a dirty block recovered from a cache file).
@@ -218,7 +324,45 @@ impl Map {
     pub fn clear(&self) {
         let mut state = self.write_state();
         state.cells.clear();
+        state.lru.clear();
         state.dirty = 0;
+    }
+
+    /// A use of the block by JS (a hit it answered): it moves to the young end of the order.
+    pub fn touch(&self, block: u32) {
+        self.read_state().stamp(block);
+    }
+
+    /// The least recently used evictable block, taken out of the map, with its slot; None when
+    /// every block is busy or dirty. Unprotected blocks go first.
+    pub fn take_victim(&self) -> Option<(u32, u32)> {
+        self.write_state().take_lru(None)
+    }
+
+    /// Every evictable block not used for `idle_ms`, taken out of the map, with its slot.
+    pub fn take_idle(&self, idle_ms: u64) -> Vec<(u32, u32)> {
+        let mut state = self.write_state();
+        let limit = state.now_ms().saturating_sub(idle_ms);
+        std::iter::from_fn(|| state.take_lru(Some(limit))).collect()
+    }
+
+    /// Blocks below `below` are evicted after every other block (upstream's protected blocks).
+    pub fn set_protected(&self, below: u32) {
+        let mut state = self.write_state();
+        let listed: Vec<u32> = state.lru.values().copied().collect();
+        state.lru.clear();
+        state.protected_below = below;
+        for block in listed {
+            if let Some(cell) = state.cells.get_mut(&block) {
+                cell.listed = None;
+            }
+            state.file(block);
+        }
+    }
+
+    /// How many blocks could be evicted now.
+    pub fn evictable(&self) -> usize {
+        self.read_state().lru.len()
     }
 
     pub fn len(&self) -> usize {
@@ -245,6 +389,9 @@ impl Map {
         let (first, last) = (pieces.first()?.block, pieces.last()?.block);
         let state = self.read_state();
         let slots: Vec<u32> = pieces.iter().map(|p| state.cells.get(&p.block).filter(|c| c.readable).map(|c| c.slot)).collect::<Option<_>>()?;
+        for p in &pieces {
+            state.stamp(p.block);
+        }
         // Every byte is overwritten below; only growth zeroes anything.
         out.resize(length, 0);
         for (p, slot) in pieces.iter().zip(slots) {
@@ -294,7 +441,7 @@ impl Map {
                 Some(cell) => cell.slot,
                 None => {
                     let slot = state.spares.pop()?;
-                    state.cells.insert(p.block, Cell { slot, readable: true, writable: true, dirty: false, generation: 0 });
+                    state.cells.insert(p.block, Cell::new(slot, true, true));
                     slot
                 }
             };
@@ -365,6 +512,14 @@ impl BlockMap {
         u64::try_from(offset).is_ok_and(|offset| self.inner.write(offset, data).is_some())
     }
 
+    /// Reads as the session does (at byte `offset` of the disk, stamping the blocks' use): the
+    /// bytes, or null if a block they touch is not readable here. For tests of the cache.
+    #[napi]
+    pub fn read(&self, offset: i64, length: u32) -> Option<napi::bindgen_prelude::Buffer> {
+        let offset = u64::try_from(offset).ok()?;
+        self.inner.read(offset, length as usize).map(|(data, ..)| data.into())
+    }
+
     /// Lets the block go unless the session made it dirty (false then).
     #[napi]
     pub fn evict(&self, block: u32) -> bool {
@@ -419,6 +574,36 @@ impl BlockMap {
     #[napi]
     pub fn clear(&self) {
         self.inner.clear()
+    }
+
+    /// A hit JS answered: the block moves to the young end of the LRU order.
+    #[napi]
+    pub fn touch(&self, block: u32) {
+        self.inner.touch(block)
+    }
+
+    /// Takes the least recently used block that is neither busy nor dirty out of the map:
+    /// `[block, slot]`, or null when there is none.
+    #[napi]
+    pub fn take_victim(&self) -> Option<Uint32Array> {
+        self.inner.take_victim().map(|(block, slot)| vec![block, slot].into())
+    }
+
+    /// Takes every evictable block unused for `idleMs` out of the map: `[block, slot, block, slot, ...]`.
+    #[napi]
+    pub fn take_idle(&self, idle_ms: u32) -> Uint32Array {
+        self.inner.take_idle(u64::from(idle_ms)).into_iter().flat_map(|(b, s)| [b, s]).collect::<Vec<u32>>().into()
+    }
+
+    /// Blocks below `below` are evicted only after all others.
+    #[napi]
+    pub fn set_protected(&self, below: u32) {
+        self.inner.set_protected(below)
+    }
+
+    #[napi(getter)]
+    pub fn evictable(&self) -> u32 {
+        self.inner.evictable() as u32
     }
 
     #[napi(getter)]
@@ -554,5 +739,45 @@ mod tests {
         assert_eq!(map.take_written(), vec![0, 1, 0]);
         map.allow_writes(0);
         assert!(map.write(100, &[1; 10]).is_none());
+    }
+
+    #[test]
+    fn victims_in_lru_order_protected_last_never_busy_or_dirty() {
+        let map = filled(8);
+        map.set_protected(2);
+        for (block, slot) in [(0, 0), (5, 1), (6, 2), (7, 3), (1, 4)] {
+            assert!(map.claim(block, slot));
+            map.publish(block, false);
+        }
+        assert!(map.claim(9, 5), "busy: claimed, never published");
+        map.mark_dirty(6);
+        assert_eq!(map.evictable(), 4);
+        map.touch(5); // JS answered a hit
+        map.read(7 * 4096, 10).unwrap(); // the session answered one
+        assert_eq!(map.take_victim(), Some((5, 1)), "unprotected first, by last use: 5 (touched), then 7 (read)");
+        assert_eq!(map.take_victim(), Some((7, 3)));
+        assert_eq!(map.take_victim(), Some((0, 0)), "protected ones only when no other is left");
+        assert_eq!(map.take_victim(), Some((1, 4)));
+        assert_eq!(map.take_victim(), None, "6 is dirty, 9 busy");
+        assert_eq!(map.slot_of(5), None, "a victim leaves the map");
+        map.allow_writes(8);
+        assert!(map.stored(6, 0, false));
+        assert_eq!(map.take_victim(), Some((6, 2)), "clean once stored");
+    }
+
+    #[test]
+    fn idle_blocks_are_the_ones_unused_for_the_timeout() {
+        let map = filled(4);
+        for (block, slot) in [(1, 0), (2, 1), (3, 2)] {
+            map.claim(block, slot);
+            map.publish(block, false);
+        }
+        assert!(map.take_idle(60_000).is_empty(), "all used just now");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        map.touch(2);
+        let mut idle = map.take_idle(20);
+        idle.sort();
+        assert_eq!(idle, vec![(1, 0), (3, 2)]);
+        assert_eq!(map.len(), 1);
     }
 }

@@ -7,12 +7,13 @@
 // upload of them is under way, and passes the trim down before it resolves.
 // With a block map (the FUSE session's view of the slots), the session reads the blocks held
 // whole and writes into them, and into spare slots lent it for whole new blocks, without asking:
-// it tells noteHits() and noteWritten() afterwards. The map holds which block is in which slot,
-// whether the session may read or write it, and whether it is dirty; this cache decides the rest.
+// it tells noteHits() and noteWritten() afterwards. The map (always there: without a session the
+// cache makes its own) holds which block is in which slot, whether the session may read or write
+// it, whether it is dirty, and the LRU order of the evictable ones; this cache decides the rest.
 
 import { checkBlockNum, type BlockStore, type ETag, type ListNonZeroOptions, type TaggedBlock, type TaggedBlockStore } from '../store/blockStore';
 import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
-import { isZeroBlock, type BlockMap, type SlotEntry, type SlotStore } from '../native/addon';
+import { BlockMaps, isZeroBlock, type BlockMap, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
 import type { ProgressCallback } from '../util/progress';
 import type { BlockCacheConfig } from '../config/config';
@@ -31,9 +32,11 @@ export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVe
    * The map the FUSE session reads and writes through. Every entry of this cache has a cell
    * there (claimed before its slot is filled); a block is published once its slot holds all of
    * it, made writable there unless a cache file or synchronous writes need each write here,
-   * and removed before its slot is reused.
+   * and removed before its slot is reused. Without one the cache keeps its own.
    */
   readonly map?: BlockMap | undefined;
+  /** A FUSE session reads and writes through the map: it is lent spare slots and may write. */
+  readonly session?: boolean | undefined;
 }
 
 interface Entry {
@@ -54,7 +57,6 @@ interface Entry {
   /** The latest upload's end (settled, never rejected): a trim waits for it before deleting. */
   uploadEnd: Promise<void> | undefined;
   dirtySince: number;
-  lastUsed: number;
   retryAt: number;
   failures: number;
 }
@@ -82,9 +84,8 @@ export class BlockCache implements BlockStore, StatsSource {
   readonly blockSize: number;
   readonly numBlocks: number;
   private readonly entries = new Map<number, Entry>();
-  /** Clean, loaded, idle entries in LRU order (oldest first); protected blocks kept apart. */
-  private readonly clean = new Map<number, Entry>();
-  private readonly cleanProtected = new Map<number, Entry>();
+  /** Each entry's cell: its slot, what the session may do with it, dirty, the LRU order. */
+  private readonly map: BlockMap;
   /** Dirty entries, oldest first. */
   private readonly dirty = new Map<number, Entry>();
   private readonly freeSlots: number[] = [];
@@ -135,11 +136,13 @@ export class BlockCache implements BlockStore, StatsSource {
     this.numBlocks = inner.numBlocks;
     this.zeros = Buffer.alloc(inner.blockSize);
     this.maxDirty = options.maxDirty > 0 ? Math.min(options.maxDirty, options.size) : options.size;
-    this.sessionWrites = options.map !== undefined && !options.persistent && !options.sync;
+    this.map = options.map ?? new BlockMaps(slots);
+    this.map.setProtected(options.numProtected);
+    this.sessionWrites = options.session === true && !options.persistent && !options.sync;
     // A quarter of the cache at most: lent slots are not there for reads.
     this.spareTarget = this.sessionWrites ? Math.min(Math.ceil(SPARE_BYTES / this.blockSize), Math.floor(options.size / 4)) : 0;
     for (let s = options.size - 1; s >= 0; s--) this.freeSlots.push(s);
-    if (this.sessionWrites) options.map?.allowWrites(this.maxDirty);
+    if (this.sessionWrites) this.map.allowWrites(this.maxDirty);
     this.prefaultAtMount(Math.min(options.size, Math.floor(PREFAULT_AT_MOUNT_BYTES / this.blockSize)));
     this.lendSpares(false);
     if (options.timeoutMs > 0) {
@@ -191,19 +194,19 @@ export class BlockCache implements BlockStore, StatsSource {
       seen.add(f.block);
       take(f.slot);
       const e = this.newEntry(f.block, f.slot);
-      this.options.map?.claim(f.block, f.slot);
+      this.map.claim(f.block, f.slot);
       this.entries.set(f.block, e);
       if (f.dirty) {
         e.version = 1;
         e.dirtySince = Date.now();
         this.dirty.set(f.block, e);
-        this.options.map?.markDirty(f.block);
+        this.map.markDirty(f.block);
         this.publish(e);
         result.dirty++;
       } else if (opts.verify) {
         toVerify.set(e, f.etag);
       } else {
-        this.makeClean(e);
+        this.publish(e);
         result.clean++;
       }
     }
@@ -243,7 +246,7 @@ export class BlockCache implements BlockStore, StatsSource {
             await this.slots.syncData(e.slot);
             this.slots.setEntry(e.slot, e.block, false, etagBytes(fresh.etag));
           }
-          this.makeClean(e);
+          this.publish(e);
           result.clean++;
         } catch (err) {
           this.log.warn(`cache file: cannot verify block ${e.block}, dropping it: ${(err as Error).message}`);
@@ -270,38 +273,28 @@ export class BlockCache implements BlockStore, StatsSource {
 
   // ---- slots ----------------------------------------------------------------------------
 
-  private isProtected(block: number): boolean {
-    return block < this.options.numProtected;
-  }
-
-  private makeClean(e: Entry): void {
-    (this.isProtected(e.block) ? this.cleanProtected : this.clean).set(e.block, e);
-    this.publish(e);
-  }
-
-  /** The entry's slot holds the whole block, current: the session need not ask us first. */
+  /**
+   * The entry's slot holds the whole block, current: the session need not ask us first, and
+   * unless it is dirty the map files it as evictable, the most recently used.
+   */
   private publish(e: Entry): void {
-    this.options.map?.publish(e.block, this.sessionWrites);
+    this.map.publish(e.block, this.sessionWrites);
   }
 
   /** Drops the entry, whatever its state; the map lets go of it before its slot can be reused. */
   private forget(block: number): void {
-    this.options.map?.remove(block);
+    this.map.remove(block);
     this.entries.delete(block);
   }
 
-  /**
-   * Drops a clean entry to reuse its slot, unless the session wrote it since it was last stored:
-   * then it is dirty (the session's report of the write follows) and false is returned.
-   */
-  private evict(e: Entry): boolean {
-    this.unlistClean(e);
-    if (this.options.map?.evict(e.block) === false) {
-      this.writtenBeside(e);
-      return false;
-    }
-    this.entries.delete(e.block);
-    return true;
+  /** The entry the map gave up as a victim goes too; its slot is free (returned). */
+  private evicted(block: number, slot: number): number {
+    const e = this.entries.get(block);
+    if (e?.slot !== slot) this.log.error(`block cache: the map evicted block ${block} from slot ${slot}, but the cache holds it in slot ${e?.slot}`);
+    else this.entries.delete(block);
+    // The entry goes before the slot is reused (the write path syncs it before new data lands).
+    if (this.options.persistent) this.slots.clearEntry(slot);
+    return slot;
   }
 
   /**
@@ -309,7 +302,7 @@ export class BlockCache implements BlockStore, StatsSource {
    * slot goes back and the session's entry is taken over (returned instead).
    */
   private claim(blockNum: number, slot: number): Entry {
-    if (this.options.map?.claim(blockNum, slot) === false) {
+    if (!this.map.claim(blockNum, slot)) {
       this.freeSlots.push(slot);
       this.wake('slotWaiters');
       const adopted = this.adopt(blockNum);
@@ -324,8 +317,8 @@ export class BlockCache implements BlockStore, StatsSource {
 
   /** Takes over a block the session wrote into a lent slot, dirty; undefined if the map has no such block. */
   private adopt(blockNum: number): Entry | undefined {
-    const slot = this.options.map?.slotOf(blockNum);
-    if (slot === undefined || slot === null) return undefined;
+    const slot = this.map.slotOf(blockNum);
+    if (slot === null) return undefined;
     this.lent.delete(slot);
     const e = this.newEntry(blockNum, slot);
     this.entries.set(blockNum, e);
@@ -337,9 +330,7 @@ export class BlockCache implements BlockStore, StatsSource {
   /** The session wrote the entry's block: a new version, dirty. */
   private writtenBeside(e: Entry): void {
     e.version++;
-    e.lastUsed = Date.now();
     if (!this.dirty.has(e.block)) {
-      this.unlistClean(e);
       e.dirtySince = Date.now();
       this.dirty.set(e.block, e);
     }
@@ -350,8 +341,7 @@ export class BlockCache implements BlockStore, StatsSource {
    * uploaded as any others. A block the map no longer holds was trimmed since.
    */
   noteWritten(blockNums: ArrayLike<number>): void {
-    const map = this.options.map;
-    if (!map) return;
+    const map = this.map;
     for (let i = 0; i < blockNums.length; i++) {
       const b = blockNums[i]!;
       const slot = map.slotOf(b);
@@ -377,19 +367,14 @@ export class BlockCache implements BlockStore, StatsSource {
    * short (`short`): then clean blocks are evicted for it, as a write through here would.
    */
   private lendSpares(short: boolean): void {
-    const map = this.options.map;
-    if (!map || !this.sessionWrites || this.closed) return;
+    const map = this.map;
+    if (!this.sessionWrites || this.closed) return;
     while (this.lent.size < this.spareTarget && (this.freeSlots.length > 0 || short)) {
       const slot = this.takeSlotNow(true);
       if (slot === undefined) break;
       this.lent.add(slot);
       map.lend(slot);
     }
-  }
-
-  private unlistClean(e: Entry): void {
-    this.clean.delete(e.block);
-    this.cleanProtected.delete(e.block);
   }
 
   /** Maps in the first `count` slots, a batch at a time so the libuv pool stays free for others. */
@@ -421,21 +406,17 @@ export class BlockCache implements BlockStore, StatsSource {
       this.prefaultAhead(free);
       return free;
     }
-    for (;;) {
-      const victim = this.clean.values().next().value ?? this.cleanProtected.values().next().value;
-      if (victim === undefined) return forSession ? undefined : this.reclaimSpare();
-      if (!this.evict(victim)) continue;
-      // The entry goes before the slot is reused (the write path syncs it before new data lands).
-      if (this.options.persistent) this.slots.clearEntry(victim.slot);
-      return victim.slot;
-    }
+    // The least recently used block neither busy nor dirty (in the map's view, which has the
+    // session's writes too: a block it wrote since its last upload is never a victim).
+    const victim = this.map.takeVictim();
+    if (victim === null) return forSession ? undefined : this.reclaimSpare();
+    return this.evicted(victim[0]!, victim[1]!);
   }
 
   /** With every other slot busy, a slot lent to the session comes back (if it has one left). */
   private reclaimSpare(): number | undefined {
-    const map = this.options.map;
-    if (!map || this.lent.size === 0) return undefined;
-    for (const slot of map.reclaim()) {
+    if (this.lent.size === 0) return undefined;
+    for (const slot of this.map.reclaim()) {
       this.lent.delete(slot);
       this.freeSlots.push(slot);
     }
@@ -463,24 +444,15 @@ export class BlockCache implements BlockStore, StatsSource {
     for (const w of list) w();
   }
 
-  /** Moves a clean entry to the young end of its LRU list. */
+  /** A hit answered here: the block moves to the young end of the map's LRU order. */
   private touch(e: Entry): void {
-    e.lastUsed = Date.now();
-    for (const list of [this.clean, this.cleanProtected]) {
-      if (list.delete(e.block)) list.set(e.block, e);
-    }
+    this.map.touch(e.block);
   }
 
   private evictIdle(): void {
-    const limit = Date.now() - this.options.timeoutMs;
-    for (const list of [this.clean, this.cleanProtected]) {
-      for (const e of [...list.values()]) {
-        if (e.lastUsed >= limit || !this.evict(e)) continue;
-        if (this.options.persistent) this.slots.clearEntry(e.slot);
-        this.freeSlots.push(e.slot);
-      }
-    }
-    this.wake('slotWaiters');
+    const idle = this.map.takeIdle(this.options.timeoutMs);
+    for (let i = 0; i + 1 < idle.length; i += 2) this.freeSlots.push(this.evicted(idle[i]!, idle[i + 1]!));
+    if (idle.length > 0) this.wake('slotWaiters');
   }
 
   // ---- reads ----------------------------------------------------------------------------
@@ -556,15 +528,13 @@ export class BlockCache implements BlockStore, StatsSource {
   }
 
   /**
-   * Reads the FUSE session answered from the index, in order: counted, and driving read-ahead
-   * and the LRU as reads through readBlock do.
+   * Reads the FUSE session answered from the map, in order: counted, and driving read-ahead as
+   * reads through readBlock do (the map stamped their use itself).
    */
   noteHits(blocks: Iterable<number>): void {
     for (const b of blocks) {
       this.readHits++;
       this.noteRead(b);
-      const e = this.entries.get(b);
-      if (e) this.touch(e);
     }
   }
 
@@ -578,7 +548,7 @@ export class BlockCache implements BlockStore, StatsSource {
       const { data, etag } = await this.inner.readBlockTagged(blockNum);
       this.slots.write(slot, data);
       e.loading = undefined;
-      this.makeClean(e);
+      this.publish(e);
       // A writer may be waiting for a slot with nothing dirty left to free one: this is its turn.
       this.wake('slotWaiters');
       if (this.options.persistent) this.track(this.persistClean(e, etag));
@@ -648,7 +618,6 @@ export class BlockCache implements BlockStore, StatsSource {
       entry.valid = null;
       this.publish(entry);
       const version = ++entry.version;
-      entry.lastUsed = Date.now();
       if (this.options.persistent) {
         await this.slots.syncData(entry.slot);
         if (entry.version === version) {
@@ -682,7 +651,6 @@ export class BlockCache implements BlockStore, StatsSource {
         if (entry.valid === null) this.publish(entry);
       }
       entry.version++;
-      entry.lastUsed = Date.now();
     } finally {
       entry.pendingWrites--;
     }
@@ -757,7 +725,6 @@ export class BlockCache implements BlockStore, StatsSource {
       this.eager.delete(e);
       e.storedVersion = e.version;
     }
-    this.unlistClean(e);
     this.forget(e.block);
     this.freeSlots.push(e.slot);
   }
@@ -780,7 +747,7 @@ export class BlockCache implements BlockStore, StatsSource {
   private async endWrite(entry: Entry): Promise<void> {
     this.noteWrite(entry.block);
     // The session may have come here for want of a spare slot: it gets more.
-    if (this.lent.size < this.spareTarget) this.lendSpares(this.options.map?.takeShortage() ?? false);
+    if (this.lent.size < this.spareTarget) this.lendSpares(this.map.takeShortage());
     this.pump();
     if (this.options.sync) await this.waitStored(new Map([[entry, entry.version]]));
   }
@@ -839,8 +806,7 @@ export class BlockCache implements BlockStore, StatsSource {
       }
       // Dirty from now on: neither evictable nor marked clean by an upload finishing meanwhile.
       e.pendingWrites++;
-      this.unlistClean(e);
-      this.options.map?.markDirty(blockNum);
+      this.map.markDirty(blockNum);
       if (!this.dirty.has(blockNum)) {
         e.dirtySince = Date.now();
         this.dirty.set(blockNum, e);
@@ -862,7 +828,6 @@ export class BlockCache implements BlockStore, StatsSource {
       uploading: false,
       uploadEnd: undefined,
       dirtySince: 0,
-      lastUsed: Date.now(),
       retryAt: 0,
       failures: 0,
     };
@@ -928,7 +893,6 @@ export class BlockCache implements BlockStore, StatsSource {
     // A snapshot: writes may land in the slot while this version uploads. The map's copy is
     // taken under its lock, with the generation of the session's writes it holds.
     const data = this.uploadBuffers.pop() ?? Buffer.allocUnsafeSlow(this.blockSize);
-    const map = this.options.map;
     const generation = this.snapshot(e, data);
     try {
       const etag = await this.inner.writeBlock(e.block, isZeroBlock(data) ? null : data);
@@ -937,9 +901,9 @@ export class BlockCache implements BlockStore, StatsSource {
       e.retryAt = 0;
       // Clean only if neither we nor the session wrote it since the copy (a cache file's clean
       // entry must match its slot: the session stops writing the block then).
-      if (e.version === version && e.pendingWrites === 0 && (map?.stored(e.block, generation, !this.options.persistent) ?? true)) {
+      if (e.version === version && e.pendingWrites === 0 && this.map.stored(e.block, generation, !this.options.persistent)) {
         this.dirty.delete(e.block);
-        this.makeClean(e);
+        this.publish(e);
         if (this.options.persistent) this.slots.setEntry(e.slot, e.block, false, etagBytes(etag));
         this.wake('dirtyWaiters');
         this.wake('slotWaiters');
@@ -965,11 +929,10 @@ export class BlockCache implements BlockStore, StatsSource {
     this.pump();
   }
 
-  /** Copies the entry's slot into `data`; the generation of the session's writes it holds (0 without a map). */
+  /** Copies the entry's slot into `data`; the generation of the session's writes it holds. */
   private snapshot(e: Entry, data: Buffer): number {
-    const map = this.options.map;
     // Not in the map once the cache is closed: then nothing writes the slot any more.
-    if (map && map.slotOf(e.block) !== null) return map.snapshot(e.block, data);
+    if (this.map.slotOf(e.block) !== null) return this.map.snapshot(e.block, data);
     this.slots.readInto(e.slot, 0, data);
     return 0;
   }
@@ -1036,7 +999,7 @@ export class BlockCache implements BlockStore, StatsSource {
     await Promise.all(this.persisting);
     this.closed = true;
     // A detached mount still open somewhere gets nothing more from the slots.
-    this.options.map?.clear();
+    this.map.clear();
     if (this.timer) clearTimeout(this.timer);
     if (this.sweeper) clearInterval(this.sweeper);
     await this.inner.close();

@@ -69,6 +69,7 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
             persistent: cacheFile !== undefined,
             knownZero: (n) => zeroCache?.isKnownZero(n) ?? false,
             map: blockMap,
+            session: true,
           },
           log,
         )
