@@ -71,6 +71,26 @@ test('a head and body split anywhere, even byte by byte, parse the same; the soc
   p.close();
 });
 
+test('answers arriving piecewise on several sockets at once keep their own bytes (the sockets share one read buffer)', async () => {
+  const p = pool();
+  const slow = 'HTTP/1.1 200 OK\r\nETag: "slow"\r\nx-amz-meta-which: the-slow-one\r\nContent-Length: 6\r\n\r\nslow!!';
+  const chunked = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nchun\r\n3\r\nked\r\n0\r\n\r\n';
+  const big = Buffer.alloc(300 * 1024, 0xbb);
+  answer = (head, socket) => {
+    if (head.startsWith('GET /slow')) return dribble(socket, slow.match(/.{1,7}/gs));
+    if (head.startsWith('GET /chunked')) return dribble(socket, chunked.match(/.{1,5}/gs));
+    // Meanwhile another socket's reads fill the shared buffer again and again.
+    return dribble(socket, [`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n`, ...Array.from({ length: 12 }, (_, i) => big.subarray(i * 25600, (i + 1) * 25600))]);
+  };
+  const [a, b, c] = await Promise.all([get(p, '/slow'), get(p, '/chunked'), get(p, '/big')]);
+  assert.equal(a.headers.etag, '"slow"');
+  assert.equal(a.headers['x-amz-meta-which'], 'the-slow-one');
+  assert.equal(a.body.toString(), 'slow!!');
+  assert.equal(b.body.toString(), 'chunked');
+  assert.ok(c.body.equals(big));
+  p.close();
+});
+
 test('chunked bodies (extensions, trailers, split lines) and bodies framed by the close', async () => {
   const p = pool();
   answer = (head, socket) =>

@@ -130,6 +130,8 @@ class Exchange {
     const end = this.head.indexOf(HEADER_END, Math.max(0, start - 3));
     if (end < 0) {
       if (this.head.length > MAX_HEAD_BYTES) throw new HttpTransportError('answer header too long', 'EPROTO');
+      // Kept past this call: `data` may be a read buffer the socket fills again.
+      if (start === 0) this.head = Buffer.from(this.head);
       return data.length;
     }
     const consumed = at + (end + 4 - start);
@@ -317,6 +319,7 @@ export class HttpConnections {
   /** A new socket to the endpoint (or to the proxy); `tunnel`: TLS inside this proxy tunnel. */
   private connect(tunnel?: net.Socket): Connection {
     const { host, port, proxy, typeOfService } = this.options;
+    let onRead: ReadInto | undefined;
     const socket =
       this.options.protocol === 'https:'
         ? tls.connect({
@@ -329,7 +332,7 @@ export class HttpConnections {
           })
         : proxy !== undefined
           ? net.connect({ host: proxy.host, port: proxy.port })
-          : net.connect({ host, port });
+          : net.connect({ host, port, onread: (onRead = readInto(READ_BUFFER)) });
     if (typeOfService !== undefined) {
       applyTypeOfService(socket, typeOfService, (message) => {
         if (!this.tosWarned) this.options.warn?.(message);
@@ -338,7 +341,7 @@ export class HttpConnections {
     }
     socket.setNoDelay(true);
     const conn: Connection = { socket, exchange: undefined, idleSince: 0 };
-    socket.on('data', (data: Buffer) => {
+    const take = (data: Buffer): void => {
       const exchange = conn.exchange;
       if (exchange === undefined) {
         socket.destroy(); // an idle socket talking: not a state to reuse
@@ -349,7 +352,9 @@ export class HttpConnections {
       } catch (err) {
         exchange.fail(err as HttpTransportError);
       }
-    });
+    };
+    if (onRead === undefined) socket.on('data', take);
+    else onRead.take = take;
     const gone = (err?: Error): void => {
       const i = this.idle.indexOf(conn);
       if (i >= 0) this.idle.splice(i, 1);
@@ -426,4 +431,29 @@ export function openTunnel(proxy: Proxy, host: string, port: number, timeoutMs: 
     socket.on('close', onClose);
     socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${proxy.authorization ? `Proxy-Authorization: ${proxy.authorization}\r\n` : ''}\r\n`, 'latin1');
   });
+}
+
+/**
+ * Plain TCP sockets read into one buffer shared by all of them (`onread`): no buffer is allocated
+ * per read and no stream machinery runs per chunk. The bytes are only valid during the callback,
+ * so the parser copies what it keeps (a block's body into its own buffer, as it does anyway).
+ */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+
+interface ReadInto {
+  buffer: Buffer;
+  callback: (bytes: number, buffer: Buffer) => boolean;
+  take: (data: Buffer) => void;
+}
+
+function readInto(buffer: Buffer): ReadInto {
+  const r: ReadInto = {
+    buffer,
+    callback: (bytes, buf) => {
+      r.take(buf.subarray(0, bytes));
+      return true;
+    },
+    take: () => {},
+  };
+  return r;
 }
