@@ -2,10 +2,11 @@
 // fallocate's modes, the -o options that shape the two files, unmounting from outside.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, readdir, rmdir, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startMount, workdir, withTestMount, run, runCommand, freePort, parseStatsFile, isMounted, CLI } from './helpers/ours.mjs';
+import { startMount, workdir, withTestMount, run, runCommand, freePort, parseStatsFile, isMounted, CLI, REPO } from './helpers/ours.mjs';
 
 async function metrics(port) {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -133,30 +134,41 @@ test('umount from outside ends the process after storing everything; the mount t
 
 test('as a user other than root: mounted through fusermount3 where /dev/fuse allows it, else one clear line and no flag', { timeout: 120000 }, async (t) => {
   const asNobody = ['--reuid=nobody', '--regid=nogroup', '--clear-groups'];
-  // A checkout inside a private directory (mktemp -d) is out of another user's reach.
-  if ((await runCommand('setpriv', [...asNobody, 'test', '-r', CLI])).code !== 0) {
-    return t.skip(`user nobody cannot read ${CLI}`);
+  const readable = async (file) => (await runCommand('setpriv', [...asNobody, 'test', '-r', file])).code === 0;
+  // A checkout inside a private directory (mktemp -d) is out of another user's reach: the user
+  // gets it through a bind mount at a path it can traverse.
+  let cli = CLI;
+  let bound;
+  if (!(await readable(cli))) {
+    bound = await mkdtemp(join(tmpdir(), 's3b-checkout-'));
+    await run('mount', ['--bind', REPO, bound]);
+    cli = join(bound, 'dist', 'cli', 'main.js');
   }
   const w = await workdir('fuse-user');
   try {
+    if (!(await readable(cli))) return t.skip(`user nobody cannot read ${cli}`);
     await run('chown', ['-R', 'nobody', w.root]);
     const usable = (await runCommand('setpriv', [...asNobody, 'sh', '-c', 'test -r /dev/fuse && test -w /dev/fuse'])).code === 0;
     const args = ['-f', '--test', '--size=1m', '--blockSize=4k', w.store, w.mnt];
     if (!usable) {
-      const r = await runCommand('setpriv', [...asNobody, 'env', `HOME=${w.root}`, process.execPath, CLI, ...args]);
+      const r = await runCommand('setpriv', [...asNobody, 'env', `HOME=${w.root}`, process.execPath, cli, ...args]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /cannot mount FUSE at .*\/dev\/fuse cannot be opened by this user/);
       assert.ok(!(await readdir(w.store)).includes('s3backer-mounted'), 'the mounted flag was taken down again');
       assert.equal(await isMounted(w.mnt), false);
       return;
     }
-    const m = await startMount(args.slice(1), w.mnt, { command: ['setpriv', ...asNobody, process.execPath, CLI] });
+    const m = await startMount(args.slice(1), w.mnt, { command: ['setpriv', ...asNobody, process.execPath, cli] });
     await run('setpriv', [...asNobody, 'dd', 'if=/dev/urandom', `of=${join(w.mnt, 'file')}`, 'bs=4k', 'count=1', 'conv=notrunc', 'status=none']);
     await run('setpriv', [...asNobody, 'fusermount3', '-u', w.mnt]);
     assert.deepEqual(await m.exited, { code: 0, signal: null });
     assert.ok((await readdir(w.store)).includes('00000000'));
   } finally {
     await w.cleanup();
+    if (bound) {
+      await run('umount', [bound]).catch(() => run('umount', ['-l', bound]));
+      await rmdir(bound);
+    }
   }
 });
 
