@@ -8,14 +8,18 @@
 //                          writable: reads and writes are answered in Rust, as s3backer's cached
 //                          blocks are; JS only takes the session's reports;
 //   --binding=fuse-native  fuse-native 2.2.6 (libfuse 2, 128 KiB requests with big_writes), the
-//                          binding s3backer used before: the baseline (bench/fuseNative.mjs).
+//                          binding s3backer used before: the baseline (bench/fuseNative.mjs);
+//   --binding=none         no FUSE at all: the file on tmpfs (in a directory beside --store),
+//                          bind-mounted at the mountpoint. What the kernel, the loop device and
+//                          ext4 cost by themselves: the bound of every binding's figures.
 // bench/run.mjs mounts it like a tool; it takes s3backer's `--size=`, `--blockSize=` and
 // `--metricsPort=` (the request-size histogram only, in s3backer's format) and ignores the rest.
 //   node bench/memoryFuse.mjs [--binding=native] [--size=1g] [--store=/dev/shm/file] ... mountpoint
 import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
 import { constants } from 'node:os';
-import { existsSync, openSync, readSync, writeSync, ftruncateSync, fsyncSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readSync, writeSync, ftruncateSync, fsyncSync, readFileSync, mkdirSync, closeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { loadFuseNative } from './fuseNative.mjs';
 
 const require = createRequire(import.meta.url);
@@ -31,7 +35,7 @@ const size = bytes(opt('size', '1g'));
 const blockSize = bytes(opt('blockSize', '256k'));
 const binding = opt('binding', 'native');
 const store = opt('store', `/dev/shm/s3backer-bench-ceiling-${size}`);
-const fd = binding === 'native-map' ? -1 : openSync(store, existsSync(store) ? 'r+' : 'w+'); // not append: pwrite must land at its offset
+const fd = binding === 'native-map' || binding === 'none' ? -1 : openSync(store, existsSync(store) ? 'r+' : 'w+'); // not append: pwrite must land at its offset
 if (fd >= 0) ftruncateSync(fd, size);
 
 const sizes = { read: new Histogram(REQUEST_SIZE_BUCKETS), write: new Histogram(REQUEST_SIZE_BUCKETS) };
@@ -166,8 +170,20 @@ if (binding === 'native' || binding === 'native-map') {
     }, 10);
   });
   process.on('SIGTERM', () => fuse.unmount(() => process.exit(0)));
+} else if (binding === 'none') {
+  const dir = `${store}.d`;
+  mkdirSync(dir, { recursive: true });
+  const file = openSync(`${dir}/file`, existsSync(`${dir}/file`) ? 'r+' : 'w+');
+  ftruncateSync(file, size);
+  closeSync(file);
+  execFileSync('mount', ['--bind', dir, mountpoint]);
+  // Ends once unmounted from outside, as the FUSE bindings do.
+  setInterval(() => {
+    if (!readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${mountpoint} `)) process.exit(0);
+  }, 10);
+  process.on('SIGTERM', () => execFileSync('umount', [mountpoint]));
 } else {
-  console.error(`memoryFuse: --binding=${binding}: native, native-map or fuse-native`);
+  console.error(`memoryFuse: --binding=${binding}: native, native-map, fuse-native or none`);
   process.exit(2);
 }
 

@@ -10,8 +10,9 @@
 //   written and read, and of a mount that does nothing; for ours, the sizes of the write and read
 //   requests the kernel sent (its /metrics histogram).
 // The FUSE ceiling, once: a file in memory behind our native session and behind fuse-native 2.2.6
-// (the binding before it, installed into .cache/ on first use), dd straight onto the FUSE file
-// and the same workloads through ext4 (bench/memoryFuse.mjs); the network ceiling: raw node:http
+// (the binding before it, installed into .cache/ on first use), and on tmpfs with no FUSE (the
+// bound), dd straight onto the file and the same workloads through ext4 (bench/memoryFuse.mjs);
+// the network ceiling: raw node:http
 // requests per second (bench/requests.mjs).
 // Needs root. Writes Markdown tables to stdout and JSON to bench/results/.
 //   node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--ceilingRounds 3]
@@ -27,6 +28,13 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--ceilingRounds 3]
+  Needs root; takes about 15 minutes with everything. Tables go to stdout, JSON to bench/results/.
+  S3BACKER_UPSTREAM_BIN=path names upstream's newest build (else the one scripts/setup.sh built).`;
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLI = join(HERE, '..', 'dist', 'cli', 'main.js');
@@ -325,21 +333,22 @@ const requestCell = (r) =>
     : 'n/a';
 
 function ceilingTable(ceiling, skipped) {
-  const [neu, mapped, old] = [ceiling.native, ceiling['native-map'], ceiling['fuse-native']];
+  const [neu, mapped, old, none] = [ceiling.native, ceiling['native-map'], ceiling['fuse-native'], ceiling.none];
   const row = (label, get, unit, digits = 1) => {
     const cell = (c) => (c ? `${fixed(get(c), digits)} ${unit}` : skipped ? 'skipped' : 'n/a');
     const against = (c) => (c && old ? ratio(get(c), get(old)) : '');
-    return `| ${label} | ${cell(neu)} | ${cell(mapped)} | ${cell(old)} | ${against(neu)} | ${against(mapped)} |`;
+    return `| ${label} | ${cell(neu)} | ${cell(mapped)} | ${cell(old)} | ${against(neu)} | ${against(mapped)} | ${cell(none)} | ${against(none)} |`;
   };
   const requestsOf = (c, get) => (c ? requestCell(get(c)) : skipped ? 'skipped' : 'n/a');
-  const requests = (label, get) => `| ${label} | ${requestsOf(neu, get)} | ${requestsOf(mapped, get)} | ${requestsOf(old, get)} | | |`;
+  const requests = (label, get) => `| ${label} | ${requestsOf(neu, get)} | ${requestsOf(mapped, get)} | ${requestsOf(old, get)} | | | | |`;
   return [
     '',
     `The FUSE ceiling: a 1 GiB file kept in memory (/dev/shm), no S3, ${MB} MiB with dd bs=1M; medians of ${CEILING_ROUNDS} rounds. CPU: the whole server process, mount to exit.`,
+    'The last columns have no FUSE at all (the file on tmpfs, bind-mounted): what the kernel, the loop device and ext4 take by themselves, so the best ratio any binding could reach against fuse-native.',
     ...(skipped ? ['', `fuse-native column skipped: ${skipped}`] : []),
     '',
-    '| workload | native session (fuser, FUSE 3), JS answers | native session, block map (Rust answers) | fuse-native 2.2.6 (libfuse 2, big_writes) | JS answers / fuse-native | block map / fuse-native |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| workload | native session (fuser, FUSE 3), JS answers | native session, block map (Rust answers) | fuse-native 2.2.6 (libfuse 2, big_writes) | JS answers / fuse-native | block map / fuse-native | no FUSE (tmpfs) | no FUSE / fuse-native |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
     row('write straight onto the FUSE file', (c) => c.write.MBs, 'MB/s'),
     row('the same, first pass after mounting', (c) => c.write.firstPassMBs, 'MB/s'),
     row('read straight, iflag=direct', (c) => c.direct.MBs, 'MB/s'),
@@ -440,6 +449,7 @@ try {
       binding('native', 'memory FUSE file, native session'),
       binding('native-map', 'memory FUSE file, native session through a block map'),
       ...(skipped ? [] : [binding('fuse-native', 'memory FUSE file, fuse-native 2.2.6')]),
+      binding('none', 'the file on tmpfs, no FUSE'),
     ];
     output.ceiling = await benchCeiling(bindings, work, source, CEILING_ROUNDS);
     output.fuseNativeSkipped = skipped;
@@ -468,4 +478,5 @@ try {
 } finally {
   await rm(work, { recursive: true, force: true });
   for (const name of ['source', 'ceiling-native', 'ceiling-native-map', 'ceiling-fuse-native']) await rm(shm(name), { force: true });
+  await rm(`${shm('ceiling-none')}.d`, { recursive: true, force: true });
 }
