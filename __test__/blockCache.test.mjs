@@ -272,6 +272,27 @@ test('a block the writes fill while its upload fetches the rest keeps every writ
   }
 });
 
+test('a trim waits for the fetch that completes a partly written block: the slot it frees is never written by that fetch', async () => {
+  // A read of a partly written block fetches the rest; a trim of the block landing meanwhile
+  // used to free the slot at once, and the fetch then wrote its bytes into whatever block
+  // had taken the slot since.
+  const store = new RecordingStore(10, { readMs: 40 });
+  store.blocks.set(1, block(9));
+  const cache = cacheOver(store, { size: 1, writeDelayMs: 60000 });
+  await cache.writeBlockPart(1, 0, Buffer.alloc(BS / 4, 1));
+  const reading = cache.readBlock(1); // fetches the rest (40 ms)
+  await sleep(5);
+  const trimmed = cache.trimBlocks([1]);
+  const writing = trimmed.then(() => cache.writeBlock(2, block(2))); // takes the one slot once free
+  const first = await reading;
+  assert.ok(first.equals(Buffer.concat([Buffer.alloc(BS / 4, 1), Buffer.alloc((3 * BS) / 4, 9)])), 'the read got the written quarter and the stored rest');
+  await writing;
+  await sleep(50); // any late copy of the fetch would have landed by now
+  assert.ok((await cache.readBlock(2)).equals(block(2)), 'block 2 holds only its own data');
+  assert.ok((await cache.readBlock(1)).equals(block(0)), 'block 1 reads as the trim left it');
+  await cache.close();
+});
+
 test('readBlockPart copies just the range out of a cached block, into the caller\'s buffer', async () => {
   const store = new RecordingStore(10);
   const data = Buffer.from(Array.from({ length: BS }, (_, i) => i & 0xff));

@@ -195,3 +195,28 @@ test('a trim drops a block the session wrote; the late report of that write uplo
   assert.equal(map.slotOf(4), null);
   assert.deepEqual(await cache.readBlock(4), block(0));
 });
+
+test('the map holds each block\'s state: loading while fetched, uploading while stored, one upload at a time', async () => {
+  const store = new MemoryStore(100, { writeMs: 40 });
+  store.blocks.set(7, block(7));
+  const { cache, map } = cacheWithMap(store, { writeDelayMs: 0 });
+  const reading = cache.readBlock(7);
+  assert.equal(map.isLoading(7), true);
+  assert.equal(map.loading, 1);
+  assert.equal(map.isReadable(7), false, 'not readable until fetched whole');
+  await reading;
+  assert.equal(map.loading, 0);
+  assert.equal(map.isReadable(7), true);
+  await cache.writeBlock(3, block(1));
+  await sleep(10);
+  assert.equal(map.isUploading(3), true);
+  assert.equal(map.uploading, 1);
+  assert.equal(map.beginUpload(3, Buffer.alloc(BS)), null, 'a second upload of the block is refused while one runs');
+  await cache.flush();
+  assert.equal(map.isUploading(3), false);
+  assert.equal(map.uploading, 0);
+  assert.equal(map.isDirty(3), false);
+  assert.deepEqual(store.writes.map((w) => w.n), [3], 'uploaded once');
+  await cache.close();
+  assert.equal(map.read(3 * BS, 10), null, 'closed: the session reads nothing more');
+});

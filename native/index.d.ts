@@ -28,14 +28,24 @@ export declare class BlockMap {
   claim(block: number, slot: number): boolean
   /** The block's slot holds all of it, current: the session reads it, and writes it if `writable`. */
   publish(block: number, writable: boolean): void
+  /**
+   * JS fetches the claimed block: loading until `publish` or `remove`; false if it is not
+   * claimed and waiting.
+   */
+  beginLoad(block: number): boolean
   markDirty(block: number): void
   /**
-   * An upload of `generation` succeeded: true if the block is clean now, false if the session
+   * An upload begins: copies the block's slot into `target` (one block long) and returns the
+   * generation copied, or null if an upload of the block is under way already.
+   */
+  beginUpload(block: number, target: Uint8Array): number | null
+  /**
+   * The upload of `generation` succeeded: true if the block is clean now, false if the session
    * wrote it since. Without `keepWritable` it stops taking the session's writes.
    */
   stored(block: number, generation: number, keepWritable: boolean): boolean
-  /** Copies the block's slot into `target` (one block long); returns the generation copied. */
-  snapshot(block: number, target: Uint8Array): number
+  /** The upload ended without making the block clean (it failed, or JS wrote it since). */
+  endUpload(block: number): void
   /**
    * Writes as the session does (at byte `offset` of the disk): true if the map took the write,
    * false if it must go through the block cache. For tests of the cache against the session.
@@ -46,11 +56,13 @@ export declare class BlockMap {
    * bytes, or null if a block they touch is not readable here. For tests of the cache.
    */
   read(offset: number, length: number): Buffer | null
-  /** Lets the block go unless the session made it dirty (false then). */
-  evict(block: number): boolean
   remove(block: number): void
   slotOf(block: number): number | null
   isDirty(block: number): boolean
+  isLoading(block: number): boolean
+  isUploading(block: number): boolean
+  /** The slot holds the whole current block: the session (and JS) may read it. */
+  isReadable(block: number): boolean
   /** Lets the session write while fewer than `maxDirty` blocks are dirty; 0 turns its writes off. */
   allowWrites(maxDirty: number): void
   /** A free slot for the session's next new block. */
@@ -61,7 +73,8 @@ export declare class BlockMap {
   takeShortage(): boolean
   /** The blocks the session wrote since the last call, in order (their slots: `slotOf`). */
   takeWritten(): Uint32Array
-  clear(): void
+  /** The cache closed: the session reads and writes nothing more here. */
+  close(): void
   /** A hit JS answered: the block moves to the young end of the LRU order. */
   touch(block: number): void
   /**
@@ -76,6 +89,10 @@ export declare class BlockMap {
   get evictable(): number
   get size(): number
   get dirty(): number
+  /** Blocks being fetched. */
+  get loading(): number
+  /** Blocks being uploaded. */
+  get uploading(): number
   get spares(): number
 }
 

@@ -5,8 +5,9 @@
 //! change of the map, so a slot is never reused while a copy of it runs.
 //!
 //! A cell is claimed by JS for a block it fetches or writes (busy: neither readable nor writable
-//! here), published once its slot holds the whole current block, and may be made writable (no
-//! cache file, no synchronous writes). Writes made here mark the cell dirty, bump its generation
+//! here), loading while JS fetches it, published once its slot holds the whole current block, and
+//! may be made writable (no cache file, no synchronous writes). An upload copies the slot and
+//! marks the cell uploading until JS says how it ended: at most one upload of a block at a time. Writes made here mark the cell dirty, bump its generation
 //! and are logged; JS takes the log afterwards. An upload clears the dirty mark only if the
 //! generation it copied is still current, and a dirty cell cannot be evicted: a write made here
 //! is never lost for JS not having heard of it yet. Writes of whole new blocks take a spare slot
@@ -36,6 +37,10 @@ struct Cell {
     writable: bool,
     /// Differs from what is stored (JS said so, or a write here made it so).
     dirty: bool,
+    /// JS is fetching the block into the slot.
+    loading: bool,
+    /// An upload of a copy of the slot is under way.
+    uploading: bool,
     /// Bumped by every write made here.
     generation: u32,
     /// The tick of the last use (a read here or a hit in JS); stamped under the read lock.
@@ -48,7 +53,18 @@ struct Cell {
 
 impl Cell {
     fn new(slot: u32, readable: bool, writable: bool) -> Cell {
-        Cell { slot, readable, writable, dirty: false, generation: 0, used: AtomicU64::new(0), used_ms: AtomicU64::new(0), listed: None }
+        Cell {
+            slot,
+            readable,
+            writable,
+            dirty: false,
+            loading: false,
+            uploading: false,
+            generation: 0,
+            used: AtomicU64::new(0),
+            used_ms: AtomicU64::new(0),
+            listed: None,
+        }
     }
 }
 
@@ -65,6 +81,12 @@ struct State {
     /// At most this many dirty cells (0: no writes here at all).
     max_dirty: u32,
     dirty: u32,
+    /// Cells loading, and uploading.
+    loads: u32,
+    uploads: u32,
+    /// The cache closed: the session reads and writes nothing more here (a detached mount still
+    /// open somewhere); the cells keep their states for what JS still finishes.
+    closed: bool,
     /// The block of each write made here since JS took them; one entry for several writes of a block in a row.
     written: Vec<u32>,
     /// Evictable cells by (protected, tick): the first is the next victim. A cell used since it
@@ -135,9 +157,9 @@ impl State {
 
     fn remove(&mut self, block: u32) -> Option<Cell> {
         let cell = self.cells.remove(&block)?;
-        if cell.dirty {
-            self.dirty -= 1;
-        }
+        self.dirty -= u32::from(cell.dirty);
+        self.loads -= u32::from(cell.loading);
+        self.uploads -= u32::from(cell.uploading);
         if let Some(tick) = cell.listed {
             self.lru.remove(&(block < self.protected_below, tick));
         }
@@ -232,13 +254,29 @@ impl Map {
     pub fn publish(&self, block: u32, writable: bool) {
         let mut state = self.write_state();
         let allowed = state.max_dirty > 0;
+        let mut loaded = false;
         if let Some(cell) = state.cells.get_mut(&block) {
             cell.readable = true;
             cell.writable = writable && allowed;
+            loaded = std::mem::replace(&mut cell.loading, false);
         }
+        state.loads -= u32::from(loaded);
         // Evictable now unless dirty, at the young end of the order.
         state.stamp(block);
         state.file(block);
+    }
+
+    /// JS fetches the block into its claimed cell, until it publishes or removes it; false if
+    /// the cell is not claimed and waiting (no cell, readable, or loading already).
+    pub fn begin_load(&self, block: u32) -> bool {
+        let mut state = self.write_state();
+        let Some(cell) = state.cells.get_mut(&block) else { return false };
+        if cell.readable || cell.loading {
+            return false;
+        }
+        cell.loading = true;
+        state.loads += 1;
+        true
     }
 
     /// JS made the block dirty (a write of its own, or a dirty block recovered from a cache file).
@@ -246,11 +284,35 @@ impl Map {
         self.write_state().set_dirty(block, true);
     }
 
-    /// An upload of the data copied at `generation` succeeded: clean, unless written here since
-    /// (then false: it needs another upload). With `keep_writable` false the cell stops taking
-    /// writes here in the same step (a cache file's clean entry must keep matching its slot).
+    /// An upload begins: copies the block's slot into `target` and returns the generation
+    /// copied; None if the block has no cell or an upload of it is under way.
+    pub fn begin_upload(&self, block: u32, target: &mut [u8]) -> Option<u32> {
+        let mut state = self.write_state();
+        let cell = state.cells.get_mut(&block)?;
+        if cell.uploading {
+            return None;
+        }
+        cell.uploading = true;
+        self.slots.read_data(cell.slot, target);
+        let generation = cell.generation;
+        state.uploads += 1;
+        Some(generation)
+    }
+
+    /// The upload ended; clears the mark, returns whether there was one.
+    fn clear_upload(state: &mut State, block: u32) -> bool {
+        let Some(cell) = state.cells.get_mut(&block) else { return false };
+        let was = std::mem::replace(&mut cell.uploading, false);
+        state.uploads -= u32::from(was);
+        was
+    }
+
+    /// The upload of the data copied at `generation` succeeded: clean, unless written here
+    /// since (then false: it needs another upload). With `keep_writable` false the cell stops
+    /// taking writes here in the same step (a cache file's clean entry must keep matching its slot).
     pub fn stored(&self, block: u32, generation: u32, keep_writable: bool) -> bool {
         let mut state = self.write_state();
+        Map::clear_upload(&mut state, block);
         let Some(cell) = state.cells.get_mut(&block) else { return true };
         if cell.generation != generation {
             return false;
@@ -260,22 +322,10 @@ impl Map {
         true
     }
 
-    /// Copies the block's slot into `target` and returns the generation copied.
-    pub fn snapshot(&self, block: u32, target: &mut [u8]) -> Option<u32> {
-        let state = self.read_state();
-        let cell = state.cells.get(&block)?;
-        self.slots.read_data(cell.slot, target);
-        Some(cell.generation)
-    }
-
-    /// Lets the block go, unless it is dirty here (false: JS must keep it and upload it).
-    pub fn evict(&self, block: u32) -> bool {
-        let mut state = self.write_state();
-        if state.cells.get(&block).is_some_and(|c| c.dirty) {
-            return false;
-        }
-        state.remove(block);
-        true
+    /// The upload ended without making the block clean (it failed, or JS wrote the block
+    /// since): it stays dirty, and may be uploaded again.
+    pub fn end_upload(&self, block: u32) {
+        Map::clear_upload(&mut self.write_state(), block);
     }
 
     /// Lets the block go, whatever its state (a trim superseded it, or its fetch failed).
@@ -289,6 +339,19 @@ impl Map {
 
     pub fn is_dirty(&self, block: u32) -> bool {
         self.read_state().cells.get(&block).is_some_and(|c| c.dirty)
+    }
+
+    pub fn is_loading(&self, block: u32) -> bool {
+        self.read_state().cells.get(&block).is_some_and(|c| c.loading)
+    }
+
+    pub fn is_uploading(&self, block: u32) -> bool {
+        self.read_state().cells.get(&block).is_some_and(|c| c.uploading)
+    }
+
+    /// The slot holds the whole current block (published, not loading).
+    pub fn is_readable(&self, block: u32) -> bool {
+        self.read_state().cells.get(&block).is_some_and(|c| c.readable)
     }
 
     /// Writes here are allowed while fewer than `max_dirty` cells are dirty (0: none at all).
@@ -321,11 +384,9 @@ impl Map {
         std::mem::take(&mut self.write_state().written)
     }
 
-    pub fn clear(&self) {
-        let mut state = self.write_state();
-        state.cells.clear();
-        state.lru.clear();
-        state.dirty = 0;
+    /// The session reads and writes nothing more through the map.
+    pub fn close(&self) {
+        self.write_state().closed = true;
     }
 
     /// A use of the block by JS (a hit it answered): it moves to the young end of the order.
@@ -377,6 +438,14 @@ impl Map {
         self.read_state().dirty
     }
 
+    pub fn loads(&self) -> u32 {
+        self.read_state().loads
+    }
+
+    pub fn uploads(&self) -> u32 {
+        self.read_state().uploads
+    }
+
     pub fn spares(&self) -> usize {
         self.read_state().spares.len()
     }
@@ -388,6 +457,9 @@ impl Map {
         let pieces = self.pieces(offset, length)?;
         let (first, last) = (pieces.first()?.block, pieces.last()?.block);
         let state = self.read_state();
+        if state.closed {
+            return None;
+        }
         let slots: Vec<u32> = pieces.iter().map(|p| state.cells.get(&p.block).filter(|c| c.readable).map(|c| c.slot)).collect::<Option<_>>()?;
         for p in &pieces {
             state.stamp(p.block);
@@ -414,7 +486,7 @@ impl Map {
         let pieces = self.pieces(offset, data.len())?;
         let (first, last) = (pieces.first()?.block, pieces.last()?.block);
         let mut state = self.write_state();
-        if state.max_dirty == 0 {
+        if state.max_dirty == 0 || state.closed {
             return None;
         }
         let (mut newly_dirty, mut new_blocks) = (0u32, 0usize);
@@ -484,25 +556,42 @@ impl BlockMap {
         self.inner.publish(block, writable)
     }
 
+    /// JS fetches the claimed block: loading until `publish` or `remove`; false if it is not
+    /// claimed and waiting.
+    #[napi]
+    pub fn begin_load(&self, block: u32) -> bool {
+        self.inner.begin_load(block)
+    }
+
     #[napi]
     pub fn mark_dirty(&self, block: u32) {
         self.inner.mark_dirty(block)
     }
 
-    /// An upload of `generation` succeeded: true if the block is clean now, false if the session
+    /// An upload begins: copies the block's slot into `target` (one block long) and returns the
+    /// generation copied, or null if an upload of the block is under way already.
+    #[napi]
+    pub fn begin_upload(&self, block: u32, #[napi(ts_arg_type = "Uint8Array")] mut target: BufferSlice) -> Result<Option<u32>> {
+        if target.len() as u64 != self.inner.block_size {
+            return Err(Error::from_reason(format!("an upload's copy needs a buffer of one block, not {} bytes", target.len())));
+        }
+        if self.inner.slot_of(block).is_none() {
+            return Err(Error::from_reason(format!("block {block} is not in the map")));
+        }
+        Ok(self.inner.begin_upload(block, &mut target))
+    }
+
+    /// The upload of `generation` succeeded: true if the block is clean now, false if the session
     /// wrote it since. Without `keepWritable` it stops taking the session's writes.
     #[napi]
     pub fn stored(&self, block: u32, generation: u32, keep_writable: bool) -> bool {
         self.inner.stored(block, generation, keep_writable)
     }
 
-    /// Copies the block's slot into `target` (one block long); returns the generation copied.
+    /// The upload ended without making the block clean (it failed, or JS wrote it since).
     #[napi]
-    pub fn snapshot(&self, block: u32, #[napi(ts_arg_type = "Uint8Array")] mut target: BufferSlice) -> Result<u32> {
-        if target.len() as u64 != self.inner.block_size {
-            return Err(Error::from_reason(format!("a snapshot needs a buffer of one block, not {} bytes", target.len())));
-        }
-        self.inner.snapshot(block, &mut target).ok_or_else(|| Error::from_reason(format!("block {block} is not in the map")))
+    pub fn end_upload(&self, block: u32) {
+        self.inner.end_upload(block)
     }
 
     /// Writes as the session does (at byte `offset` of the disk): true if the map took the write,
@@ -520,12 +609,6 @@ impl BlockMap {
         self.inner.read(offset, length as usize).map(|(data, ..)| data.into())
     }
 
-    /// Lets the block go unless the session made it dirty (false then).
-    #[napi]
-    pub fn evict(&self, block: u32) -> bool {
-        self.inner.evict(block)
-    }
-
     #[napi]
     pub fn remove(&self, block: u32) {
         self.inner.remove(block)
@@ -539,6 +622,22 @@ impl BlockMap {
     #[napi]
     pub fn is_dirty(&self, block: u32) -> bool {
         self.inner.is_dirty(block)
+    }
+
+    #[napi]
+    pub fn is_loading(&self, block: u32) -> bool {
+        self.inner.is_loading(block)
+    }
+
+    #[napi]
+    pub fn is_uploading(&self, block: u32) -> bool {
+        self.inner.is_uploading(block)
+    }
+
+    /// The slot holds the whole current block: the session (and JS) may read it.
+    #[napi]
+    pub fn is_readable(&self, block: u32) -> bool {
+        self.inner.is_readable(block)
     }
 
     /// Lets the session write while fewer than `maxDirty` blocks are dirty; 0 turns its writes off.
@@ -571,9 +670,10 @@ impl BlockMap {
         self.inner.take_written().into()
     }
 
+    /// The cache closed: the session reads and writes nothing more here.
     #[napi]
-    pub fn clear(&self) {
-        self.inner.clear()
+    pub fn close(&self) {
+        self.inner.close()
     }
 
     /// A hit JS answered: the block moves to the young end of the LRU order.
@@ -616,6 +716,18 @@ impl BlockMap {
         self.inner.dirty()
     }
 
+    /// Blocks being fetched.
+    #[napi(getter)]
+    pub fn loading(&self) -> u32 {
+        self.inner.loads()
+    }
+
+    /// Blocks being uploaded.
+    #[napi(getter)]
+    pub fn uploading(&self) -> u32 {
+        self.inner.uploads()
+    }
+
     #[napi(getter)]
     pub fn spares(&self) -> u32 {
         self.inner.spares() as u32
@@ -653,8 +765,9 @@ mod tests {
         assert!(map.read(11 * 4096, 10).is_none());
         assert!(map.read(0, 0).is_none());
         assert!(!map.claim(10, 3), "block 10 has a cell");
-        map.clear();
-        assert!(map.is_empty());
+        map.close();
+        assert!(map.read(10 * 4096, 10).is_none(), "closed: nothing more for the session");
+        assert_eq!(map.slot_of(10), Some(2), "the cells stay for JS");
     }
 
     #[test]
@@ -672,7 +785,7 @@ mod tests {
         assert_eq!(&data[..10], &[2; 10]);
         assert_eq!(&data[10..60], &[9; 50]);
         assert_eq!(&data[60..], &[2; 10]);
-        assert!(!map.evict(5), "dirty here: JS must keep it");
+        assert_eq!(map.take_victim(), None, "dirty here: JS must keep it");
         assert_eq!(map.take_written(), vec![5]);
         assert!(map.take_written().is_empty());
     }
@@ -685,17 +798,44 @@ mod tests {
         map.publish(0, true);
         map.write(0, &[7; 10]).unwrap();
         let mut copy = vec![0; BS];
-        let generation = map.snapshot(0, &mut copy).unwrap();
+        let generation = map.begin_upload(0, &mut copy).unwrap();
         assert_eq!(&copy[..10], &[7; 10]);
+        assert!(map.is_uploading(0));
+        assert!(map.begin_upload(0, &mut copy).is_none(), "one upload of a block at a time");
         map.write(10, &[8; 10]).unwrap();
         assert!(!map.stored(0, generation, true), "written after the copy");
         assert!(map.is_dirty(0));
-        let generation = map.snapshot(0, &mut copy).unwrap();
+        assert!(!map.is_uploading(0), "the upload ended either way");
+        assert_eq!(map.uploads(), 0);
+        let generation = map.begin_upload(0, &mut copy).unwrap();
+        map.end_upload(0);
+        assert!(map.is_dirty(0) && !map.is_uploading(0), "a failed upload leaves it dirty");
+        let generation_again = map.begin_upload(0, &mut copy).unwrap();
+        assert_eq!(generation, generation_again);
         assert!(map.stored(0, generation, false));
         assert!(!map.is_dirty(0));
         assert!(map.write(0, &[1; 4]).is_none(), "no longer writable");
-        assert!(map.evict(0));
+        assert_eq!(map.take_victim(), Some((0, 0)));
         assert!(map.stored(0, 99, true), "a block gone from the map has nothing left to store");
+    }
+
+    #[test]
+    fn loading_until_published_and_counted() {
+        let map = filled(4);
+        assert!(!map.begin_load(3), "no cell");
+        assert!(map.claim(3, 1));
+        assert!(map.begin_load(3));
+        assert!(!map.begin_load(3), "loading already");
+        assert!(map.is_loading(3) && !map.is_readable(3));
+        assert_eq!(map.loads(), 1);
+        assert_eq!(map.take_victim(), None, "loading is busy");
+        map.publish(3, false);
+        assert!(!map.is_loading(3) && map.is_readable(3));
+        assert_eq!(map.loads(), 0);
+        assert!(!map.begin_load(3), "readable: nothing to load");
+        assert!(map.claim(4, 2) && map.begin_load(4));
+        map.remove(4);
+        assert_eq!(map.loads(), 0, "a failed load's cell goes, and its count");
     }
 
     #[test]

@@ -8,8 +8,9 @@
 // With a block map (the FUSE session's view of the slots), the session reads the blocks held
 // whole and writes into them, and into spare slots lent it for whole new blocks, without asking:
 // it tells noteHits() and noteWritten() afterwards. The map (always there: without a session the
-// cache makes its own) holds which block is in which slot, whether the session may read or write
-// it, whether it is dirty, and the LRU order of the evictable ones; this cache decides the rest.
+// cache makes its own) holds which block is in which slot, each cell's state (loading, readable,
+// writable, dirty, uploading) and the LRU order of the evictable ones; this cache decides the
+// rest (what to fetch, upload, read ahead and evict, and when) and keeps what it waits on.
 
 import { checkBlockNum, type BlockStore, type ETag, type ListNonZeroOptions, type TaggedBlock, type TaggedBlockStore } from '../store/blockStore';
 import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
@@ -41,8 +42,7 @@ export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVe
 
 interface Entry {
   readonly block: number;
-  readonly slot: number;
-  /** Set while the block's data is being fetched into the slot. */
+  /** The fetch under way into the slot (the map has the cell loading meanwhile): what waiters await. */
   loading: Promise<void> | undefined;
   /** Bumped by every write; the block is dirty while it differs from storedVersion. */
   version: number;
@@ -51,9 +51,8 @@ interface Entry {
   pendingWrites: number;
   /** Byte ranges of the slot that hold the block's data; null = all of it. */
   valid: Array<[number, number]> | null;
-  /** Set while the rest of a partly written block is fetched. */
+  /** Set while the rest of a partly written block is fetched (no upload starts meanwhile). */
   completing: Promise<void> | undefined;
-  uploading: boolean;
   /** The latest upload's end (settled, never rejected): a trim waits for it before deleting. */
   uploadEnd: Promise<void> | undefined;
   dirtySince: number;
@@ -193,7 +192,7 @@ export class BlockCache implements BlockStore, StatsSource {
       }
       seen.add(f.block);
       take(f.slot);
-      const e = this.newEntry(f.block, f.slot);
+      const e = this.newEntry(f.block);
       this.map.claim(f.block, f.slot);
       this.entries.set(f.block, e);
       if (f.dirty) {
@@ -222,8 +221,9 @@ export class BlockCache implements BlockStore, StatsSource {
       const local = Buffer.allocUnsafeSlow(this.blockSize);
       for (let next = queue.shift(); next; next = queue.shift()) {
         const [e, etag] = next;
+        const slot = this.slotOf(e);
         try {
-          this.slots.readInto(e.slot, 0, local);
+          this.slots.readInto(slot, 0, local);
           let fresh: TaggedBlock | null;
           if (await this.inner.storesAs(e.block, local, etag)) {
             // The slot holds what its entry says: only whether the store changed is left to ask.
@@ -232,27 +232,27 @@ export class BlockCache implements BlockStore, StatsSource {
             // Damaged data (or an ETag this disk's encoding does not reproduce): never trust it,
             // not even on a 304 for the ETag the entry claims.
             damaged.push(e.block);
-            this.log.debug(`cache file: block ${e.block} (slot ${e.slot}) does not match its entry's ETag ${etag}; fetching it again`);
+            this.log.debug(`cache file: block ${e.block} (slot ${slot}) does not match its entry's ETag ${etag}; fetching it again`);
             fresh = await this.inner.readBlockTagged(e.block);
           }
           // null: the store said unchanged; the same data again: unchanged too.
           if (fresh === null || fresh.data.equals(local)) {
             this.verified++;
             // The data was right: the entry gets the stored object's ETag if it had another.
-            if (fresh !== null && fresh.etag !== etag) this.slots.setEntry(e.slot, e.block, false, etagBytes(fresh.etag));
+            if (fresh !== null && fresh.etag !== etag) this.slots.setEntry(slot, e.block, false, etagBytes(fresh.etag));
           } else {
             this.mismatch++;
-            this.slots.write(e.slot, fresh.data);
-            await this.slots.syncData(e.slot);
-            this.slots.setEntry(e.slot, e.block, false, etagBytes(fresh.etag));
+            this.slots.write(slot, fresh.data);
+            await this.slots.syncData(slot);
+            this.slots.setEntry(slot, e.block, false, etagBytes(fresh.etag));
           }
           this.publish(e);
           result.clean++;
         } catch (err) {
           this.log.warn(`cache file: cannot verify block ${e.block}, dropping it: ${(err as Error).message}`);
           this.forget(e.block);
-          drop(e.slot);
-          this.freeSlots.push(e.slot);
+          drop(slot);
+          this.freeSlots.push(slot);
           result.dropped++;
         }
         opts.onProgress?.(++checked, toVerify.size);
@@ -281,6 +281,13 @@ export class BlockCache implements BlockStore, StatsSource {
     this.map.publish(e.block, this.sessionWrites);
   }
 
+  /** The entry's slot, as the map (its owner) has it: every entry has a cell until forgotten. */
+  private slotOf(e: Entry): number {
+    const slot = this.map.slotOf(e.block);
+    if (slot === null) throw new Error(`block cache: block ${e.block} has an entry but no cell in the map`);
+    return slot;
+  }
+
   /** Drops the entry, whatever its state; the map lets go of it before its slot can be reused. */
   private forget(block: number): void {
     this.map.remove(block);
@@ -289,9 +296,7 @@ export class BlockCache implements BlockStore, StatsSource {
 
   /** The entry the map gave up as a victim goes too; its slot is free (returned). */
   private evicted(block: number, slot: number): number {
-    const e = this.entries.get(block);
-    if (e?.slot !== slot) this.log.error(`block cache: the map evicted block ${block} from slot ${slot}, but the cache holds it in slot ${e?.slot}`);
-    else this.entries.delete(block);
+    if (!this.entries.delete(block)) this.log.error(`block cache: the map evicted block ${block} from slot ${slot}, which the cache has no entry for`);
     // The entry goes before the slot is reused (the write path syncs it before new data lands).
     if (this.options.persistent) this.slots.clearEntry(slot);
     return slot;
@@ -310,7 +315,7 @@ export class BlockCache implements BlockStore, StatsSource {
       if (!adopted) throw new Error(`block cache: block ${blockNum} is in the map, in no slot`);
       return adopted;
     }
-    const e = this.newEntry(blockNum, slot);
+    const e = this.newEntry(blockNum);
     this.entries.set(blockNum, e);
     return e;
   }
@@ -320,7 +325,7 @@ export class BlockCache implements BlockStore, StatsSource {
     const slot = this.map.slotOf(blockNum);
     if (slot === null) return undefined;
     this.lent.delete(slot);
-    const e = this.newEntry(blockNum, slot);
+    const e = this.newEntry(blockNum);
     this.entries.set(blockNum, e);
     this.writeMisses++;
     this.writtenBeside(e);
@@ -344,17 +349,13 @@ export class BlockCache implements BlockStore, StatsSource {
     const map = this.map;
     for (let i = 0; i < blockNums.length; i++) {
       const b = blockNums[i]!;
-      const slot = map.slotOf(b);
-      if (slot === null) continue;
+      if (map.slotOf(b) === null) continue;
       const e = this.entries.get(b);
       if (e === undefined) {
         this.adopt(b);
-      } else if (e.slot === slot) {
+      } else {
         this.writeHits++;
         this.writtenBeside(e);
-      } else {
-        this.log.error(`block cache: the session wrote block ${b} into slot ${slot}, but the cache holds it in slot ${e.slot}`);
-        continue;
       }
       this.noteWrite(b);
     }
@@ -460,8 +461,8 @@ export class BlockCache implements BlockStore, StatsSource {
   async readBlock(blockNum: number): Promise<Buffer> {
     for (;;) {
       const found = await this.obtain(blockNum);
-      if (!('slot' in found)) return found;
-      if (this.holds(found)) return this.slots.read(found.slot);
+      if (Buffer.isBuffer(found)) return found;
+      if (this.holds(found)) return this.slots.read(this.slotOf(found));
     }
   }
 
@@ -511,17 +512,17 @@ export class BlockCache implements BlockStore, StatsSource {
       this.readHits++;
       this.noteRead(blockNum);
       this.touch(e);
-      this.slots.readInto(e.slot, offset, target);
+      this.slots.readInto(this.slotOf(e), offset, target);
       return;
     }
     for (;;) {
       const found = await this.obtain(blockNum);
-      if (!('slot' in found)) {
+      if (Buffer.isBuffer(found)) {
         found.copy(target, 0, offset, offset + target.length);
         return;
       }
       if (this.holds(found)) {
-        this.slots.readInto(found.slot, offset, target);
+        this.slots.readInto(this.slotOf(found), offset, target);
         return;
       }
     }
@@ -542,7 +543,8 @@ export class BlockCache implements BlockStore, StatsSource {
   private async load(blockNum: number, slot: number): Promise<Buffer> {
     let done!: () => void;
     const e = this.claim(blockNum, slot);
-    if (e.slot !== slot) return this.slots.read(e.slot);
+    // Adopted instead: the session wrote the block as new meanwhile, and its slot has the data.
+    if (!this.map.beginLoad(blockNum)) return this.slots.read(this.slotOf(e));
     e.loading = new Promise<void>((resolve) => (done = resolve));
     try {
       const { data, etag } = await this.inner.readBlockTagged(blockNum);
@@ -573,10 +575,11 @@ export class BlockCache implements BlockStore, StatsSource {
   /** Claims a clean slot in the cache file once its data is there (never before). */
   private async persistClean(e: Entry, etag: ETag): Promise<void> {
     const version = e.version;
+    const slot = this.slotOf(e);
     try {
-      await this.slots.syncData(e.slot);
+      await this.slots.syncData(slot);
       if (this.entries.get(e.block) === e && e.version === version && e.storedVersion === version) {
-        this.slots.setEntry(e.slot, e.block, false, etagBytes(etag));
+        this.slots.setEntry(slot, e.block, false, etagBytes(etag));
       }
     } catch (err) {
       this.log.warn(`cache file: ${(err as Error).message}`);
@@ -608,21 +611,22 @@ export class BlockCache implements BlockStore, StatsSource {
 
   async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
     const entry = await this.beginWrite(blockNum);
+    const slot = this.slotOf(entry);
     try {
       if (this.options.persistent) {
         // The old claim goes first, so a crash mid-copy cannot pair the entry with torn data.
-        this.slots.clearEntry(entry.slot);
-        await this.slots.syncEntry(entry.slot);
+        this.slots.clearEntry(slot);
+        await this.slots.syncEntry(slot);
       }
-      this.slots.write(entry.slot, data ?? this.zeros);
+      this.slots.write(slot, data ?? this.zeros);
       entry.valid = null;
       this.publish(entry);
       const version = ++entry.version;
       if (this.options.persistent) {
-        await this.slots.syncData(entry.slot);
+        await this.slots.syncData(slot);
         if (entry.version === version) {
-          this.slots.setEntry(entry.slot, blockNum, true, null);
-          await this.slots.syncEntry(entry.slot);
+          this.slots.setEntry(slot, blockNum, true, null);
+          await this.slots.syncEntry(slot);
         }
       }
     } finally {
@@ -645,7 +649,7 @@ export class BlockCache implements BlockStore, StatsSource {
     if (offset < 0 || offset + data.length > this.blockSize) throw new RangeError(`part ${offset}+${data.length} outside the block`);
     const entry = await this.beginWrite(blockNum);
     try {
-      this.slots.writePart(entry.slot, offset, data);
+      this.slots.writePart(this.slotOf(entry), offset, data);
       if (entry.valid !== null) {
         entry.valid = addRange(entry.valid, offset, offset + data.length, this.blockSize);
         if (entry.valid === null) this.publish(entry);
@@ -679,7 +683,7 @@ export class BlockCache implements BlockStore, StatsSource {
       }
       // A cache file must not claim the blocks across a crash after the delete: a recovered
       // dirty slot would upload old data over the trim.
-      if (this.options.persistent) await this.syncEntries([...held.keys()], (e) => this.slots.clearEntry(e.slot));
+      if (this.options.persistent) await this.syncEntries([...held.keys()], (slot) => this.slots.clearEntry(slot));
       try {
         await trimThrough(this.inner, blockNums);
       } catch (err) {
@@ -687,7 +691,7 @@ export class BlockCache implements BlockStore, StatsSource {
         for (const [e, version] of held) if (this.dirty.get(e.block) !== e) this.drop(e, version);
         // Unchanged dirty ones get their claim back (a write since has made its own).
         const unchanged = dirty.filter(([e, version]) => e.version === version && e.pendingWrites === 0).map(([e]) => e);
-        if (this.options.persistent) await this.syncEntries(unchanged, (e) => this.slots.setEntry(e.slot, e.block, true, null));
+        if (this.options.persistent) await this.syncEntries(unchanged, (slot, e) => this.slots.setEntry(slot, e.block, true, null));
         throw err;
       }
       for (const [e, version] of held) this.drop(e, version);
@@ -704,17 +708,20 @@ export class BlockCache implements BlockStore, StatsSource {
     }
   }
 
-  /** Resolves once no load or upload of the block is under way. */
+  /** Resolves once no fetch (of the block or of its missing part) or upload of it is under way. */
   private async settle(blockNum: number): Promise<void> {
-    for (let e = this.entries.get(blockNum); e?.loading || e?.uploading; e = this.entries.get(blockNum)) {
-      await (e.loading ?? e.uploadEnd);
+    for (let e = this.entries.get(blockNum); e; e = this.entries.get(blockNum)) {
+      const busy = e.loading ?? e.completing ?? (this.map.isUploading(blockNum) ? e.uploadEnd : undefined);
+      if (busy === undefined) return;
+      await busy;
     }
   }
 
-  /** Applies `change` to each entry's cache-file claim, then waits until they are all in the file. */
-  private async syncEntries(entries: readonly Entry[], change: (e: Entry) => void): Promise<void> {
-    for (const e of entries) change(e);
-    await Promise.all(entries.map((e) => this.slots.syncEntry(e.slot)));
+  /** Applies `change` to each entry's cache-file claim (in its slot), then waits until they are all in the file. */
+  private async syncEntries(entries: readonly Entry[], change: (slot: number, e: Entry) => void): Promise<void> {
+    const slots = entries.map((e) => this.slotOf(e));
+    entries.forEach((e, i) => change(slots[i]!, e));
+    await Promise.all(slots.map((slot) => this.slots.syncEntry(slot)));
   }
 
   /** Forgets a trimmed block's copy and frees its slot, unless it was written since `version`. */
@@ -725,8 +732,9 @@ export class BlockCache implements BlockStore, StatsSource {
       this.eager.delete(e);
       e.storedVersion = e.version;
     }
+    const slot = this.slotOf(e);
     this.forget(e.block);
-    this.freeSlots.push(e.slot);
+    this.freeSlots.push(slot);
   }
 
   /** Counts, applies back-pressure, and returns the block's entry marked dirty and busy. */
@@ -760,22 +768,28 @@ export class BlockCache implements BlockStore, StatsSource {
     if (blockNum === this.lastWrite) return;
     const previous = blockNum === this.lastWrite + 1 ? this.dirty.get(this.lastWrite) : undefined;
     this.lastWrite = blockNum;
-    if (previous && previous.valid === null && !previous.uploading) this.eager.add(previous);
+    if (previous && previous.valid === null && !this.map.isUploading(previous.block)) this.eager.add(previous);
   }
 
-  /** Fetches the block and fills in the bytes no write has supplied yet. */
+  /**
+   * Fetches the block and fills in the bytes no write has supplied yet. No upload of the block
+   * starts meanwhile (it would have to complete it too); once done, the uploads get their turn.
+   */
   private complete(e: Entry): Promise<void> {
     e.completing ??= (async () => {
       try {
         const full = await this.inner.readBlock(e.block);
         // Only the gaps as they are now: writes may have landed while fetching, and if they
         // filled the block (valid is null then) the fetched data is older than every byte.
-        if (e.valid === null) return;
-        for (const [a, b] of gaps(e.valid, this.blockSize)) this.slots.writePart(e.slot, a, full.subarray(a, b));
+        // An entry gone meanwhile (a trim dropped it) has no slot of its own any more.
+        if (e.valid === null || this.entries.get(e.block) !== e) return;
+        const slot = this.slotOf(e);
+        for (const [a, b] of gaps(e.valid, this.blockSize)) this.slots.writePart(slot, a, full.subarray(a, b));
         e.valid = null;
-        if (this.entries.get(e.block) === e) this.publish(e);
+        this.publish(e);
       } finally {
         e.completing = undefined;
+        this.pump();
       }
     })();
     return e.completing;
@@ -802,7 +816,8 @@ export class BlockCache implements BlockStore, StatsSource {
           continue;
         }
         e = this.claim(blockNum, slot);
-        if (e.slot === slot) e.valid = []; // nothing known until a write fills it
+        // Nothing known until a write fills it, unless adopted (the session wrote it whole).
+        if (!this.map.isReadable(blockNum)) e.valid = [];
       }
       // Dirty from now on: neither evictable nor marked clean by an upload finishing meanwhile.
       e.pendingWrites++;
@@ -815,17 +830,15 @@ export class BlockCache implements BlockStore, StatsSource {
     }
   }
 
-  private newEntry(block: number, slot: number): Entry {
+  private newEntry(block: number): Entry {
     return {
       block,
-      slot,
       loading: undefined,
       version: 0,
       storedVersion: 0,
       pendingWrites: 0,
       valid: null,
       completing: undefined,
-      uploading: false,
       uploadEnd: undefined,
       dirtySince: 0,
       retryAt: 0,
@@ -845,13 +858,13 @@ export class BlockCache implements BlockStore, StatsSource {
     for (const e of this.eager) {
       if (this.uploadsInFlight >= this.options.threads) break;
       this.eager.delete(e);
-      if (!e.uploading && this.dirty.get(e.block) === e && e.retryAt <= now && !this.trimming.has(e.block)) this.upload(e);
+      if (!this.uploadBusy(e) && this.dirty.get(e.block) === e && e.retryAt <= now && !this.trimming.has(e.block)) this.upload(e);
     }
     // `dirty` is ordered by dirtySince, so without a hurry the scan stops at the first block not
     // yet due: a write costs O(1) here, not a pass over every dirty block.
     for (const e of this.dirty.values()) {
       if (this.uploadsInFlight >= this.options.threads) break;
-      if (e.uploading || this.trimming.has(e.block)) continue;
+      if (this.uploadBusy(e) || this.trimming.has(e.block)) continue;
       // A partly written block waits out its delay (the rest usually follows) unless a flush asks.
       const patient = e.valid !== null && this.flushWaiters.length === 0 && !this.options.sync;
       const delayDue = e.dirtySince + this.options.writeDelayMs;
@@ -873,27 +886,36 @@ export class BlockCache implements BlockStore, StatsSource {
     }
   }
 
-  /** Starts uploading the entry's current version (e.uploading is set before this returns). */
+  /** An upload of the block is under way, or about to be (the rest of it is being fetched first). */
+  private uploadBusy(e: Entry): boolean {
+    return e.completing !== undefined || this.map.isUploading(e.block);
+  }
+
+  /** Starts uploading the entry's current version. */
   private upload(e: Entry): void {
     e.uploadEnd = this.uploadNow(e);
   }
 
   private async uploadNow(e: Entry): Promise<void> {
-    e.uploading = true;
     this.uploadsInFlight++;
     try {
       if (e.valid !== null) await this.complete(e);
     } catch (err) {
-      e.uploading = false;
       this.uploadsInFlight--;
       this.uploadFailed(e, err);
       return;
     }
     const version = e.version;
-    // A snapshot: writes may land in the slot while this version uploads. The map's copy is
-    // taken under its lock, with the generation of the session's writes it holds.
+    // A snapshot: writes may land in the slot while this version uploads. The map takes the copy
+    // under its lock, with the generation of the session's writes it holds, and marks the block
+    // uploading; null if another upload of it began while the rest was fetched (that one goes on).
     const data = this.uploadBuffers.pop() ?? Buffer.allocUnsafeSlow(this.blockSize);
-    const generation = this.snapshot(e, data);
+    const generation = this.map.beginUpload(e.block, data);
+    if (generation === null) {
+      this.uploadsInFlight--;
+      this.uploadBuffers.push(data);
+      return;
+    }
     try {
       const etag = await this.inner.writeBlock(e.block, isZeroBlock(data) ? null : data);
       e.storedVersion = version;
@@ -901,10 +923,12 @@ export class BlockCache implements BlockStore, StatsSource {
       e.retryAt = 0;
       // Clean only if neither we nor the session wrote it since the copy (a cache file's clean
       // entry must match its slot: the session stops writing the block then).
-      if (e.version === version && e.pendingWrites === 0 && this.map.stored(e.block, generation, !this.options.persistent)) {
+      const unchanged = e.version === version && e.pendingWrites === 0;
+      if (!unchanged) this.map.endUpload(e.block);
+      if (unchanged && this.map.stored(e.block, generation, !this.options.persistent)) {
         this.dirty.delete(e.block);
         this.publish(e);
-        if (this.options.persistent) this.slots.setEntry(e.slot, e.block, false, etagBytes(etag));
+        if (this.options.persistent) this.slots.setEntry(this.slotOf(e), e.block, false, etagBytes(etag));
         this.wake('dirtyWaiters');
         this.wake('slotWaiters');
       } else {
@@ -915,26 +939,17 @@ export class BlockCache implements BlockStore, StatsSource {
         this.dirty.set(e.block, e);
       }
     } catch (err) {
-      e.uploading = false;
+      this.map.endUpload(e.block);
       this.uploadsInFlight--;
       this.uploadFailed(e, err);
       return;
     }
-    e.uploading = false;
     this.uploadsInFlight--;
     // The store keeps nothing after resolving: the buffer serves the next upload (reused memory,
     // where a fresh one costs a page fault per 4 KiB). A failed upload's buffer is dropped.
     if (this.uploadBuffers.length < this.options.threads) this.uploadBuffers.push(data);
     this.settleFlushes();
     this.pump();
-  }
-
-  /** Copies the entry's slot into `data`; the generation of the session's writes it holds. */
-  private snapshot(e: Entry, data: Buffer): number {
-    // Not in the map once the cache is closed: then nothing writes the slot any more.
-    if (this.map.slotOf(e.block) !== null) return this.map.snapshot(e.block, data);
-    this.slots.readInto(e.slot, 0, data);
-    return 0;
   }
 
   private uploadFailed(e: Entry, err: unknown): void {
@@ -999,7 +1014,7 @@ export class BlockCache implements BlockStore, StatsSource {
     await Promise.all(this.persisting);
     this.closed = true;
     // A detached mount still open somewhere gets nothing more from the slots.
-    this.map.clear();
+    this.map.close();
     if (this.timer) clearTimeout(this.timer);
     if (this.sweeper) clearInterval(this.sweeper);
     await this.inner.close();
