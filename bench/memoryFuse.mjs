@@ -205,7 +205,7 @@ function memoryMap() {
   const map = new BlockMaps(slots);
   map.allowWrites(numBlocks);
   for (let b = 0; b < numBlocks; b++) {
-    map.claim(b, b);
+    map.claim(b, b, false);
     map.publish(b, true);
   }
   return { map, slots };

@@ -22,17 +22,13 @@ export declare class BlockCodec {
 export declare class BlockMap {
   constructor(slots: SlotStore)
   /**
-   * Takes a cell for the block, busy, in this slot; false if the session wrote it as a new
-   * block meanwhile (its slot is `slotOf(block)` then).
+   * Takes a cell for the block, busy, in this slot, and loading if `loading` (JS fetches it
+   * until it publishes or removes it); false if the session wrote it as a new block meanwhile
+   * (its slot is `slotOf(block)` then).
    */
-  claim(block: number, slot: number): boolean
+  claim(block: number, slot: number, loading?: boolean | undefined | null): boolean
   /** The block's slot holds all of it, current: the session reads it, and writes it if `writable`. */
   publish(block: number, writable: boolean): void
-  /**
-   * JS fetches the claimed block: loading until `publish` or `remove`; false if it is not
-   * claimed and waiting.
-   */
-  beginLoad(block: number): boolean
   markDirty(block: number): void
   /**
    * An upload begins: copies the block's slot into `target` (one block long) and returns the

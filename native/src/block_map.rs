@@ -238,14 +238,17 @@ impl Map {
         Some(out)
     }
 
-    /// Takes the block's cell for JS, busy, in this slot; false if the block has one already
-    /// (written here as a new block, and JS has not heard yet).
-    pub fn claim(&self, block: u32, slot: u32) -> bool {
+    /// Takes the block's cell for JS, busy, in this slot (loading, if JS fetches it now);
+    /// false if the block has one already (written here as a new block, and JS has not heard yet).
+    pub fn claim(&self, block: u32, slot: u32, loading: bool) -> bool {
         let mut state = self.write_state();
         if state.cells.contains_key(&block) {
             return false;
         }
-        state.cells.insert(block, Cell::new(slot, false, false));
+        let mut cell = Cell::new(slot, false, false);
+        cell.loading = loading;
+        state.loads += u32::from(loading);
+        state.cells.insert(block, cell);
         state.stamp(block);
         true
     }
@@ -264,19 +267,6 @@ impl Map {
         // Evictable now unless dirty, at the young end of the order.
         state.stamp(block);
         state.file(block);
-    }
-
-    /// JS fetches the block into its claimed cell, until it publishes or removes it; false if
-    /// the cell is not claimed and waiting (no cell, readable, or loading already).
-    pub fn begin_load(&self, block: u32) -> bool {
-        let mut state = self.write_state();
-        let Some(cell) = state.cells.get_mut(&block) else { return false };
-        if cell.readable || cell.loading {
-            return false;
-        }
-        cell.loading = true;
-        state.loads += 1;
-        true
     }
 
     /// JS made the block dirty (a write of its own, or a dirty block recovered from a cache file).
@@ -543,24 +533,18 @@ impl BlockMap {
         BlockMap { inner: Arc::new(Map::new(slots.shared())) }
     }
 
-    /// Takes a cell for the block, busy, in this slot; false if the session wrote it as a new
-    /// block meanwhile (its slot is `slotOf(block)` then).
+    /// Takes a cell for the block, busy, in this slot, and loading if `loading` (JS fetches it
+    /// until it publishes or removes it); false if the session wrote it as a new block meanwhile
+    /// (its slot is `slotOf(block)` then).
     #[napi]
-    pub fn claim(&self, block: u32, slot: u32) -> bool {
-        self.inner.claim(block, slot)
+    pub fn claim(&self, block: u32, slot: u32, loading: Option<bool>) -> bool {
+        self.inner.claim(block, slot, loading.unwrap_or(false))
     }
 
     /// The block's slot holds all of it, current: the session reads it, and writes it if `writable`.
     #[napi]
     pub fn publish(&self, block: u32, writable: bool) {
         self.inner.publish(block, writable)
-    }
-
-    /// JS fetches the claimed block: loading until `publish` or `remove`; false if it is not
-    /// claimed and waiting.
-    #[napi]
-    pub fn begin_load(&self, block: u32) -> bool {
-        self.inner.begin_load(block)
     }
 
     #[napi]
@@ -751,8 +735,8 @@ mod tests {
     #[test]
     fn reads_across_readable_blocks_only() {
         let map = filled(4);
-        assert!(map.claim(10, 2));
-        assert!(map.claim(11, 0));
+        assert!(map.claim(10, 2, false));
+        assert!(map.claim(11, 0, false));
         assert!(map.read(10 * 4096, 10).is_none(), "claimed is busy, not readable");
         map.publish(10, false);
         map.publish(11, false);
@@ -764,7 +748,7 @@ mod tests {
         map.remove(11);
         assert!(map.read(11 * 4096, 10).is_none());
         assert!(map.read(0, 0).is_none());
-        assert!(!map.claim(10, 3), "block 10 has a cell");
+        assert!(!map.claim(10, 3, false), "block 10 has a cell");
         map.close();
         assert!(map.read(10 * 4096, 10).is_none(), "closed: nothing more for the session");
         assert_eq!(map.slot_of(10), Some(2), "the cells stay for JS");
@@ -774,7 +758,7 @@ mod tests {
     fn writes_only_into_writable_cells_and_counts_them_dirty() {
         let map = filled(4);
         map.allow_writes(8);
-        assert!(map.claim(5, 1));
+        assert!(map.claim(5, 1, false));
         map.publish(5, false);
         assert!(map.write(5 * 4096 + 100, &[9; 50]).is_none(), "published read-only");
         map.publish(5, true);
@@ -794,7 +778,7 @@ mod tests {
     fn an_upload_of_an_older_generation_leaves_the_block_dirty() {
         let map = filled(2);
         map.allow_writes(8);
-        map.claim(0, 0);
+        map.claim(0, 0, false);
         map.publish(0, true);
         map.write(0, &[7; 10]).unwrap();
         let mut copy = vec![0; BS];
@@ -822,18 +806,15 @@ mod tests {
     #[test]
     fn loading_until_published_and_counted() {
         let map = filled(4);
-        assert!(!map.begin_load(3), "no cell");
-        assert!(map.claim(3, 1));
-        assert!(map.begin_load(3));
-        assert!(!map.begin_load(3), "loading already");
+        assert!(map.claim(3, 1, true));
         assert!(map.is_loading(3) && !map.is_readable(3));
+        assert!(!map.claim(3, 2, true), "one cell per block");
         assert_eq!(map.loads(), 1);
         assert_eq!(map.take_victim(), None, "loading is busy");
         map.publish(3, false);
         assert!(!map.is_loading(3) && map.is_readable(3));
         assert_eq!(map.loads(), 0);
-        assert!(!map.begin_load(3), "readable: nothing to load");
-        assert!(map.claim(4, 2) && map.begin_load(4));
+        assert!(map.claim(4, 2, true));
         map.remove(4);
         assert_eq!(map.loads(), 0, "a failed load's cell goes, and its count");
     }
@@ -853,7 +834,7 @@ mod tests {
         assert_eq!(map.write(0, &block), Some((0, 0)));
         assert_eq!(map.slot_of(0), Some(3));
         assert!(map.read(0, BS).unwrap().0.iter().all(|&b| b == 5));
-        assert!(!map.claim(0, 1), "JS must adopt the session's cell");
+        assert!(!map.claim(0, 1, false), "JS must adopt the session's cell");
         assert_eq!(map.spares(), 0);
         map.lend(1);
         map.lend(2);
@@ -864,7 +845,7 @@ mod tests {
     fn a_request_is_all_or_nothing_and_capped_by_dirty_blocks() {
         let map = filled(4);
         map.allow_writes(2);
-        map.claim(0, 0);
+        map.claim(0, 0, false);
         map.publish(0, true);
         map.lend(1);
         map.lend(2);
@@ -886,10 +867,10 @@ mod tests {
         let map = filled(8);
         map.set_protected(2);
         for (block, slot) in [(0, 0), (5, 1), (6, 2), (7, 3), (1, 4)] {
-            assert!(map.claim(block, slot));
+            assert!(map.claim(block, slot, false));
             map.publish(block, false);
         }
-        assert!(map.claim(9, 5), "busy: claimed, never published");
+        assert!(map.claim(9, 5, false), "busy: claimed, never published");
         map.mark_dirty(6);
         assert_eq!(map.evictable(), 4);
         map.touch(5); // JS answered a hit
@@ -909,7 +890,7 @@ mod tests {
     fn idle_blocks_are_the_ones_unused_for_the_timeout() {
         let map = filled(4);
         for (block, slot) in [(1, 0), (2, 1), (3, 2)] {
-            map.claim(block, slot);
+            map.claim(block, slot, false);
             map.publish(block, false);
         }
         assert!(map.take_idle(60_000).is_empty(), "all used just now");

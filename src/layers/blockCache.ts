@@ -306,18 +306,18 @@ export class BlockCache implements BlockStore, StatsSource {
    * A new entry in `slot`, unless the session has just written the block as a new one: then the
    * slot goes back and the session's entry is taken over (returned instead).
    */
-  private claim(blockNum: number, slot: number): Entry {
-    if (!this.map.claim(blockNum, slot)) {
+  private claim(blockNum: number, slot: number, loading: boolean): [entry: Entry, fresh: boolean] {
+    if (!this.map.claim(blockNum, slot, loading)) {
       this.freeSlots.push(slot);
       this.wake('slotWaiters');
       const adopted = this.adopt(blockNum);
       // Only this thread removes cells: the session's is still there.
       if (!adopted) throw new Error(`block cache: block ${blockNum} is in the map, in no slot`);
-      return adopted;
+      return [adopted, false];
     }
     const e = this.newEntry(blockNum);
     this.entries.set(blockNum, e);
-    return e;
+    return [e, true];
   }
 
   /** Takes over a block the session wrote into a lent slot, dirty; undefined if the map has no such block. */
@@ -542,9 +542,9 @@ export class BlockCache implements BlockStore, StatsSource {
   /** Fetches a block into a slot and resolves its data (the session's, if it has just written the block). */
   private async load(blockNum: number, slot: number): Promise<Buffer> {
     let done!: () => void;
-    const e = this.claim(blockNum, slot);
+    const [e, fresh] = this.claim(blockNum, slot, true);
     // Adopted instead: the session wrote the block as new meanwhile, and its slot has the data.
-    if (!this.map.beginLoad(blockNum)) return this.slots.read(this.slotOf(e));
+    if (!fresh) return this.slots.read(this.slotOf(e));
     e.loading = new Promise<void>((resolve) => (done = resolve));
     try {
       const { data, etag } = await this.inner.readBlockTagged(blockNum);
@@ -815,9 +815,10 @@ export class BlockCache implements BlockStore, StatsSource {
           this.wake('slotWaiters');
           continue;
         }
-        e = this.claim(blockNum, slot);
+        const [claimed, fresh] = this.claim(blockNum, slot, false);
+        e = claimed;
         // Nothing known until a write fills it, unless adopted (the session wrote it whole).
-        if (!this.map.isReadable(blockNum)) e.valid = [];
+        if (fresh) e.valid = [];
       }
       // Dirty from now on: neither evictable nor marked clean by an upload finishing meanwhile.
       e.pendingWrites++;
