@@ -2,7 +2,7 @@
 // fallocate's modes, the -o options that shape the two files, unmounting from outside.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readFile, readdir, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readFile, readdir, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -135,13 +135,23 @@ test('umount from outside ends the process after storing everything; the mount t
 test('as a user other than root: mounted through fusermount3 where /dev/fuse allows it, else one clear line and no flag', { timeout: 120000 }, async (t) => {
   const asNobody = ['--reuid=nobody', '--regid=nogroup', '--clear-groups'];
   const readable = async (file) => (await runCommand('setpriv', [...asNobody, 'test', '-r', file])).code === 0;
-  // A checkout inside a private directory (mktemp -d) is out of another user's reach: the user
-  // gets it through a bind mount at a path it can traverse.
+  // A checkout that is a private directory (mktemp -d), or inside one, is out of another user's
+  // reach: the user gets its entries bind-mounted, one by one, into a directory it can traverse
+  // (the checkout's own root keeps its mode even when bind-mounted whole).
   let cli = CLI;
   let bound;
+  const mounted = [];
   if (!(await readable(cli))) {
     bound = await mkdtemp(join(tmpdir(), 's3b-checkout-'));
-    await run('mount', ['--bind', REPO, bound]);
+    await chmod(bound, 0o755);
+    for (const entry of await readdir(REPO, { withFileTypes: true })) {
+      if (entry.name === '.git' || !(entry.isDirectory() || entry.isFile())) continue;
+      const target = join(bound, entry.name);
+      if (entry.isDirectory()) await mkdir(target);
+      else await writeFile(target, '');
+      await run('mount', ['--bind', join(REPO, entry.name), target]);
+      mounted.push(target);
+    }
     cli = join(bound, 'dist', 'cli', 'main.js');
   }
   const w = await workdir('fuse-user');
@@ -165,10 +175,12 @@ test('as a user other than root: mounted through fusermount3 where /dev/fuse all
     assert.ok((await readdir(w.store)).includes('00000000'));
   } finally {
     await w.cleanup();
-    if (bound) {
-      await run('umount', [bound]).catch(() => run('umount', ['-l', bound]));
-      await rmdir(bound);
+    // Never recursive: a mount left over would make that a deletion of the checkout itself.
+    for (const target of mounted) {
+      await run('umount', [target]).catch(() => run('umount', ['-l', target]));
+      await ((await stat(target)).isDirectory() ? rmdir(target) : unlink(target));
     }
+    if (bound) await rmdir(bound);
   }
 });
 
