@@ -292,6 +292,59 @@ async function straight(tool, kind, work, source) {
   }
 }
 
+/**
+ * Through ext4 on a loop device set up with `losetup --direct-io=on`: the loop device then
+ * writes to the FUSE file with asynchronous direct I/O, several requests in flight and no second
+ * page cache under ext4's. The write until the tool has exited, then a cold read in a new mount.
+ */
+async function loopDirect(tool, work, source) {
+  const mnt = join(work, `${tool.id}-dio-mnt`);
+  const data = join(work, `${tool.id}-dio-data`);
+  await mkdir(mnt, { recursive: true });
+  await mkdir(data, { recursive: true });
+  const args = toolArgs(tool, { port: 0 });
+  const attach = async (...extra) => (await run('losetup', ['--find', '--show', '--direct-io=on', ...extra, join(mnt, 'file')])).stdout.trim();
+  let device;
+  const detach = async () => {
+    if (device) await run('losetup', ['-d', device]);
+    device = undefined;
+  };
+  const result = {};
+  try {
+    let m = await mountTool(tool, args, mnt, { usage: true, metrics: true });
+    await run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', join(mnt, 'file')]);
+    device = await attach();
+    await run('mount', [device, data]);
+    let t = await timed(m.port, async (scrape) => {
+      await dd(`if=${source}`, `of=${join(data, 'big')}`, 'conv=fsync');
+      await run('umount', [data]);
+      await detach();
+      await scrape();
+      await run('umount', [mnt]);
+      result.writeCpuSPerGiB = cpuPerGiB(await m.finished);
+    });
+    result.writeMBs = MB / t.seconds;
+    result.writeRequests = requestsBetween(t.before, t.after, 'write');
+
+    m = await mountTool(tool, args, mnt, { usage: true, metrics: true });
+    device = await attach('--read-only');
+    await run('mount', ['-o', 'ro', device, data]);
+    await dropCaches();
+    t = await timed(m.port, () => dd(`if=${join(data, 'big')}`, 'of=/dev/null'));
+    result.readMBs = MB / t.seconds;
+    result.readRequests = requestsBetween(t.before, t.after, 'read');
+    await run('umount', [data]);
+    await detach();
+    await run('umount', [mnt]);
+    result.readCpuSPerGiB = cpuPerGiB(await m.finished);
+  } finally {
+    await run('umount', [data]).catch(() => {});
+    await detach().catch(() => {});
+    await run('umount', [mnt]).catch(() => {});
+  }
+  return result;
+}
+
 /** The median of each figure over rounds of the same shape. */
 function median(rounds) {
   const first = rounds[0];
@@ -314,10 +367,14 @@ async function benchCeiling(bindings, work, source, rounds) {
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 ? [...bindings].reverse() : bindings;
     const got = Object.fromEntries(bindings.map((b) => [b.binding, { tool: b.name }]));
-    for (const kind of ['write', 'direct', 'buffered', 'ext4']) {
+    const what = { ext4: 'through ext4', ext4dio: 'through ext4, loop with direct I/O' };
+    for (const kind of ['write', 'direct', 'buffered', 'ext4', 'ext4dio']) {
       for (const b of order) {
-        process.stderr.write(`bench: FUSE ceiling, round ${round + 1}/${rounds}, ${b.name}, ${kind === 'ext4' ? 'through ext4' : `dd ${kind}`}...\n`);
-        got[b.binding][kind] = kind === 'ext4' ? await benchTool(b, { port: 0 }, work, source) : await straight(b, kind, work, source);
+        process.stderr.write(`bench: FUSE ceiling, round ${round + 1}/${rounds}, ${b.name}, ${what[kind] ?? `dd ${kind}`}...\n`);
+        got[b.binding][kind] =
+          kind === 'ext4' ? await benchTool(b, { port: 0 }, work, source)
+          : kind === 'ext4dio' ? await loopDirect(b, work, source)
+          : await straight(b, kind, work, source);
       }
     }
     for (const b of bindings) all[b.binding].push(got[b.binding]);
@@ -355,6 +412,8 @@ function ceilingTable(ceiling, skipped) {
     row('read straight, buffered', (c) => c.buffered.MBs, 'MB/s'),
     row('write through ext4 on a loop device (until exited)', (c) => c.ext4.writeMBs, 'MB/s'),
     row('read through ext4 on a loop device (cold)', (c) => c.ext4.readMBs, 'MB/s'),
+    row('write through ext4, loop device with --direct-io=on (until exited)', (c) => c.ext4dio?.writeMBs, 'MB/s'),
+    row('read through ext4, loop device with --direct-io=on (cold)', (c) => c.ext4dio?.readMBs, 'MB/s'),
     row('random 4 KiB reads through ext4', (c) => c.ext4.randReadIOPS, 'IOPS', 0),
     row('random 4 KiB writes through ext4', (c) => c.ext4.randWriteIOPS, 'IOPS', 0),
     row('CPU-s per GiB, write straight (both passes)', (c) => c.write.cpuSPerGiB, 's', 2),
@@ -362,12 +421,14 @@ function ceilingTable(ceiling, skipped) {
     row('CPU-s per GiB, read straight, buffered', (c) => c.buffered.cpuSPerGiB, 's', 2),
     row('CPU-s per GiB, write through ext4', (c) => c.ext4.writeCpuSPerGiB, 's', 2),
     row('CPU-s per GiB, read through ext4', (c) => c.ext4.readCpuSPerGiB, 's', 2),
+    row('CPU-s per GiB, write through ext4, loop with direct I/O', (c) => c.ext4dio?.writeCpuSPerGiB, 's', 2),
     row('CPU-s of an idle mount (start to exit)', (c) => c.ext4.idleCpuS, 's', 2),
     requests('write requests > 512 KiB (max 1 MiB), straight', (c) => c.write.requests),
     requests('write requests > 512 KiB, through ext4', (c) => c.ext4.writeRequests),
     requests('read requests > 512 KiB, direct', (c) => c.direct.requests),
     requests('read requests > 512 KiB, buffered', (c) => c.buffered.requests),
     requests('read requests > 512 KiB, through ext4', (c) => c.ext4.readRequests),
+    requests('write requests > 512 KiB, through ext4, loop with direct I/O', (c) => c.ext4dio?.writeRequests),
   ].join('\n');
 }
 

@@ -473,6 +473,13 @@ impl Map {
     /// or is new and covered whole with data that is not all zeros (a spare slot takes it);
     /// all or nothing. Returns the first and last block written.
     pub fn write(&self, offset: u64, data: &[u8]) -> Option<(u32, u32)> {
+        self.write_acked(offset, data, || ())
+    }
+
+    /// As write, calling `ack` once the write is taken and before its bytes are copied, with the
+    /// map locked: the session answers the kernel there, so the writer's next request is
+    /// prepared while this one is copied; nothing can read the blocks before the copy ends.
+    pub fn write_acked(&self, offset: u64, data: &[u8], ack: impl FnOnce()) -> Option<(u32, u32)> {
         let pieces = self.pieces(offset, data.len())?;
         let (first, last) = (pieces.first()?.block, pieces.last()?.block);
         let mut state = self.write_state();
@@ -498,6 +505,8 @@ impl Map {
             state.short_of_spares = true;
             return None;
         }
+        // Every piece's slot is settled before the ack: after it, the write cannot be refused.
+        let mut slots = Vec::with_capacity(pieces.len());
         for p in &pieces {
             let slot = match state.cells.get(&p.block) {
                 Some(cell) => cell.slot,
@@ -507,6 +516,10 @@ impl Map {
                     slot
                 }
             };
+            slots.push(slot);
+        }
+        ack();
+        for (p, slot) in pieces.iter().zip(slots) {
             self.slots.write_part(slot, p.offset, &data[p.at..p.at + p.len]);
             if let Some(cell) = state.cells.get_mut(&p.block) {
                 cell.generation = cell.generation.wrapping_add(1);
@@ -860,6 +873,32 @@ mod tests {
         assert_eq!(map.take_written(), vec![0, 1, 0]);
         map.allow_writes(0);
         assert!(map.write(100, &[1; 10]).is_none());
+    }
+
+    #[test]
+    fn a_write_is_acked_once_taken_and_read_only_after_its_copy() {
+        let map = Arc::new(filled(4));
+        map.allow_writes(4);
+        map.claim(0, 0, false);
+        map.publish(0, true);
+        let mut acks = 0;
+        assert!(map.write_acked(0, &vec![0u8; BS + 1], || acks += 1).is_none());
+        assert_eq!(acks, 0, "a refused write is not acked");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let written = map.write_acked(0, &[6; 100], || {
+            acks += 1;
+            // A read racing the ack must wait for the copy, then see all of it.
+            let reader = Arc::clone(&map);
+            let tx = tx.clone();
+            std::thread::spawn(move || tx.send(reader.read(0, 100).map(|r| r.0)).unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(rx.try_recv().is_err(), "read while the write was acked but not copied");
+        });
+        assert_eq!(written, Some((0, 0)));
+        assert_eq!(acks, 1);
+        let seen = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap().unwrap();
+        assert!(seen.iter().all(|&b| b == 6), "the reader saw the write whole");
+        assert!(map.is_dirty(0));
     }
 
     #[test]

@@ -237,7 +237,10 @@ impl Filesystem for BackedFs {
         if let Some(threshold) = s.congestion_threshold {
             let _ = config.set_congestion_threshold(threshold);
         }
-        let wanted = if s.async_read { InitFlags::FUSE_ASYNC_READ } else { InitFlags::empty() };
+        // Async direct I/O, as libfuse 3 asks by default: a direct write (a loop device with
+        // --direct-io=on) is sent as parallel requests, and an AIO one returns before they end.
+        let read = if s.async_read { InitFlags::FUSE_ASYNC_READ } else { InitFlags::empty() };
+        let wanted = read | InitFlags::FUSE_ASYNC_DIO;
         let _ = config.add_capabilities(wanted & config.capabilities());
         Ok(())
     }
@@ -402,14 +405,21 @@ impl Filesystem for BackedFs {
             return reply.written(0);
         }
         let started = std::time::Instant::now();
-        if self.map.as_ref().is_some_and(|map| map.write(offset, data).is_some()) {
-            reply.written(data.len() as u32);
+        let mut reply = Some(reply);
+        let length = data.len() as u32;
+        let ack = || {
+            if let Some(reply) = reply.take() {
+                reply.written(length)
+            }
+        };
+        if self.map.as_ref().is_some_and(|map| map.write_acked(offset, data, ack).is_some()) {
             // The map logged the blocks; JS marks them dirty and schedules their uploads afterwards.
             if self.shared.note_write(data.len(), started.elapsed().as_secs_f64()) {
                 (self.emit)(Event::Hits);
             }
             return;
         }
+        let Some(reply) = reply else { return };
         let data = data.to_vec();
         self.send(Pending::Write(reply), |id| Event::Write { id, offset, data })
     }
