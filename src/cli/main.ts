@@ -6,9 +6,6 @@ import { secretFileWarnings } from './secretFiles';
 import { parseCommandLine } from './parseArgs';
 import { buildConfig, ConfigError } from '../config/config';
 import { createLogger } from '../util/log';
-import { mount } from '../mount/mount';
-import { resetMountedFlag } from '../mount/resetMountedFlag';
-import { erase } from '../mount/erase';
 import { StoreError } from '../backend/objectStore';
 import { RetriesExhaustedError } from '../backend/retry';
 import { version } from '../version';
@@ -67,15 +64,17 @@ async function main(argv: readonly string[]): Promise<void> {
     process.exit(await runAsDaemon(__filename, argv, asked === undefined ? {} : { [PASSWORD_ON_STDIN_ENV]: '1' }, asked));
   }
   const log = createLogger({ debug: config.debug, quiet: config.quiet, write: daemon ? syslogWrite : undefined });
+  // The block stack and the S3 client load only here: --help, --version, bad flags and the
+  // daemon's parent answer without them (half of the start-up's module loading).
   if (config.mode === 'resetMountedFlag') {
-    await resetMountedFlag(config, log);
+    await (await import('../mount/resetMountedFlag')).resetMountedFlag(config, log);
     return;
   }
   if (config.mode === 'erase') {
-    await erase(config, log);
+    await (await import('../mount/erase')).erase(config, log);
     return;
   }
-  const handle = await mount(config, log);
+  const handle = await (await import('../mount/mount')).mount(config, log);
   if (daemon) {
     // Paths in the config are absolute: leave the directory we were started in, as daemons do.
     process.chdir('/');
