@@ -6,7 +6,7 @@ import { chmod, mkdir, mkdtemp, open, readFile, readdir, rmdir, stat, unlink, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startMount, workdir, withTestMount, run, runCommand, freePort, parseStatsFile, isMounted, loopMount, sha256File, CLI, REPO } from './helpers/ours.mjs';
+import { startMount, workdir, withTestMount, run, runCommand, freePort, parseStatsFile, isMounted, sha256File, checkAfterRemount, CLI, REPO } from './helpers/ours.mjs';
 
 async function metrics(port) {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -255,7 +255,7 @@ test('a loop device with --direct-io=on: asynchronous direct writes in flight to
   const w = await workdir('fuse-loop-dio');
   const flags = ['--test', '--size=64m', '--blockSize=64k', w.store, w.mnt];
   const file = join(w.mnt, 'file');
-  let m = await startMount(flags, w.mnt);
+  const m = await startMount(flags, w.mnt);
   let device;
   const detach = async () => {
     if (device) await run('losetup', ['-d', device]);
@@ -287,14 +287,5 @@ test('a loop device with --direct-io=on: asynchronous direct writes in flight to
     await detach().catch(() => {});
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }
-  m = await startMount(flags, w.mnt);
-  try {
-    await run('e2fsck', ['-fn', file]);
-    await loopMount(file, w.data, { readOnly: true });
-    assert.equal(await sha256File(join(w.data, 'big')), sum, 'the file as written, after a remount');
-  } finally {
-    await run('umount', [w.data]).catch(() => {});
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    await w.cleanup();
-  }
+  await checkAfterRemount(w, flags, 'big', sum);
 });

@@ -146,6 +146,24 @@ export async function loopMount(file, dir, { readOnly = false } = {}) {
   await run('mount', ['-o', readOnly ? 'loop,ro' : 'loop', file, dir]);
 }
 
+/**
+ * Mounts the disk again with `flags`, checks the ext4 on it with e2fsck (no changes), loop-mounts
+ * it read-only and compares `name`'s checksum with `sum`; stops the mount and removes the workdir.
+ */
+export async function checkAfterRemount(w, flags, name, sum) {
+  const file = join(w.mnt, 'file');
+  const m = await startMount(flags, w.mnt);
+  try {
+    await run('e2fsck', ['-fn', file]);
+    await loopMount(file, w.data, { readOnly: true });
+    assert.equal(await sha256File(join(w.data, name)), sum, `${name} as written, after a remount`);
+  } finally {
+    await run('umount', [w.data]).catch(() => {});
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    await w.cleanup();
+  }
+}
+
 export async function sha256File(file) {
   const { stdout } = await run('sha256sum', [file]);
   return stdout.split(' ')[0];
