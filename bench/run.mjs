@@ -8,14 +8,16 @@
 //   writes with fio; time to the first byte after mounting; peak resident memory while writing;
 //   CPU-seconds (user + system of the whole process, mount to exit, bench/rusage.py) per GiB
 //   written and read, and of a mount that does nothing; for ours, the sizes of the write and read
-//   requests the kernel sent (its /metrics histogram).
+//   requests the kernel sent (its /metrics histogram). Each tool runs that --rounds times (3), the
+//   tools taking turns with the first changing every round; figures are medians, ratios the median
+//   of the rounds' ratios with their range (this machine's speed swings by a third within minutes).
 // The FUSE ceiling, once: a file in memory behind our native session and behind fuse-native 2.2.6
 // (the binding before it, installed into .cache/ on first use), and on tmpfs with no FUSE (the
 // bound), dd straight onto the file and the same workloads through ext4 (bench/memoryFuse.mjs);
 // the network ceiling: raw node:http
 // requests per second (bench/requests.mjs).
 // Needs root. Writes Markdown tables to stdout and JSON to bench/results/.
-//   node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--ceilingRounds 3]
+//   node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3]
 import { spawn, execFile } from 'node:child_process';
 import { startEndpoint } from './endpoint.mjs';
 import { measureRequests, formatRequests, percent } from './requests.mjs';
@@ -28,8 +30,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--ceilingRounds 3]
-  Needs root; takes about 15 minutes with everything. Tables go to stdout, JSON to bench/results/.
+const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3]
+  Needs root; takes about 30 minutes with everything. Tables go to stdout, JSON to bench/results/.
   S3BACKER_UPSTREAM_BIN=path names upstream's newest build (else the one scripts/setup.sh built).`;
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(USAGE);
@@ -46,6 +48,7 @@ const MB = Number(option('mb') ?? 256);
 const GIB = MB / 1024;
 const TOOLS = option('tools')?.split(',');
 const CEILING_ROUNDS = Number(option('ceilingRounds') ?? 3);
+const ROUNDS = Number(option('rounds') ?? 3);
 const wanted = (id) => !TOOLS || TOOLS.includes(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now() / 1000;
@@ -239,7 +242,7 @@ async function benchTool(tool, endpoint, work, source) {
     const fio = async (rw, ...extra) => {
       const r = await run('fio', [
         `--name=${rw}`, `--filename=${join(data, 'big')}`, `--rw=${rw}`, '--bs=4k', '--direct=1',
-        '--ioengine=psync', '--runtime=10', '--time_based', '--output-format=json', ...extra,
+        '--ioengine=psync', '--runtime=5', '--time_based', '--output-format=json', ...extra,
       ]);
       return JSON.parse(r.stdout).jobs[0];
     };
@@ -384,6 +387,16 @@ async function benchCeiling(bindings, work, source, rounds) {
 
 const fixed = (v, digits) => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(digits));
 const ratio = (a, b) => (a === undefined || b === undefined || !b ? '' : `${(a / b).toFixed(2)}x`);
+/**
+ * The median of the rounds' ratios (each round's pair ran minutes apart at most), and their
+ * range when there are several: how far one run's ratio can be trusted on this machine.
+ */
+function pairedRatio(a, b, key) {
+  const each = a.map((r, i) => r[key] / b[i]?.[key]).filter((x) => Number.isFinite(x));
+  if (each.length === 0) return '';
+  const mid = median(each);
+  return each.length === 1 ? `${mid.toFixed(2)}x` : `${mid.toFixed(2)}x (${Math.min(...each).toFixed(2)}-${Math.max(...each).toFixed(2)})`;
+}
 const requestCell = (r) =>
   r
     ? `${percent(r.over512KiB, r.count || 1)} of ${r.count} (mean ${r.meanKiB.toFixed(0)} KiB${r.inSession ? `; ${percent(r.inSession, r.count)} answered without JS` : ''})`
@@ -436,13 +449,13 @@ function delayTable(delay, results, ceiling, notes) {
   const [ours, newest, debian] = ['ours', 'upstream', 'debian'].map((id) => results.find((r) => r.id.startsWith(`${id}-`)));
   const row = (label, key, unit, digits = 1, withCeiling = true) => {
     const cell = (r, missing = 'n/a') => (r ? `${fixed(r[key], digits)} ${unit}` : missing);
-    const against = (r) => (ours && r ? ratio(ours[key], r[key]) : '');
+    const against = (r) => (ours && r ? pairedRatio(ours.rounds, r.rounds, key) : '');
     return `| ${label} | ${cell(ours)} | ${cell(newest, NEWEST.missing ? 'missing' : 'n/a')} | ${against(newest)} | ${cell(debian)} | ${against(debian)} | ${withCeiling ? cell(ceiling) : ''} | ${withCeiling && ceiling && ours ? percent(ours[key], ceiling[key]) : ''} |`;
   };
   const requests = (label, key) => `| ${label} | ${requestCell(ours?.[key])} | n/a | | n/a | | ${requestCell(ceiling?.[key])} | |`;
   return [
     '',
-    `Block size 256 KiB, ${MB} MiB through ext4 on a loop device, in-memory S3 on loopback, ${delay} ms per request. CPU: the whole process, mount to exit; lower is better for time, memory and CPU.`,
+    `Block size 256 KiB, ${MB} MiB through ext4 on a loop device, in-memory S3 on loopback, ${delay} ms per request. Figures: medians of ${ROUNDS} rounds, the tools taking turns; ratios: the median of the rounds' ratios (their range). CPU: the whole process, mount to exit; lower is better for time, memory and CPU.`,
     ...notes.map((n) => `\n${n}`),
     '',
     `| workload | ours | ${NEWEST.name ?? 'upstream newest'} | ours / newest | Debian s3backer 1.5.4 | ours / 1.5.4 | memory FUSE file, native session (ceiling) | ours / ceiling |`,
@@ -519,14 +532,20 @@ try {
   }
 
   output.runs = [];
+  output.rounds = ROUNDS;
   for (const delay of tools.length > 0 ? DELAYS : []) {
     const endpoint = await startEndpoint(delay);
     try {
-      const results = [];
-      for (const tool of tools) {
-        process.stderr.write(`bench: ${tool.name}, ${delay} ms per request...\n`);
-        results.push(await benchTool({ ...tool, id: `${tool.id}-${delay}` }, endpoint, work, source));
+      // As in the ceiling: the tools take turns, the first changes every round, figures are medians.
+      const rounds = Object.fromEntries(tools.map((t) => [t.id, []]));
+      for (let round = 0; round < ROUNDS; round++) {
+        const order = tools.map((_, i) => tools[(i + round) % tools.length]);
+        for (const tool of order) {
+          process.stderr.write(`bench: ${tool.name}, ${delay} ms per request, round ${round + 1}/${ROUNDS}...\n`);
+          rounds[tool.id].push(await benchTool({ ...tool, id: `${tool.id}-${delay}-r${round + 1}` }, endpoint, work, source));
+        }
       }
+      const results = tools.map((t) => ({ ...median(rounds[t.id]), id: `${t.id}-${delay}`, rounds: rounds[t.id] }));
       output.runs.push({ delayMs: delay, results });
       console.log(delayTable(delay, results, ceiling, notes));
     } finally {
