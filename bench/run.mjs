@@ -392,7 +392,8 @@ const ratio = (a, b) => (a === undefined || b === undefined || !b ? '' : `${(a /
  * range when there are several: how far one run's ratio can be trusted on this machine.
  */
 function pairedRatio(a, b, key) {
-  const each = a.map((r, i) => r[key] / b[i]?.[key]).filter((x) => Number.isFinite(x));
+  const get = typeof key === 'function' ? key : (r) => r[key];
+  const each = a.map((r, i) => (b[i] ? get(r) / get(b[i]) : NaN)).filter((x) => Number.isFinite(x));
   if (each.length === 0) return '';
   const mid = median(each);
   return each.length === 1 ? `${mid.toFixed(2)}x` : `${mid.toFixed(2)}x (${Math.min(...each).toFixed(2)}-${Math.max(...each).toFixed(2)})`;
@@ -406,14 +407,14 @@ function ceilingTable(ceiling, skipped) {
   const [neu, mapped, old, none] = [ceiling.native, ceiling['native-map'], ceiling['fuse-native'], ceiling.none];
   const row = (label, get, unit, digits = 1) => {
     const cell = (c) => (c ? `${fixed(get(c), digits)} ${unit}` : skipped ? 'skipped' : 'n/a');
-    const against = (c) => (c && old ? ratio(get(c), get(old)) : '');
+    const against = (c) => (c && old ? pairedRatio(c.rounds, old.rounds, (r) => get(r)) : '');
     return `| ${label} | ${cell(neu)} | ${cell(mapped)} | ${cell(old)} | ${against(neu)} | ${against(mapped)} | ${cell(none)} | ${against(none)} |`;
   };
   const requestsOf = (c, get) => (c ? requestCell(get(c)) : skipped ? 'skipped' : 'n/a');
   const requests = (label, get) => `| ${label} | ${requestsOf(neu, get)} | ${requestsOf(mapped, get)} | ${requestsOf(old, get)} | | | | |`;
   return [
     '',
-    `The FUSE ceiling: a 1 GiB file kept in memory (/dev/shm), no S3, ${MB} MiB with dd bs=1M; medians of ${CEILING_ROUNDS} rounds. CPU: the whole server process, mount to exit.`,
+    `The FUSE ceiling: a 1 GiB file kept in memory (/dev/shm), no S3, ${MB} MiB with dd bs=1M; medians of ${CEILING_ROUNDS} rounds, ratios the median of the rounds' ratios (their range). CPU: the whole server process, mount to exit.`,
     'The last columns have no FUSE at all (the file on tmpfs, bind-mounted): what the kernel, the loop device and ext4 take by themselves, so the best ratio any binding could reach against fuse-native.',
     ...(skipped ? ['', `fuse-native column skipped: ${skipped}`] : []),
     '',
