@@ -31,7 +31,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3]
-  Needs root; takes about 30 minutes with everything. Tables go to stdout, JSON to bench/results/.
+  Needs root; takes about 20 minutes with everything. Tables go to stdout, JSON to bench/results/.
   S3BACKER_UPSTREAM_BIN=path names upstream's newest build (else the one scripts/setup.sh built).`;
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(USAGE);
