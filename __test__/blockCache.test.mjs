@@ -112,6 +112,33 @@ test('protected low blocks are evicted last', async () => {
   await cache.close();
 });
 
+test('a reader looping over more blocks than the cache holds: most of them stay in place, until the reads move on', async () => {
+  const store = new RecordingStore(2000, { readMs: 0 });
+  const cache = cacheOver(store, { size: 256, readAhead: 1 });
+  // Blocks of the pass fetched during it (read-ahead runs past its end too).
+  const pass = async (first, count) => {
+    store.reads.length = 0;
+    for (let n = first; n < first + count; n++) await cache.readBlock(n);
+    return new Set(store.reads.filter((n) => n >= first && n < first + count)).size;
+  };
+  // Plain LRU would fetch all 300 on every pass.
+  assert.equal(await pass(0, 300), 300, 'the first pass fetches every block');
+  await pass(0, 300); // the second refaults: the hold begins
+  assert.equal(stat(cache, 'block_cache_loop_holds'), 1);
+  const held = Number.parseInt(stat(cache, 'block_cache_held'), 10);
+  assert.ok(held >= 128 && held <= 256 - 48, `held ${held}`);
+  const third = await pass(0, 300);
+  // Blocks read ahead past the pass's end take cycling slots too: a few more misses than the rest.
+  assert.ok(third < 150 && third <= 300 - held + 32, `third pass fetched ${third} of 300 with ${held} held`);
+  assert.ok((await cache.readBlock(299)).equals(Buffer.alloc(BS)), 'data read back as stored');
+  // A new, smaller working set: no refaults, so the hold ends and LRU keeps all of it.
+  assert.equal(await pass(1000, 200), 200);
+  assert.equal(stat(cache, 'block_cache_held'), '0 blocks', 'released');
+  assert.equal(await pass(1000, 200), 0, 'the new set stays cached whole');
+  assert.equal(stat(cache, 'block_cache_loop_holds'), 1);
+  await cache.close();
+});
+
 test('writes return at once and are uploaded after the write delay', async () => {
   const store = new RecordingStore(100);
   const cache = cacheOver(store, { writeDelayMs: 150 });

@@ -82,6 +82,16 @@ export declare class BlockMap {
   takeIdle(idleMs: number): Uint32Array
   /** Blocks below `below` are evicted only after all others. */
   setProtected(below: number): void
+  /**
+   * Holds every evictable block but the `cycling` most recently used, then each block turning
+   * evictable, up to `target` (held ones are evicted only after all others) until
+   * `releaseHeld`; returns how many it holds.
+   */
+  hold(cycling: number, target: number): number
+  /** Held blocks are evicted in LRU order with the rest again. */
+  releaseHeld(): void
+  /** Blocks held by `hold`. */
+  get held(): number
   get evictable(): number
   get size(): number
   get dirty(): number

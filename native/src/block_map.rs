@@ -47,8 +47,10 @@ struct Cell {
     used: AtomicU64,
     /// Milliseconds since the map began, at the last use (for the idle timeout).
     used_ms: AtomicU64,
-    /// The tick it is filed under in the LRU order, while it is evictable.
-    listed: Option<u64>,
+    /// Evicted only after every block not held (JS holds part of a loop bigger than the cache).
+    held: bool,
+    /// Its key in the LRU order, while it is evictable.
+    listed: Option<LruKey>,
 }
 
 impl Cell {
@@ -63,12 +65,13 @@ impl Cell {
             generation: 0,
             used: AtomicU64::new(0),
             used_ms: AtomicU64::new(0),
+            held: false,
             listed: None,
         }
     }
 }
 
-/// LRU keys: blocks below the protected count sort after every other block, then by last use.
+/// LRU keys: protected and held blocks sort after every other block, then by last use.
 type LruKey = (bool, u64);
 
 #[derive(Default)]
@@ -89,11 +92,14 @@ struct State {
     closed: bool,
     /// The block of each write made here since JS took them; one entry for several writes of a block in a row.
     written: Vec<u32>,
-    /// Evictable cells by (protected, tick): the first is the next victim. A cell used since it
+    /// Evictable cells by (protected or held, tick): the first is the next victim. A cell used since it
     /// was filed is filed again under its newer tick when it comes up.
     lru: BTreeMap<LruKey, u32>,
     /// Blocks below this are evicted only once no other block is left (--blockCacheNumProtected).
     protected_below: u32,
+    /// While JS holds blocks: at most this many, and blocks turning evictable are held until then.
+    hold_target: u32,
+    held: u32,
     /// Ticks of use, counted up by every stamp.
     clock: AtomicU64,
     epoch: Epoch,
@@ -138,20 +144,41 @@ impl State {
 
     /// Files the cell in the LRU order if it is evictable now, or takes it out if not.
     fn file(&mut self, block: u32) {
+        self.place(block, true)
+    }
+
+    /// `file`, holding a block that turns evictable if JS holds fewer than it asked (`top_up`).
+    fn place(&mut self, block: u32, top_up: bool) {
         let protected = block < self.protected_below;
         let Some(cell) = self.cells.get_mut(&block) else { return };
         let evictable = cell.readable && !cell.dirty;
         match (evictable, cell.listed) {
             (true, None) => {
-                let tick = cell.used.load(Ordering::Relaxed);
-                cell.listed = Some(tick);
-                self.lru.insert((protected, tick), block);
+                if top_up && !cell.held && self.held < self.hold_target {
+                    cell.held = true;
+                    self.held += 1;
+                }
+                let key = (protected || cell.held, cell.used.load(Ordering::Relaxed));
+                cell.listed = Some(key);
+                self.lru.insert(key, block);
             }
-            (false, Some(tick)) => {
+            (false, Some(key)) => {
                 cell.listed = None;
-                self.lru.remove(&(protected, tick));
+                self.lru.remove(&key);
             }
             _ => {}
+        }
+    }
+
+    /// Files every evictable cell again, under its current rank and last use.
+    fn refile(&mut self) {
+        let listed: Vec<u32> = self.lru.values().copied().collect();
+        self.lru.clear();
+        for block in listed {
+            if let Some(cell) = self.cells.get_mut(&block) {
+                cell.listed = None;
+            }
+            self.place(block, false);
         }
     }
 
@@ -160,8 +187,9 @@ impl State {
         self.dirty -= u32::from(cell.dirty);
         self.loads -= u32::from(cell.loading);
         self.uploads -= u32::from(cell.uploading);
-        if let Some(tick) = cell.listed {
-            self.lru.remove(&(block < self.protected_below, tick));
+        self.held -= u32::from(cell.held);
+        if let Some(key) = cell.listed {
+            self.lru.remove(&key);
         }
         Some(cell)
     }
@@ -182,7 +210,7 @@ impl State {
                 // key is at most its cell's last use, so a first key that is current is the LRU.
                 self.lru.remove(&key);
                 self.lru.insert((protected, used), block);
-                cell.listed = Some(used);
+                cell.listed = Some((protected, used));
                 continue;
             }
             // Ticks follow time: if the least recently used is not idle, none is.
@@ -400,15 +428,51 @@ impl Map {
     /// Blocks below `below` are evicted after every other block (upstream's protected blocks).
     pub fn set_protected(&self, below: u32) {
         let mut state = self.write_state();
-        let listed: Vec<u32> = state.lru.values().copied().collect();
-        state.lru.clear();
         state.protected_below = below;
-        for block in listed {
-            if let Some(cell) = state.cells.get_mut(&block) {
-                cell.listed = None;
+        state.refile();
+    }
+
+    /// Holds every evictable block but the `cycling` most recently used, `target` at most, and
+    /// then each block turning evictable until `target` are held: until released, held blocks
+    /// are victims only once no other block is left. Returns how many it holds now.
+    pub fn hold(&self, cycling: u32, target: u32) -> u32 {
+        let mut state = self.write_state();
+        let mut by_use: Vec<(u64, u32)> = state
+            .lru
+            .values()
+            .filter_map(|&b| state.cells.get(&b).map(|c| (c.used.load(Ordering::Relaxed), b)))
+            .collect();
+        by_use.sort_unstable();
+        let hold = by_use.len().saturating_sub(cycling as usize);
+        state.hold_target = target;
+        for &(_, block) in &by_use[..hold] {
+            if state.held >= target {
+                break;
             }
-            state.file(block);
+            if let Some(cell) = state.cells.get_mut(&block) {
+                if !std::mem::replace(&mut cell.held, true) {
+                    state.held += 1;
+                }
+            }
         }
+        state.refile();
+        state.held
+    }
+
+    /// Lets go of every held block: the order is plain LRU again.
+    pub fn release_held(&self) {
+        let mut state = self.write_state();
+        for cell in state.cells.values_mut() {
+            cell.held = false;
+        }
+        state.held = 0;
+        state.hold_target = 0;
+        state.refile();
+    }
+
+    /// How many blocks are held.
+    pub fn held(&self) -> u32 {
+        self.read_state().held
     }
 
     /// How many blocks could be evicted now.
@@ -698,6 +762,26 @@ impl BlockMap {
         self.inner.set_protected(below)
     }
 
+    /// Holds every evictable block but the `cycling` most recently used, then each block turning
+    /// evictable, up to `target` (held ones are evicted only after all others) until
+    /// `releaseHeld`; returns how many it holds.
+    #[napi]
+    pub fn hold(&self, cycling: u32, target: u32) -> u32 {
+        self.inner.hold(cycling, target)
+    }
+
+    /// Held blocks are evicted in LRU order with the rest again.
+    #[napi]
+    pub fn release_held(&self) {
+        self.inner.release_held()
+    }
+
+    /// Blocks held by `hold`.
+    #[napi(getter)]
+    pub fn held(&self) -> u32 {
+        self.inner.held()
+    }
+
     #[napi(getter)]
     pub fn evictable(&self) -> u32 {
         self.inner.evictable() as u32
@@ -923,6 +1007,42 @@ mod tests {
         map.allow_writes(8);
         assert!(map.stored(6, 0, false));
         assert_eq!(map.take_victim(), Some((6, 2)), "clean once stored");
+    }
+
+    #[test]
+    fn held_blocks_go_after_the_rest_until_released() {
+        let map = filled(8);
+        for block in 0..6 {
+            assert!(map.claim(block, block, false));
+            map.publish(block, false);
+        }
+        map.touch(0); // in use order: 1, 2, 3, 4, 5, 0
+        assert_eq!(map.hold(2, 5), 4, "all but 5 and 0");
+        assert_eq!(map.held(), 4);
+        assert_eq!(map.take_victim(), Some((5, 5)), "the newest two cycle");
+        map.claim(7, 5, false);
+        map.publish(7, false);
+        map.claim(8, 6, false);
+        map.publish(8, false);
+        assert_eq!(map.held(), 5, "7 loaded since is held, up to the target; 8 is not");
+        assert_eq!(map.take_victim(), Some((0, 0)));
+        assert_eq!(map.take_victim(), Some((8, 6)));
+        assert_eq!(map.take_victim(), Some((1, 1)), "held ones once no other is left, by last use");
+        assert_eq!(map.held(), 4);
+        map.mark_dirty(2);
+        assert!(map.stored(2, 0, false));
+        assert_eq!(map.held(), 4, "dirty and clean again: still held, counted once");
+        assert_eq!(map.take_victim(), Some((3, 3)));
+        map.release_held();
+        assert_eq!(map.held(), 0);
+        map.touch(4);
+        assert_eq!(map.take_victim(), Some((7, 5)), "released: plain LRU");
+        assert_eq!(map.take_victim(), Some((2, 2)));
+        assert_eq!(map.take_victim(), Some((4, 4)));
+        assert_eq!(map.take_victim(), None);
+        map.claim(9, 0, false);
+        map.publish(9, false);
+        assert_eq!(map.held(), 0, "nothing is held after a release");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 // The block cache: an LRU of whole blocks held in native slots (anonymous memory, or a cache
-// file). Reads of cached blocks cost no request; writes land in a slot and return; dirty blocks
+// file); while a reader loops over more blocks than it has, most stay in place (loopGuard.ts). Reads of cached blocks cost no request; writes land in a slot and return; dirty blocks
 // are uploaded by a bounded pool after --blockCacheWriteDelay, sooner under pressure, and stay
 // dirty until an upload of their latest version succeeds. A block rewritten while it uploads is
 // uploaded again afterwards. Sequential readers trigger read-ahead into free or clean slots.
@@ -19,6 +19,7 @@ import type { Logger } from '../util/log';
 import type { ProgressCallback } from '../util/progress';
 import type { BlockCacheConfig } from '../config/config';
 import { trimThrough } from '../store/trim';
+import { LoopGuard, cyclingSlots } from './loopGuard';
 
 /** The cache flags (see config), with `size` already capped to the disk, and where the slots live. */
 export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVerify' | 'recoverDirty' | 'fileAdvise'> {
@@ -115,6 +116,8 @@ export class BlockCache implements BlockStore, StatsSource {
   /** Free slots lent to the session for new blocks, at most spareTarget. */
   private readonly lent = new Set<number>();
   private readonly spareTarget: number;
+  /** Holds most of the cache while a reader loops over more blocks than it has slots (LRU's worst case). */
+  private readonly loopGuard: LoopGuard;
   initialSize = 0;
   readHits = 0;
   readMisses = 0;
@@ -137,6 +140,7 @@ export class BlockCache implements BlockStore, StatsSource {
     this.maxDirty = options.maxDirty > 0 ? Math.min(options.maxDirty, options.size) : options.size;
     this.map = options.map ?? new BlockMaps(slots);
     this.map.setProtected(options.numProtected);
+    this.loopGuard = new LoopGuard(options.size);
     this.sessionWrites = options.session === true && !options.persistent && !options.sync;
     // A quarter of the cache at most: lent slots are not there for reads.
     this.spareTarget = this.sessionWrites ? Math.min(Math.ceil(SPARE_BYTES / this.blockSize), Math.floor(options.size / 4)) : 0;
@@ -411,6 +415,7 @@ export class BlockCache implements BlockStore, StatsSource {
     // session's writes too: a block it wrote since its last upload is never a victim).
     const victim = this.map.takeVictim();
     if (victim === null) return forSession ? undefined : this.reclaimSpare();
+    this.loopGuard.evicted(victim[0]!);
     return this.evicted(victim[0]!, victim[1]!);
   }
 
@@ -545,6 +550,7 @@ export class BlockCache implements BlockStore, StatsSource {
     const [e, fresh] = this.claim(blockNum, slot, true);
     // Adopted instead: the session wrote the block as new meanwhile, and its slot has the data.
     if (!fresh) return this.slots.read(this.slotOf(e));
+    this.guardLoop(blockNum);
     e.loading = new Promise<void>((resolve) => (done = resolve));
     try {
       const { data, etag } = await this.inner.readBlockTagged(blockNum);
@@ -563,6 +569,20 @@ export class BlockCache implements BlockStore, StatsSource {
     } finally {
       e.loading = undefined;
       done();
+    }
+  }
+
+  /** A fetch into a slot: a refault of a block evicted lately may start a hold, a fresh one end it. */
+  private guardLoop(blockNum: number): void {
+    const action = this.loopGuard.loaded(blockNum);
+    if (action === 'hold') {
+      // Slots lent to the session stay out of it, and enough cycle for read-ahead.
+      const cycling = cyclingSlots(this.options.size, this.options.readAhead);
+      const held = this.map.hold(cycling, Math.max(0, this.options.size - this.spareTarget - cycling));
+      this.log.debug(`block cache: reads loop over more blocks than it holds; keeping ${held} in place`);
+    } else if (action === 'release') {
+      this.map.releaseHeld();
+      this.log.debug('block cache: the reads moved on; plain LRU again');
     }
   }
 
@@ -1043,11 +1063,15 @@ export class BlockCache implements BlockStore, StatsSource {
     return [
       ['block_cache_upload_errors', this.uploadFailures],
       ['block_cache_discarded_dirty', this.discardedDirty],
+      // Blocks kept in place against a reader looping over more than the cache holds, and how often that began.
+      ['block_cache_held', blocks(this.map.held)],
+      ['block_cache_loop_holds', this.loopGuard.holds],
     ];
   }
 
   resetStats(): void {
     this.readHits = this.readMisses = this.writeHits = this.writeMisses = this.verified = this.mismatch = this.uploadFailures = this.discardedDirty = 0;
+    this.loopGuard.holds = 0;
   }
 }
 

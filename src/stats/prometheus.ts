@@ -65,6 +65,8 @@ const STAT_METRICS: Readonly<Record<string, StatMetric>> = {
   block_cache_mismatch: counter('Cache file blocks that differed from S3 and were refreshed'),
   block_cache_upload_errors: counter('Uploads that failed after all retries (the blocks stay dirty)'),
   block_cache_discarded_dirty: counter('Dirty blocks a TRIM superseded before they were uploaded'),
+  block_cache_held: gauge('Blocks kept in place against a reader looping over more blocks than the cache holds'),
+  block_cache_loop_holds: counter('Times the block cache began to hold blocks against such a loop'),
   zero_block_cache_size: gauge('Blocks known to be all zeros'),
   zero_block_cache_read_hits: counter('Block reads answered by the zero block cache'),
   zero_block_cache_write_hits: counter('All-zero block writes skipped by the zero block cache'),
