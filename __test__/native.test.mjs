@@ -4,7 +4,8 @@ import { createRequire } from 'node:module';
 import { createHash, randomBytes } from 'node:crypto';
 
 const require = createRequire(import.meta.url);
-const { isZeroBlock, md5, md5Hex, blockDigest, blockDigestAsync } = require('../dist/native/addon.js');
+const { isZeroBlock, md5, md5Hex, blockDigest, blockDigestsAsync } = require('../dist/native/addon.js');
+const batched = require('../dist/backend/blockDigests.js');
 
 test('isZeroBlock at several sizes and positions', () => {
   for (const len of [0, 1, 63, 64, 65, 4096, 65536 + 3]) {
@@ -37,9 +38,21 @@ test('blockDigest: null for zeros, the MD5 otherwise', () => {
   assert.ok(blockDigest(data).equals(createHash('md5').update(data).digest()));
 });
 
-test('blockDigestAsync matches blockDigest, off the JS thread', async () => {
-  assert.equal(await blockDigestAsync(Buffer.alloc(65536)), null);
-  const blocks = Array.from({ length: 16 }, () => randomBytes(65536));
-  const digests = await Promise.all(blocks.map((b) => blockDigestAsync(b)));
-  digests.forEach((d, i) => assert.ok(d.equals(createHash('md5').update(blocks[i]).digest())));
+test('blockDigestsAsync matches blockDigest, in order, zero blocks null, mixed lengths too', async () => {
+  const blocks = Array.from({ length: 19 }, (_, i) => (i % 5 === 0 ? Buffer.alloc(65536) : randomBytes(i === 7 ? 100 : 65536)));
+  const digests = await blockDigestsAsync(blocks);
+  assert.equal(digests.length, 19);
+  digests.forEach((d, i) => {
+    if (i % 5 === 0) assert.equal(d, null);
+    else assert.ok(d.equals(createHash('md5').update(blocks[i]).digest()), `block ${i}`);
+  });
+});
+
+test('the upload path\'s digests, batched per turn of the event loop, each answer its own block', async () => {
+  const blocks = Array.from({ length: 21 }, (_, i) => (i === 4 ? Buffer.alloc(4096) : randomBytes(4096)));
+  // 21 in one turn (two full batches and a rest), then one alone in a later turn.
+  const digests = await Promise.all(blocks.map((b) => batched.blockDigest(b)));
+  digests.forEach((d, i) => (i === 4 ? assert.equal(d, null) : assert.ok(d.equals(createHash('md5').update(blocks[i]).digest()), `block ${i}`)));
+  const late = randomBytes(4096);
+  assert.ok((await batched.blockDigest(late)).equals(createHash('md5').update(late).digest()));
 });

@@ -71,6 +71,13 @@ function newestUpstream() {
   return existsSync(bin) ? { bin } : { missing: `${bin} does not exist` };
 }
 
+/**
+ * The tools run without NODE_EXTRA_CA_CERTS: a machine that sets it (this one names its whole CA
+ * bundle) makes every Node process parse those certificates at start, 0.09 CPU-s here, which a
+ * user's machine does not pay and the bench's plain-HTTP endpoint does not need.
+ */
+const TOOL_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
+
 /** Without python3 there is no wait4(), so no CPU figures; everything else still runs. */
 const HAVE_WAIT4 = await run('python3', ['-c', 'import os; os.wait4']).then(() => true, () => false);
 
@@ -92,7 +99,7 @@ async function mountTool(tool, args, mnt, { usage = false, metrics = false } = {
   const argv = [...tool.command, '-f', ...args, ...(port ? [`--metricsPort=${port}`] : []), mnt];
   const usageFile = `${mnt}.rusage.json`;
   const [cmd, ...rest] = usage && HAVE_WAIT4 ? ['python3', RUSAGE, usageFile, ...argv] : argv;
-  const child = spawn(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'], env: TOOL_ENV });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));

@@ -178,8 +178,8 @@ export declare class SlotStore {
 /** Null for an all-zero block, else its MD5: the zero check and Content-MD5 in one pass. */
 export declare function blockDigest(data: Uint8Array): Buffer | null
 
-/** Null for an all-zero block, else its MD5; computed on the thread pool. */
-export declare function blockDigestAsync(data: Uint8Array): Promise<Buffer | null>
+/** blockDigest of each block (null for an all-zero one), computed together on the thread pool. */
+export declare function blockDigestsAsync(blocks: Array<Uint8Array>): Promise<Array<Buffer | null>>
 
 export interface CacheFileContents {
   header: CacheHeader

@@ -25,9 +25,25 @@ pub fn block_digest(data: &[u8]) -> Option<[u8; 16]> {
     }
 }
 
+/// block_digest of each block: the non-zero ones hashed together (several at once where they
+/// have one length).
+pub fn block_digests(blocks: &[&[u8]]) -> Vec<Option<[u8; 16]>> {
+    let non_zero: Vec<&[u8]> = blocks.iter().copied().filter(|b| !crate::zero::is_zero(b)).collect();
+    let mut digests = crate::md5x8::md5_many(&non_zero).into_iter();
+    blocks.iter().map(|b| if crate::zero::is_zero(b) { None } else { digests.next() }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_digests_match_block_digest_in_order() {
+        let blocks: Vec<Vec<u8>> = (0..7u8).map(|i| if i % 3 == 0 { vec![0; 4096] } else { vec![i; 4096] }).collect();
+        let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+        let want: Vec<Option<[u8; 16]>> = refs.iter().map(|b| block_digest(b)).collect();
+        assert_eq!(block_digests(&refs), want);
+    }
 
     #[test]
     fn rfc1321_vectors() {

@@ -8,6 +8,7 @@ pub mod block_map;
 mod cache_format;
 mod codec;
 mod digest;
+mod md5x8;
 pub mod file_lock;
 pub mod fuse;
 pub mod slot_store;
@@ -43,30 +44,30 @@ pub fn block_digest(data: &[u8]) -> Option<Buffer> {
     digest::block_digest(data).map(|d| d.to_vec().into())
 }
 
-/// blockDigest on the libuv pool: the block is copied once, then hashed off the JS thread so
-/// several uploads hash in parallel while JS keeps serving FUSE.
-pub struct DigestTask {
-    /// The caller's buffer, held by reference (not copied): it must not change until the task ends.
-    data: Buffer,
+/// blockDigest of several blocks in one task on the pool: blocks of one length are hashed up to
+/// eight at a time side by side (md5x8), which costs about what one alone does.
+pub struct DigestsTask {
+    /// The callers' buffers, held by reference: they must not change until the task ends.
+    blocks: Vec<Buffer>,
 }
 
-impl napi::Task for DigestTask {
-    type Output = Option<[u8; 16]>;
-    type JsValue = Option<Buffer>;
+impl napi::Task for DigestsTask {
+    type Output = Vec<Option<[u8; 16]>>;
+    type JsValue = Vec<Option<Buffer>>;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(digest::block_digest(&self.data))
+        Ok(digest::block_digests(&self.blocks.iter().map(|b| &b[..]).collect::<Vec<_>>()))
     }
 
     fn resolve(&mut self, _env: napi::Env, output: Self::Output) -> napi::Result<Self::JsValue> {
-        Ok(output.map(|d| d.to_vec().into()))
+        Ok(output.into_iter().map(|d| d.map(|d| d.to_vec().into())).collect())
     }
 }
 
-/// Null for an all-zero block, else its MD5; computed on the thread pool.
-#[napi(ts_return_type = "Promise<Buffer | null>")]
-pub fn block_digest_async(#[napi(ts_arg_type = "Uint8Array")] data: Buffer) -> napi::bindgen_prelude::AsyncTask<DigestTask> {
-    napi::bindgen_prelude::AsyncTask::new(DigestTask { data })
+/// blockDigest of each block (null for an all-zero one), computed together on the thread pool.
+#[napi(ts_return_type = "Promise<Array<Buffer | null>>")]
+pub fn block_digests_async(#[napi(ts_arg_type = "Array<Uint8Array>")] blocks: Vec<Buffer>) -> napi::bindgen_prelude::AsyncTask<DigestsTask> {
+    napi::bindgen_prelude::AsyncTask::new(DigestsTask { blocks })
 }
 
 /// Sets the IP type of service (IPv6: traffic class) of a connected socket's descriptor.

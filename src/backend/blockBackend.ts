@@ -8,7 +8,8 @@ import { listBlockObjects } from './blockListing';
 import { BLOCK_CONTENT_TYPE, geometryMetadata } from '../format/blockMeta';
 import type { ObjectStore, StoredObject } from './objectStore';
 import type { HttpStats } from './httpStats';
-import { blockDigestAsync, md5Hex, type BlockCodec } from '../native/addon';
+import { md5Hex, type BlockCodec } from '../native/addon';
+import { blockDigest } from './blockDigests';
 
 export const META_HMAC = 's3backer-hmac';
 
@@ -80,7 +81,7 @@ export class BlockBackend implements TaggedBlockStore {
   }
 
   async storesAs(blockNum: number, data: Buffer, etag: ETag): Promise<boolean> {
-    const plain = await blockDigestAsync(data); // null: all zeros, never stored
+    const plain = await blockDigest(data); // null: all zeros, never stored
     if (plain === null) return etag === ZERO_ETAG;
     if (plain.toString('hex') === etag) return true;
     // Our encodings are deterministic (the IV comes from the block number): the same data
@@ -125,7 +126,7 @@ export class BlockBackend implements TaggedBlockStore {
       const encoded = await this.options.codec.encode(blockNum, data);
       if (encoded !== null) ({ body, md5: digest, hmac } = encoded);
       contentEncoding = encoded?.contentEncoding || undefined;
-    } else if (data !== null) digest = await blockDigestAsync(data);
+    } else if (data !== null) digest = await blockDigest(data);
     if (body === null || digest === null) {
       await this.objects.delete(key);
       this.stats.zeroBlocksWritten++;
