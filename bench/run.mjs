@@ -5,7 +5,8 @@
 //   sequential write of 256 MiB, timed until the writer's fsync, the unmount and the exit of the
 //   s3backer process (so the data is in the store); sequential read of it after a fresh mount (cold)
 //   and, in a mount a first pass has filled, again with the kernel's caches dropped (warm); random 4 KiB reads and
-//   writes with fio; time to the first byte after mounting; peak resident memory while writing;
+//   writes with fio; fstrim of a deleted 1 GiB file on a 2 GiB disk; time to the first byte after
+//   mounting; peak resident memory while writing;
 //   CPU-seconds (user + system of the whole process, mount to exit, bench/rusage.py) per GiB
 //   written and read, and of a mount that does nothing; for ours, the sizes of the write and read
 //   requests the kernel sent (its /metrics histogram). Each tool runs that --rounds times (3), the
@@ -31,7 +32,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3]
-  Needs root; takes about 20 minutes with everything. Tables go to stdout, JSON to bench/results/.
+  Needs root; takes about 25 minutes with everything. Tables go to stdout, JSON to bench/results/.
   S3BACKER_UPSTREAM_BIN=path names upstream's newest build (else the one scripts/setup.sh built).`;
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(USAGE);
@@ -267,6 +268,47 @@ async function benchTool(tool, endpoint, work, source) {
   return result;
 }
 
+/** The endpoint's object count under a prefix (its ListObjectsV2, one page). */
+async function countObjects(endpoint, prefix) {
+  const xml = await (await fetch(`http://127.0.0.1:${endpoint.port}/bench?list-type=2&prefix=${encodeURIComponent(prefix)}&max-keys=100000`)).text();
+  return (xml.match(/<Key>/g) ?? []).length;
+}
+
+/**
+ * TRIM: a 1 GiB file written through ext4 on a 2 GiB disk, deleted, then `fstrim` timed until it
+ * returns and the file is synced; the objects left are counted (ext4's metadata stays). A tool
+ * whose fstrim fails gets no figure.
+ */
+async function trimDeleted(tool, endpoint, work, source) {
+  const mnt = join(work, `${tool.id}-trim-mnt`);
+  const data = join(work, `${tool.id}-trim-data`);
+  await mkdir(mnt, { recursive: true });
+  await mkdir(data, { recursive: true });
+  const prefix = `${tool.id}-trim/`;
+  const args = toolArgs(tool, endpoint).map((a) => (a.startsWith('--prefix=') ? `--prefix=${prefix}` : a === '--size=1g' ? '--size=2g' : a));
+  const m = await mountTool(tool, args, mnt);
+  try {
+    await run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', join(mnt, 'file')]);
+    await run('mount', ['-o', 'loop', join(mnt, 'file'), data]);
+    for (let i = 0; i < 1024 / MB; i++) await dd(`if=${source}`, `of=${join(data, 'big')}`, `seek=${i * MB}`, 'conv=notrunc');
+    await run('sync', ['-f', join(data, 'big')]);
+    await run('sync', ['-f', join(mnt, 'file')]);
+    const stored = await countObjects(endpoint, prefix);
+    await run('rm', [join(data, 'big')]);
+    await run('sync', ['-f', data]);
+    const t0 = now();
+    const trimmed = await run('fstrim', [data]).then(() => true, () => false);
+    await run('sync', ['-f', join(mnt, 'file')]);
+    const trimS = now() - t0;
+    const left = await countObjects(endpoint, prefix);
+    return trimmed ? { trimS, trimObjectsBefore: stored, trimObjectsLeft: left } : {};
+  } finally {
+    await run('umount', [data]).catch(() => {});
+    await run('umount', [mnt]).catch(() => {});
+    await m.finished;
+  }
+}
+
 /**
  * dd straight onto the FUSE file (no ext4, no loop device): the write, or a read direct or
  * buffered. The write is timed on a second pass in the same mount: the first one also pays for
@@ -473,6 +515,8 @@ function delayTable(delay, results, ceiling, notes) {
     row(`sequential read ${MB} MiB (warm cache)`, 'readWarmMBs', 'MB/s'),
     row('random 4 KiB reads (warm cache)', 'randReadIOPS', 'IOPS', 0),
     row('random 4 KiB writes (warm cache)', 'randWriteIOPS', 'IOPS', 0),
+    row('fstrim of a deleted 1 GiB file', 'trimS', 's', 2, false),
+    row('objects left after it (of the file\'s and ext4\'s)', 'trimObjectsLeft', '', 0, false),
     row('time to first byte after mount', 'firstByteMs', 'ms', 0, false),
     row('peak resident memory while writing', 'peakRssMiB', 'MiB', 0, false),
     row('CPU-s per GiB written', 'writeCpuSPerGiB', 's', 2),
@@ -550,7 +594,9 @@ try {
         const order = tools.map((_, i) => tools[(i + round) % tools.length]);
         for (const tool of order) {
           process.stderr.write(`bench: ${tool.name}, ${delay} ms per request, round ${round + 1}/${ROUNDS}...\n`);
-          rounds[tool.id].push(await benchTool({ ...tool, id: `${tool.id}-${delay}-r${round + 1}` }, endpoint, work, source));
+          const id = `${tool.id}-${delay}-r${round + 1}`;
+          const result = await benchTool({ ...tool, id }, endpoint, work, source);
+          rounds[tool.id].push({ ...result, ...(await trimDeleted({ ...tool, id }, endpoint, work, source)) });
         }
       }
       const results = tools.map((t) => ({ ...median(rounds[t.id]), id: `${t.id}-${delay}`, rounds: rounds[t.id] }));
