@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3]
+const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3] [--blockSize 256k]
   Needs root; takes about 25 minutes with everything. Tables go to stdout, JSON to bench/results/.
   S3BACKER_UPSTREAM_BIN=path names upstream's newest build (else the one scripts/setup.sh built).`;
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -50,6 +50,8 @@ const GIB = MB / 1024;
 const TOOLS = option('tools')?.split(',');
 const CEILING_ROUNDS = Number(option('ceilingRounds') ?? 3);
 const ROUNDS = Number(option('rounds') ?? 3);
+/** Every tool's --blockSize (upstream's syntax: 64k, 1m); 256k unless given. */
+const BLOCK_SIZE = option('blockSize') ?? '256k';
 const wanted = (id) => !TOOLS || TOOLS.includes(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now() / 1000;
@@ -181,7 +183,7 @@ async function dropCaches() {
 const dd = (...args) => run('dd', ['bs=1M', 'status=none', ...args]);
 const toolArgs = (tool, endpoint) => [
   `--baseURL=http://127.0.0.1:${endpoint.port}/`, '--accessId=bench', '--accessKey=bench',
-  `--prefix=${tool.id}/`, '--blockSize=256k', '--size=1g', ...tool.extra, 'bench',
+  `--prefix=${tool.id}/`, `--blockSize=${BLOCK_SIZE}`, '--size=1g', ...tool.extra, 'bench',
 ];
 const cpuPerGiB = (u) => (u ? u.cpuS / GIB : undefined);
 
@@ -505,7 +507,7 @@ function delayTable(delay, results, ceiling, notes) {
   const requests = (label, key) => `| ${label} | ${requestCell(ours?.[key])} | n/a | | n/a | | ${requestCell(ceiling?.[key])} | |`;
   return [
     '',
-    `Block size 256 KiB, ${MB} MiB through ext4 on a loop device, in-memory S3 on loopback, ${delay} ms per request. Figures: medians of ${ROUNDS} rounds, the tools taking turns; ratios: the median of the rounds' ratios (their range). CPU: the whole process, mount to exit; lower is better for time, memory and CPU.`,
+    `Block size ${BLOCK_SIZE}, ${MB} MiB through ext4 on a loop device, in-memory S3 on loopback, ${delay} ms per request. Figures: medians of ${ROUNDS} rounds, the tools taking turns; ratios: the median of the rounds' ratios (their range). CPU: the whole process, mount to exit; lower is better for time, memory and CPU.`,
     ...notes.map((n) => `\n${n}`),
     '',
     `| workload | ours | ${NEWEST.name ?? 'upstream newest'} | ours / newest | Debian s3backer 1.5.4 | ours / 1.5.4 | memory FUSE file, native session (ceiling) | ours / ceiling |`,
@@ -538,7 +540,7 @@ const work = await mkdtemp(join(tmpdir(), 's3backer-bench-'));
 const shm = (name) => `/dev/shm/s3backer-bench-${name}-${process.pid}`;
 // Which code ran: results are cited by file, and the code they measured must be findable.
 const commit = await run('git', ['-C', join(HERE, '..'), 'rev-parse', 'HEAD']).then((r) => r.stdout.trim(), () => undefined);
-const output = { date: new Date().toISOString(), commit, node: process.version, mb: MB, upstreamNewest: NEWEST };
+const output = { date: new Date().toISOString(), commit, node: process.version, mb: MB, blockSize: BLOCK_SIZE, upstreamNewest: NEWEST };
 try {
   // In memory: the read tests drop the page cache, and a source read back from disk would time the disk.
   const source = shm('source');
