@@ -20,6 +20,9 @@ pub trait Backing: Send + Sync {
     fn prefault(&self, _offset: usize, _len: usize) {}
     /// Asks the kernel to drop the range from memory (--blockCacheFileAdvise); contents stay.
     fn drop_cached(&self, _offset: usize, _len: usize) {}
+    /// Faults read only the pages touched, not their neighbours (while the range is dropped
+    /// after each use, read-around would bring a slot back that was just dropped).
+    fn set_random_access(&self, _on: bool) {}
 }
 
 /// A mapping with bounds-checked copies in and out; the only place that touches raw memory.
@@ -67,6 +70,11 @@ impl MappedFile {
 impl Backing for MappedFile {
     fn write_at(&self, offset: usize, data: &[u8]) {
         self.region.copy_in(offset, data)
+    }
+
+    fn set_random_access(&self, on: bool) {
+        let advice = if on { memmap2::Advice::Random } else { memmap2::Advice::Normal };
+        let _ = self.region.map.advise(advice);
     }
 
     fn read_at(&self, offset: usize, target: &mut [u8]) {

@@ -95,6 +95,8 @@ impl Slots {
 
     pub fn set_advise(&self, on: bool) {
         self.advise.store(on, Ordering::Relaxed);
+        // A fault's read-around would pull in neighbouring slots, some just dropped: off while dropping.
+        self.backing.set_random_access(on);
     }
 
     fn data_range(&self, slot: u32) -> (usize, usize) {
