@@ -215,6 +215,26 @@ test('read-ahead fetches the next blocks in parallel after sequential reads', as
   await cache.close();
 });
 
+test('read-ahead fetches into reused buffers: every block read back is its own, however the buffers go round', async () => {
+  const content = (n) => Buffer.alloc(BS, n % 251);
+  const intoSeen = new Set();
+  const store = new RecordingStore(1000, { readMs: 1 });
+  // As the S3 backend does when it can: the body read into the caller's buffer, returned as the data.
+  store.readBlockTagged = async (n, into) => {
+    store.reads.push(n);
+    await sleep(n % 3);
+    if (into === undefined) return { data: content(n), etag: ZERO_ETAG };
+    intoSeen.add(into);
+    content(n).copy(into);
+    return { data: into, etag: ZERO_ETAG };
+  };
+  const cache = cacheOver(store, { size: 64, readAhead: 4, readAheadTrigger: 2 });
+  for (let n = 0; n < 300; n++) assert.ok((await cache.readBlock(n)).equals(content(n)), `block ${n}`);
+  for (let n = 0; n < 300; n += 7) assert.ok((await cache.readBlock(n)).equals(content(n)), `block ${n} again`);
+  assert.ok(intoSeen.size > 0 && intoSeen.size < 64, `${intoSeen.size} buffers served the read-ahead of ${store.reads.length} fetches`);
+  await cache.close();
+});
+
 test('read-ahead never evicts dirty blocks and stops when there is no room', async () => {
   const store = new RecordingStore(100);
   const cache = cacheOver(store, { size: 4, readAhead: 8, readAheadTrigger: 1, writeDelayMs: 10000 });

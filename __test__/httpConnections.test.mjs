@@ -71,6 +71,25 @@ test('a head and body split anywhere, even byte by byte, parse the same; the soc
   p.close();
 });
 
+test('bodyInto: a 200 body of exactly its length is read into it; another length or status gets its own buffer', async () => {
+  const p = pool();
+  const into = Buffer.alloc(5, 0x2e);
+  answer = (head, socket) => dribble(socket, ['HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe', 'llo']);
+  const fits = await get(p, '/k', { bodyInto: into });
+  assert.equal(fits.body, into, 'the caller\'s buffer, filled');
+  assert.equal(into.toString(), 'hello');
+  answer = (head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhello!');
+  const longer = await get(p, '/k', { bodyInto: into });
+  assert.notEqual(longer.body, into);
+  assert.equal(longer.body.toString(), 'hello!');
+  answer = (head, socket) => socket.write('HTTP/1.1 503 Slow Down\r\nContent-Length: 5\r\n\r\nslow!');
+  const failed = await get(p, '/k', { bodyInto: into });
+  assert.equal(failed.status, 503);
+  assert.notEqual(failed.body, into, 'an error answer never lands in the caller\'s buffer');
+  assert.equal(into.toString(), 'hello', 'which keeps what it had');
+  p.close();
+});
+
 test('answers arriving piecewise on several sockets at once keep their own bytes (the sockets share one read buffer)', async () => {
   const p = pool();
   const slow = 'HTTP/1.1 200 OK\r\nETag: "slow"\r\nx-amz-meta-which: the-slow-one\r\nContent-Length: 6\r\n\r\nslow!!';

@@ -61,9 +61,9 @@ export class BlockBackend implements TaggedBlockStore {
     return (await this.readBlockTagged(blockNum)).data;
   }
 
-  async readBlockTagged(blockNum: number): Promise<TaggedBlock> {
+  async readBlockTagged(blockNum: number, into?: Buffer): Promise<TaggedBlock> {
     checkBlockNum(this, blockNum);
-    const obj = await this.objects.get(blockKey(this.options, blockNum), this.maxObjectBytes);
+    const obj = await this.objects.get(blockKey(this.options, blockNum), this.maxObjectBytes, into);
     return { data: await this.decode(blockNum, obj), etag: etagOf(obj) };
   }
 

@@ -57,8 +57,8 @@ export class FaultyObjectStore implements ObjectStore {
     return this.inner.checkAccess();
   }
 
-  get(key: string, maxBytes?: number): Promise<StoredObject | null> {
-    return this.run(`GET ${key}`, () => this.inner.get(key, maxBytes), null);
+  get(key: string, maxBytes?: number, into?: Buffer): Promise<StoredObject | null> {
+    return this.run(`GET ${key}`, () => this.inner.get(key, maxBytes, into), null);
   }
 
   getIfChanged(key: string, etag: string, maxBytes?: number): Promise<StoredObject | null | 'unchanged'> {

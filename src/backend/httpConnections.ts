@@ -56,6 +56,8 @@ export interface HttpRequest {
   readonly timeoutMs: number;
   /** A longer body is refused (EOVERSIZED) rather than buffered. */
   readonly maxBodyBytes: number;
+  /** A body of exactly this buffer's length is read into it (the caller reuses it) rather than a new one. */
+  readonly bodyInto?: Buffer | undefined;
 }
 
 const HEADER_END = Buffer.from('\r\n\r\n');
@@ -87,6 +89,7 @@ class Exchange {
     private readonly method: string,
     private readonly maxBodyBytes: number,
     private readonly finish: (answer: HttpAnswer | HttpTransportError) => void,
+    private readonly bodyInto?: Buffer,
   ) {}
 
   /** Takes bytes from the socket; throws HttpTransportError on a malformed answer. */
@@ -166,8 +169,8 @@ class Exchange {
       if (length > this.maxBodyBytes) {
         throw new HttpTransportError(`response body of ${length} bytes is larger than any block object`, 'EOVERSIZED');
       }
-      // One buffer of the declared length: the body is copied once.
-      this.body = Buffer.allocUnsafe(length);
+      // One buffer of the declared length (the caller's, if it fits exactly): the body is copied once.
+      this.body = this.bodyInto?.length === length && status === 200 ? this.bodyInto : Buffer.allocUnsafe(length);
       if (length === 0) this.complete(this.body);
     } else {
       // Neither: the body runs until the server closes the connection.
@@ -307,7 +310,7 @@ export class HttpConnections {
         } else conn.socket.destroy();
         if (answer instanceof HttpTransportError) reject(answer);
         else resolve(answer);
-      });
+      }, req.bodyInto);
       conn.exchange = exchange;
       conn.socket.cork();
       conn.socket.write(head, 'latin1');

@@ -52,8 +52,11 @@ export interface ObjectStore {
   readonly listsInParallel: boolean;
   /** Fails with a clear message when the bucket or directory cannot be used at all. */
   checkAccess(): Promise<void>;
-  /** `maxBytes`: a longer answer fails (like no answer) instead of being buffered. */
-  get(key: string, maxBytes?: number): Promise<StoredObject | null>;
+  /**
+   * `maxBytes`: a longer answer fails (like no answer) instead of being buffered. `into`: a body of
+   * exactly its length may be read into it (the caller's reusable buffer) instead of a new one.
+   */
+  get(key: string, maxBytes?: number, into?: Buffer): Promise<StoredObject | null>;
   /** GET unless the object's ETag (hex MD5 of a plain body) is `etag`: 'unchanged' then (HTTP 304). */
   getIfChanged(key: string, etag: string, maxBytes?: number): Promise<StoredObject | null | 'unchanged'>;
   head(key: string): Promise<ObjectHead | null>;

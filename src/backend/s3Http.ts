@@ -236,6 +236,7 @@ export class S3Http {
     body?: Buffer,
     maxBodyBytes = this.options.maxBodyBytes,
     subresource?: string,
+    bodyInto?: Buffer,
   ): Promise<S3Response> {
     const path = subresource === undefined ? this.pathFor(key) : `${this.pathFor(key)}?${encodeURIComponent(subresource)}`;
     const request = {
@@ -255,11 +256,11 @@ export class S3Http {
     const signed = this.signer ? (await this.signer.sign(request)).headers : request.headers;
     const { onAttempt, latency } = this.options;
     if (onAttempt === undefined) {
-      if (latency === undefined) return this.exchange(method, path, signed, body, maxBodyBytes);
+      if (latency === undefined) return this.exchange(method, path, signed, body, maxBodyBytes, bodyInto);
       // The hot path: two clock readings and a bucket increment, nothing allocated.
       const started = performance.now();
       try {
-        return await this.exchange(method, path, signed, body, maxBodyBytes);
+        return await this.exchange(method, path, signed, body, maxBodyBytes, bodyInto);
       } finally {
         latency.observeSince(method, started);
       }
@@ -268,7 +269,7 @@ export class S3Http {
     const startedPrecise = performance.now();
     const line = `${method} ${this.protocol}//${this.hostHeader}${path}`;
     try {
-      const res = await this.exchange(method, path, signed, body, maxBodyBytes);
+      const res = await this.exchange(method, path, signed, body, maxBodyBytes, bodyInto);
       latency?.observeSince(method, startedPrecise);
       onAttempt(line, String(res.status), Date.now() - started);
       return res;
@@ -279,10 +280,17 @@ export class S3Http {
     }
   }
 
-  private async exchange(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, maxBodyBytes: number): Promise<S3Response> {
+  private async exchange(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+    maxBodyBytes: number,
+    bodyInto: Buffer | undefined,
+  ): Promise<S3Response> {
     const { timeoutMs } = this.options;
     try {
-      return await this.connections.request({ method, path, headers, body, timeoutMs, maxBodyBytes });
+      return await this.connections.request({ method, path, headers, body, timeoutMs, maxBodyBytes, bodyInto });
     } catch (err) {
       if (err instanceof HttpTransportError) {
         // Through a forwarding proxy the socket is the proxy's: say so (tunnel errors already do).

@@ -202,8 +202,9 @@ export class S3ObjectStore implements ObjectStore {
     headers: Record<string, string> = {},
     body?: Buffer,
     maxBodyBytes?: number,
+    bodyInto?: Buffer,
   ): Promise<S3Response> {
-    const res = await this.http.send(method, key, headers, body, maxBodyBytes);
+    const res = await this.http.send(method, key, headers, body, maxBodyBytes, undefined, bodyInto);
     if (!expected.includes(res.status)) throw S3Http.failure(res);
     return res;
   }
@@ -232,21 +233,21 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  get(key: string, maxBytes?: number): Promise<StoredObject | null> {
-    return this.fetch(key, undefined, maxBytes) as Promise<StoredObject | null>;
+  get(key: string, maxBytes?: number, into?: Buffer): Promise<StoredObject | null> {
+    return this.fetch(key, undefined, maxBytes, into) as Promise<StoredObject | null>;
   }
 
   getIfChanged(key: string, etag: string, maxBytes?: number): Promise<StoredObject | null | 'unchanged'> {
     return this.fetch(key, etag, maxBytes);
   }
 
-  private async fetch(key: string, ifNoneMatch: string | undefined, maxBytes: number | undefined): Promise<StoredObject | null | 'unchanged'> {
+  private async fetch(key: string, ifNoneMatch: string | undefined, maxBytes: number | undefined, into?: Buffer): Promise<StoredObject | null | 'unchanged'> {
     const started = Date.now();
     this.stats.gets++;
     try {
       return await this.request(`GET ${key}`, async () => {
         const headers: Record<string, string> = ifNoneMatch === undefined ? {} : { 'if-none-match': `"${ifNoneMatch}"` };
-        const res = await this.send('GET', key, [200, 304, 404], headers, undefined, maxBytes);
+        const res = await this.send('GET', key, [200, 304, 404], headers, undefined, maxBytes, into);
         if (res.status === 404) {
           // Only a missing key reads as zeros; a missing bucket (NoSuchBucket) is an error.
           const failure = S3Http.failure(res);

@@ -68,6 +68,8 @@ interface FlushWaiter {
 }
 
 const MAX_RETRY_DELAY_MS = 30000;
+/** Buffers kept for read-ahead fetches, at most this many bytes of them (more in flight allocate their own). */
+const FETCH_BUFFER_BYTES = 8 * 1024 * 1024;
 /** Spare slots lent to the session for new blocks: enough for this many bytes of writes between two of its reports. */
 const SPARE_BYTES = 16 * 1024 * 1024;
 /** Fresh slots mapped in ahead of use, so a block's first copy into one costs no page faults. */
@@ -108,6 +110,8 @@ export class BlockCache implements BlockStore, StatsSource {
   private readonly eager = new Set<Entry>();
   private readonly zeros: Buffer;
   private readonly uploadBuffers: Buffer[] = [];
+  /** Read-ahead fetches read into these (the data goes on into the slot), not a new buffer per block. */
+  private readonly fetchBuffers: Buffer[] = [];
   /** Slots below this are mapped in (or being mapped); free slots are handed out lowest first. */
   private prefaulted = 0;
   private readonly maxDirty: number;
@@ -544,8 +548,24 @@ export class BlockCache implements BlockStore, StatsSource {
     }
   }
 
-  /** Fetches a block into a slot and resolves its data (the session's, if it has just written the block). */
-  private async load(blockNum: number, slot: number): Promise<Buffer> {
+  /**
+   * A read-ahead's load: nobody takes its data, so the fetch may read into a reused buffer, free
+   * again once the data is in the slot.
+   */
+  private async prefetch(blockNum: number, slot: number): Promise<void> {
+    const into = this.fetchBuffers.pop() ?? Buffer.allocUnsafeSlow(this.blockSize);
+    try {
+      await this.load(blockNum, slot, into);
+    } finally {
+      if (this.fetchBuffers.length * this.blockSize < FETCH_BUFFER_BYTES) this.fetchBuffers.push(into);
+    }
+  }
+
+  /**
+   * Fetches a block into a slot and resolves its data (the session's, if it has just written the
+   * block). With `into` the data may be that buffer: the caller must not keep it.
+   */
+  private async load(blockNum: number, slot: number, into?: Buffer): Promise<Buffer> {
     let done!: () => void;
     const [e, fresh] = this.claim(blockNum, slot, true);
     // Adopted instead: the session wrote the block as new meanwhile, and its slot has the data.
@@ -553,7 +573,7 @@ export class BlockCache implements BlockStore, StatsSource {
     this.guardLoop(blockNum);
     e.loading = new Promise<void>((resolve) => (done = resolve));
     try {
-      const { data, etag } = await this.inner.readBlockTagged(blockNum);
+      const { data, etag } = await this.inner.readBlockTagged(blockNum, into);
       this.slots.write(slot, data);
       e.loading = undefined;
       this.publish(e);
@@ -623,7 +643,7 @@ export class BlockCache implements BlockStore, StatsSource {
       // Read-ahead only uses free or clean slots and stops when there are none.
       const slot = this.takeSlotNow();
       if (slot === undefined) break;
-      this.load(b, slot).catch((err: unknown) => this.log.debug(`read-ahead of block ${b}: ${(err as Error).message}`));
+      this.prefetch(b, slot).catch((err: unknown) => this.log.debug(`read-ahead of block ${b}: ${(err as Error).message}`));
     }
   }
 

@@ -57,15 +57,15 @@ export class EcProtect extends ForwardingLayer<TaggedBlockStore> implements Tagg
     return (await this.readBlockTagged(blockNum)).data;
   }
 
-  async readBlockTagged(blockNum: number): Promise<TaggedBlock> {
+  async readBlockTagged(blockNum: number, into?: Buffer): Promise<TaggedBlock> {
     checkBlockNum(this, blockNum);
     this.expire(Date.now());
     const expected = this.remembered.get(blockNum);
-    if (!expected) return this.inner.readBlockTagged(blockNum);
+    if (!expected) return this.inner.readBlockTagged(blockNum, into);
     let pause = this.options.initialRetryPauseMs;
     let paused = 0;
     for (;;) {
-      const read = await this.inner.readBlockTagged(blockNum);
+      const read = await this.inner.readBlockTagged(blockNum, into);
       if (md5(read.data).toString('hex') === expected.md5) {
         this.dataHits++;
         return read;

@@ -63,7 +63,11 @@ export interface TaggedBlock {
 /** What the block cache needs from the layer below it: the ETag of what is stored. */
 export interface TaggedBlockStore extends BlockStore {
   writeBlock(blockNum: number, data: Buffer | null): Promise<ETag>;
-  readBlockTagged(blockNum: number): Promise<TaggedBlock>;
+  /**
+   * `into` (one block long) is a buffer the caller would copy the data out of and then reuse: a
+   * layer may return it, filled, as the data, instead of allocating one per block.
+   */
+  readBlockTagged(blockNum: number, into?: Buffer): Promise<TaggedBlock>;
   /**
    * Reads the block unless its stored object still has this ETag (ZERO_ETAG: is still absent):
    * null then. Verifies a reloaded slot with a conditional request instead of a download.
