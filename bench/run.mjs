@@ -23,6 +23,7 @@ import { spawn, execFile } from 'node:child_process';
 import { startEndpoint } from './endpoint.mjs';
 import { measureRequests, formatRequests, percent } from './requests.mjs';
 import { ensureFuseNative } from './fuseNative.mjs';
+import { warmMemory } from './hostMemory.mjs';
 import { promisify } from 'node:util';
 import { createServer } from 'node:net';
 import { mkdtemp, mkdir, writeFile, rm, stat, readFile, open } from 'node:fs/promises';
@@ -31,8 +32,9 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3] [--blockSize 256k]
-  Needs root; takes about 25 minutes with everything. Tables go to stdout, JSON to bench/results/.
+const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3] [--blockSize 256k] [--warmMiB 2048]
+  Needs root; takes about 30 minutes with everything. Tables go to stdout, JSON to bench/results/.
+  --warmMiB: memory touched and freed before each timed sequential pass (bench/hostMemory.mjs); 0: none.
   S3BACKER_UPSTREAM_BIN=path names upstream's newest build (else the one scripts/setup.sh built).`;
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(USAGE);
@@ -52,6 +54,13 @@ const CEILING_ROUNDS = Number(option('ceilingRounds') ?? 3);
 const ROUNDS = Number(option('rounds') ?? 3);
 /** Every tool's --blockSize (upstream's syntax: 64k, 1m); 256k unless given. */
 const BLOCK_SIZE = option('blockSize') ?? '256k';
+const WARM_MIB = Number(option('warmMiB') ?? 2048);
+/** Speeds of the warm-ups (MB/s): how fast this machine gave fresh memory during the run. */
+const warmSpeeds = [];
+/** Before a timed pass that fills the page cache: backed memory on the free lists (bench/hostMemory.mjs). */
+async function settle() {
+  if (WARM_MIB > 0) warmSpeeds.push(await warmMemory(WARM_MIB));
+}
 const wanted = (id) => !TOOLS || TOOLS.includes(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now() / 1000;
@@ -199,6 +208,7 @@ async function benchTool(tool, endpoint, work, source) {
     let m = await mountTool(tool, args, mnt, { usage: true, metrics: true });
     await run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', join(mnt, 'file')]);
     await run('mount', ['-o', 'loop', join(mnt, 'file'), data]);
+    await settle();
     let t = await timed(m.port, async (scrape) => {
       await dd(`if=${source}`, `of=${join(data, 'big')}`, 'conv=fsync');
       await run('umount', [data]);
@@ -231,6 +241,7 @@ async function benchTool(tool, endpoint, work, source) {
     m = await mountTool(tool, args, mnt, { usage: true, metrics: true });
     await run('mount', ['-o', 'loop,ro', join(mnt, 'file'), data]);
     await dropCaches();
+    await settle();
     t = await timed(m.port, () => dd(`if=${join(data, 'big')}`, 'of=/dev/null'));
     result.readMBs = MB / t.seconds;
     result.readRequests = requestsBetween(t.before, t.after, 'read');
@@ -244,6 +255,7 @@ async function benchTool(tool, endpoint, work, source) {
     await dropCaches();
     await dd(`if=${join(data, 'big')}`, 'of=/dev/null');
     await dropCaches();
+    await settle();
     t0 = now();
     await dd(`if=${join(data, 'big')}`, 'of=/dev/null');
     result.readWarmMBs = MB / (now() - t0);
@@ -326,12 +338,14 @@ async function straight(tool, kind, work, source) {
     const result = {};
     const write = () => dd(`if=${source}`, `of=${file}`, 'conv=notrunc,fsync');
     if (kind === 'write') {
+      await settle();
       const t0 = now();
       await write();
       result.firstPassMBs = MB / (now() - t0);
     } else {
       await dropCaches();
     }
+    await settle();
     const t = await timed(m.port, () =>
       kind === 'write' ? write() : dd(`if=${file}`, 'of=/dev/null', `count=${MB}`, ...(kind === 'direct' ? ['iflag=direct'] : [])),
     );
@@ -369,6 +383,7 @@ async function loopDirect(tool, work, source) {
     await run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', join(mnt, 'file')]);
     device = await attach();
     await run('mount', [device, data]);
+    await settle();
     let t = await timed(m.port, async (scrape) => {
       await dd(`if=${source}`, `of=${join(data, 'big')}`, 'conv=fsync');
       await run('umount', [data]);
@@ -384,6 +399,7 @@ async function loopDirect(tool, work, source) {
     device = await attach('--read-only');
     await run('mount', ['-o', 'ro', device, data]);
     await dropCaches();
+    await settle();
     t = await timed(m.port, () => dd(`if=${join(data, 'big')}`, 'of=/dev/null'));
     result.readMBs = MB / t.seconds;
     result.readRequests = requestsBetween(t.before, t.after, 'read');
@@ -607,6 +623,13 @@ try {
     } finally {
       endpoint.stop();
     }
+  }
+  if (warmSpeeds.length > 0) {
+    const sorted = [...warmSpeeds].sort((a, b) => a - b);
+    output.warmMemory = { mib: WARM_MIB, mbs: { min: sorted[0], median: median(sorted), max: sorted[sorted.length - 1] } };
+    console.log(
+      `\nBefore each timed sequential pass the bench touched and freed ${WARM_MIB} MiB (bench/hostMemory.mjs): that took ${sorted[0].toFixed(0)}-${sorted[sorted.length - 1].toFixed(0)} MB/s (median ${median(sorted).toFixed(0)}); memory the host still backs is touched at several GB/s.`,
+    );
   }
   const file = join(HERE, 'results', `bench-${output.date.replace(/[:.]/g, '-')}.json`);
   await writeFile(file, JSON.stringify(output, null, 2));
