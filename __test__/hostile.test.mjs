@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { startS3Server, getObject } from './helpers/s3server.mjs';
 import { useRecordedS3 } from './helpers/recordingProxy.mjs';
 import * as io from './helpers/blockIO.mjs';
-import { startMount, runCli, workdir, run, s3Flags, isMounted, parseStatsFile } from './helpers/ours.mjs';
+import { startMount, runCli, workdir, run, s3Flags, isMounted, parseStatsFile, unstamped } from './helpers/ours.mjs';
 import { waitForListing } from './helpers/listing.mjs';
 
 const env = useRecordedS3('hostile', { before, after, workdir, startS3Server });
@@ -338,7 +338,7 @@ test('--listBlocks with a listing that is not one: one warning line, nothing lea
         p.clearFaults();
         assert.deepEqual(await m.stop(), { code: 0, signal: null });
       }
-      const lines = m.stderr().trim().split('\n');
+      const lines = m.stderr().trim().split('\n').map(unstamped);
       const warned = lines.filter((l) => /LIST/.test(l));
       t.diagnostic(`${c.name}: ${warned[0]}`);
       assert.ok(!lines.some((l) => l.startsWith('    at ')), `no stack trace: ${m.stderr()}`);

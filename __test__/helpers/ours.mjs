@@ -15,6 +15,16 @@ export const CLI = join(REPO, 'dist', 'cli', 'main.js');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Flags that point our CLI at an s3rver started by helpers/s3server.mjs. */
+/**
+ * A log line of a foreground mount whose stderr is not a terminal, without the time stamp in
+ * front (asserted there: ISO 8601, UTC, milliseconds).
+ */
+export function unstamped(line) {
+  const m = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (.*)$/s.exec(line);
+  assert.ok(m, `a time stamp in front of ${JSON.stringify(line)}`);
+  return m[1];
+}
+
 export function s3Flags(server) {
   return [
     `--baseURL=${server.endpoint}/`,

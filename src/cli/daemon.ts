@@ -1,7 +1,11 @@
 // Without -f or -d, s3backer returns once the mount is ready (exit 0) or has failed (its message,
 // exit 1), leaving a detached process serving the mount, as upstream's daemon mode does.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import * as path from 'node:path';
+import type { Writable } from 'node:stream';
+import { closeLogFile, openLogFile } from './logOutput';
 
 const DAEMON_ENV = 'S3BACKER_DAEMON_CHILD';
 
@@ -11,15 +15,56 @@ export function isDaemonChild(): boolean {
 
 type DaemonMessage = { type: 'ready' } | { type: 'error'; message: string };
 
-/** In the parent: starts the serving process in the foreground mode and reports how it went. */
-/** `stdinText`: handed to the serving process on its stdin (the password asked on the terminal). */
-export function runAsDaemon(script: string, argv: readonly string[], extraEnv: Record<string, string> = {}, stdinText?: string): Promise<number> {
+/**
+ * Where the serving process's stderr goes: --logFile, else one `logger` process for the mount's
+ * whole life (its lines carry their syslog priority, see logOutput.ts), so that a log line costs a
+ * pipe write, not a process, and whatever else reaches stderr (a crash's report) is in syslog too.
+ */
+function daemonStderr(logFile: string | undefined): { target: 'ignore' | number | Writable; done(): void; warning?: string } {
+  if (logFile !== undefined) {
+    const fd = openLogFile(logFile);
+    return { target: fd, done: () => closeLogFile(fd) };
+  }
+  if (!onPath('logger')) {
+    return { target: 'ignore', done() {}, warning: 'logger(1) is not installed, so the background process cannot log to syslog; give --logFile=FILE to keep its messages' };
+  }
+  const logger: ChildProcess = spawn('logger', ['--prio-prefix', '-t', 's3backer', '-p', 'daemon.err'], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+  logger.on('error', () => {});
+  return {
+    target: logger.stdin as Writable,
+    done: () => {
+      // The serving process holds its own copy of the pipe: logger ends when that process does.
+      logger.stdin?.destroy();
+      logger.unref();
+    },
+  };
+}
+
+function onPath(command: string): boolean {
+  return (process.env['PATH'] ?? '/usr/bin:/bin').split(':').some((dir) => {
+    try {
+      accessSync(path.join(dir || '.', command), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * In the parent: starts the serving process in the foreground mode and reports how it went.
+ * `stdinText`: handed to the serving process on its stdin (the password asked on the terminal).
+ */
+export function runAsDaemon(script: string, argv: readonly string[], extraEnv: Record<string, string> = {}, stdinText?: string, logFile?: string): Promise<number> {
+  const stderr = daemonStderr(logFile);
+  if (stderr.warning !== undefined) process.stderr.write(`s3backer: warning: ${stderr.warning}\n`);
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [script, '-f', ...argv], {
       detached: true,
-      stdio: [stdinText === undefined ? 'ignore' : 'pipe', 'ignore', 'ignore', 'ipc'],
+      stdio: [stdinText === undefined ? 'ignore' : 'pipe', 'ignore', stderr.target, 'ipc'],
       env: { ...process.env, ...extraEnv, [DAEMON_ENV]: '1' },
     });
+    stderr.done();
     if (stdinText !== undefined) child.stdin?.end(`${stdinText}\n`);
     let settled = false;
     const settle = (code: number, message?: string): void => {
@@ -43,14 +88,4 @@ export function runAsDaemon(script: string, argv: readonly string[], extraEnv: R
 export function reportToParent(msg: DaemonMessage): void {
   if (!isDaemonChild() || !process.connected) return;
   process.send?.(msg, () => process.disconnect());
-}
-
-/** Log lines of a daemon go to syslog (facility daemon, ident s3backer) through logger(1). */
-export function syslogWrite(line: string): void {
-  const m = /^s3backer: (?:(error|warn|debug): )?/.exec(line);
-  const priority = m?.[1] === 'error' ? 'err' : m?.[1] === 'warn' ? 'warning' : m?.[1] === 'debug' ? 'debug' : 'info';
-  const text = line.slice(m?.[0].length ?? 0).trimEnd();
-  const child = spawn('logger', ['-t', 's3backer', '-p', `daemon.${priority}`, '--', text], { stdio: 'ignore' });
-  child.on('error', () => {});
-  child.unref();
 }

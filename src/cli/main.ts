@@ -11,7 +11,11 @@ import { RetriesExhaustedError } from '../backend/retry';
 import { version } from '../version';
 import { runCacheCommand } from './cacheCommand';
 import { askPassword, PASSWORD_ON_STDIN_ENV, readPasswordFromStdin } from './password';
-import { isDaemonChild, reportToParent, runAsDaemon, syslogWrite } from './daemon';
+import { isDaemonChild, reportToParent, runAsDaemon } from './daemon';
+import { fileOutput, openLogFile, stderrOutput, syslogOutput, type LogWrite } from './logOutput';
+
+/** Where log lines go once the configuration is known (the background process's fatal line too). */
+let logWrite: LogWrite | undefined;
 
 function fatal(err: unknown): void {
   const known =
@@ -21,7 +25,7 @@ function fatal(err: unknown): void {
     (err instanceof Error && /^(--encrypt needs|interrupted)/.test(err.message));
   const message = known ? err.message : ((err as Error)?.stack ?? String(err));
   if (isDaemonChild()) {
-    syslogWrite(`s3backer: error: ${message}`);
+    (logWrite ?? syslogOutput())(`s3backer: error: ${message}\n`);
     reportToParent({ type: 'error', message });
     setTimeout(() => process.exit(1), 500); // once the message is out
     return;
@@ -61,9 +65,20 @@ async function main(argv: readonly string[]): Promise<void> {
     config = { ...config, codec: { ...config.codec, password: asked } };
   }
   if (config.mode === 'mount' && !config.foreground) {
-    process.exit(await runAsDaemon(__filename, argv, asked === undefined ? {} : { [PASSWORD_ON_STDIN_ENV]: '1' }, asked));
+    process.exit(await runAsDaemon(__filename, argv, asked === undefined ? {} : { [PASSWORD_ON_STDIN_ENV]: '1' }, asked, config.logFile));
   }
-  const log = createLogger({ debug: config.debug, quiet: config.quiet, write: daemon ? syslogWrite : undefined });
+  // A background process's stderr is the log file or the pipe into logger: a write that fails
+  // there (logger gone) must not end the mount.
+  if (daemon) process.stderr.on('error', () => {});
+  logWrite = config.logFile !== undefined ? fileOutput(openLogFile(config.logFile)) : daemon ? syslogOutput() : stderrOutput();
+  const log = createLogger({ debug: config.debug, quiet: config.quiet, write: logWrite });
+  // Whatever escapes is logged where the mount logs (syslog, the file) before the process ends.
+  const crash = (what: string) => (err: unknown) => {
+    log.error(`${what}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', crash('uncaught exception'));
+  process.on('unhandledRejection', crash('unhandled rejection'));
   // The block stack and the S3 client load only here: --help, --version, bad flags and the
   // daemon's parent answer without them (half of the start-up's module loading).
   if (config.mode === 'resetMountedFlag') {

@@ -76,6 +76,8 @@ export interface Config {
   readonly foreground: boolean;
   readonly debug: boolean;
   readonly quiet: boolean;
+  /** --logFile, absolute: log lines go there (stamped) instead of syslog or stderr. */
+  readonly logFile: string | undefined;
   readonly fuseOptions: readonly string[];
 }
 
@@ -445,6 +447,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     foreground: args.foreground || args.debug,
     debug: args.debug || flags['debug'] === true,
     quiet: flags['quiet'] === true,
+    logFile: str(flags, 'logFile') === undefined ? undefined : path.resolve(str(flags, 'logFile') ?? ''),
     fuseOptions: args.fuseOptions,
     codec,
     ecProtect,

@@ -75,6 +75,7 @@ export const FLAGS: readonly FlagSpec[] = [
   f('keyLength', 'value', 'override the derived key length in bytes', { valueName: 'NUM' }),
   f('listBlocks', 'boolean', 'learn which blocks exist by listing the bucket, in the background while mounted'),
   f('listBlocksThreads', 'value', 'listers side by side over disjoint key ranges (--listBlocks, --erase)', { valueName: 'NUM', defaultText: '16' }),
+  f('logFile', 'value', 'append log lines, each with its time, to FILE instead of syslog (background) or stderr (-f)', { valueName: 'FILE' }),
   f('maxDownloadSpeed', 'value', 'max download bandwidth of one block read', { valueName: 'BITSPERSEC' }),
   f('maxRetryPause', 'value', 'max total pause while retrying one request', { valueName: 'MILLIS', defaultText: '30000' }),
   f('maxUploadSpeed', 'value', 'max upload bandwidth of one block write', { valueName: 'BITSPERSEC' }),
