@@ -29,6 +29,8 @@ export class S3HttpError extends Error {
     readonly status: number | undefined,
     /** S3's error code from the body (NoSuchKey, SlowDown, ...), or a socket error code. */
     readonly code: string | undefined,
+    /** The region S3 says the bucket is in, when it is not the one we sign for: no retry helps. */
+    readonly bucketRegion?: string,
   ) {
     super(message);
     this.name = 'S3HttpError';
@@ -72,6 +74,8 @@ export interface S3HttpOptions {
   readonly proxyFor?: ((url: URL) => Proxy | undefined) | undefined;
   /** How sockets are counted, kept and set up (--noCurlCache, --ipTOS). */
   readonly connections?: Pick<HttpConnectionsOptions, 'counters' | 'keepAlive' | 'typeOfService' | 'warn'> | undefined;
+  /** Told when S3 said our clock is off and requests are signed with its time from then on. */
+  readonly onClockOffset?: ((offsetMs: number) => void) | undefined;
 }
 
 /**
@@ -166,10 +170,30 @@ function canBeHostLabel(bucket: string, url: URL): boolean {
   return !(bucket.includes('.') && url.protocol === 'https:');
 }
 
-/** The code and message of an S3 XML error body, if it has them. */
-function errorDetail(body: Buffer): { code: string | undefined; message: string | undefined } {
+/** The code, message and region of an S3 XML error body, where it has them. */
+function errorDetail(body: Buffer): { code: string | undefined; message: string | undefined; region: string | undefined } {
   const text = body.subarray(0, 4096).toString('utf8');
-  return { code: /<Code>([^<]*)<\/Code>/.exec(text)?.[1], message: /<Message>([^<]*)<\/Message>/.exec(text)?.[1] };
+  const tag = (name: string): string | undefined => new RegExp(`<${name}>([^<]*)</${name}>`).exec(text)?.[1];
+  return { code: tag('Code'), message: tag('Message'), region: tag('Region') };
+}
+
+/** Errors S3 gives a request signed with a time too far from its own (the SDK's list). */
+const CLOCK_SKEW_CODES = new Set(['RequestTimeTooSkewed', 'RequestExpired', 'RequestInTheFuture']);
+/** A clock offset smaller than this is not worth correcting: S3 allows 15 minutes. */
+const CLOCK_SKEW_MIN_MS = 60 * 1000;
+
+/**
+ * The clock offset S3's Date says we have, when this answer refused our signature's time and
+ * the offset differs from the one we sign with; undefined otherwise.
+ */
+function skewOf(res: S3Response, currentOffsetMs: number): number | undefined {
+  if (res.status !== 403 && res.status !== 400) return undefined;
+  const { code } = errorDetail(res.body);
+  if (code === undefined || !CLOCK_SKEW_CODES.has(code)) return undefined;
+  const serverTime = Date.parse(String(res.headers.date ?? ''));
+  if (Number.isNaN(serverTime)) return undefined;
+  const offset = serverTime - Date.now();
+  return Math.abs(offset - currentOffsetMs) >= CLOCK_SKEW_MIN_MS ? offset : undefined;
 }
 
 export class S3Http {
@@ -181,6 +205,8 @@ export class S3Http {
   private readonly connections: HttpConnections;
   /** The proxy every request goes through, if any. */
   readonly proxy: Proxy | undefined;
+  /** S3's clock minus ours, as its last clock-skew answer said (the SDK's systemClockOffset). */
+  private clockOffsetMs = 0;
 
   constructor(private readonly options: S3HttpOptions) {
     const url = new URL(options.baseURL);
@@ -253,7 +279,25 @@ export class S3Http {
         ...(body !== undefined ? { 'content-length': String(body.length) } : {}),
       },
     };
-    const signed = this.signer ? (await this.signer.sign(request)).headers : request.headers;
+    const res = await this.attempt(method, path, request, body, maxBodyBytes, bodyInto);
+    const offset = this.signer === undefined ? undefined : skewOf(res, this.clockOffsetMs);
+    if (offset === undefined) return res;
+    // Our clock is off by more than S3 accepts: sign with its time from now on, and again at once.
+    this.clockOffsetMs = offset;
+    this.options.onClockOffset?.(offset);
+    return this.attempt(method, path, request, body, maxBodyBytes, bodyInto);
+  }
+
+  private async attempt(
+    method: string,
+    path: string,
+    request: { headers: Record<string, string> } & Parameters<SignatureV4['sign']>[0],
+    body: Buffer | undefined,
+    maxBodyBytes: number,
+    bodyInto: Buffer | undefined,
+  ): Promise<S3Response> {
+    const signingDate = this.clockOffsetMs === 0 ? undefined : new Date(Date.now() + this.clockOffsetMs);
+    const signed = this.signer ? (await this.signer.sign(request, { signingDate })).headers : request.headers;
     const { onAttempt, latency } = this.options;
     if (onAttempt === undefined) {
       if (latency === undefined) return this.exchange(method, path, signed, body, maxBodyBytes, bodyInto);
@@ -308,11 +352,22 @@ export class S3Http {
   }
 
   /** The error for an answer the caller did not expect. */
-  static failure(res: S3Response): S3HttpError {
-    const { code, message } = errorDetail(res.body);
+  failure(res: S3Response): S3HttpError {
+    const { code, message, region } = errorDetail(res.body);
     // S3 never answers 407: a proxy between us and it did.
     const proxyHint = res.status === 407 ? ': the proxy wants a user name and password (give them in the proxy URL)' : '';
-    const text = `HTTP ${res.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}${proxyHint}`;
-    return new S3HttpError(text, res.status, code);
+    // A bucket in another region: S3 names it (a 301 without a body names it in a header only).
+    const header = res.headers['x-amz-bucket-region'];
+    const bucketRegion = (typeof header === 'string' ? header : undefined) ?? region;
+    const wrongRegion = bucketRegion !== undefined && bucketRegion !== this.options.region && res.status >= 300 && res.status < 500 ? bucketRegion : undefined;
+    const regionHint = wrongRegion === undefined ? '' : `: the bucket is in region ${wrongRegion}, not ${this.options.region}: mount with --region=${wrongRegion}${this.regionalBaseURL(wrongRegion)}`;
+    const text = `HTTP ${res.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}${proxyHint}${regionHint}`;
+    return new S3HttpError(text, res.status, code, wrongRegion);
+  }
+
+  /** ", and --baseURL=..." when the base URL names another AWS region than the bucket's. */
+  private regionalBaseURL(region: string): string {
+    const m = /^s3[.-]([a-z0-9-]+)\.amazonaws\.com$/.exec(new URL(this.options.baseURL).hostname);
+    return m !== null && m[1] !== region ? ` and --baseURL=https://s3.${region}.amazonaws.com/` : '';
   }
 }

@@ -89,7 +89,9 @@ function classify(err: unknown): AttemptFailure {
   if (status === undefined && e.code && !(err instanceof S3HttpError)) message = `${e.code}: ${message}`;
   if (e.name === 'TimeoutError' || e.name === 'AbortError') message = `request timed out (${message})`;
   // S3 answers a stalled upload with 400 RequestTimeout: worth another try, unlike other 400s.
-  const retryable = isRetryableStatus(status) || (err instanceof S3HttpError && err.code === 'RequestTimeout');
+  // A bucket in another region stays there: say which at once rather than retry for 30 s.
+  const wrongRegion = err instanceof S3HttpError && err.bucketRegion !== undefined;
+  const retryable = !wrongRegion && (isRetryableStatus(status) || (err instanceof S3HttpError && err.code === 'RequestTimeout'));
   const code = status !== undefined ? undefined : e.name === 'TimeoutError' ? 'ETIMEDOUT' : e.code;
   return { status, code, message, retryable };
 }
@@ -122,9 +124,9 @@ function conditionHeaders(condition: WriteCondition | undefined): Record<string,
  * is missing (NoSuchKey), not the bucket. 501 (NotImplemented) and any other 400 come from stores
  * that do not know the headers: the caller decides whether to write without them.
  */
-function checkConditionAnswer(key: string, res: S3Response, ifMatch: boolean): void {
+function checkConditionAnswer(http: S3Http, key: string, res: S3Response, ifMatch: boolean): void {
   if (res.status < 300) return;
-  const failure = S3Http.failure(res);
+  const failure = http.failure(res);
   if (res.status === 412) throw new ConditionFailedError(key, 412);
   if (res.status === 404) {
     if (ifMatch && (failure.code === undefined || failure.code === 'NoSuchKey')) throw new ConditionFailedError(key, 404);
@@ -174,6 +176,8 @@ export class S3ObjectStore implements ObjectStore {
         typeOfService: options.ipTos,
         warn: (message) => this.log.warn(message),
       },
+      onClockOffset: (offsetMs) =>
+        this.log.warn(`S3 says this machine's clock is ${(Math.abs(offsetMs) / 1000).toFixed(0)} s ${offsetMs > 0 ? 'behind' : 'ahead of'} its own: requests are signed with S3's time from now on (set the clock right: NTP)`),
     });
     const { proxy } = this.http;
     if (proxy !== undefined) this.log.info(`requests to S3 go through the proxy ${proxy.display} (from ${proxy.variable})`);
@@ -205,7 +209,7 @@ export class S3ObjectStore implements ObjectStore {
     bodyInto?: Buffer,
   ): Promise<S3Response> {
     const res = await this.http.send(method, key, headers, body, maxBodyBytes, undefined, bodyInto);
-    if (!expected.includes(res.status)) throw S3Http.failure(res);
+    if (!expected.includes(res.status)) throw this.http.failure(res);
     return res;
   }
 
@@ -250,12 +254,12 @@ export class S3ObjectStore implements ObjectStore {
         const res = await this.send('GET', key, [200, 304, 404], headers, undefined, maxBytes, into);
         if (res.status === 404) {
           // Only a missing key reads as zeros; a missing bucket (NoSuchBucket) is an error.
-          const failure = S3Http.failure(res);
+          const failure = this.http.failure(res);
           if (failure.code === undefined || failure.code === 'NoSuchKey') return null;
           throw failure;
         }
         if (res.status === 304) {
-          if (ifNoneMatch === undefined) throw S3Http.failure(res);
+          if (ifNoneMatch === undefined) throw this.http.failure(res);
           return 'unchanged';
         }
         if (this.options.maxDownloadSpeed !== undefined) await pace(res.body.length, this.options.maxDownloadSpeed, started);
@@ -289,7 +293,7 @@ export class S3ObjectStore implements ObjectStore {
     try {
       const expected = options.condition === undefined ? [200] : [200, ...CONDITION_ANSWERS];
       const res = await this.request(`PUT ${key}`, () => this.sendConditional('PUT', key, expected, headers, body));
-      if (options.condition !== undefined) checkConditionAnswer(key, res, 'ifMatch' in options.condition);
+      if (options.condition !== undefined) checkConditionAnswer(this.http, key, res, 'ifMatch' in options.condition);
       await pace(body.length, o.maxUploadSpeed, started);
       const etag = res.headers['etag'];
       return { etag: typeof etag === 'string' ? etag : undefined };
@@ -305,7 +309,7 @@ export class S3ObjectStore implements ObjectStore {
       const expected = condition === undefined ? [200, 204, 404] : [200, 204, 404, ...CONDITION_ANSWERS];
       const res = await this.request(`DELETE ${key}`, () => this.sendConditional('DELETE', key, expected, conditionHeaders(condition)));
       // A missing object is deleted already, whatever the condition said (a retry may find our own delete done).
-      if (condition !== undefined && res.status !== 404) checkConditionAnswer(key, res, false);
+      if (condition !== undefined && res.status !== 404) checkConditionAnswer(this.http, key, res, false);
     } finally {
       this.stats.deleteTimeMs += Date.now() - started;
     }
@@ -325,7 +329,7 @@ export class S3ObjectStore implements ObjectStore {
     const answer = await this.request(`POST ?delete (${keys.length} keys)`, async () => {
       const res = await this.http.send('POST', '', headers, body, undefined, 'delete');
       if (res.status === 200) return res;
-      const failure = S3Http.failure(res);
+      const failure = this.http.failure(res);
       if (res.status === 501 || failure.code === 'NotImplemented') return 'unsupported';
       throw failure;
     });
@@ -351,7 +355,7 @@ export class S3ObjectStore implements ObjectStore {
   /** send(), except that S3's "upload stalled" 400 stays an error to retry rather than an answer about the condition. */
   private async sendConditional(method: string, key: string, expected: readonly number[], headers: Record<string, string>, body?: Buffer): Promise<S3Response> {
     const res = await this.send(method, key, expected, headers, body);
-    if (res.status === 400 && S3Http.failure(res).code === 'RequestTimeout') throw S3Http.failure(res);
+    if (res.status === 400 && this.http.failure(res).code === 'RequestTimeout') throw this.http.failure(res);
     return res;
   }
 
