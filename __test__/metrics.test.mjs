@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startS3Server, headObject } from './helpers/s3server.mjs';
 import { startMount, runCli, workdir, run, isMounted, s3Flags, REPO as REPO_DIR, parseStatsFile, freePort } from './helpers/ours.mjs';
@@ -251,6 +251,11 @@ test('--metricsPort is validated with clear messages', () => {
   refused(['--metricsPort=65536'], /^--metricsPort: 65536 is not a TCP port \(1-65535\)$/);
   refused(['--metricsPort=-5'], /^--metricsPort: "-5" is not a whole number$/);
   refused(['-o', 'metricsPort='], /^--metricsPort: "" is not a whole number$/);
+  assert.equal(configOf('--metricsPort=9100', '--size=1m', 'b', 'mnt').metricsAddress, '127.0.0.1', 'loopback unless told');
+  assert.equal(configOf('--metricsPort=9100', '--metricsAddress=::', '--size=1m', 'b', 'mnt').metricsAddress, '::');
+  refused(['--metricsPort=9100', '--metricsAddress=example.com'], /^--metricsAddress: "example\.com" is not an IP address/);
+  refused(['--metricsPort=9100', '--metricsAddress=10.0.0.300'], /^--metricsAddress: "10\.0\.0\.300" is not an IP address/);
+  refused(['--metricsAddress=0.0.0.0'], /^--metricsAddress needs --metricsPort$/);
 });
 
 test('metrics server: loopback only, 503 until served, 404 elsewhere, port in use refused, closed after', async () => {
@@ -406,6 +411,68 @@ test('a real mount serves /metrics and /stats.json consistent with its stats fil
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
     assert.equal(await connectOutcome(port, '127.0.0.1'), 'ECONNREFUSED', 'the port is closed after unmount');
     assert.deepEqual(await listenersOn(port), []);
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('/metrics has the process, the build and the traffic: CPU, memory, event-loop lag, bytes each way, dirty and in-flight blocks; --metricsAddress', { timeout: 180000 }, async () => {
+  const w = await workdir('metrics-process');
+  const port = await freePort();
+  try {
+    // Blocks stay dirty until the fsync (a ten-minute write delay): the gauge can be caught at 8.
+    const args = [...s3Flags(s3), '--prefix=pm/', '--size=1m', '--blockSize=4k', '--blockCacheWriteDelay=600000', `--metricsPort=${port}`, '--metricsAddress=127.0.0.2', 'disk', w.mnt];
+    const started = Date.now() / 1000;
+    const m = await startMount(args, w.mnt);
+    assert.deepEqual(await listenersOn(port), ['0200007F'], 'listening on 127.0.0.2 as told');
+    assert.notEqual(await connectOutcome(port, '127.0.0.1'), 'connected');
+    assert.match(m.stderr(), new RegExp(`metrics on http://127\\.0\\.0\\.2:${port}/metrics and /stats\\.json`));
+    const scrape = async () => parseExposition((await get(port, '/metrics', { host: '127.0.0.2' })).body);
+    const first = await scrape();
+
+    const info = first.samples.find((x) => x.family === 's3backer_build_info');
+    const pkg = JSON.parse(await readFile(join(REPO_DIR, 'package.json'), 'utf8'));
+    assert.deepEqual(info?.labels, { version: pkg.version, node: process.version, bucket: `s3://disk/pm/`, mountpoint: w.mnt });
+    assert.equal(info.value, 1);
+    assert.ok(value(first, 'process_resident_memory_bytes') > 20 * 2 ** 20, 'resident memory');
+    assert.ok(value(first, 'process_open_fds') > 3);
+    const startTime = value(first, 'process_start_time_seconds');
+    assert.ok(startTime > started - 5 && startTime <= Date.now() / 1000, `started at ${startTime}`);
+    for (const name of ['nodejs_eventloop_lag_mean_seconds', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_eventloop_lag_max_seconds', 'nodejs_heap_size_used_bytes']) {
+      assert.ok(value(first, name) >= 0 && first.types.get(name) === 'gauge', name);
+    }
+    assert.equal(first.types.get('process_cpu_seconds_total'), 'counter');
+    const cpu0 = value(first, 'process_cpu_seconds_total');
+    assert.ok(Math.abs(cpu0 - value(first, 'process_cpu_user_seconds_total') - value(first, 'process_cpu_system_seconds_total')) < 1e-6);
+    const sent0 = value(first, 's3backer_http_sent_bytes_total');
+    const received0 = value(first, 's3backer_http_received_bytes_total');
+    assert.ok(sent0 > 0 && received0 > 0, 'the mount\'s own requests (HEAD, the flag) counted');
+
+    const payload = randomBytes(8 * 4096);
+    const src = join(w.root, 'payload');
+    await writeFile(src, payload);
+    const fh = await open(join(w.mnt, 'file'), 'r+');
+    try {
+      await fh.write(payload, 0, payload.length, 0);
+      let dirty;
+      for (let i = 0; i < 100 && dirty !== 8; i++) {
+        dirty = value(await scrape(), 's3backer_block_cache_dirty_blocks');
+        if (dirty !== 8) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(dirty, 8, 'eight blocks written, none stored yet');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const after = await scrape();
+    assert.equal(value(after, 's3backer_block_cache_dirty_blocks'), 0, 'the fsync stored them');
+    assert.equal(value(after, 's3backer_block_cache_uploads_in_flight'), 0);
+    assert.equal(value(after, 's3backer_block_cache_fetches_in_flight'), 0);
+    const sent = value(after, 's3backer_http_sent_bytes_total') - sent0;
+    assert.ok(sent >= payload.length && sent < payload.length + 8 * 4096, `${sent} bytes sent for ${payload.length} of blocks and their heads`);
+    assert.ok(value(after, 's3backer_http_received_bytes_total') > received0, 'the answers counted');
+    assert.ok(value(after, 'process_cpu_seconds_total') > cpu0, 'CPU time moved');
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
   } finally {
     await w.cleanup();
   }

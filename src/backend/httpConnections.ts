@@ -38,14 +38,21 @@ export interface HttpConnectionsOptions {
   readonly tls?: TlsTrust | undefined;
   /** Through this HTTP proxy: absolute-form requests for http:, a CONNECT tunnel per socket for https:. */
   readonly proxy?: Proxy | undefined;
-  /** Counted per request: sent on a new socket, or on a kept-alive one. */
-  readonly counters?: { created: number; reused: number } | undefined;
+  /** Counted per request (sent on a new socket, or on a kept-alive one) and per byte (HTTP, before TLS). */
+  readonly counters?: ConnectionCounters | undefined;
   /** False: every request on a socket of its own, closed after the answer (--noCurlCache). */
   readonly keepAlive?: boolean | undefined;
   /** The IP type of service of every socket (--ipTOS). */
   readonly typeOfService?: number | undefined;
   /** Told once if the type of service cannot be set. */
   readonly warn?: ((message: string) => void) | undefined;
+}
+
+export interface ConnectionCounters {
+  created: number;
+  reused: number;
+  bytesSent: number;
+  bytesReceived: number;
 }
 
 export interface HttpRequest {
@@ -312,6 +319,8 @@ export class HttpConnections {
         else resolve(answer);
       }, req.bodyInto);
       conn.exchange = exchange;
+      const counters = this.options.counters;
+      if (counters) counters.bytesSent += head.length + (req.body?.length ?? 0); // the head is latin1: a byte a character
       conn.socket.cork();
       conn.socket.write(head, 'latin1');
       if (req.body !== undefined && req.body.length > 0) conn.socket.write(req.body);
@@ -344,7 +353,9 @@ export class HttpConnections {
     }
     socket.setNoDelay(true);
     const conn: Connection = { socket, exchange: undefined, idleSince: 0 };
+    const counters = this.options.counters;
     const take = (data: Buffer): void => {
+      if (counters) counters.bytesReceived += data.length;
       const exchange = conn.exchange;
       if (exchange === undefined) {
         socket.destroy(); // an idle socket talking: not a state to reuse

@@ -3,6 +3,7 @@
 
 import { ratio, seconds, totalSeconds, type StatLine, type StatsSource } from '../stats/stats';
 import { S3Latencies } from '../stats/latency';
+import type { ConnectionCounters } from './httpConnections';
 
 export class HttpStats implements StatsSource {
   normalBlocksRead = 0;
@@ -29,7 +30,7 @@ export class HttpStats implements StatsSource {
   otherStatusErrors = 0;
   redirectErrors = 0;
   /** Requests sent on a new connection, and on a kept-alive one (upstream: cURL handles). */
-  readonly connections = { created: 0, reused: 0 };
+  readonly connections: ConnectionCounters = { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0 };
   timeouts = 0;
   connectFailures = 0;
   unknownHosts = 0;
@@ -109,12 +110,15 @@ export class HttpStats implements StatsSource {
     return [
       ['http_multi_deletes', this.multiDeletes],
       ['http_multi_deleted_keys', this.multiDeletedKeys],
+      // S3 traffic, heads and bodies as HTTP carries them (before TLS), retries included.
+      ['http_bytes_sent', this.connections.bytesSent],
+      ['http_bytes_received', this.connections.bytesReceived],
     ];
   }
 
   resetStats(): void {
     // The histograms stay: the S3 client holds them, and Prometheus wants them monotonic.
     Object.assign(this, new HttpStats(this.listBlocks), { latency: this.latency, connections: this.connections });
-    this.connections.created = this.connections.reused = 0;
+    Object.assign(this.connections, { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0 });
   }
 }

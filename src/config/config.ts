@@ -3,6 +3,7 @@
 
 import * as path from 'node:path';
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { FLAG_BY_NAME } from './flags';
 import { isPowerOfTwo, parseSize } from './sizes';
 import { MAX_BLOCKS } from '../format/blockNames';
@@ -56,8 +57,10 @@ export interface Config {
   readonly maxDownloadSpeed: number | undefined;
   readonly defaultContentEncoding: string | undefined;
   readonly debugHttp: boolean;
-  /** --metricsPort: serve /metrics and /stats.json on 127.0.0.1 at this port; undefined = off. */
+  /** --metricsPort: serve /metrics and /stats.json at this port; undefined = off. */
   readonly metricsPort: number | undefined;
+  /** --metricsAddress: where that port listens (an IP address; loopback by default). */
+  readonly metricsAddress: string;
   /** --statsFileMirror: a copy of the stats file, rewritten every intervalMs. */
   readonly statsMirror: { readonly path: string; readonly intervalMs: number } | undefined;
   /** --ipTOS: the IP type of service of S3 connections. */
@@ -379,6 +382,9 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   if (metricsPort !== undefined && (metricsPort < 1 || metricsPort > 65535)) {
     throw new ConfigError(`--metricsPort: ${metricsPort} is not a TCP port (1-65535)`);
   }
+  const metricsAddress = str(flags, 'metricsAddress') ?? '127.0.0.1';
+  if (isIP(metricsAddress) === 0) throw new ConfigError(`--metricsAddress: "${metricsAddress}" is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1)`);
+  if (str(flags, 'metricsAddress') !== undefined && metricsPort === undefined) throw new ConfigError('--metricsAddress needs --metricsPort');
 
   const mirrorFile = str(flags, 'statsFileMirror');
   // As upstream: the interval alone is ignored.
@@ -436,6 +442,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     defaultContentEncoding: str(flags, 'defaultContentEncoding'),
     debugHttp: flags['debug-http'] === true,
     metricsPort,
+    metricsAddress,
     statsMirror: mirrorFile === undefined ? undefined : { path: path.resolve(mirrorFile), intervalMs: mirrorInterval },
     ipTos,
     noCurlCache: flags['noCurlCache'] === true,

@@ -95,6 +95,7 @@ export class BlockCache implements BlockStore, StatsSource {
   private dirtyWaiters: Array<() => void> = [];
   private flushWaiters: FlushWaiter[] = [];
   private uploadsInFlight = 0;
+  private fetchesInFlight = 0;
   private urgent = 0;
   private timer: NodeJS.Timeout | undefined;
   private sweeper: NodeJS.Timeout | undefined;
@@ -572,6 +573,7 @@ export class BlockCache implements BlockStore, StatsSource {
     if (!fresh) return this.slots.read(this.slotOf(e));
     this.guardLoop(blockNum);
     e.loading = new Promise<void>((resolve) => (done = resolve));
+    this.fetchesInFlight++;
     try {
       const { data, etag } = await this.inner.readBlockTagged(blockNum, into);
       this.slots.write(slot, data);
@@ -587,6 +589,7 @@ export class BlockCache implements BlockStore, StatsSource {
       this.wake('slotWaiters');
       throw err;
     } finally {
+      this.fetchesInFlight--;
       e.loading = undefined;
       done();
     }
@@ -1086,6 +1089,10 @@ export class BlockCache implements BlockStore, StatsSource {
       // Blocks kept in place against a reader looping over more than the cache holds, and how often that began.
       ['block_cache_held', blocks(this.map.held)],
       ['block_cache_loop_holds', this.loopGuard.holds],
+      // Gauges of work under way: blocks not yet in the store, uploads and fetches in flight.
+      ['block_cache_dirty_blocks', blocks(this.dirty.size)],
+      ['block_cache_uploads_in_flight', this.uploadsInFlight],
+      ['block_cache_fetches_in_flight', this.fetchesInFlight],
     ];
   }
 

@@ -11,6 +11,8 @@ import { renderStats } from '../stats/stats';
 import { renderPrometheus, statsJSON, type StatsJSON } from '../stats/prometheus';
 import { FuseRequests, S3_OPERATIONS } from '../stats/latency';
 import { MetricsServer } from '../stats/metricsServer';
+import { ProcessMetrics } from '../stats/processMetrics';
+import { version } from '../version';
 import { StatsMirror } from '../stats/statsMirror';
 import { FuseFrontEnd } from '../fuse/fuseFrontEnd';
 import { startSession, type MountedSession } from '../fuse/fuseSession';
@@ -93,7 +95,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
   const naming = { prefix: config.prefix, blockHashPrefix: config.blockHashPrefix };
   await checkMountpoint(mountpoint);
   // Bound before anything is marked mounted: a port in use fails the mount with nothing to undo.
-  const metricsServer = config.metricsPort === undefined ? undefined : await MetricsServer.listen(config.metricsPort);
+  const metricsServer = config.metricsPort === undefined ? undefined : await MetricsServer.listen(config.metricsPort, config.metricsAddress);
 
   const httpStats = new HttpStats(config.listBlocks);
   let objects: ReturnType<typeof openObjects>;
@@ -184,9 +186,12 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     // Removing the stats file (or its mirror) resets the counters, as upstream.
     const resetStats = (): void => stack.statsSources.forEach((s) => s.resetStats());
     const fuseRequests = new FuseRequests();
+    // Made at the first scrape (its event-loop monitor runs from then on), for /metrics and the API alike.
+    let processMetrics: ProcessMetrics | undefined;
     const metricsText = (): string =>
       renderPrometheus({
         stats: stack.statsSources,
+        families: (processMetrics ??= new ProcessMetrics({ version, node: process.version, bucket: objects.description, mountpoint })).families(),
         histograms: [
           {
             name: 's3_request_duration_seconds',
@@ -274,7 +279,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     statsMirror?.start();
     if (metricsServer) {
       metricsServer.serve({ prometheus: metricsText, json: jsonStats });
-      log.info(`metrics on http://127.0.0.1:${metricsServer.port}/metrics and /stats.json`);
+      log.info(`metrics on ${metricsServer.url}/metrics and /stats.json`);
     }
 
     let shutdown: Promise<void> | undefined;
@@ -324,6 +329,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       (shutdown ??= (async () => {
         await frontEnd.close();
         await metricsServer?.close();
+        processMetrics?.close();
         await listing?.stop();
         try {
           await storeEverything();

@@ -1,4 +1,5 @@
-// --metricsPort: GET /metrics (Prometheus text) and GET /stats.json on 127.0.0.1 only.
+// --metricsPort: GET /metrics (Prometheus text) and GET /stats.json, on 127.0.0.1 unless
+// --metricsAddress says otherwise.
 // The port is bound before the mount marks the bucket mounted (a port in use fails the mount
 // cleanly); it answers 503 until serve() is called once the FUSE mount is up.
 
@@ -6,7 +7,7 @@ import * as http from 'node:http';
 import { ConfigError } from '../config/config';
 import { PROMETHEUS_CONTENT_TYPE, type StatsJSON } from './prometheus';
 
-/** Loopback only: the statistics are not for other machines. */
+/** Loopback by default: the statistics are not for other machines unless the user says so. */
 export const METRICS_HOST = '127.0.0.1';
 
 export interface MetricsProvider {
@@ -21,10 +22,16 @@ export class MetricsServer {
   private constructor(
     private readonly server: http.Server,
     readonly port: number,
+    readonly host: string,
   ) {}
 
-  /** Binds 127.0.0.1:port; a port in use (or not allowed) is a ConfigError. */
-  static listen(port: number): Promise<MetricsServer> {
+  /** The base URL it answers on. */
+  get url(): string {
+    return `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
+  }
+
+  /** Binds host:port; a port in use (or not allowed, or an address not this machine's) is a ConfigError. */
+  static listen(port: number, host: string = METRICS_HOST): Promise<MetricsServer> {
     return new Promise((resolve, reject) => {
       let self: MetricsServer | undefined;
       const server = http.createServer((req, res) => self?.answer(req, res));
@@ -36,14 +43,16 @@ export class MetricsServer {
             ? 'is already in use'
             : err.code === 'EACCES'
               ? 'is not allowed (ports below 1024 need privileges)'
-              : `cannot be opened (${err.code ?? err.message})`;
-        reject(new ConfigError(`--metricsPort: port ${port} on ${METRICS_HOST} ${why}`));
+              : err.code === 'EADDRNOTAVAIL'
+                ? 'cannot be opened: the address is not one of this machine\'s'
+                : `cannot be opened (${err.code ?? err.message})`;
+        reject(new ConfigError(`--metricsPort: port ${port} on ${host} ${why}`));
       });
-      server.listen({ port, host: METRICS_HOST, exclusive: true }, () => {
+      server.listen({ port, host, exclusive: true }, () => {
         server.removeAllListeners('error');
         server.on('error', () => {}); // a failed client connection must not end the mount
         const address = server.address();
-        self = new MetricsServer(server, typeof address === 'object' && address !== null ? address.port : port);
+        self = new MetricsServer(server, typeof address === 'object' && address !== null ? address.port : port, host);
         resolve(self);
       });
     });

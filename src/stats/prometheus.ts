@@ -80,6 +80,11 @@ const STAT_METRICS: Readonly<Record<string, StatMetric>> = {
   http_multi_deleted_keys: counter('Objects deleted by multi-object deletes'),
   discard_requests: counter('TRIM / discard requests (fallocate PUNCH_HOLE or ZERO_RANGE)'),
   discarded_blocks: counter('Whole blocks dropped by TRIM / discard requests'),
+  http_bytes_sent: counter('Bytes of S3 requests sent, heads and bodies (HTTP, before TLS), retries included', 'http_sent_bytes'),
+  http_bytes_received: counter('Bytes of S3 answers received, heads and bodies (HTTP, after TLS), retries included', 'http_received_bytes'),
+  block_cache_dirty_blocks: gauge('Blocks written and not yet in S3'),
+  block_cache_uploads_in_flight: gauge('Block uploads under way'),
+  block_cache_fetches_in_flight: gauge('Block fetches into the cache under way (demand misses and read-ahead)'),
 };
 
 /** A stats value as a number: counts as they are, "1.234 sec" in seconds, "12 blocks" 12; NaN if not numeric. */
@@ -108,9 +113,18 @@ export interface HistogramFamily {
   readonly series: ReadonlyArray<{ readonly labels: Readonly<Record<string, string>>; readonly histogram: Histogram }>;
 }
 
+/** A metric of its own, named in full (no prefix added): the process's, the build's. */
+export interface MetricFamily {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'gauge' | 'counter';
+  readonly samples: ReadonlyArray<{ readonly labels: Readonly<Record<string, string>>; readonly value: number }>;
+}
+
 export interface PrometheusInput {
   readonly stats: readonly StatsSource[];
   readonly histograms?: readonly HistogramFamily[];
+  readonly families?: readonly MetricFamily[];
   /** Every metric's name starts with this. */
   readonly prefix?: string;
 }
@@ -142,7 +156,7 @@ function labelText(labels: Readonly<Record<string, string>>, extra?: string): st
   return parts.length === 0 ? '' : `{${parts.join(',')}}`;
 }
 
-export function renderPrometheus({ stats, histograms = [], prefix = 's3backer_' }: PrometheusInput): string {
+export function renderPrometheus({ stats, histograms = [], families = [], prefix = 's3backer_' }: PrometheusInput): string {
   const lines: string[] = [];
   const seen = new Set<string>();
   for (const [statName, value] of allStatsLines(stats)) {
@@ -168,6 +182,12 @@ export function renderPrometheus({ stats, histograms = [], prefix = 's3backer_' 
       lines.push(`${name}_sum${labelText(labels)} ${formatValue(snap.sum)}`);
       lines.push(`${name}_count${labelText(labels)} ${snap.count}`);
     }
+  }
+  for (const family of families) {
+    const name = sanitize(family.name);
+    lines.push(`# HELP ${name} ${escapeHelp(family.help)}`);
+    lines.push(`# TYPE ${name} ${family.type}`);
+    for (const { labels, value } of family.samples) lines.push(`${name}${labelText(labels)} ${formatValue(value)}`);
   }
   return lines.join('\n') + '\n';
 }
