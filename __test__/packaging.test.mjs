@@ -36,6 +36,24 @@ test('npm pack: the main package ships what runs and nothing else; the platform 
   assert.deepEqual(pkg.man, ['./man/s3backer.1']);
 });
 
+/** The highest `GLIBC_x.y[.z]` symbol version a binary needs, from its dynamic symbol table. */
+async function glibcFloor(file) {
+  const r = await exec('objdump', ['-T', file]);
+  assert.equal(r.code, 0, `objdump -T (binutils): ${r.stderr}`);
+  const versions = [...r.stdout.matchAll(/\bGLIBC_(\d+)\.(\d+)(?:\.(\d+))?\b/g)].map((m) => [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)]);
+  assert.ok(versions.length > 0, 'the binary names glibc symbol versions');
+  return versions.reduce((a, b) => (a[0] !== b[0] ? (a[0] > b[0] ? a : b) : a[1] !== b[1] ? (a[1] > b[1] ? a : b) : a[2] >= b[2] ? a : b));
+}
+
+test('the native core loads on glibc 2.17 and later (RHEL/Alma/Rocky 8, Amazon Linux 2, Debian 11, Ubuntu 20.04)', async () => {
+  const file = join(REPO, 'native', BINARY);
+  const [major, minor, patch] = await glibcFloor(file);
+  assert.ok(major < 2 || (major === 2 && minor <= 17), `native/${BINARY} needs GLIBC_${major}.${minor}${patch ? `.${patch}` : ''}: build it with npm run build:native (glibc 2.17 toolchain), not against this machine's glibc`);
+  // Its C parts (zstd) were built by that toolchain's gcc too: no libstdc++ symbols to carry a floor of their own.
+  const symbols = await exec('objdump', ['-T', file]);
+  assert.doesNotMatch(symbols.stdout, /GLIBCXX_/);
+});
+
 test('installed from the two tarballs with no build tools: --version, a --test mount, the man page', { timeout: 600000 }, async (t) => {
   const w = await workdir('packaging');
   const packDir = join(w.root, 'pack');

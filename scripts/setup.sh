@@ -9,8 +9,9 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # fuse3 (fusermount3, for mounts by users other than root; ours needs no FUSE library), mkfs/e2fsck,
 # Debian's s3backer 1.5.4 for interop (it brings the libfuse2 library, which coexists with fuse3),
 # openssl for the TLS tests' certificates, fio for the benchmark, tinyproxy for the proxy tests,
-# tcpdump to see --ipTOS on the wire, python3-venv for moto's virtualenv (below).
-packages=(fuse3 e2fsprogs s3backer openssl fio tinyproxy tcpdump python3-venv)
+# tcpdump to see --ipTOS on the wire, python3-venv for moto's virtualenv (below), xz-utils to
+# unpack the glibc 2.17 toolchain the native build links with, binutils to check that floor.
+packages=(fuse3 e2fsprogs s3backer openssl fio tinyproxy tcpdump python3-venv xz-utils binutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
