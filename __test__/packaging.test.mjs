@@ -1,29 +1,32 @@
-// What `npm publish` would ship, installed as a user would: the main package and the
-// linux-x64-gnu platform package are packed with `npm pack`, installed together from the two
+// What `npm publish` would ship, installed as a user would: the main package and this machine's
+// platform package (linux-x64-gnu or linux-arm64-gnu) are packed with `npm pack`, installed together from the two
 // tarballs into a fresh global prefix with no build tool reachable, and the installed copy (not
 // this checkout) mounts a --test disk, stores data and reads it back.
 //   node --test __test__/packaging.test.mjs
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, createHash } from 'node:crypto';
-import { access, chmod, mkdir, open, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, copyFile, mkdir, open, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { REPO, workdir, isMounted, run, runCommand, startMount } from './helpers/ours.mjs';
+import { withPlatformPackages } from '../scripts/platform-packages.mjs';
 
 const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
-const PLATFORM_DIR = join(REPO, 'npm', 'linux-x64-gnu');
+/** This machine's platform package, as napi-rs names it. */
+const PLATFORM = `linux-${process.arch}-gnu`;
+const PLATFORM_DIR = join(REPO, 'npm', PLATFORM);
 const platformPkg = JSON.parse(readFileSync(join(PLATFORM_DIR, 'package.json'), 'utf8'));
-const BINARY = 's3backer.linux-x64-gnu.node';
+const BINARY = `s3backer.${PLATFORM}.node`;
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 
 /** A command's result; npm runs get minutes, not the helpers' default minute. */
 const exec = (cmd, args, { cwd = REPO, env = process.env, timeoutMs = 300000 } = {}) => runCommand(cmd, args, { cwd, env, timeoutMs });
 
-/** `npm pack --json` of the current directory (or a workspace): the tarball's path and file list. */
-async function npmPack(dest, extraArgs = []) {
-  const res = await exec('npm', ['pack', '--json', '--pack-destination', dest, ...extraArgs]);
-  assert.equal(res.code, 0, `npm pack ${extraArgs.join(' ')} failed:\n${res.stderr}`);
+/** `npm pack --json` of a package directory (the checkout by default): the tarball's path and file list. */
+async function npmPack(dest, dir = REPO) {
+  const res = await exec('npm', ['pack', '--json', '--pack-destination', dest, dir]);
+  assert.equal(res.code, 0, `npm pack ${dir} failed:\n${res.stderr}`);
   const [info] = JSON.parse(res.stdout);
   return { tarball: join(dest, info.filename), files: info.files.map((f) => f.path).sort(), info };
 }
@@ -32,9 +35,23 @@ test('npm pack: the main package ships what runs and nothing else; the platform 
   assert.ok(existsSync(join(REPO, 'dist', 'cli', 'main.js')), 'dist/ is built (npm run build:ts)');
   assert.ok(existsSync(join(REPO, 'native', BINARY)), `native/${BINARY} is built (npm run build:native)`);
   assert.equal(platformPkg.version, pkg.version, 'the platform package has the main package version');
-  assert.equal(pkg.optionalDependencies?.[platformPkg.name], platformPkg.version, 'the main package depends on exactly this platform package');
+  // Added when it is published (scripts/platform-packages.mjs), not before: npm ci would look for them.
+  assert.equal(pkg.optionalDependencies, undefined, 'the checked-in package.json names no platform package');
+  const published = withPlatformPackages(pkg);
+  assert.deepEqual(published.optionalDependencies, { 's3backer-linux-arm64-gnu': pkg.version, 's3backer-linux-x64-gnu': pkg.version });
+  assert.equal(published.optionalDependencies[platformPkg.name], platformPkg.version, 'as published, it depends on exactly this platform package');
   assert.deepEqual(pkg.man, ['./man/s3backer.1']);
 });
+
+/** The Node.js binaries scripts/setup.sh unpacked into .cache/node (22, 24, 26), oldest first. */
+async function nodeBinaries() {
+  const dir = join(REPO, '.cache', 'node');
+  const versions = existsSync(dir) ? await readdir(dir) : [];
+  return versions
+    .filter((v) => existsSync(join(dir, v, 'bin', 'node')))
+    .sort((a, b) => Number(a.split('.')[0]) - Number(b.split('.')[0]))
+    .map((v) => ({ version: v, bin: join(dir, v, 'bin', 'node') }));
+}
 
 /** The highest `GLIBC_x.y[.z]` symbol version a binary needs, from its dynamic symbol table. */
 async function glibcFloor(file) {
@@ -71,8 +88,18 @@ test('installed from the two tarballs with no build tools: --version, a --test m
     const artifacts = await exec('npm', ['run', '--silent', 'artifacts']);
     assert.equal(artifacts.code, 0, `npm run artifacts failed:\n${artifacts.stderr}`);
 
-    const main = await npmPack(packDir);
-    const platform = await npmPack(packDir, ['--workspace', 'npm/linux-x64-gnu']);
+    // The main package as the release workflow publishes it: the checkout's files, and its
+    // package.json with the platform packages as optional dependencies.
+    const plain = await npmPack(packDir);
+    await rm(plain.tarball);
+    const stage = join(w.root, 'stage');
+    for (const p of plain.files.filter((f) => f !== 'package.json')) {
+      await mkdir(dirname(join(stage, p)), { recursive: true });
+      await copyFile(join(REPO, p), join(stage, p));
+    }
+    await writeFile(join(stage, 'package.json'), `${JSON.stringify(withPlatformPackages(pkg), null, 2)}\n`);
+    const main = await npmPack(packDir, stage);
+    const platform = await npmPack(packDir, PLATFORM_DIR);
     t.diagnostic(`main tarball: ${main.files.length} files, ${main.info.size} bytes; platform tarball: ${platform.info.size} bytes`);
 
     // The platform package: the binary (the one just built), its manifest and README.
@@ -175,6 +202,31 @@ test('installed from the two tarballs with no build tools: --version, a --test m
     assert.equal(api.code, 0, api.stderr);
     assert.deepEqual(JSON.parse(api.stdout), { mount: 'function', inspect: 'function', version: pkg.version, pkg: pkg.version, deep: 'ERR_PACKAGE_PATH_NOT_EXPORTED' });
     assert.ok((await stat(join(installed, 'dist', 'index.d.ts'))).size > 0, 'the types the exports map names');
+
+    // The installed copy on each Node.js release line it supports (setup.sh unpacks 22, 24 and 26
+    // into .cache/node): its version, and a --test mount that stores and reads back.
+    const nodes = await nodeBinaries();
+    t.diagnostic(`Node.js versions run: ${nodes.map((n) => n.version).join(', ') || 'this one only'}`);
+    for (const { version: v, bin: nodeBin } of nodes) {
+      const cli = [nodeBin, join(installed, 'dist', 'cli', 'main.js')];
+      const says = await exec(cli[0], [cli[1], '--version'], { cwd: w.root, env: runEnv, timeoutMs: 30000 });
+      assert.equal(says.stdout.trim(), `s3backer version ${pkg.version}`, `on Node.js ${v}: ${says.stderr}`);
+      const store = join(w.root, `store-${v}`);
+      await mkdir(store);
+      const m = await startMount(['--test', '--size=1m', '--blockSize=64k', store, w.mnt], w.mnt, { command: cli, cwd: w.root, env: runEnv });
+      const data = randomBytes(128 * 1024);
+      const fh = await open(join(w.mnt, 'file'), 'r+');
+      try {
+        await fh.write(data, 0, data.length, 64 * 1024);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await run('umount', [w.mnt]);
+      assert.deepEqual(await m.exited, { code: 0, signal: null }, `on Node.js ${v}: ${m.stderr()}`);
+      const stored = await Promise.all(['00000001', '00000002'].map((k) => readFile(join(store, k))));
+      assert.ok(Buffer.concat(stored).equals(data), `on Node.js ${v}: the stored blocks hold the data`);
+    }
 
     // A --test mount served by the installed copy (its native core from the platform package).
     const mounted = await startMount(['--test', '--size=2m', '--blockSize=64k', w.store, w.mnt], w.mnt, { command: [bin], cwd: w.root, env: runEnv });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// npm run build:native: the Rust core, linked against glibc 2.17 so the prebuilt binary loads on
-// every glibc distribution still in use (RHEL/Alma/Rocky 8, Amazon Linux 2, Debian 11, Ubuntu
-// 20.04), not only on the machine that built it. It uses napi-rs's gcc cross toolchains from npm
+// npm run build:native: the Rust core, linked against glibc 2.17 so the prebuilt binary loads
+// wherever Node itself does (RHEL/Alma/Rocky 8, Amazon Linux 2, Debian 11, Ubuntu 20.04), not
+// only on distributions as new as the machine that built it. It uses napi-rs's gcc cross toolchains from npm
 // (`napi build --use-napi-cross`). The napi CLI fetches them by its own version number, which the
 // registry does not always have, so the toolchain is fetched here by one it has and unpacked
 // where the CLI looks first. Without npm or the toolchain, it says so and builds against this

