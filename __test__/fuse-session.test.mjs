@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdir, mkdtemp, open, readFile, readdir, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startMount, workdir, withTestMount, run, runCommand, freePort, parseStatsFile, isMounted, sha256File, checkAfterRemount, CLI, REPO } from './helpers/ours.mjs';
 
@@ -154,21 +154,24 @@ test('as a user other than root: mounted through fusermount3 where /dev/fuse all
     }
     cli = join(bound, 'dist', 'cli', 'main.js');
   }
+  // Node itself may be inside the checkout too (setup.sh's .cache/node): reached the same way.
+  const node = bound && process.execPath.startsWith(`${REPO}/`) ? join(bound, relative(REPO, process.execPath)) : process.execPath;
   const w = await workdir('fuse-user');
   try {
     if (!(await readable(cli))) return t.skip(`user nobody cannot read ${cli}`);
+    if (!(await readable(node))) return t.skip(`user nobody cannot run ${node}`);
     await run('chown', ['-R', 'nobody', w.root]);
     const usable = (await runCommand('setpriv', [...asNobody, 'sh', '-c', 'test -r /dev/fuse && test -w /dev/fuse'])).code === 0;
     const args = ['-f', '--test', '--size=1m', '--blockSize=4k', w.store, w.mnt];
     if (!usable) {
-      const r = await runCommand('setpriv', [...asNobody, 'env', `HOME=${w.root}`, process.execPath, cli, ...args]);
+      const r = await runCommand('setpriv', [...asNobody, 'env', `HOME=${w.root}`, node, cli, ...args]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /cannot mount FUSE at .*\/dev\/fuse cannot be opened by this user/);
       assert.ok(!(await readdir(w.store)).includes('s3backer-mounted'), 'the mounted flag was taken down again');
       assert.equal(await isMounted(w.mnt), false);
       return;
     }
-    const m = await startMount(args.slice(1), w.mnt, { command: ['setpriv', ...asNobody, process.execPath, cli] });
+    const m = await startMount(args.slice(1), w.mnt, { command: ['setpriv', ...asNobody, node, cli] });
     await run('setpriv', [...asNobody, 'dd', 'if=/dev/urandom', `of=${join(w.mnt, 'file')}`, 'bs=4k', 'count=1', 'conv=notrunc', 'status=none']);
     await run('setpriv', [...asNobody, 'fusermount3', '-u', w.mnt]);
     assert.deepEqual(await m.exited, { code: 0, signal: null });
