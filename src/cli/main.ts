@@ -2,6 +2,7 @@
 // The s3backer command: parse, validate, then mount (or run a one-shot mode) and serve until
 // unmounted. Every failure is one line on stderr and a non-zero exit.
 
+import './compileCache';
 import { secretFileWarnings } from './secretFiles';
 import { parseCommandLine } from './parseArgs';
 import { buildConfig, ConfigError } from '../config/config';
