@@ -1,5 +1,5 @@
 // What `npm publish` would ship, installed as a user would: the main package and this machine's
-// platform package (linux-x64-gnu or linux-arm64-gnu) are packed with `npm pack`, installed together from the two
+// platform package (linux-x64-gnu, linux-arm64-gnu or linux-x64-musl) are packed with `npm pack`, installed together from the two
 // tarballs into a fresh global prefix with no build tool reachable, and the installed copy (not
 // this checkout) mounts a --test disk, stores data and reads it back.
 //   node --test __test__/packaging.test.mjs
@@ -13,8 +13,10 @@ import { REPO, workdir, isMounted, run, runCommand, startMount } from './helpers
 import { withPlatformPackages } from '../scripts/platform-packages.mjs';
 
 const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
+/** musl (Alpine) or glibc, as napi-rs's loader tells them apart: Node reports a glibc version only on glibc. */
+const MUSL = !process.report.getReport().header.glibcVersionRuntime;
 /** This machine's platform package, as napi-rs names it. */
-const PLATFORM = `linux-${process.arch}-gnu`;
+const PLATFORM = `linux-${process.arch}-${MUSL ? 'musl' : 'gnu'}`;
 const PLATFORM_DIR = join(REPO, 'npm', PLATFORM);
 const platformPkg = JSON.parse(readFileSync(join(PLATFORM_DIR, 'package.json'), 'utf8'));
 const BINARY = `s3backer.${PLATFORM}.node`;
@@ -38,7 +40,11 @@ test('npm pack: the main package ships what runs and nothing else; the platform 
   // Added when it is published (scripts/platform-packages.mjs), not before: npm ci would look for them.
   assert.equal(pkg.optionalDependencies, undefined, 'the checked-in package.json names no platform package');
   const published = withPlatformPackages(pkg);
-  assert.deepEqual(published.optionalDependencies, { 's3backer-linux-arm64-gnu': pkg.version, 's3backer-linux-x64-gnu': pkg.version });
+  assert.deepEqual(published.optionalDependencies, {
+    's3backer-linux-arm64-gnu': pkg.version,
+    's3backer-linux-x64-gnu': pkg.version,
+    's3backer-linux-x64-musl': pkg.version,
+  });
   assert.equal(published.optionalDependencies[platformPkg.name], platformPkg.version, 'as published, it depends on exactly this platform package');
   assert.deepEqual(pkg.man, ['./man/s3backer.1']);
 });
@@ -62,7 +68,7 @@ async function glibcFloor(file) {
   return versions.reduce((a, b) => (a[0] !== b[0] ? (a[0] > b[0] ? a : b) : a[1] !== b[1] ? (a[1] > b[1] ? a : b) : a[2] >= b[2] ? a : b));
 }
 
-test('the native core loads on glibc 2.17 and later (RHEL/Alma/Rocky 8, Amazon Linux 2, Debian 11, Ubuntu 20.04)', async () => {
+test('the native core loads on glibc 2.17 and later (RHEL/Alma/Rocky 8, Amazon Linux 2, Debian 11, Ubuntu 20.04)', { skip: MUSL && 'a musl build: no glibc symbols' }, async () => {
   const file = join(REPO, 'native', BINARY);
   const [major, minor, patch] = await glibcFloor(file);
   assert.ok(major < 2 || (major === 2 && minor <= 17), `native/${BINARY} needs GLIBC_${major}.${minor}${patch ? `.${patch}` : ''}: build it with npm run build:native (glibc 2.17 toolchain), not against this machine's glibc`);

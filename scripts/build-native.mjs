@@ -7,7 +7,10 @@
 // where the CLI looks first. Without npm or the toolchain, it says so and builds against this
 // machine's glibc (the packaging test then tells whether that binary is still portable).
 //   node scripts/build-native.mjs [--target TRIPLE] [other napi build flags]
-// S3BACKER_HOST_GLIBC=1 builds against this machine's glibc at once.
+// S3BACKER_HOST_GLIBC=1 builds against this machine's glibc at once. A musl target
+// (x86_64-unknown-linux-musl: Alpine) has no glibc floor to keep: it builds with the target's own
+// Rust standard library and musl-gcc (Debian/Ubuntu's musl-tools) for the C parts, linking musl
+// dynamically (.cargo/config.toml).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -72,6 +75,7 @@ function prepareToolchain() {
   }
 }
 
+if (target?.endsWith('-musl')) process.exit(napi([]));
 let cross = true;
 try {
   prepareToolchain();

@@ -39,12 +39,14 @@ function loadCore(): NativeCore {
   try {
     return require(loader) as NativeCore;
   } catch (err) {
-    const platform = `${process.platform}-${process.arch}-gnu`;
+    // As napi-rs's loader decides: Node reports a glibc version only on glibc.
+    const { header } = process.report.getReport() as { header: { glibcVersionRuntime?: string } };
+    const platform = `${process.platform}-${process.arch}-${header.glibcVersionRuntime ? 'gnu' : 'musl'}`;
     throw new Error(
       `s3backer: the native core could not be loaded for ${process.platform}-${process.arch}: ` +
         `neither a local build (native/s3backer.${platform}.node, made by "npm run build:native") ` +
         `nor the platform package "s3backer-${platform}" (installed with s3backer as an optional dependency) ` +
-        `is usable. Reinstall s3backer on a supported platform (Linux on x64 or arm64, glibc 2.17 or later). Cause: ${loadFailures(err)}`,
+        `is usable. Reinstall s3backer on a supported platform (Linux on x64 or arm64 with glibc 2.17 or later, or x64 with musl). Cause: ${loadFailures(err)}`,
       { cause: err },
     );
   }
