@@ -33,7 +33,13 @@ test('bad flags and sizes', async () => {
   await refused([...base, '--size=1m', '--blockSize=3k', 'disk', env.w.mnt], /block size 3072 is not a power of two/);
   await refused([...base, '--size=10000', 'disk', env.w.mnt], /not a multiple of the block size/);
   await refused([...base, '--blockSize=512', '--size=4t', 'disk', env.w.mnt], /more than 2\^32/);
-  await refused([...base, '--size=1m', '--frobnicate', 'disk', env.w.mnt], /unknown option/);
+  // A malformed command line points at --help; a value that cannot work names the fix instead.
+  const unknown = await refused([...base, '--size=1m', '--frobnicate', 'disk', env.w.mnt], /unknown option/);
+  assert.match(unknown.stderr, /Try "s3backer --help" for more information/);
+  const missing = await refused([...base, '--size=1m', 'disk'], /missing argument: expected bucket and mountpoint/);
+  assert.match(missing.stderr, /Try "s3backer --help"/);
+  const wrongSize = await refused([...base, '--size=10000', 'disk', env.w.mnt], /not a multiple of the block size/);
+  assert.doesNotMatch(wrongSize.stderr, /--help/);
   await refused([...base, '--size=1m', '-o', 'bogus_option', 'disk', env.w.mnt], /unknown FUSE option/);
   await refused([...base, '--size=1m', '--authVersion=aws2', 'disk', env.w.mnt], /only aws4 signing/);
   await refused([...base, 'disk', env.w.mnt], /--size is required/);

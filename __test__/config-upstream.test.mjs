@@ -11,7 +11,8 @@ import { NEWEST_UPSTREAM_BIN, NEWEST_UPSTREAM_SKIP } from './helpers/upstream.mj
 
 const require = createRequire(import.meta.url);
 const { parseCommandLine } = require('../dist/cli/parseArgs.js');
-const { buildConfig, ConfigError } = require('../dist/config/config.js');
+const { buildConfig } = require('../dist/config/config.js');
+const { ConfigError } = require('../dist/errors.js');
 const { expandConfigFiles } = require('../dist/cli/configFile.js');
 const { FLAG_BY_NAME } = require('../dist/config/flags.js');
 

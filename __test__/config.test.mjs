@@ -4,7 +4,8 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const { parseCommandLine } = require('../dist/cli/parseArgs.js');
-const { buildConfig, ConfigError } = require('../dist/config/config.js');
+const { buildConfig } = require('../dist/config/config.js');
+const { ConfigError } = require('../dist/errors.js');
 
 const configOf = (...argv) => {
   const cli = parseCommandLine(argv, '0.0.0');

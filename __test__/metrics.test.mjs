@@ -16,7 +16,8 @@ const { Histogram, S3Latencies, LATENCY_BUCKETS } = require('../dist/stats/laten
 const { renderPrometheus, statsJSON, numericValue } = require('../dist/stats/prometheus.js');
 const { MetricsServer } = require('../dist/stats/metricsServer.js');
 const { parseCommandLine } = require('../dist/cli/parseArgs.js');
-const { buildConfig, ConfigError } = require('../dist/config/config.js');
+const { buildConfig } = require('../dist/config/config.js');
+const { ConfigError } = require('../dist/errors.js');
 
 // ---- helpers ---------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ const { DirObjectStore } = require('../dist/backend/dirObjectStore.js');
 const { combineGeometry, detectGeometry } = require('../dist/mount/geometry.js');
 const { readMountedFlag, claimMountedFlag, releaseMountedFlag } = require('../dist/mount/mountedFlag.js');
 const { ConditionFailedError } = require('../dist/backend/objectStore.js');
-const { ConfigError } = require('../dist/config/config.js');
+const { ConfigError } = require('../dist/errors.js');
 const REPO = join(import.meta.dirname, '..');
 const { silentLogger } = require('../dist/util/log.js');
 

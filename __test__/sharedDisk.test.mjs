@@ -14,7 +14,8 @@ import { isMounted, parseStatsFile, runCli, startMount } from './helpers/ours.mj
 import { NEWEST_UPSTREAM_BIN, NEWEST_UPSTREAM_SKIP, startUpstream } from './helpers/upstream.mjs';
 
 const require = createRequire(import.meta.url);
-const { buildConfig, ConfigError, SHARED_DISK_REFUSED } = require('../dist/config/config.js');
+const { buildConfig, SHARED_DISK_REFUSED } = require('../dist/config/config.js');
+const { ConfigError } = require('../dist/errors.js');
 const { FLAG_BY_NAME } = require('../dist/config/flags.js');
 
 const BS = 4096;

@@ -4,8 +4,8 @@ export { mount, configFor, type MountOptions, type MountHandle, type FlagValue }
 /** Mounting from a Config built by buildConfig (what the CLI does), with your own Logger. */
 export { mount as mountWithConfig } from './mount/mount';
 export { FLAGS, type FlagSpec } from './config/flags';
-export { StoreError } from './backend/objectStore';
-export { buildConfig, ConfigError, type Config, type ParsedArgs } from './config/config';
+export { UserError, ConfigError, UsageError, StoreError, RetriesExhaustedError } from './errors';
+export { buildConfig, type Config, type ParsedArgs } from './config/config';
 export { parseCommandLine } from './cli/parseArgs';
 export { parseSize, formatSize } from './config/sizes';
 export { blockKey, blockHash, parseBlockKey, mountedFlagKey } from './format/blockNames';

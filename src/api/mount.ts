@@ -1,10 +1,11 @@
 // Mounting from code: the command line's flags as an object, checked by the same rules as the
 // CLI (unknown flags, bad values and missing credentials are ConfigErrors before anything mounts).
 
-import { buildConfig, ConfigError, type Config } from '../config/config';
+import { buildConfig, type Config } from '../config/config';
 import { FLAG_BY_NAME } from '../config/flags';
 import { mount as mountConfig, type MountHandle } from '../mount/mount';
 import { createLogger, silentLogger, type Logger } from '../util/log';
+import { ConfigError } from '../errors';
 
 export type FlagValue = string | number | boolean;
 

@@ -4,11 +4,23 @@
 // them out as they would a flaky store's 503s), and --test-discard keeps nothing: writes are
 // dropped, every block reads as zeros, and no file is touched.
 
-import type { TestFaults } from '../config/config';
 import type { HttpStats } from './httpStats';
-import { withRetries, type RetryPolicy } from './retry';
+import { withRetries } from './retry';
+import type { RetryPolicy } from '../util/retryPauses';
 import type { Logger } from '../util/log';
 import type { KeysCallback, ListOptions, ObjectHead, ObjectStore, PutOptions, PutResult, StoredObject } from './objectStore';
+
+/** The --test backend's fault injection (--test-errors, --test-delays, --test-discard). */
+export interface TestFaults {
+  readonly errors: boolean;
+  readonly delays: boolean;
+  readonly discard: boolean;
+}
+
+export interface TestSettings {
+  /** undefined: no faults injected. */
+  readonly testFaults: TestFaults | undefined;
+}
 
 const MAX_DELAY_MS = 200;
 const ERROR_RATE = 0.1;

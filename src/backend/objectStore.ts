@@ -1,3 +1,4 @@
+import { StoreError } from '../errors';
 // The object-level interface the block backend stores through: S3, or a directory for --test.
 
 export interface ObjectHead {
@@ -76,17 +77,6 @@ export interface ObjectStore {
   /** Calls onKeys with each page of keys starting with prefix, sorted by key. */
   list(prefix: string, onKeys: KeysCallback, options?: ListOptions): Promise<void>;
   close(): void;
-}
-
-/** An error from the store that the caller should show as is: the message names the cause. */
-export class StoreError extends Error {
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
-    this.name = 'StoreError';
-  }
 }
 
 /** A conditional write found the object otherwise (HTTP 412, or 404 for If-Match on a missing one). */

@@ -4,30 +4,8 @@
 import type { HttpStats } from './httpStats';
 import type { Logger } from '../util/log';
 import { sleep } from '../util/abort';
-
-export interface RetryPolicy {
-  readonly initialRetryPauseMs: number;
-  readonly maxRetryPauseMs: number;
-}
-
-/** A failed attempt, with the HTTP status when there was a response. */
-export interface AttemptFailure {
-  readonly status: number | undefined;
-  /** Without an answer: why (ETIMEDOUT, ECONNREFUSED, ENOTFOUND, ...), for the curl_* counters. */
-  readonly code?: string | undefined;
-  readonly message: string;
-  readonly retryable: boolean;
-}
-
-export class RetriesExhaustedError extends Error {
-  constructor(
-    readonly operation: string,
-    readonly last: AttemptFailure,
-    readonly attempts: number,
-  ) {
-    super(`${operation} failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${last.message}`);
-  }
-}
+import { RetriesExhaustedError, type AttemptFailure } from '../errors';
+import { retryPauses, type RetryPolicy } from '../util/retryPauses';
 
 export function isRetryableStatus(status: number | undefined): boolean {
   if (status === undefined) return true; // no response: timeout, reset, refused
@@ -45,8 +23,7 @@ export async function withRetries<T>(
   /** Aborting ends the retries (and the pause between them) at once with the signal's reason. */
   signal?: AbortSignal,
 ): Promise<T> {
-  let pause = policy.initialRetryPauseMs;
-  let paused = 0;
+  const pauses = retryPauses(policy);
   for (let attempts = 1; ; attempts++) {
     try {
       return await attempt();
@@ -54,15 +31,12 @@ export async function withRetries<T>(
       if (signal?.aborted) throw signal.reason;
       const failure = classify(err);
       stats.countError(failure.status, failure.code);
-      if (!failure.retryable || paused + pause > policy.maxRetryPauseMs) {
-        throw new RetriesExhaustedError(operation, failure, attempts);
-      }
-      log.debug(`${operation}: ${failure.message}; retrying in ${pause} ms`);
+      const pause = failure.retryable ? pauses.next() : undefined;
+      if (pause === undefined || pause.done === true) throw new RetriesExhaustedError(operation, failure, attempts);
+      log.debug(`${operation}: ${failure.message}; retrying in ${pause.value} ms`);
       stats.retries++;
-      stats.retryDelayMs += pause;
-      await sleep(pause, signal);
-      paused += pause;
-      pause *= 2;
+      stats.retryDelayMs += pause.value;
+      await sleep(pause.value, signal);
     }
   }
 }

@@ -8,42 +8,50 @@ import type * as https from 'node:https';
 import { createHash } from 'node:crypto';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { fetchRoleCredentials } from './imdsCredentials';
-import {
-  ConditionFailedError,
-  ConditionUnsupportedError,
-  MAX_KEYS_PER_DELETE,
-  StoreError,
-  type KeysCallback,
-  type ListOptions,
-  type ObjectHead,
-  type ObjectStore,
-  type PutOptions,
-  type PutResult,
-  type StoredObject,
-  type WriteCondition,
-} from './objectStore';
+import { ConditionFailedError, ConditionUnsupportedError, MAX_KEYS_PER_DELETE, type KeysCallback, type ListOptions, type ObjectHead, type ObjectStore, type PutOptions, type PutResult, type StoredObject, type WriteCondition } from './objectStore';
 import { HttpStats } from './httpStats';
 import { proxyFor } from './proxy';
 import { createSdkAgent } from './sdkAgent';
 import { tlsTrust } from './trust';
-import { isRetryableStatus, withRetries, type AttemptFailure, type RetryPolicy } from './retry';
+import { isRetryableStatus, withRetries } from './retry';
+import type { RetryPolicy } from '../util/retryPauses';
 import { CredentialsError, memoizeCredentials, S3Http, S3HttpError, type CredentialProvider, type S3Response } from './s3Http';
 import type { CredentialSource } from './credentials';
 import { Semaphore } from '../util/semaphore';
 import { allSettled, chunksOf } from '../util/batches';
 import { multiDeleteBody, parseDeleteResult } from './multiDelete';
 import type { Logger } from '../util/log';
-import type { Config } from '../config/config';
+import { type AttemptFailure, StoreError } from '../errors';
 
-/** The configuration's S3 settings (see Config for each), plus what the mount decides. */
-export interface S3StoreOptions
-  extends RetryPolicy,
-    Pick<
-      Config,
-      | 'bucket' | 'prefix' | 'baseURL' | 'region' | 'accessType' | 'vhost' | 'storageClass' | 'sse' | 'sseKeyId'
-      | 'insecure' | 'cacert' | 'maxUploadSpeed' | 'maxDownloadSpeed' | 'debugHttp' | 'timeoutMs' | 'ipTos' | 'noCurlCache'
-      | 'listBlocksThreads'
-    > {
+/** The S3 client's settings, as the flags give them (the configuration holds them as they are). */
+export interface S3Settings {
+  readonly bucket: string;
+  readonly prefix: string;
+  /** Listers side by side over disjoint key ranges (--listBlocks at mount, and --erase). */
+  readonly listBlocksThreads: number;
+  /** Always ends in "/"; with vhost the bucket goes in the host name. */
+  readonly baseURL: string;
+  readonly vhost: boolean;
+  readonly region: string;
+  readonly accessType: string;
+  readonly storageClass: string | undefined;
+  readonly sse: string | undefined;
+  readonly sseKeyId: string | undefined;
+  readonly insecure: boolean;
+  readonly cacert: string | undefined;
+  /** Bits per second of one block transfer; undefined = unlimited. */
+  readonly maxUploadSpeed: number | undefined;
+  readonly maxDownloadSpeed: number | undefined;
+  readonly debugHttp: boolean;
+  /** --ipTOS: the IP type of service of S3 connections. */
+  readonly ipTos: number | undefined;
+  /** --noCurlCache: no kept-alive connections. */
+  readonly noCurlCache: boolean;
+  readonly timeoutMs: number;
+}
+
+/** The S3 settings plus what the mount decides. */
+export interface S3StoreOptions extends RetryPolicy, S3Settings {
   readonly credentials: CredentialSource;
   /** Requests in flight at once (and sockets kept open). */
   readonly concurrency: number;

@@ -2,7 +2,7 @@
 // FILE, one per line, blank lines and #-comments skipped. Files may name further files.
 
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config/config';
+import { ConfigError } from '../errors';
 
 const MAX_NESTING = 10;
 

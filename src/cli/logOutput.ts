@@ -3,8 +3,8 @@
 // `logger` process the daemon's stderr is a pipe into (see daemon.ts).
 
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { ConfigError } from '../config/config';
 import { writeAboveProgress } from '../util/progress';
+import { ConfigError } from '../errors';
 
 /** Takes a line as the logger makes it: "s3backer: warn: text\n". */
 export type LogWrite = (line: string) => void;

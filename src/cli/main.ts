@@ -5,26 +5,21 @@
 import './compileCache';
 import { secretFileWarnings } from './secretFiles';
 import { parseCommandLine } from './parseArgs';
-import { buildConfig, ConfigError } from '../config/config';
+import { buildConfig } from '../config/config';
 import { createLogger } from '../util/log';
-import { StoreError } from '../backend/objectStore';
-import { RetriesExhaustedError } from '../backend/retry';
 import { version } from '../version';
 import { runCacheCommand } from './cacheCommand';
 import { askPassword, PASSWORD_ON_STDIN_ENV, readPasswordFromStdin } from './password';
 import { isDaemonChild, reportToParent, runAsDaemon } from './daemon';
 import { fileOutput, openLogFile, stderrOutput, syslogOutput, type LogWrite } from './logOutput';
+import { UsageError, UserError } from '../errors';
 
 /** Where log lines go once the configuration is known (the background process's fatal line too). */
 let logWrite: LogWrite | undefined;
 
 function fatal(err: unknown): void {
-  const known =
-    err instanceof ConfigError ||
-    err instanceof StoreError ||
-    err instanceof RetriesExhaustedError ||
-    (err instanceof Error && /^(--encrypt needs|interrupted)/.test(err.message));
-  const message = known ? err.message : ((err as Error)?.stack ?? String(err));
+  // A message written for the user stands alone; anything else is a bug, shown with its stack.
+  const message = err instanceof UserError ? err.message : ((err as Error)?.stack ?? String(err));
   if (isDaemonChild()) {
     (logWrite ?? syslogOutput())(`s3backer: error: ${message}\n`);
     reportToParent({ type: 'error', message });
@@ -32,7 +27,7 @@ function fatal(err: unknown): void {
     return;
   }
   process.stderr.write(`s3backer: ${message}\n`);
-  if (err instanceof ConfigError && /unknown option|missing argument|too many arguments/.test(err.message)) {
+  if (err instanceof UsageError) {
     process.stderr.write('Try "s3backer --help" for more information.\n');
   }
   process.exit(1);

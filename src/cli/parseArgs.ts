@@ -4,8 +4,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { FLAGS, FLAG_BY_NAME } from '../config/flags';
 import { checkFuseOption } from '../config/fuseOptions';
-import { ConfigError, type ParsedArgs } from '../config/config';
+import { type ParsedArgs } from '../config/config';
 import { expandConfigFiles } from './configFile';
+import { ConfigError, UsageError } from '../errors';
 
 export type CliResult = { kind: 'run'; args: ParsedArgs } | { kind: 'exit'; code: number; output: string };
 
@@ -92,7 +93,7 @@ export function parseCommandLine(argv: readonly string[], version: string): CliR
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return { kind: 'exit', code: 0, output: out.text };
-      throw new ConfigError(err.message.replace(/^error: /, ''));
+      throw new UsageError(err.message.replace(/^error: /, ''));
     }
     throw err;
   }

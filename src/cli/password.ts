@@ -1,12 +1,14 @@
 // The encryption password when no --password or --passwordFile gave it: asked on the terminal
 // without echo; a daemon's serving process receives it from its parent on stdin.
 
+import { UserError } from '../errors';
+
 export const PASSWORD_ON_STDIN_ENV = 'S3BACKER_PASSWORD_ON_STDIN';
 
 export function askPassword(prompt: string): Promise<string> {
   const input = process.stdin;
   if (!input.isTTY) {
-    return Promise.reject(new Error('--encrypt needs --password, --passwordFile, or a terminal to ask the password on'));
+    return Promise.reject(new UserError('--encrypt needs --password, --passwordFile, or a terminal to ask the password on'));
   }
   return new Promise((resolve, reject) => {
     process.stderr.write(prompt);
@@ -25,7 +27,7 @@ export function askPassword(prompt: string): Promise<string> {
     const onData = (chunk: string): void => {
       for (const ch of chunk) {
         if (ch === '\r' || ch === '\n') return done();
-        if (ch === '\u0003') return done(new Error('interrupted'));
+        if (ch === '\u0003') return done(new UserError('interrupted'));
         if (ch === '\u007f' || ch === '\b') typed = typed.slice(0, -1);
         else typed += ch;
       }

@@ -8,17 +8,18 @@ import { FLAG_BY_NAME } from './flags';
 import { isPowerOfTwo, parseSize } from './sizes';
 import { MAX_BLOCKS } from '../format/blockNames';
 import { parseTypeOfService } from './ipTos';
+import { ConfigError, UsageError } from '../errors';
+import type { S3Settings } from '../backend/s3ObjectStore';
+import type { TestSettings } from '../backend/faultyObjectStore';
 
-export class ConfigError extends Error {}
 
 export type Mode = 'mount' | 'resetMountedFlag' | 'erase';
 
-export interface Config {
+/** Every setting of one invocation; each layer's own settings are declared by that layer. */
+export interface Config extends S3Settings, TestSettings {
   readonly mode: Mode;
-  readonly bucket: string;
   /** Absolute path; undefined only in modes that do not mount. */
   readonly mountpoint: string | undefined;
-  readonly prefix: string;
   readonly blockHashPrefix: boolean;
   readonly test: boolean;
   /** Given on the command line; otherwise auto-detected or defaulted at mount. */
@@ -32,48 +33,25 @@ export interface Config {
   /** --sharedDiskMode: no caches, direct I/O, the shared mount token (mounts admit each other). */
   readonly sharedDiskMode: boolean;
   readonly listBlocks: boolean;
-  /** Listers side by side over disjoint key ranges (--listBlocks at mount, and --erase). */
-  readonly listBlocksThreads: number;
   readonly directIO: boolean;
   readonly noAutoDetect: boolean;
-  /** Always ends in "/"; with vhost the bucket goes in the host name. */
-  readonly baseURL: string;
-  readonly vhost: boolean;
-  readonly region: string;
   readonly accessId: string | undefined;
   readonly accessKey: string | undefined;
   readonly accessFile: string;
   readonly accessFileGiven: boolean;
   /** Credentials of the EC2 instance role (from the metadata service). */
   readonly ec2Iam: { readonly role: string | undefined; readonly imdsV2: boolean } | undefined;
-  readonly accessType: string;
-  readonly storageClass: string | undefined;
-  readonly sse: string | undefined;
-  readonly sseKeyId: string | undefined;
-  readonly insecure: boolean;
-  readonly cacert: string | undefined;
-  /** Bits per second of one block transfer; undefined = unlimited. */
-  readonly maxUploadSpeed: number | undefined;
-  readonly maxDownloadSpeed: number | undefined;
   readonly defaultContentEncoding: string | undefined;
-  readonly debugHttp: boolean;
   /** --metricsPort: serve /metrics and /stats.json at this port; undefined = off. */
   readonly metricsPort: number | undefined;
   /** --metricsAddress: where that port listens (an IP address; loopback by default). */
   readonly metricsAddress: string;
   /** --statsFileMirror: a copy of the stats file, rewritten every intervalMs. */
   readonly statsMirror: { readonly path: string; readonly intervalMs: number } | undefined;
-  /** --ipTOS: the IP type of service of S3 connections. */
-  readonly ipTos: number | undefined;
-  /** --noCurlCache: no kept-alive connections. */
-  readonly noCurlCache: boolean;
-  /** The --test backend's fault injection (--test-errors, --test-delays, --test-discard). */
-  readonly testFaults: TestFaults | undefined;
   readonly blockCache: BlockCacheConfig;
   readonly codec: CodecConfig;
   /** The eventual-consistency guard; undefined = off (the default). */
   readonly ecProtect: { readonly cacheSize: number; readonly cacheTimeMs: number; readonly minWriteDelayMs: number } | undefined;
-  readonly timeoutMs: number;
   readonly initialRetryPauseMs: number;
   readonly maxRetryPauseMs: number;
   readonly foreground: boolean;
@@ -82,12 +60,6 @@ export interface Config {
   /** --logFile, absolute: log lines go there (stamped) instead of syslog or stderr. */
   readonly logFile: string | undefined;
   readonly fuseOptions: readonly string[];
-}
-
-export interface TestFaults {
-  readonly errors: boolean;
-  readonly delays: boolean;
-  readonly discard: boolean;
 }
 
 export interface BlockCacheConfig {
@@ -202,7 +174,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   const { flags } = args;
   for (const name of Object.keys(flags)) {
     const spec = FLAG_BY_NAME.get(name);
-    if (!spec) throw new ConfigError(`unknown option --${name}`);
+    if (!spec) throw new UsageError(`unknown option --${name}`);
     if (!spec.supported) throw new ConfigError(spec.refusal ?? `--${name} is not supported yet by this version of s3backer`);
   }
   if (flags['reset-mounted-flag'] === true && flags['erase'] === true) {
@@ -220,7 +192,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   }
   if (args.positionals.length !== wanted) {
     const usage = mode === 'mount' ? 'bucket and mountpoint' : 'bucket';
-    throw new ConfigError(
+    throw new UsageError(
       args.positionals.length < wanted ? `missing argument: expected ${usage}` : `too many arguments: expected ${usage}`,
     );
   }

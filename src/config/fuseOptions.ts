@@ -1,7 +1,7 @@
+import { ConfigError } from '../errors';
 // FUSE `-o` options, as libfuse 3 and upstream take them, and what each does to our session.
 // Everything is checked before mounting; anything outside these tables is refused.
 
-import { ConfigError } from './config';
 
 /** How the session is set up, before and after the `-o` options have had their say. */
 export interface FuseTuning {

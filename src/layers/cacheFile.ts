@@ -4,10 +4,10 @@
 // earlier "S3BC"), and resized when --blockCacheSize changed, keeping what fits (dirty first).
 
 import { existsSync, renameSync, rmSync } from 'node:fs';
-import { ConfigError } from '../config/config';
 import { SlotStores, md5Hex, readCacheFile, type SlotEntry, type SlotStore } from '../native/addon';
 import { ZERO_ETAG } from '../store/blockStore';
 import type { Logger } from '../util/log';
+import { ConfigError } from '../errors';
 
 export interface OpenedCacheFile {
   readonly slots: SlotStore;

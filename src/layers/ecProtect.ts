@@ -10,7 +10,7 @@ import { ForwardingLayer } from '../store/forwardingLayer';
 import { trimThrough } from '../store/trim';
 import { blocks, totalSeconds, type StatLine, type StatsSource } from '../stats/stats';
 import { md5 } from '../native/addon';
-import type { RetryPolicy } from '../backend/retry';
+import { retryPauses, type RetryPolicy } from '../util/retryPauses';
 import type { Logger } from '../util/log';
 
 export interface EcProtectOptions extends RetryPolicy {
@@ -62,8 +62,7 @@ export class EcProtect extends ForwardingLayer<TaggedBlockStore> implements Tagg
     this.expire(Date.now());
     const expected = this.remembered.get(blockNum);
     if (!expected) return this.inner.readBlockTagged(blockNum, into);
-    let pause = this.options.initialRetryPauseMs;
-    let paused = 0;
+    const pauses = retryPauses(this.options);
     for (;;) {
       const read = await this.inner.readBlockTagged(blockNum, into);
       if (md5(read.data).toString('hex') === expected.md5) {
@@ -71,13 +70,10 @@ export class EcProtect extends ForwardingLayer<TaggedBlockStore> implements Tagg
         return read;
       }
       this.stale++;
-      if (paused + pause > this.options.maxRetryPauseMs) {
-        throw new BlockIOError(blockNum, 'the store keeps answering an older version (stale data)');
-      }
-      this.log.debug(`block ${blockNum}: stale data from the store; retrying in ${pause} ms`);
-      await sleep(pause);
-      paused += pause;
-      pause *= 2;
+      const pause = pauses.next();
+      if (pause.done === true) throw new BlockIOError(blockNum, 'the store keeps answering an older version (stale data)');
+      this.log.debug(`block ${blockNum}: stale data from the store; retrying in ${pause.value} ms`);
+      await sleep(pause.value);
     }
   }
 

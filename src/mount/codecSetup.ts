@@ -1,11 +1,12 @@
 // The block codec for a mount, and the check that an encryption password is the bucket's: a
 // stored block must authenticate before anything is mounted.
 
-import { ConfigError, type Config } from '../config/config';
+import { type Config } from '../config/config';
 import { createBlockCodec, type BlockCodec } from '../native/addon';
 import { blockKey, parseBlockKey, type BlockNaming } from '../format/blockNames';
 import { META_HMAC } from '../backend/blockBackend';
 import type { ObjectStore } from '../backend/objectStore';
+import { ConfigError } from '../errors';
 
 export function makeCodec(config: Config, blockSize: number): BlockCodec {
   const c = config.codec;

@@ -4,7 +4,7 @@
 
 import * as readline from 'node:readline';
 import type { Config } from '../config/config';
-import { ConfigError, DEFAULT_BLOCK_SIZE } from '../config/config';
+import { DEFAULT_BLOCK_SIZE } from '../config/config';
 import { HttpStats } from '../backend/httpStats';
 import { MAX_BLOCKS } from '../format/blockNames';
 import { listBlockObjects } from '../backend/blockListing';
@@ -15,6 +15,7 @@ import { clearMountedFlag, readMountedFlag } from './mountedFlag';
 import { createProgress } from '../util/progress';
 import { allSettled, chunksOf } from '../util/batches';
 import type { Logger } from '../util/log';
+import { ConfigError } from '../errors';
 
 /** The answer to a yes/no question on stderr, read from stdin; undefined when stdin ends first. */
 export function askYesNo(question: string): Promise<boolean | undefined> {

@@ -3,10 +3,11 @@
 
 import { blockKey, type BlockNaming } from '../format/blockNames';
 import { parseGeometry, type Geometry } from '../format/blockMeta';
-import { ConfigError, DEFAULT_BLOCK_SIZE, checkGeometry } from '../config/config';
+import { DEFAULT_BLOCK_SIZE, checkGeometry } from '../config/config';
 import { formatSize } from '../config/sizes';
 import type { ObjectStore } from '../backend/objectStore';
 import type { Logger } from '../util/log';
+import { ConfigError } from '../errors';
 
 export interface ResolvedGeometry extends Geometry {
   readonly numBlocks: number;

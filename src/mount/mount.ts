@@ -3,8 +3,6 @@
 
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config/config';
-import { ConfigError } from '../config/config';
-import { StoreError } from '../backend/objectStore';
 import { formatSize } from '../config/sizes';
 import { HttpStats } from '../backend/httpStats';
 import { renderStats } from '../stats/stats';
@@ -19,17 +17,7 @@ import { startSession, type MountedSession } from '../fuse/fuseSession';
 import { buildStack, cacheSlots } from './stack';
 import { openObjects } from './openObjects';
 import { combineGeometry, detectGeometry, type ResolvedGeometry } from './geometry';
-import {
-  admitMount,
-  claimMountedFlag,
-  isSharedFlag,
-  newMountToken,
-  readMountedFlag,
-  releaseMountedFlag,
-  SHARED_DISK_TOKEN,
-  tokenValue,
-  type FlagClaim,
-} from './mountedFlag';
+import { admitMount, claimMountedFlag, isSharedFlag, newMountToken, readMountedFlag, releaseMountedFlag, SHARED_DISK_TOKEN, tokenValue, type FlagClaim } from './mountedFlag';
 import { mountedFlagKey } from '../format/blockNames';
 import { cacheFileToken, openCacheFile } from '../layers/cacheFile';
 import { checkPassword, makeCodec } from './codecSetup';
@@ -37,6 +25,7 @@ import { isFuseMounted } from './mountTable';
 import type { Logger } from '../util/log';
 import { createProgress } from '../util/progress';
 import { listInBackground } from './backgroundListing';
+import { ConfigError, StoreError } from '../errors';
 
 export interface MountHandle {
   readonly mountpoint: string;

@@ -13,8 +13,8 @@ import { randomInt } from 'node:crypto';
 import { mountedFlagKey, type BlockNaming } from '../format/blockNames';
 import { FLAG_CONTENT_TYPE, META_MOUNT_TOKEN, mountedFlagBody } from '../format/blockMeta';
 import { ConditionFailedError, ConditionUnsupportedError, type ObjectStore, type WriteCondition } from '../backend/objectStore';
-import { ConfigError } from '../config/config';
 import type { Logger } from '../util/log';
+import { ConfigError } from '../errors';
 
 /** Upstream's token for --sharedDiskMode: every shared mount writes it, so they admit each other. */
 export const SHARED_DISK_TOKEN = 0x7fffffff;

@@ -8,7 +8,7 @@ import type { HttpStats } from '../backend/httpStats';
 import { ZeroCache } from '../layers/zeroCache';
 import { BlockCache } from '../layers/blockCache';
 import { EcProtect, type EcProtectOptions } from '../layers/ecProtect';
-import type { RetryPolicy } from '../backend/retry';
+import type { RetryPolicy } from '../util/retryPauses';
 import { BlockMaps, SlotStores, type BlockCodec, type BlockMap, type SlotStore } from '../native/addon';
 import type { BlockCacheConfig } from '../config/config';
 import type { Logger } from '../util/log';

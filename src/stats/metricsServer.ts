@@ -4,8 +4,8 @@
 // cleanly); it answers 503 until serve() is called once the FUSE mount is up.
 
 import * as http from 'node:http';
-import { ConfigError } from '../config/config';
 import { PROMETHEUS_CONTENT_TYPE, type StatsJSON } from './prometheus';
+import { ConfigError } from '../errors';
 
 /** Loopback by default: the statistics are not for other machines unless the user says so. */
 export const METRICS_HOST = '127.0.0.1';
