@@ -88,7 +88,7 @@ for (const [argv, pattern] of bad) {
         const cli = parseCommandLine(argv, '0.0.0');
         const config = buildConfig(cli.args, { HOME: '/nonexistent-home' });
         // Credentials are checked when the store opens; do that here too.
-        require('../dist/backend/credentials.js').resolveCredentials(config);
+        require('../dist/backend/s3/credentials.js').resolveCredentials(config);
       },
       (err) => err instanceof ConfigError && pattern.test(err.message),
     );

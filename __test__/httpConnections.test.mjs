@@ -1,4 +1,4 @@
-// Our HTTP/1.1 client for block requests (src/backend/httpConnections.ts), against a TCP server
+// Our HTTP/1.1 client for block requests (src/backend/s3/httpConnections.ts), against a TCP server
 // that writes answers byte for byte as a test needs them: split heads, chunked and close-framed
 // bodies, interim answers, keep-alive and its refusal, timeouts, cut and malformed answers.
 import test, { before, after } from 'node:test';
@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { HttpConnections, HttpTransportError } = require('../dist/backend/httpConnections.js');
+const { HttpConnections, HttpTransportError } = require('../dist/backend/s3/httpConnections.js');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

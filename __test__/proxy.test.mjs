@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { proxyFor, bypassed } from '../dist/backend/proxy.js';
+import { proxyFor, bypassed } from '../dist/backend/s3/proxy.js';
 import { startS3Server, headObject } from './helpers/s3server.mjs';
 import { startTinyproxy } from './helpers/tinyproxy.mjs';
 import { startTlsFront } from './helpers/tlsFront.mjs';

@@ -1,4 +1,4 @@
-// The signed S3 request path (src/backend/s3Http.ts, s3ObjectStore.ts) against a scripted HTTP
+// The signed S3 request path (src/backend/s3/s3Http.ts, s3ObjectStore.ts) against a scripted HTTP
 // peer: signatures recomputed independently from what arrived, key encoding, virtual-host rules,
 // and answers a block must never be read from (a missing bucket, oversized or short bodies).
 import test from 'node:test';
@@ -8,8 +8,8 @@ import { createHash, createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { S3Http, encodeKey } = require('../dist/backend/s3Http.js');
-const { S3ObjectStore } = require('../dist/backend/s3ObjectStore.js');
+const { S3Http, encodeKey } = require('../dist/backend/s3/s3Http.js');
+const { S3ObjectStore } = require('../dist/backend/s3/s3ObjectStore.js');
 const { HttpStats } = require('../dist/backend/httpStats.js');
 const { silentLogger } = require('../dist/util/log.js');
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
-import { systemOnlyCAs } from '../dist/backend/trust.js';
+import { systemOnlyCAs } from '../dist/backend/s3/trust.js';
 import { startS3Server } from './helpers/s3server.mjs';
 import { startTlsFront } from './helpers/tlsFront.mjs';
 import { runCli, startMount, workdir, run } from './helpers/ours.mjs';

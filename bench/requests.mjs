@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The network path: requests per second of 64 KiB objects against bench/memoryS3.mjs with 0 ms
 // delay, from raw node:http (keep-alive, no signing: the ceiling for a Node client) and
-// from our S3 request path (src/backend/s3ObjectStore.ts: SigV4 signing, retries, stats, on our
+// from our S3 request path (src/backend/s3/s3ObjectStore.ts: SigV4 signing, retries, stats, on our
 // own sockets), same concurrency.
 //   node bench/requests.mjs [--seconds N] [--inflight N] [--size BYTES]
 // Prints a table and returns the figures when imported (measureRequests()).

@@ -3,7 +3,7 @@
 
 import { ratio, seconds, totalSeconds, type StatLine, type StatsSource } from '../stats/stats';
 import { S3Latencies } from '../stats/latency';
-import type { ConnectionCounters } from './httpConnections';
+import type { ConnectionCounters } from './s3/httpConnections';
 
 export class HttpStats implements StatsSource {
   normalBlocksRead = 0;

@@ -9,7 +9,7 @@ import { isPowerOfTwo, parseSize } from './sizes';
 import { MAX_BLOCKS } from '../format/blockNames';
 import { parseTypeOfService } from './ipTos';
 import { ConfigError, UsageError } from '../errors';
-import type { S3Settings } from '../backend/s3ObjectStore';
+import type { S3Settings } from '../backend/s3/s3ObjectStore';
 import type { TestSettings } from '../backend/faultyObjectStore';
 
 

@@ -3,8 +3,8 @@
 import type { Config } from '../config/config';
 import { DirObjectStore } from '../backend/dirObjectStore';
 import { FaultyObjectStore } from '../backend/faultyObjectStore';
-import { S3ObjectStore } from '../backend/s3ObjectStore';
-import { resolveCredentials } from '../backend/credentials';
+import { S3ObjectStore } from '../backend/s3/s3ObjectStore';
+import { resolveCredentials } from '../backend/s3/credentials';
 import type { HttpStats } from '../backend/httpStats';
 import type { ObjectStore } from '../backend/objectStore';
 import type { Logger } from '../util/log';

@@ -1,7 +1,7 @@
 // Where S3 credentials come from: explicit flags, upstream's access file, or the AWS default chain.
 
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../errors';
+import { ConfigError } from '../../errors';
 
 export type CredentialSource =
   | { kind: 'static'; accessKeyId: string; secretAccessKey: string; from: string }

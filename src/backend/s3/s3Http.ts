@@ -11,7 +11,7 @@ import type { Proxy } from './proxy';
 import type { TlsTrust } from './trust';
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { S3Latencies } from '../stats/latency';
+import type { S3Latencies } from '../../stats/latency';
 
 export interface S3Credentials {
   readonly accessKeyId: string;

@@ -3,7 +3,7 @@
 // handshake's packets go without it, everything a request sends carries it.
 
 import type * as net from 'node:net';
-import { setTypeOfService } from '../native/addon';
+import { setTypeOfService } from '../../native/addon';
 
 /** Sets it once `socket` (TCP or TLS, whose handle shares the descriptor) is connected. */
 export function applyTypeOfService(socket: net.Socket, tos: number, onError: (message: string) => void): void {

@@ -4,7 +4,7 @@
 // requests for http:// endpoints, a CONNECT tunnel for https:// ones.
 
 import * as net from 'node:net';
-import { ConfigError } from '../errors';
+import { ConfigError } from '../../errors';
 
 export interface Proxy {
   readonly host: string;

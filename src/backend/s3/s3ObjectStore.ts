@@ -8,20 +8,20 @@ import type * as https from 'node:https';
 import { createHash } from 'node:crypto';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { fetchRoleCredentials } from './imdsCredentials';
-import { ConditionFailedError, ConditionUnsupportedError, MAX_KEYS_PER_DELETE, type KeysCallback, type ListOptions, type ObjectHead, type ObjectStore, type PutOptions, type PutResult, type StoredObject, type WriteCondition } from './objectStore';
-import { HttpStats } from './httpStats';
+import { ConditionFailedError, ConditionUnsupportedError, MAX_KEYS_PER_DELETE, type KeysCallback, type ListOptions, type ObjectHead, type ObjectStore, type PutOptions, type PutResult, type StoredObject, type WriteCondition } from '../objectStore';
+import { HttpStats } from '../httpStats';
 import { proxyFor } from './proxy';
 import { createSdkAgent } from './sdkAgent';
 import { tlsTrust } from './trust';
-import { isRetryableStatus, withRetries } from './retry';
-import type { RetryPolicy } from '../util/retryPauses';
+import { isRetryableStatus, withRetries } from '../retry';
+import type { RetryPolicy } from '../../util/retryPauses';
 import { CredentialsError, memoizeCredentials, S3Http, S3HttpError, type CredentialProvider, type S3Response } from './s3Http';
 import type { CredentialSource } from './credentials';
-import { Semaphore } from '../util/semaphore';
-import { allSettled, chunksOf } from '../util/batches';
+import { Semaphore } from '../../util/semaphore';
+import { allSettled, chunksOf } from '../../util/batches';
 import { multiDeleteBody, parseDeleteResult } from './multiDelete';
-import type { Logger } from '../util/log';
-import { type AttemptFailure, StoreError } from '../errors';
+import type { Logger } from '../../util/log';
+import { type AttemptFailure, StoreError } from '../../errors';
 
 /** The S3 client's settings, as the flags give them (the configuration holds them as they are). */
 export interface S3Settings {
