@@ -106,3 +106,25 @@ test('--help lists supported flags and hides unsupported ones', () => {
   assert.equal(v.kind, 'exit');
   assert.match(v.output, /s3backer version 1\.2\.3/);
 });
+
+test("each flag's default is written once: the flag table's value is what the configuration takes", () => {
+  const { FLAGS } = require('../dist/config/flags.js');
+  const withDefaults = FLAGS.filter((f) => f.default !== undefined && f.supported);
+  assert.ok(withDefaults.length >= 20, `${withDefaults.length} flags with a default`);
+  // Geometry flags change what else is checked; the rest must not change the configuration at all.
+  const base = ['--size=1m', '--blockSize=4k', 'bucket', 'mnt'];
+  // Flags that only count beside another one get it.
+  const along = { md5CacheTime: ['--md5CacheSize=10'], minWriteDelay: ['--md5CacheSize=10'], statsFileMirrorInterval: ['--statsFileMirror=/tmp/m'], metricsAddress: ['--metricsPort=9100'] };
+  const plain = configOf(...base);
+  for (const f of withDefaults.filter((f) => f.name !== 'blockSize')) {
+    const extra = along[f.name] ?? [];
+    // Upstream's rule: giving --region at all implies virtual-host URLs.
+    const given = { ...configOf(`--${f.name}=${f.default}`, ...extra, ...base), ...(f.name === 'region' ? { vhost: false } : {}) };
+    assert.deepEqual(given, configOf(...extra, ...base), `--${f.name}=${f.default} is the default`);
+  }
+  // A flag whose default differed from the table's would change something: the check can fail.
+  assert.notDeepEqual(configOf('--blockCacheSize=999', ...base), plain);
+  assert.equal(configOf('--size=1m', 'bucket', 'mnt').blockSize, undefined, 'given or detected at mount, else the default');
+  const { DEFAULT_BLOCK_SIZE } = require('../dist/config/config.js');
+  assert.equal(DEFAULT_BLOCK_SIZE, 4096);
+});

@@ -2,7 +2,7 @@
 // an s3backer flag become `--name=value` (so fstab lines work); the rest are FUSE options.
 
 import { Command, CommanderError, Option } from 'commander';
-import { FLAGS, FLAG_BY_NAME } from '../config/flags';
+import { FLAGS, FLAG_BY_NAME, defaultHelp } from '../config/flags';
 import { checkFuseOption } from '../config/fuseOptions';
 import { type ParsedArgs } from '../config/config';
 import { expandConfigFiles } from './configFile';
@@ -58,7 +58,8 @@ function buildProgram(version: string, out: { text: string }): Command {
     });
   for (const spec of FLAGS) {
     const value = spec.kind === 'value' ? ` <${spec.valueName ?? 'VALUE'}>` : spec.kind === 'optionalValue' ? ` [${spec.valueName ?? 'VALUE'}]` : '';
-    const help = spec.defaultText ? `${spec.help} (default: ${spec.defaultText})` : spec.help;
+    const dflt = defaultHelp(spec);
+    const help = dflt === undefined ? spec.help : `${spec.help} (default: ${dflt})`;
     const option = new Option(`--${spec.name}${value}`, help);
     // Flags not implemented yet still parse (so they can be refused clearly) but stay out of --help.
     if (!spec.supported) option.hideHelp();

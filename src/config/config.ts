@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { FLAG_BY_NAME } from './flags';
+import { FLAG_BY_NAME, flagDefault } from './flags';
 import { isPowerOfTwo, parseSize } from './sizes';
 import { MAX_BLOCKS } from '../format/blockNames';
 import { parseTypeOfService } from './ipTos';
@@ -101,9 +101,7 @@ export interface CodecConfig {
 
 const CIPHERS = ['AES-128-CBC', 'AES-192-CBC', 'AES-256-CBC'];
 
-export const DEFAULT_BLOCK_SIZE = 4096;
-/** Upstream's default number of listing threads. */
-export const DEFAULT_LIST_BLOCKS_THREADS = 16;
+export const DEFAULT_BLOCK_SIZE = parseSize(flagDefault('blockSize'));
 export const MIN_BLOCK_SIZE = 512;
 
 export interface ParsedArgs {
@@ -127,7 +125,7 @@ const STORAGE_CLASSES = [
   'DEEP_ARCHIVE', 'OUTPOSTS',
 ];
 const SSE_TYPES = ['AES256', 'aws:kms'];
-const DEFAULT_REGION = 'us-east-1';
+const DEFAULT_REGION = flagDefault('region');
 
 function str(flags: ParsedArgs['flags'], name: string): string | undefined {
   const v = flags[name];
@@ -136,9 +134,9 @@ function str(flags: ParsedArgs['flags'], name: string): string | undefined {
   return v;
 }
 
-function int(flags: ParsedArgs['flags'], name: string, dflt: number, min = 0): number {
-  const text = str(flags, name);
-  if (text === undefined) return dflt;
+/** A whole-number flag, its default from the flag table. */
+function int(flags: ParsedArgs['flags'], name: string, min = 0): number {
+  const text = str(flags, name) ?? flagDefault(name);
   if (!/^\d+$/.test(text.trim())) throw new ConfigError(`--${name}: "${text}" is not a whole number`);
   const n = Number(text.trim());
   if (!Number.isSafeInteger(n) || n < min) throw new ConfigError(`--${name}: ${text} is out of range (at least ${min})`);
@@ -199,7 +197,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   const test = flags['test'] === true;
   let bucketArg = args.positionals[0] ?? '';
   if (bucketArg === '') throw new ConfigError('the bucket name is empty');
-  let prefix = str(flags, 'prefix') ?? '';
+  let prefix = str(flags, 'prefix') ?? flagDefault('prefix');
   if (test) {
     // Resolved first: a relative directory would change meaning if the working directory did.
     bucketArg = path.resolve(bucketArg);
@@ -226,8 +224,8 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     if (!/^[0-7]{1,4}$/.test(modeText)) throw new ConfigError(`--fileMode: "${modeText}" is not an octal mode`);
     fileMode = parseInt(modeText, 8);
   }
-  const filename = str(flags, 'filename') ?? 'file';
-  const statsFilename = str(flags, 'statsFilename') ?? 'stats';
+  const filename = str(flags, 'filename') ?? flagDefault('filename');
+  const statsFilename = str(flags, 'statsFilename') ?? flagDefault('statsFilename');
   for (const [flag, name] of [['filename', filename], ['statsFilename', statsFilename]] as const) {
     if (name === '' || name.includes('/') || name === '.' || name === '..') {
       throw new ConfigError(`--${flag}: "${name}" is not a valid file name`);
@@ -235,7 +233,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   }
   if (filename === statsFilename) throw new ConfigError('--filename and --statsFilename must differ');
 
-  const accessType = str(flags, 'accessType') ?? 'private';
+  const accessType = str(flags, 'accessType') ?? flagDefault('accessType');
   if (!ACCESS_TYPES.includes(accessType)) {
     throw new ConfigError(`--accessType: "${accessType}" is not one of ${ACCESS_TYPES.join(', ')}`);
   }
@@ -304,18 +302,18 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   }
   const blockCache: BlockCacheConfig = {
     // Shared disk mode: no block cache (upstream zeroes its size), so no read-ahead either.
-    size: sharedDiskMode ? 0 : int(flags, 'blockCacheSize', 1000),
-    writeDelayMs: int(flags, 'blockCacheWriteDelay', 250),
+    size: sharedDiskMode ? 0 : int(flags, 'blockCacheSize'),
+    writeDelayMs: int(flags, 'blockCacheWriteDelay'),
     // Not upstream's 20: these are requests in flight, not threads, so more cost next to nothing
     // and keep a high-latency store busy (at 20 ms per request, 64 upload 256 KiB blocks at
     // about 700 MB/s).
-    threads: int(flags, 'blockCacheThreads', 64, 1),
-    timeoutMs: int(flags, 'blockCacheTimeout', 0),
-    maxDirty: int(flags, 'blockCacheMaxDirty', 0),
+    threads: int(flags, 'blockCacheThreads', 1),
+    timeoutMs: int(flags, 'blockCacheTimeout'),
+    maxDirty: int(flags, 'blockCacheMaxDirty'),
     sync: flags['blockCacheSync'] === true,
-    numProtected: int(flags, 'blockCacheNumProtected', 0),
-    readAhead: int(flags, 'readAhead', 4),
-    readAheadTrigger: int(flags, 'readAheadTrigger', 2, 1),
+    numProtected: int(flags, 'blockCacheNumProtected'),
+    readAhead: int(flags, 'readAhead'),
+    readAheadTrigger: int(flags, 'readAheadTrigger', 1),
     file: str(flags, 'blockCacheFile') === undefined ? undefined : path.resolve(str(flags, 'blockCacheFile') ?? ''),
     noVerify: flags['blockCacheNoVerify'] === true,
     recoverDirty: flags['blockCacheRecoverDirtyBlocks'] === true,
@@ -330,10 +328,10 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   }
   if (blockCache.size > 0 && blockCache.size < 2) throw new ConfigError('--blockCacheSize must be 0 (no cache) or at least 2');
   const codec = codecConfig(flags);
-  const md5CacheSize = int(flags, 'md5CacheSize', 0);
+  const md5CacheSize = int(flags, 'md5CacheSize');
   const ecProtect =
     md5CacheSize > 0 && !sharedDiskMode
-      ? { cacheSize: md5CacheSize, cacheTimeMs: int(flags, 'md5CacheTime', 10000), minWriteDelayMs: int(flags, 'minWriteDelay', 500) }
+      ? { cacheSize: md5CacheSize, cacheTimeMs: int(flags, 'md5CacheTime'), minWriteDelayMs: int(flags, 'minWriteDelay') }
       : undefined;
   if (!ecProtect && (str(flags, 'md5CacheTime') !== undefined || str(flags, 'minWriteDelay') !== undefined)) {
     throw new ConfigError('--md5CacheTime and --minWriteDelay need the guard on: give --md5CacheSize too');
@@ -344,23 +342,23 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     return bits;
   };
 
-  const initialRetryPauseMs = int(flags, 'initialRetryPause', 200);
-  const maxRetryPauseMs = int(flags, 'maxRetryPause', 30000);
+  const initialRetryPauseMs = int(flags, 'initialRetryPause');
+  const maxRetryPauseMs = int(flags, 'maxRetryPause');
   if (maxRetryPauseMs < initialRetryPauseMs) {
     throw new ConfigError('--maxRetryPause must be at least --initialRetryPause');
   }
-  const timeoutSec = int(flags, 'timeout', 30, 1);
-  const metricsPort = str(flags, 'metricsPort') === undefined ? undefined : int(flags, 'metricsPort', 0);
+  const timeoutSec = int(flags, 'timeout', 1);
+  const metricsPort = str(flags, 'metricsPort') === undefined ? undefined : int(flags, 'metricsPort');
   if (metricsPort !== undefined && (metricsPort < 1 || metricsPort > 65535)) {
     throw new ConfigError(`--metricsPort: ${metricsPort} is not a TCP port (1-65535)`);
   }
-  const metricsAddress = str(flags, 'metricsAddress') ?? '127.0.0.1';
+  const metricsAddress = str(flags, 'metricsAddress') ?? flagDefault('metricsAddress');
   if (isIP(metricsAddress) === 0) throw new ConfigError(`--metricsAddress: "${metricsAddress}" is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1)`);
   if (str(flags, 'metricsAddress') !== undefined && metricsPort === undefined) throw new ConfigError('--metricsAddress needs --metricsPort');
 
   const mirrorFile = str(flags, 'statsFileMirror');
   // As upstream: the interval alone is ignored.
-  const mirrorInterval = int(flags, 'statsFileMirrorInterval', 1000, 1);
+  const mirrorInterval = int(flags, 'statsFileMirrorInterval', 1);
   const tosText = str(flags, 'ipTOS');
   const ipTos = tosText === undefined ? undefined : parseTypeOfService(tosText);
   if (tosText !== undefined && ipTos === undefined) {
@@ -391,7 +389,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     force: flags['force'] === true,
     sharedDiskMode,
     listBlocks: flags['listBlocks'] === true && !sharedDiskMode,
-    listBlocksThreads: int(flags, 'listBlocksThreads', DEFAULT_LIST_BLOCKS_THREADS, 1),
+    listBlocksThreads: int(flags, 'listBlocksThreads', 1),
     // Another host's writes must be seen: the kernel's page cache is off too.
     directIO: flags['directIO'] === true || sharedDiskMode,
     noAutoDetect: flags['noAutoDetect'] === true,
@@ -437,7 +435,7 @@ function codecConfig(flags: ParsedArgs['flags']): CodecConfig {
   const compressFlag = flags['compress'];
   const encryptFlag = flags['encrypt'];
   let compression: CodecConfig['compression'];
-  let level = str(flags, 'compress-level') === undefined ? undefined : int(flags, 'compress-level', 0, 1);
+  let level = str(flags, 'compress-level') === undefined ? undefined : int(flags, 'compress-level', 1);
   if (compressFlag === true || compressFlag === '') compression = 'deflate';
   else if (typeof compressFlag === 'string') {
     if (compressFlag === 'deflate' || compressFlag === 'zstd') compression = compressFlag;
@@ -471,7 +469,7 @@ function codecConfig(flags: ParsedArgs['flags']): CodecConfig {
     if (password === '') throw new ConfigError(`--passwordFile ${file}: the first line is empty`);
   }
   if (password !== undefined && cipher === undefined) throw new ConfigError('a password was given without --encrypt');
-  const keyLength = str(flags, 'keyLength') === undefined ? undefined : int(flags, 'keyLength', 0, 1);
+  const keyLength = str(flags, 'keyLength') === undefined ? undefined : int(flags, 'keyLength', 1);
   if (keyLength !== undefined && cipher === undefined) throw new ConfigError('--keyLength needs --encrypt');
   return { compression, level, cipher, password, passwordFromCommandLine: given !== undefined, passwordFile: file, keyLength };
 }
