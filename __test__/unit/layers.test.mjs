@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
-const { PartialBlockLayer } = require('../dist/layers/partialBlock.js');
-const { ZeroCache } = require('../dist/layers/zeroCache.js');
-const { BlockBackend } = require('../dist/backend/blockBackend.js');
-const { DirObjectStore } = require('../dist/backend/dirObjectStore.js');
-const { HttpStats } = require('../dist/backend/httpStats.js');
-const { createBlockCodec } = require('../dist/native/addon.js');
+const { PartialBlockLayer } = require('../../dist/layers/partialBlock.js');
+const { ZeroCache } = require('../../dist/layers/zeroCache.js');
+const { BlockBackend } = require('../../dist/backend/blockBackend.js');
+const { DirObjectStore } = require('../../dist/backend/dirObjectStore.js');
+const { HttpStats } = require('../../dist/backend/httpStats.js');
+const { createBlockCodec } = require('../../dist/native/addon.js');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { LoopGuard, cyclingSlots } = require('../dist/layers/loopGuard.js');
+const { LoopGuard, cyclingSlots } = require('../../dist/layers/loopGuard.js');
 
 /** Feeds `reads` through an LRU of `size` blocks; returns the read index of each hold and release. */
 function run(size, reads) {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
-const { resolveCredentials, parseAccessFile } = require('../dist/backend/s3/credentials.js');
+const { resolveCredentials, parseAccessFile } = require('../../dist/backend/s3/credentials.js');
 
 test('access file: id:key lines, first one by default, matching --accessId otherwise', () => {
   const dir = mkdtempSync(join(tmpdir(), 's3b-cred-'));

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { listBlockObjects, listingRanges, splitKeySpace } = require('../dist/backend/blockListing.js');
-const { blockKey, hex8, MAX_BLOCKS } = require('../dist/format/blockNames.js');
+const { listBlockObjects, listingRanges, splitKeySpace } = require('../../dist/backend/blockListing.js');
+const { blockKey, hex8, MAX_BLOCKS } = require('../../dist/format/blockNames.js');
 
 class PagedStore {
   constructor(keys, { parallel = true, pageSize = 3 } = {}) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { parseSize, formatSize, isPowerOfTwo } = require('../dist/config/sizes.js');
+const { parseSize, formatSize, isPowerOfTwo } = require('../../dist/config/sizes.js');
 
 test('sizes accept upstream suffixes', () => {
   assert.equal(parseSize('4096'), 4096);

@@ -7,14 +7,14 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { NEWEST_UPSTREAM_BIN, NEWEST_UPSTREAM_SKIP } from './helpers/upstream.mjs';
+import { NEWEST_UPSTREAM_BIN, NEWEST_UPSTREAM_SKIP } from '../helpers/upstream.mjs';
 
 const require = createRequire(import.meta.url);
-const { parseCommandLine } = require('../dist/cli/parseArgs.js');
-const { buildConfig } = require('../dist/config/config.js');
-const { ConfigError } = require('../dist/errors.js');
-const { expandConfigFiles } = require('../dist/cli/configFile.js');
-const { FLAG_BY_NAME } = require('../dist/config/flags.js');
+const { parseCommandLine } = require('../../dist/cli/parseArgs.js');
+const { buildConfig } = require('../../dist/config/config.js');
+const { ConfigError } = require('../../dist/errors.js');
+const { expandConfigFiles } = require('../../dist/cli/configFile.js');
+const { FLAG_BY_NAME } = require('../../dist/config/flags.js');
 
 const configOf = (argv, env = { HOME: '/nonexistent-home' }) => buildConfig(parseCommandLine(argv, '0').args, env);
 const refused = (argv, pattern, env) =>

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { parseCommandLine } = require('../dist/cli/parseArgs.js');
-const { buildConfig } = require('../dist/config/config.js');
-const { ConfigError } = require('../dist/errors.js');
+const { parseCommandLine } = require('../../dist/cli/parseArgs.js');
+const { buildConfig } = require('../../dist/config/config.js');
+const { ConfigError } = require('../../dist/errors.js');
 
 const configOf = (...argv) => {
   const cli = parseCommandLine(argv, '0.0.0');
@@ -88,7 +88,7 @@ for (const [argv, pattern] of bad) {
         const cli = parseCommandLine(argv, '0.0.0');
         const config = buildConfig(cli.args, { HOME: '/nonexistent-home' });
         // Credentials are checked when the store opens; do that here too.
-        require('../dist/backend/s3/credentials.js').resolveCredentials(config);
+        require('../../dist/backend/s3/credentials.js').resolveCredentials(config);
       },
       (err) => err instanceof ConfigError && pattern.test(err.message),
     );
@@ -108,7 +108,7 @@ test('--help lists supported flags and hides unsupported ones', () => {
 });
 
 test("each flag's default is written once: the flag table's value is what the configuration takes", () => {
-  const { FLAGS } = require('../dist/config/flags.js');
+  const { FLAGS } = require('../../dist/config/flags.js');
   const withDefaults = FLAGS.filter((f) => f.default !== undefined && f.supported);
   assert.ok(withDefaults.length >= 20, `${withDefaults.length} flags with a default`);
   // Geometry flags change what else is checked; the rest must not change the configuration at all.
@@ -125,6 +125,6 @@ test("each flag's default is written once: the flag table's value is what the co
   // A flag whose default differed from the table's would change something: the check can fail.
   assert.notDeepEqual(configOf('--blockCacheSize=999', ...base), plain);
   assert.equal(configOf('--size=1m', 'bucket', 'mnt').blockSize, undefined, 'given or detected at mount, else the default');
-  const { DEFAULT_BLOCK_SIZE } = require('../dist/config/config.js');
+  const { DEFAULT_BLOCK_SIZE } = require('../../dist/config/config.js');
   assert.equal(DEFAULT_BLOCK_SIZE, 4096);
 });

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
-const { BlockCache } = require('../dist/layers/blockCache.js');
-const { ZeroCache } = require('../dist/layers/zeroCache.js');
-const { SlotStores, BlockMaps } = require('../dist/native/addon.js');
-const { silentLogger } = require('../dist/util/log.js');
+const { BlockCache } = require('../../dist/layers/blockCache.js');
+const { ZeroCache } = require('../../dist/layers/zeroCache.js');
+const { SlotStores, BlockMaps } = require('../../dist/native/addon.js');
+const { silentLogger } = require('../../dist/util/log.js');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const BS = 512;

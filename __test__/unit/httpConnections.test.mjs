@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { HttpConnections, HttpTransportError } = require('../dist/backend/s3/httpConnections.js');
+const { HttpConnections, HttpTransportError } = require('../../dist/backend/s3/httpConnections.js');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

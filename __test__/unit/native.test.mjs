@@ -4,8 +4,8 @@ import { createRequire } from 'node:module';
 import { createHash, randomBytes } from 'node:crypto';
 
 const require = createRequire(import.meta.url);
-const { isZeroBlock, md5, md5Hex, blockDigest, blockDigestsAsync } = require('../dist/native/addon.js');
-const batched = require('../dist/backend/blockDigests.js');
+const { isZeroBlock, md5, md5Hex, blockDigest, blockDigestsAsync } = require('../../dist/native/addon.js');
+const batched = require('../../dist/backend/blockDigests.js');
 
 test('isZeroBlock at several sizes and positions', () => {
   for (const len of [0, 1, 63, 64, 65, 4096, 65536 + 3]) {

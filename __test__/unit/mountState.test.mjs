@@ -8,13 +8,13 @@ import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
-const { DirObjectStore } = require('../dist/backend/dirObjectStore.js');
-const { combineGeometry, detectGeometry } = require('../dist/mount/geometry.js');
-const { readMountedFlag, claimMountedFlag, releaseMountedFlag } = require('../dist/mount/mountedFlag.js');
-const { ConditionFailedError } = require('../dist/backend/objectStore.js');
-const { ConfigError } = require('../dist/errors.js');
-const REPO = join(import.meta.dirname, '..');
-const { silentLogger } = require('../dist/util/log.js');
+const { DirObjectStore } = require('../../dist/backend/dirObjectStore.js');
+const { combineGeometry, detectGeometry } = require('../../dist/mount/geometry.js');
+const { readMountedFlag, claimMountedFlag, releaseMountedFlag } = require('../../dist/mount/mountedFlag.js');
+const { ConditionFailedError } = require('../../dist/backend/objectStore.js');
+const { ConfigError } = require('../../dist/errors.js');
+const REPO = join(import.meta.dirname, '..', '..');
+const { silentLogger } = require('../../dist/util/log.js');
 
 const naming = { prefix: '', blockHashPrefix: false };
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { blockKey, blockHash, parseBlockKey, mountedFlagKey } = require('../dist/format/blockNames.js');
+const { blockKey, blockHash, parseBlockKey, mountedFlagKey } = require('../../dist/format/blockNames.js');
 
 test('block keys are %08x after the prefix', () => {
   const plain = { prefix: '', blockHashPrefix: false };

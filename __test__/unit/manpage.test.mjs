@@ -1,13 +1,13 @@
 // The man page (man/s3backer.1) and the README document every flag the built CLI's --help
 // prints, and the page renders without warnings.
-//   node --test __test__/manpage.test.mjs
+//   node --test __test__/unit/manpage.test.mjs
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO, CLI } from './helpers/ours.mjs';
+import { REPO, CLI } from '../helpers/ours.mjs';
 
 const run = promisify(execFile);
 const MAN_PAGE = join(REPO, 'man', 's3backer.1');

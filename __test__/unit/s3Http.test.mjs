@@ -8,10 +8,10 @@ import { createHash, createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { S3Http, encodeKey } = require('../dist/backend/s3/s3Http.js');
-const { S3ObjectStore } = require('../dist/backend/s3/s3ObjectStore.js');
-const { HttpStats } = require('../dist/backend/httpStats.js');
-const { silentLogger } = require('../dist/util/log.js');
+const { S3Http, encodeKey } = require('../../dist/backend/s3/s3Http.js');
+const { S3ObjectStore } = require('../../dist/backend/s3/s3ObjectStore.js');
+const { HttpStats } = require('../../dist/backend/httpStats.js');
+const { silentLogger } = require('../../dist/util/log.js');
 
 /** A peer that records each request and answers with `answer(req, body)`. */
 async function peer(answer) {
