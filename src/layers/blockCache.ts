@@ -20,6 +20,7 @@ import type { ProgressCallback } from '../util/progress';
 import type { BlockCacheConfig } from '../config/config';
 import { trimThrough } from '../store/trim';
 import { LoopGuard, cyclingSlots } from './loopGuard';
+import type { KnownZeros } from './zeroBlocks';
 
 /** The cache flags (see config), with `size` already capped to the disk, and where the slots live. */
 export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVerify' | 'recoverDirty' | 'fileAdvise'> {
@@ -29,7 +30,7 @@ export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVe
    * Blocks known to be all zeros (by the zero cache above, from --listBlocks or earlier reads):
    * read-ahead passes over them, as reading them costs the reader nothing and S3 a 404 each.
    */
-  readonly knownZero?: ((blockNum: number) => boolean) | undefined;
+  readonly knownZero?: KnownZeros | undefined;
   /**
    * The map the FUSE session reads and writes through. Every entry of this cache has a cell
    * there (claimed before its slot is filled); a block is published once its slot holds all of
@@ -642,7 +643,7 @@ export class BlockCache implements BlockStore, StatsSource {
     for (let i = 1; i <= Math.max(window, this.options.readAhead); i++) {
       const b = blockNum + i;
       if (b >= this.numBlocks) break;
-      if (this.entries.has(b) || this.trimming.has(b) || this.options.knownZero?.(b) === true) continue;
+      if (this.entries.has(b) || this.trimming.has(b) || this.options.knownZero?.isKnownZero(b) === true) continue;
       // Read-ahead only uses free or clean slots and stops when there are none.
       const slot = this.takeSlotNow();
       if (slot === undefined) break;

@@ -12,11 +12,9 @@ import { trimThrough } from '../store/trim';
 import { blocks, type StatLine, type StatsSource } from '../stats/stats';
 import { isZeroBlock } from '../native/addon';
 import type { ProgressCallback } from '../util/progress';
+import { BlockSet, ZeroBlocks } from './zeroBlocks';
 
 export class ZeroCache extends ForwardingLayer implements StatsSource {
-  /** One bit per block: set = known all-zero. */
-  private readonly zeroBits: Uint8Array;
-  private knownZero = 0;
   private readHits = 0;
   private writeHits = 0;
   /** Bumped by every write: a read that overlapped a write must not mark its block zero. */
@@ -26,9 +24,12 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
   /** How the last listing went; undefined = none was started (no stats line then). */
   private listingState: ListingState | undefined;
 
-  constructor(inner: BlockStore) {
+  /** `zeros`: what is known, shared read-only with the layers below (see zeroBlocks.ts). */
+  constructor(
+    inner: BlockStore,
+    private readonly zeros: ZeroBlocks = new ZeroBlocks(inner.numBlocks),
+  ) {
     super(inner);
-    this.zeroBits = new Uint8Array(Math.ceil(inner.numBlocks / 8));
     const readPart = inner.readBlockPart?.bind(inner);
     if (readPart) {
       this.readBlockPart = async (blockNum, offset, target) => {
@@ -62,13 +63,11 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
 
   /** Whether block `n` is known to be all zeros (reading it through this layer costs nothing). */
   isKnownZero(n: number): boolean {
-    return ((this.zeroBits[n >>> 3] ?? 0) & (1 << (n & 7))) !== 0;
+    return this.zeros.isKnownZero(n);
   }
 
   private mark(n: number, zero: boolean): void {
-    if (this.isKnownZero(n) === zero) return;
-    this.zeroBits[n >>> 3]! ^= 1 << (n & 7);
-    this.knownZero += zero ? 1 : -1;
+    this.zeros.mark(n, zero);
   }
 
   /**
@@ -104,18 +103,7 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
 
   /** Marks zero every block of [first, end) the listing did not find and nothing touched since it began. */
   private learnZeros(listing: Listing, first: number, end: number): void {
-    const { found, touched } = listing;
-    let n = first;
-    for (; n < end && (n & 7) !== 0; n++) if (!found.has(n) && !touched.has(n)) this.mark(n, true);
-    // Whole bytes at once: a disk of millions of blocks must not hold up the requests being served.
-    for (; n + 8 <= end; n += 8) {
-      const i = n >>> 3;
-      const add = ~(found.bits[i]! | touched.bits[i]! | this.zeroBits[i]!) & 0xff;
-      if (add === 0) continue;
-      this.zeroBits[i]! |= add;
-      this.knownZero += bitCount(add);
-    }
-    for (; n < end; n++) if (!found.has(n) && !touched.has(n)) this.mark(n, true);
+    this.zeros.learn(first, end, listing.found, listing.touched);
   }
 
   async readBlock(blockNum: number): Promise<Buffer> {
@@ -178,7 +166,7 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
 
   statsLines(): readonly StatLine[] {
     return [
-      ['zero_block_cache_size', blocks(this.knownZero)],
+      ['zero_block_cache_size', blocks(this.zeros.count)],
       ['zero_block_cache_read_hits', this.readHits],
       ['zero_block_cache_write_hits', this.writeHits],
     ];
@@ -203,33 +191,10 @@ export interface LearnOptions {
   readonly onProgress?: ProgressCallback;
 }
 
-/** One bit per block. */
-class BlockSet {
-  readonly bits: Uint8Array;
-
-  constructor(numBlocks: number) {
-    this.bits = new Uint8Array(Math.ceil(numBlocks / 8));
-  }
-
-  has(n: number): boolean {
-    return ((this.bits[n >>> 3] ?? 0) & (1 << (n & 7))) !== 0;
-  }
-
-  set(n: number): void {
-    this.bits[n >>> 3]! |= 1 << (n & 7);
-  }
-}
-
 interface Listing {
   /** Blocks the listing reported. */
   readonly found: BlockSet;
   /** Blocks written, or read with data, since the listing began. */
   readonly touched: BlockSet;
   count: number;
-}
-
-function bitCount(byte: number): number {
-  let count = 0;
-  for (let b = byte; b !== 0; b &= b - 1) count++;
-  return count;
 }

@@ -6,6 +6,7 @@ import type { ObjectStore } from '../backend/objectStore';
 import { BlockBackend } from '../backend/blockBackend';
 import type { HttpStats } from '../backend/httpStats';
 import { ZeroCache } from '../layers/zeroCache';
+import { ZeroBlocks } from '../layers/zeroBlocks';
 import { BlockCache } from '../layers/blockCache';
 import { EcProtect, type EcProtectOptions } from '../layers/ecProtect';
 import type { RetryPolicy } from '../util/retryPauses';
@@ -53,8 +54,8 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
   const belowCache: TaggedBlockStore = guard ?? backend;
   const cacheConfig = options.blockCache;
   const slots = cacheSlots(cacheConfig.size, options.numBlocks);
-  // The zero cache sits above the block cache; read-ahead below asks it what not to fetch.
-  let zeroCache: ZeroCache | undefined;
+  // What the zero cache above learns, the block cache's read-ahead below reads: made here, handed down.
+  const zeroBlocks = options.sharedDisk ? undefined : new ZeroBlocks(options.numBlocks);
   const slotStore = slots > 0 ? (cacheFile ?? SlotStores.anonymous(options.blockSize, slots)) : undefined;
   const blockMap = slotStore && new BlockMaps(slotStore);
   const blockCache =
@@ -67,7 +68,7 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
             size: slots,
             maxDirty: Math.min(cacheConfig.maxDirty, slots),
             persistent: cacheFile !== undefined,
-            knownZero: (n) => zeroCache?.isKnownZero(n) ?? false,
+            knownZero: zeroBlocks,
             map: blockMap,
             session: true,
           },
@@ -75,7 +76,7 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
         )
       : undefined;
   const cached: BlockStore = blockCache ?? belowCache;
-  zeroCache = options.sharedDisk ? undefined : new ZeroCache(cached);
+  const zeroCache = zeroBlocks && new ZeroCache(cached, zeroBlocks);
   const top = zeroCache ?? cached;
   const data = new PartialBlockLayer(top);
   return {
