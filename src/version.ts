@@ -3,6 +3,5 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
-export const version: string = (
-  JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }
-).version;
+export const version: string = (JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string })
+  .version;

@@ -34,7 +34,8 @@ export function configFor(options: MountOptions): Config {
   for (const [name, value] of Object.entries(options.flags ?? {})) {
     if (value === undefined || value === false) continue;
     const spec = FLAG_BY_NAME.get(name);
-    if (spec === undefined) throw new ConfigError(`unknown option ${name}${name.startsWith('-') ? ' (give flag names without dashes)' : ''}`);
+    if (spec === undefined)
+      throw new ConfigError(`unknown option ${name}${name.startsWith('-') ? ' (give flag names without dashes)' : ''}`);
     if (spec.kind === 'boolean' && value !== true) throw new ConfigError(`${name} takes no value: give true or leave it out`);
     if (spec.kind === 'value' && value === true) throw new ConfigError(`${name} needs a value`);
     // An optional value given as true means the flag alone (its default value), as `--compress`.

@@ -2,7 +2,15 @@
 // stored (writing one deletes the object; a missing object reads as zeros), every PUT carries
 // Content-MD5, and block 0 carries the geometry so later mounts can auto-detect it.
 
-import { BlockIOError, checkBlockNum, ZERO_ETAG, type ETag, type ListNonZeroOptions, type TaggedBlock, type TaggedBlockStore } from '../store/blockStore';
+import {
+  BlockIOError,
+  checkBlockNum,
+  ZERO_ETAG,
+  type ETag,
+  type ListNonZeroOptions,
+  type TaggedBlock,
+  type TaggedBlockStore,
+} from '../store/blockStore';
 import { blockKey, type BlockNaming } from '../format/blockNames';
 import { listBlockObjects } from './blockListing';
 import { BLOCK_CONTENT_TYPE, geometryMetadata } from '../format/blockMeta';
@@ -71,7 +79,10 @@ export class BlockBackend implements TaggedBlockStore {
     checkBlockNum(this, blockNum);
     const key = blockKey(this.options, blockNum);
     // Expecting an absent block: a plain GET, whose 404 says it still is (as upstream asks).
-    const obj = etag === ZERO_ETAG ? await this.objects.get(key, this.maxObjectBytes) : await this.objects.getIfChanged(key, etag, this.maxObjectBytes);
+    const obj =
+      etag === ZERO_ETAG
+        ? await this.objects.get(key, this.maxObjectBytes)
+        : await this.objects.getIfChanged(key, etag, this.maxObjectBytes);
     if (obj === 'unchanged') {
       this.stats.verified++;
       return null;
@@ -169,7 +180,8 @@ export class BlockBackend implements TaggedBlockStore {
     if (blockHashPrefix) options.onBlocksDone?.(0, this.numBlocks);
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.objects.close();
+    return Promise.resolve();
   }
 }

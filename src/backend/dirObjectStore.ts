@@ -9,7 +9,16 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { md5Hex, tryLockFile } from '../native/addon';
 import { forEachLimited } from '../util/batches';
-import { ConditionFailedError, type KeysCallback, type ListOptions, type ObjectHead, type ObjectStore, type PutOptions, type PutResult, type StoredObject } from './objectStore';
+import {
+  ConditionFailedError,
+  type KeysCallback,
+  type ListOptions,
+  type ObjectHead,
+  type ObjectStore,
+  type PutOptions,
+  type PutResult,
+  type StoredObject,
+} from './objectStore';
 import { StoreError } from '../errors';
 
 interface Sidecar {

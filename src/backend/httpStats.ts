@@ -61,7 +61,8 @@ export class HttpStats implements StatsSource {
 
   private countTransportError(code: string | undefined): void {
     if (code === 'ETIMEDOUT' || code === 'TimeoutError') this.timeouts++;
-    else if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL') this.connectFailures++;
+    else if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL')
+      this.connectFailures++;
     else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL') this.unknownHosts++;
     else this.transportErrors++;
   }
@@ -75,7 +76,12 @@ export class HttpStats implements StatsSource {
       ['http_zero_blocks_written', this.zeroBlocksWritten],
       // Upstream's newest still prints these with --listBlocks, and they stay 0 there too: the
       // listing's knowledge lives in the zero cache (zero_block_cache_*), here as there.
-      ...(this.listBlocks ? ([['http_empty_blocks_read', 0], ['http_empty_blocks_written', 0]] as const) : []),
+      ...(this.listBlocks
+        ? ([
+            ['http_empty_blocks_read', 0],
+            ['http_empty_blocks_written', 0],
+          ] as const)
+        : []),
       ['http_gets', this.gets],
       ['http_puts', this.puts],
       ['http_deletes', this.deletes],

@@ -8,7 +8,10 @@ export function runCacheCommand(argv: readonly string[]): number {
   const program = new Command('s3backer cache')
     .description('tools for block cache files (--blockCacheFile)')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(`s3backer: ${s.replace(/^error: /, '')}`) });
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(`s3backer: ${s.replace(/^error: /, '')}`),
+    });
   program
     .command('inspect')
     .argument('<file>', 'the cache file')

@@ -26,9 +26,16 @@ function daemonStderr(logFile: string | undefined): { target: 'ignore' | number 
     return { target: fd, done: () => closeLogFile(fd) };
   }
   if (!onPath('logger')) {
-    return { target: 'ignore', done() {}, warning: 'logger(1) is not installed, so the background process cannot log to syslog; give --logFile=FILE to keep its messages' };
+    return {
+      target: 'ignore',
+      done() {},
+      warning: 'logger(1) is not installed, so the background process cannot log to syslog; give --logFile=FILE to keep its messages',
+    };
   }
-  const logger: ChildProcess = spawn('logger', ['--prio-prefix', '-t', 's3backer', '-p', 'daemon.err'], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+  const logger: ChildProcess = spawn('logger', ['--prio-prefix', '-t', 's3backer', '-p', 'daemon.err'], {
+    detached: true,
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
   logger.on('error', () => {});
   return {
     target: logger.stdin as Writable,
@@ -55,7 +62,13 @@ function onPath(command: string): boolean {
  * In the parent: starts the serving process in the foreground mode and reports how it went.
  * `stdinText`: handed to the serving process on its stdin (the password asked on the terminal).
  */
-export function runAsDaemon(script: string, argv: readonly string[], extraEnv: Record<string, string> = {}, stdinText?: string, logFile?: string): Promise<number> {
+export function runAsDaemon(
+  script: string,
+  argv: readonly string[],
+  extraEnv: Record<string, string> = {},
+  stdinText?: string,
+  logFile?: string,
+): Promise<number> {
   const stderr = daemonStderr(logFile);
   if (stderr.warning !== undefined) process.stderr.write(`s3backer: warning: ${stderr.warning}\n`);
   return new Promise((resolve) => {

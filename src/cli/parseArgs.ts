@@ -57,7 +57,8 @@ function buildProgram(version: string, out: { text: string }): Command {
       writeErr: (s) => (out.text += s),
     });
   for (const spec of FLAGS) {
-    const value = spec.kind === 'value' ? ` <${spec.valueName ?? 'VALUE'}>` : spec.kind === 'optionalValue' ? ` [${spec.valueName ?? 'VALUE'}]` : '';
+    const value =
+      spec.kind === 'value' ? ` <${spec.valueName ?? 'VALUE'}>` : spec.kind === 'optionalValue' ? ` [${spec.valueName ?? 'VALUE'}]` : '';
     const dflt = defaultHelp(spec);
     const help = dflt === undefined ? spec.help : `${spec.help} (default: ${dflt})`;
     const option = new Option(`--${spec.name}${value}`, help);

@@ -12,7 +12,6 @@ import { ConfigError, UsageError } from '../errors';
 import type { S3Settings } from '../backend/s3/s3ObjectStore';
 import type { TestSettings } from '../backend/faultyObjectStore';
 
-
 export type Mode = 'mount' | 'resetMountedFlag' | 'erase';
 
 /** Every setting of one invocation; each layer's own settings are declared by that layer. */
@@ -114,15 +113,37 @@ export interface ParsedArgs {
 
 /** Upstream's list of flags --sharedDiskMode refuses: every one would cache something. */
 export const SHARED_DISK_REFUSED = [
-  'listBlocks', 'listBlocksThreads', 'blockCacheFileAdvise', 'blockCacheSize', 'blockCacheSync', 'blockCacheThreads', 'blockCacheTimeout', 'blockCacheWriteDelay',
-  'blockCacheMaxDirty', 'blockCacheRecoverDirtyBlocks', 'readAhead', 'readAheadTrigger', 'blockCacheNumProtected',
-  'blockCacheFile', 'blockCacheNoVerify', 'minWriteDelay', 'md5CacheSize', 'md5CacheTime',
+  'listBlocks',
+  'listBlocksThreads',
+  'blockCacheFileAdvise',
+  'blockCacheSize',
+  'blockCacheSync',
+  'blockCacheThreads',
+  'blockCacheTimeout',
+  'blockCacheWriteDelay',
+  'blockCacheMaxDirty',
+  'blockCacheRecoverDirtyBlocks',
+  'readAhead',
+  'readAheadTrigger',
+  'blockCacheNumProtected',
+  'blockCacheFile',
+  'blockCacheNoVerify',
+  'minWriteDelay',
+  'md5CacheSize',
+  'md5CacheTime',
 ];
 
 const ACCESS_TYPES = ['private', 'public-read', 'public-read-write', 'authenticated-read'];
 const STORAGE_CLASSES = [
-  'STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'REDUCED_REDUNDANCY', 'INTELLIGENT_TIERING', 'GLACIER', 'GLACIER_IR',
-  'DEEP_ARCHIVE', 'OUTPOSTS',
+  'STANDARD',
+  'STANDARD_IA',
+  'ONEZONE_IA',
+  'REDUCED_REDUNDANCY',
+  'INTELLIGENT_TIERING',
+  'GLACIER',
+  'GLACIER_IR',
+  'DEEP_ARCHIVE',
+  'OUTPOSTS',
 ];
 const SSE_TYPES = ['AES256', 'aws:kms'];
 const DEFAULT_REGION = flagDefault('region');
@@ -226,7 +247,10 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   }
   const filename = str(flags, 'filename') ?? flagDefault('filename');
   const statsFilename = str(flags, 'statsFilename') ?? flagDefault('statsFilename');
-  for (const [flag, name] of [['filename', filename], ['statsFilename', statsFilename]] as const) {
+  for (const [flag, name] of [
+    ['filename', filename],
+    ['statsFilename', statsFilename],
+  ] as const) {
     if (name === '' || name.includes('/') || name === '.' || name === '..') {
       throw new ConfigError(`--${flag}: "${name}" is not a valid file name`);
     }
@@ -247,8 +271,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   const region = regionGiven ?? DEFAULT_REGION;
   const vhost = flags['vhost'] === true || (regionGiven !== undefined && flags['no-vhost'] !== true);
   const baseURLGiven = str(flags, 'baseURL');
-  const baseURL =
-    baseURLGiven ?? (region === DEFAULT_REGION ? 'https://s3.amazonaws.com/' : `https://s3.${region}.amazonaws.com/`);
+  const baseURL = baseURLGiven ?? (region === DEFAULT_REGION ? 'https://s3.amazonaws.com/' : `https://s3.${region}.amazonaws.com/`);
   let parsedURL: URL;
   try {
     parsedURL = new URL(baseURL);
@@ -298,7 +321,7 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
   const imdsV2 = flags['accessEC2IAM-IMDSv2'] === true;
   const ec2Iam = iam !== undefined || imdsV2 ? { role: typeof iam === 'string' && iam !== '' ? iam : undefined, imdsV2 } : undefined;
   if (ec2Iam && (accessId !== undefined || accessKey !== undefined)) {
-    throw new ConfigError('--accessEC2IAM takes the role\'s credentials: do not give --accessId or --accessKey too');
+    throw new ConfigError("--accessEC2IAM takes the role's credentials: do not give --accessId or --accessKey too");
   }
   const blockCache: BlockCacheConfig = {
     // Shared disk mode: no block cache (upstream zeroes its size), so no read-ahead either.
@@ -353,8 +376,10 @@ export function buildConfig(args: ParsedArgs, env: NodeJS.ProcessEnv = process.e
     throw new ConfigError(`--metricsPort: ${metricsPort} is not a TCP port (1-65535)`);
   }
   const metricsAddress = str(flags, 'metricsAddress') ?? flagDefault('metricsAddress');
-  if (isIP(metricsAddress) === 0) throw new ConfigError(`--metricsAddress: "${metricsAddress}" is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1)`);
-  if (str(flags, 'metricsAddress') !== undefined && metricsPort === undefined) throw new ConfigError('--metricsAddress needs --metricsPort');
+  if (isIP(metricsAddress) === 0)
+    throw new ConfigError(`--metricsAddress: "${metricsAddress}" is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1)`);
+  if (str(flags, 'metricsAddress') !== undefined && metricsPort === undefined)
+    throw new ConfigError('--metricsAddress needs --metricsPort');
 
   const mirrorFile = str(flags, 'statsFileMirror');
   // As upstream: the interval alone is ignored.

@@ -2,7 +2,6 @@ import { ConfigError } from '../errors';
 // FUSE `-o` options, as libfuse 3 and upstream take them, and what each does to our session.
 // Everything is checked before mounting; anything outside these tables is refused.
 
-
 /** How the session is set up, before and after the `-o` options have had their say. */
 export interface FuseTuning {
   /** Who may use the mount: its owner, also root (allow_root), or every user (allow_other). */
@@ -30,7 +29,14 @@ type Effect = (t: FuseTuning, value: string) => void;
 
 /** Kernel flags that undo each other: the later one given wins. */
 const OPPOSITES = new Map(
-  [['ro', 'rw'], ['dev', 'nodev'], ['suid', 'nosuid'], ['exec', 'noexec'], ['atime', 'noatime'], ['sync', 'async']].flatMap(([a, b]) => [
+  [
+    ['ro', 'rw'],
+    ['dev', 'nodev'],
+    ['suid', 'nosuid'],
+    ['exec', 'noexec'],
+    ['atime', 'noatime'],
+    ['sync', 'async'],
+  ].flatMap(([a, b]) => [
     [a, b],
     [b, a],
   ]) as Array<[string, string]>,
@@ -54,17 +60,31 @@ const FLAGS: Record<string, Effect> = {
   async_read: (t) => void (t.asyncRead = true),
   sync_read: (t) => void (t.asyncRead = false),
   ...Object.fromEntries(
-    ['auto_unmount', 'ro', 'rw', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'sync', 'async', 'dirsync'].map((name) => [
-      name,
-      (t: FuseTuning) => kernel(t, name),
-    ]),
+    ['auto_unmount', 'ro', 'rw', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'sync', 'async', 'dirsync'].map(
+      (name) => [name, (t: FuseTuning) => kernel(t, name)],
+    ),
   ),
   // Always on (default_permissions), always so in FUSE 3 (big_writes, nonempty, atomic_o_trunc),
   // or about inode numbers, paths and times this two-file system does not have.
   ...Object.fromEntries(
     [
-      'default_permissions', 'big_writes', 'large_read', 'nonempty', 'atomic_o_trunc', 'use_ino', 'readdir_ino', 'hard_remove',
-      'noforget', 'nopath', 'intr', 'no_remote_lock', 'debug', 'relatime', 'norelatime', 'strictatime', 'lazytime',
+      'default_permissions',
+      'big_writes',
+      'large_read',
+      'nonempty',
+      'atomic_o_trunc',
+      'use_ino',
+      'readdir_ino',
+      'hard_remove',
+      'noforget',
+      'nopath',
+      'intr',
+      'no_remote_lock',
+      'debug',
+      'relatime',
+      'norelatime',
+      'strictatime',
+      'lazytime',
     ].map((name) => [name, noEffect]),
   ),
 };

@@ -7,6 +7,12 @@ const NAMED: Readonly<Record<string, number>> = { lowdelay: 0x10, throughput: 0x
 export function parseTypeOfService(text: string): number | undefined {
   const named = NAMED[text];
   if (named !== undefined) return named;
-  const n = /^0x[0-9a-f]+$/i.test(text) ? parseInt(text, 16) : /^0[0-7]+$/.test(text) ? parseInt(text, 8) : /^\d+$/.test(text) ? Number(text) : NaN;
+  const n = /^0x[0-9a-f]+$/i.test(text)
+    ? parseInt(text, 16)
+    : /^0[0-7]+$/.test(text)
+      ? parseInt(text, 8)
+      : /^\d+$/.test(text)
+        ? Number(text)
+        : NaN;
   return Number.isInteger(n) && n >= 0 && n <= 255 ? n : undefined;
 }

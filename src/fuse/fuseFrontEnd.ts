@@ -49,25 +49,47 @@ export class FuseFrontEnd {
       case 'read': {
         this.hooks.requests?.readBytes.observe(length);
         const buf = Buffer.allocUnsafe(length);
-        this.answer(`read of ${length} bytes at ${offset}`, this.hooks.requests?.read, () => this.data.read(offset, buf), replies, id, (n) =>
-          replies.replyData(id, buf.subarray(0, n)),
+        this.answer(
+          `read of ${length} bytes at ${offset}`,
+          this.hooks.requests?.read,
+          () => this.data.read(offset, buf),
+          replies,
+          id,
+          (n) => replies.replyData(id, buf.subarray(0, n)),
         );
         return;
       }
       case 'write': {
         const data = request.data ?? Buffer.alloc(0);
         this.hooks.requests?.writeBytes.observe(data.length);
-        this.answer(`write of ${data.length} bytes at ${offset}`, this.hooks.requests?.write, () => this.data.write(offset, data), replies, id, (n) =>
-          replies.reply(id, n),
+        this.answer(
+          `write of ${data.length} bytes at ${offset}`,
+          this.hooks.requests?.write,
+          () => this.data.write(offset, data),
+          replies,
+          id,
+          (n) => replies.reply(id, n),
         );
         return;
       }
       case 'flush':
-        this.answer('flush', undefined, () => this.data.flush().then(() => 0), replies, id, () => replies.reply(id, 0));
+        this.answer(
+          'flush',
+          undefined,
+          () => this.data.flush().then(() => 0),
+          replies,
+          id,
+          () => replies.reply(id, 0),
+        );
         return;
       case 'zero':
-        this.answer(`zeroing ${length} bytes at ${offset}`, undefined, () => this.data.zero(offset, length).then(() => 0), replies, id, () =>
-          replies.reply(id, 0),
+        this.answer(
+          `zeroing ${length} bytes at ${offset}`,
+          undefined,
+          () => this.data.zero(offset, length).then(() => 0),
+          replies,
+          id,
+          () => replies.reply(id, 0),
         );
         return;
       case 'stats':

@@ -36,7 +36,7 @@ export class PartialBlockLayer implements StatsSource {
   private pieces(position: number, length: number): Piece[] {
     const { blockSize } = this.store;
     const pieces: Piece[] = [];
-    for (let done = 0; done < length; ) {
+    for (let done = 0; done < length;) {
       const pos = position + done;
       const blockNum = Math.floor(pos / blockSize);
       const offset = pos - blockNum * blockSize;
@@ -113,7 +113,8 @@ export class PartialBlockLayer implements StatsSource {
     const first = Math.ceil(position / blockSize);
     const last = Math.floor(end / blockSize);
     const edges: Array<[blockNum: number, from: number, to: number]> = [];
-    if (first > last) edges.push([last, position - last * blockSize, end - last * blockSize]); // inside one block
+    if (first > last)
+      edges.push([last, position - last * blockSize, end - last * blockSize]); // inside one block
     else {
       if (position < first * blockSize) edges.push([first - 1, position - (first - 1) * blockSize, blockSize]);
       if (end > last * blockSize) edges.push([last, 0, end - last * blockSize]);

@@ -34,7 +34,10 @@ export function listInBackground(zeroCache: ZeroCache, options: BackgroundListin
       (found) => log.info(`found ${found} non-zero blocks in ${secs()} s`),
       (err: unknown) => {
         if (controller.signal.aborted) log.info(`listing of the blocks stopped by the unmount after ${secs()} s`);
-        else log.warn(`listing the blocks failed after ${secs()} s (${(err as Error).message}); blocks it did not cover are read from the store`);
+        else
+          log.warn(
+            `listing the blocks failed after ${secs()} s (${(err as Error).message}); blocks it did not cover are read from the store`,
+          );
       },
     );
   return {

@@ -40,7 +40,10 @@ export async function readMountedFlag(objects: ObjectStore, naming: BlockNaming)
   const token = obj.metadata[META_MOUNT_TOKEN];
   // Upstream treats a token of zero as "not mounted".
   const mounted = token === undefined || !/^0*$/.test(token.trim());
-  const [host, since] = obj.body.toString('utf8').split('\n').map((line) => line.trim());
+  const [host, since] = obj.body
+    .toString('utf8')
+    .split('\n')
+    .map((line) => line.trim());
   return { present: true, mounted, token, etag: obj.etag, host: host || undefined, since: since || undefined };
 }
 
@@ -145,7 +148,11 @@ export async function claimMountedFlag(
   const body = await freshBody(seen);
   const options = { contentType: FLAG_CONTENT_TYPE, metadata: { [META_MOUNT_TOKEN]: text } };
   // A seen flag without an ETag (a store that gives none) can only be overwritten plainly.
-  const condition: WriteCondition | undefined = !seen.present ? { ifNoneMatch: '*' } : seen.etag !== undefined ? { ifMatch: seen.etag } : undefined;
+  const condition: WriteCondition | undefined = !seen.present
+    ? { ifNoneMatch: '*' }
+    : seen.etag !== undefined
+      ? { ifMatch: seen.etag }
+      : undefined;
   const established = (etag: string | undefined): FlagClaim => {
     log.info(token === SHARED_DISK_TOKEN ? 'established the mount token of shared disk mode' : `established mount token ${text}`);
     return { token: text, etag };

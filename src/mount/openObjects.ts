@@ -22,9 +22,5 @@ export function openObjects(config: Config, stats: HttpStats, log: Logger): Obje
     `credentials: ${credentials.kind === 'static' ? `access ID ${credentials.accessKeyId} from ${credentials.from}` : credentials.kind}`,
   );
   // The store takes the S3 settings straight from the configuration.
-  return new S3ObjectStore(
-    { ...config, credentials, concurrency: config.blockCache.threads + READ_CONCURRENCY },
-    stats,
-    log,
-  );
+  return new S3ObjectStore({ ...config, credentials, concurrency: config.blockCache.threads + READ_CONCURRENCY }, stats, log);
 }

@@ -2,9 +2,7 @@
 // bounds and three additions: no allocation, so it can sit on the request hot path.
 
 /** Upper bounds in seconds (Prometheus' `le`), increasing; the +Inf bucket is implicit. */
-export const LATENCY_BUCKETS: readonly number[] = [
-  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
-];
+export const LATENCY_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export interface HistogramSnapshot {
   /** [upper bound, observations at or below it] pairs, cumulative; the last bound is Infinity. */

@@ -44,7 +44,7 @@ export class MetricsServer {
             : err.code === 'EACCES'
               ? 'is not allowed (ports below 1024 need privileges)'
               : err.code === 'EADDRNOTAVAIL'
-                ? 'cannot be opened: the address is not one of this machine\'s'
+                ? "cannot be opened: the address is not one of this machine's"
                 : `cannot be opened (${err.code ?? err.message})`;
         reject(new ConfigError(`--metricsPort: port ${port} on ${host} ${why}`));
       });
@@ -71,8 +71,10 @@ export class MetricsServer {
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...extra });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
-    if (path !== '/metrics' && path !== '/stats.json') return send(404, 'text/plain; charset=utf-8', 'not found: try /metrics or /stats.json\n');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD' });
+    if (path !== '/metrics' && path !== '/stats.json')
+      return send(404, 'text/plain; charset=utf-8', 'not found: try /metrics or /stats.json\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return send(405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD' });
     const provider = this.provider;
     if (provider === undefined) return send(503, 'text/plain; charset=utf-8', 'not mounted yet\n');
     try {

@@ -23,18 +23,26 @@ export class ProcessMetrics {
     const lag = this.loopDelay;
     const lagSeconds = (ns: number): number => (Number.isFinite(ns) ? ns / 1e9 : 0);
     const families: MetricFamily[] = [
-      gauge('s3backer_build_info', 'The running s3backer: its version, Node\'s, and what it mounts where (always 1)', 1, this.build),
+      gauge('s3backer_build_info', "The running s3backer: its version, Node's, and what it mounts where (always 1)", 1, this.build),
       counter('process_cpu_user_seconds_total', 'User CPU time of the whole process (all threads)', cpu.user / 1e6),
       counter('process_cpu_system_seconds_total', 'System CPU time of the whole process (all threads)', cpu.system / 1e6),
       counter('process_cpu_seconds_total', 'User and system CPU time of the whole process', (cpu.user + cpu.system) / 1e6),
-      gauge('process_resident_memory_bytes', 'Resident memory (the block cache\'s slots included)', memory.rss),
-      gauge('process_start_time_seconds', 'When the process started, in seconds since the epoch', Math.round(performance.timeOrigin) / 1000),
+      gauge('process_resident_memory_bytes', "Resident memory (the block cache's slots included)", memory.rss),
+      gauge(
+        'process_start_time_seconds',
+        'When the process started, in seconds since the epoch',
+        Math.round(performance.timeOrigin) / 1000,
+      ),
       gauge('nodejs_heap_size_used_bytes', 'V8 heap in use', memory.heapUsed),
       gauge('nodejs_heap_size_total_bytes', 'V8 heap reserved', memory.heapTotal),
       gauge('nodejs_external_memory_bytes', 'Memory of Buffers and other objects outside the V8 heap', memory.external),
       gauge('nodejs_eventloop_lag_mean_seconds', 'Mean event loop delay since the last scrape', lagSeconds(lag.mean)),
       gauge('nodejs_eventloop_lag_p50_seconds', 'Median event loop delay since the last scrape', lagSeconds(lag.percentile(50))),
-      gauge('nodejs_eventloop_lag_p99_seconds', '99th percentile of the event loop delay since the last scrape', lagSeconds(lag.percentile(99))),
+      gauge(
+        'nodejs_eventloop_lag_p99_seconds',
+        '99th percentile of the event loop delay since the last scrape',
+        lagSeconds(lag.percentile(99)),
+      ),
       gauge('nodejs_eventloop_lag_max_seconds', 'Longest event loop delay since the last scrape', lagSeconds(lag.max)),
     ];
     lag.reset();

@@ -44,7 +44,13 @@ export class StatsMirror {
 
   private async update(): Promise<void> {
     const { path } = this.options;
-    if (this.written && !(await fs.stat(path).then(() => true, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err))))) {
+    if (
+      this.written &&
+      !(await fs.stat(path).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
+      ))
+    ) {
       this.options.reset();
     }
     const temp = `${path}.new`;
@@ -59,6 +65,7 @@ export class StatsMirror {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.running;
-    if (final && !wasStopped) await this.update().catch((err: unknown) => this.log.error(`stats file mirror ${this.options.path}: ${(err as Error).message}`));
+    if (final && !wasStopped)
+      await this.update().catch((err: unknown) => this.log.error(`stats file mirror ${this.options.path}: ${(err as Error).message}`));
   }
 }

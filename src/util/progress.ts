@@ -4,10 +4,11 @@
 /** What the layers report: how many done so far, and the total once they know it. */
 export type ProgressCallback = (done: number, total?: number) => void;
 
+/** Bound functions, so they can be handed on as callbacks. */
 export interface Progress {
-  update(done: number, total?: number): void;
+  readonly update: (done: number, total?: number) => void;
   /** Draws the final count and ends the line (once); nothing if no work was ever reported. */
-  finish(): void;
+  readonly finish: () => void;
 }
 
 export interface ProgressStream {

@@ -195,7 +195,8 @@ class Exchange {
       if (this.received + incoming > this.maxBodyBytes) {
         throw new HttpTransportError(`response body longer than ${this.maxBodyBytes} bytes`, 'EOVERSIZED');
       }
-      const grown = body.length >= this.received + incoming ? body : Buffer.allocUnsafe(Math.max(2 * body.length, this.received + incoming));
+      const grown =
+        body.length >= this.received + incoming ? body : Buffer.allocUnsafe(Math.max(2 * body.length, this.received + incoming));
       if (grown !== body) body.copy(grown, 0, 0, this.received);
       data.copy(grown, this.received, at);
       this.body = grown;
@@ -213,7 +214,8 @@ class Exchange {
     if (this.chunkLeft > 0) {
       const n = Math.min(data.length - at, this.chunkLeft);
       this.received += n;
-      if (this.received > this.maxBodyBytes) throw new HttpTransportError(`response body longer than ${this.maxBodyBytes} bytes`, 'EOVERSIZED');
+      if (this.received > this.maxBodyBytes)
+        throw new HttpTransportError(`response body longer than ${this.maxBodyBytes} bytes`, 'EOVERSIZED');
       this.chunks.push(Buffer.from(data.subarray(at, at + n)));
       this.chunkLeft -= n;
       if (this.chunkLeft === 0) this.chunkLeft = -2; // the CRLF after the data is next
@@ -272,7 +274,8 @@ export class HttpConnections {
     for (const name in req.headers) {
       const value = req.headers[name]!;
       // A value with a line break would smuggle a header (or a request) in.
-      if (FORBIDDEN.test(name) || FORBIDDEN.test(value)) return Promise.reject(new TypeError(`invalid character in header ${JSON.stringify(name)}`));
+      if (FORBIDDEN.test(name) || FORBIDDEN.test(value))
+        return Promise.reject(new TypeError(`invalid character in header ${JSON.stringify(name)}`));
       head += `${name}: ${value}\r\n`;
     }
     head += '\r\n';
@@ -286,7 +289,9 @@ export class HttpConnections {
     const { proxy, protocol } = this.options;
     if (proxy !== undefined && protocol === 'https:') {
       // Each new socket first asks the proxy for a tunnel; TLS then runs inside it.
-      return openTunnel(proxy, this.options.host, this.options.port, req.timeoutMs).then((raw) => this.exchange(this.connect(raw), head, req));
+      return openTunnel(proxy, this.options.host, this.options.port, req.timeoutMs).then((raw) =>
+        this.exchange(this.connect(raw), head, req),
+      );
     }
     return this.exchange(this.connect(), head, req);
   }
@@ -308,16 +313,27 @@ export class HttpConnections {
       const timer = setTimeout(() => {
         exchange.fail(new HttpTransportError(`request timed out after ${req.timeoutMs} ms`, 'ETIMEDOUT'));
       }, req.timeoutMs);
-      const exchange = new Exchange(req.method, req.maxBodyBytes, (answer) => {
-        clearTimeout(timer);
-        conn.exchange = undefined;
-        if (exchange.keepAlive && this.options.keepAlive !== false && !this.closed && this.idle.length < this.options.maxIdle && !conn.socket.destroyed) {
-          conn.idleSince = Date.now();
-          this.idle.push(conn); // oldest first
-        } else conn.socket.destroy();
-        if (answer instanceof HttpTransportError) reject(answer);
-        else resolve(answer);
-      }, req.bodyInto);
+      const exchange = new Exchange(
+        req.method,
+        req.maxBodyBytes,
+        (answer) => {
+          clearTimeout(timer);
+          conn.exchange = undefined;
+          if (
+            exchange.keepAlive &&
+            this.options.keepAlive !== false &&
+            !this.closed &&
+            this.idle.length < this.options.maxIdle &&
+            !conn.socket.destroyed
+          ) {
+            conn.idleSince = Date.now();
+            this.idle.push(conn); // oldest first
+          } else conn.socket.destroy();
+          if (answer instanceof HttpTransportError) reject(answer);
+          else resolve(answer);
+        },
+        req.bodyInto,
+      );
       conn.exchange = exchange;
       const counters = this.options.counters;
       if (counters) counters.bytesSent += head.length + (req.body?.length ?? 0); // the head is latin1: a byte a character
@@ -411,7 +427,10 @@ export function openTunnel(proxy: Proxy, host: string, port: number, timeoutMs: 
       socket.destroy();
       reject(err);
     };
-    const timer = setTimeout(() => fail(new HttpTransportError(`proxy ${proxy.display}: no answer to CONNECT ${authority} within ${timeoutMs} ms`, 'ETIMEDOUT')), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new HttpTransportError(`proxy ${proxy.display}: no answer to CONNECT ${authority} within ${timeoutMs} ms`, 'ETIMEDOUT')),
+      timeoutMs,
+    );
     const onData = (data: Buffer): void => {
       head = Buffer.concat([head, data]);
       const end = head.indexOf('\r\n\r\n');
@@ -424,8 +443,15 @@ export function openTunnel(proxy: Proxy, host: string, port: number, timeoutMs: 
       if (!status) return fail(new HttpTransportError(`proxy ${proxy.display}: not an HTTP answer to CONNECT ${authority}`, 'EPROXY'));
       if (status[1]![0] !== '2') {
         const why = `${status[1]}${status[2] ? ` ${status[2]}` : ''}`;
-        const hint = status[1] === '407' ? (proxy.authorization ? ' (the user name or password in the proxy URL was refused)' : ' (the proxy wants a user name and password in its URL)') : '';
-        return fail(new HttpTransportError(`proxy ${proxy.display} refused the tunnel to ${authority}: ${why}${hint}`, 'EPROXY', Number(status[1])));
+        const hint =
+          status[1] === '407'
+            ? proxy.authorization
+              ? ' (the user name or password in the proxy URL was refused)'
+              : ' (the proxy wants a user name and password in its URL)'
+            : '';
+        return fail(
+          new HttpTransportError(`proxy ${proxy.display} refused the tunnel to ${authority}: ${why}${hint}`, 'EPROXY', Number(status[1])),
+        );
       }
       // The target speaks only after our TLS hello: bytes already here are the proxy misbehaving.
       if (end + 4 < head.length) return fail(new HttpTransportError(`proxy ${proxy.display}: bytes after its answer to CONNECT`, 'EPROXY'));
@@ -439,11 +465,15 @@ export function openTunnel(proxy: Proxy, host: string, port: number, timeoutMs: 
       const code = (err as { code?: string }).code ?? 'ECONNRESET';
       fail(new HttpTransportError(`proxy ${proxy.display}: ${code}: ${err.message}`, code));
     };
-    const onClose = (): void => fail(new HttpTransportError(`proxy ${proxy.display} closed the connection before answering CONNECT ${authority}`, 'ECONNRESET'));
+    const onClose = (): void =>
+      fail(new HttpTransportError(`proxy ${proxy.display} closed the connection before answering CONNECT ${authority}`, 'ECONNRESET'));
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
-    socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${proxy.authorization ? `Proxy-Authorization: ${proxy.authorization}\r\n` : ''}\r\n`, 'latin1');
+    socket.write(
+      `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${proxy.authorization ? `Proxy-Authorization: ${proxy.authorization}\r\n` : ''}\r\n`,
+      'latin1',
+    );
   });
 }
 

@@ -41,7 +41,12 @@ export async function fetchRoleCredentials(options: ImdsOptions): Promise<RoleCr
   const base = (options.endpoint ?? process.env['AWS_EC2_METADATA_SERVICE_ENDPOINT'] ?? 'http://169.254.169.254').replace(/\/+$/, '');
   const headers: Record<string, string> = {};
   if (options.imdsV2) {
-    const token = await request(new URL(`${base}/latest/api/token`), 'PUT', { 'x-aws-ec2-metadata-token-ttl-seconds': '21600' }, options.timeoutMs);
+    const token = await request(
+      new URL(`${base}/latest/api/token`),
+      'PUT',
+      { 'x-aws-ec2-metadata-token-ttl-seconds': '21600' },
+      options.timeoutMs,
+    );
     headers['x-aws-ec2-metadata-token'] = token.trim();
   }
   const listUrl = `${base}/latest/meta-data/iam/security-credentials/`;

@@ -46,7 +46,9 @@ function parseProxy(value: string, variable: string): Proxy {
     throw new ConfigError(`${variable} is not a proxy URL (http://[user:password@]host[:port])`); // not echoed: it may hold a password
   }
   if (url.protocol !== 'http:') {
-    throw new ConfigError(`${variable}: ${url.protocol}// proxies are not supported, only http:// ones (unset ${variable} or name an http:// proxy)`);
+    throw new ConfigError(
+      `${variable}: ${url.protocol}// proxies are not supported, only http:// ones (unset ${variable} or name an http:// proxy)`,
+    );
   }
   const user = decodeURIComponent(url.username);
   const password = decodeURIComponent(url.password);

@@ -160,7 +160,9 @@ const PLAIN_KEY = /^[A-Za-z0-9\-._~/]*$/;
 /** S3's URI encoding of a key: every byte but unreserved characters and '/'. */
 export function encodeKey(key: string): string {
   if (PLAIN_KEY.test(key)) return key; // block keys: nothing to encode
-  return encodeURIComponent(key).replace(/%2F/g, '/').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return encodeURIComponent(key)
+    .replace(/%2F/g, '/')
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** Whether `bucket.host` names the bucket: not for IP addresses, nor dotted names under TLS. */
@@ -338,7 +340,8 @@ export class S3Http {
     } catch (err) {
       if (err instanceof HttpTransportError) {
         // Through a forwarding proxy the socket is the proxy's: say so (tunnel errors already do).
-        const via = this.proxy !== undefined && this.protocol === 'http:' && err.code !== 'EPROXY' ? `through the proxy ${this.proxy.display}: ` : '';
+        const via =
+          this.proxy !== undefined && this.protocol === 'http:' && err.code !== 'EPROXY' ? `through the proxy ${this.proxy.display}: ` : '';
         // A proxy that refuses the tunnel with 407 will go on refusing: not worth retrying.
         throw new S3HttpError(via + err.message, err.proxyStatus === 407 ? 407 : undefined, err.code);
       }
@@ -359,8 +362,14 @@ export class S3Http {
     // A bucket in another region: S3 names it (a 301 without a body names it in a header only).
     const header = res.headers['x-amz-bucket-region'];
     const bucketRegion = (typeof header === 'string' ? header : undefined) ?? region;
-    const wrongRegion = bucketRegion !== undefined && bucketRegion !== this.options.region && res.status >= 300 && res.status < 500 ? bucketRegion : undefined;
-    const regionHint = wrongRegion === undefined ? '' : `: the bucket is in region ${wrongRegion}, not ${this.options.region}: mount with --region=${wrongRegion}${this.regionalBaseURL(wrongRegion)}`;
+    const wrongRegion =
+      bucketRegion !== undefined && bucketRegion !== this.options.region && res.status >= 300 && res.status < 500
+        ? bucketRegion
+        : undefined;
+    const regionHint =
+      wrongRegion === undefined
+        ? ''
+        : `: the bucket is in region ${wrongRegion}, not ${this.options.region}: mount with --region=${wrongRegion}${this.regionalBaseURL(wrongRegion)}`;
     const text = `HTTP ${res.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}${proxyHint}${regionHint}`;
     return new S3HttpError(text, res.status, code, wrongRegion);
   }

@@ -8,7 +8,19 @@ import type * as https from 'node:https';
 import { createHash } from 'node:crypto';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { fetchRoleCredentials } from './imdsCredentials';
-import { ConditionFailedError, ConditionUnsupportedError, MAX_KEYS_PER_DELETE, type KeysCallback, type ListOptions, type ObjectHead, type ObjectStore, type PutOptions, type PutResult, type StoredObject, type WriteCondition } from '../objectStore';
+import {
+  ConditionFailedError,
+  ConditionUnsupportedError,
+  MAX_KEYS_PER_DELETE,
+  type KeysCallback,
+  type ListOptions,
+  type ObjectHead,
+  type ObjectStore,
+  type PutOptions,
+  type PutResult,
+  type StoredObject,
+  type WriteCondition,
+} from '../objectStore';
 import { HttpStats } from '../httpStats';
 import { proxyFor } from './proxy';
 import { createSdkAgent } from './sdkAgent';
@@ -80,7 +92,8 @@ function isCredentialsError(err: unknown): boolean {
 }
 
 /** Certificate errors that mean the server's chain ends in a CA nobody told us to trust. */
-const UNTRUSTED_CA = /\b(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_UNTRUSTED)\b/;
+const UNTRUSTED_CA =
+  /\b(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_UNTRUSTED)\b/;
 
 function statusOf(err: unknown): number | undefined {
   if (err instanceof S3HttpError) return err.status;
@@ -185,7 +198,9 @@ export class S3ObjectStore implements ObjectStore {
         warn: (message) => this.log.warn(message),
       },
       onClockOffset: (offsetMs) =>
-        this.log.warn(`S3 says this machine's clock is ${(Math.abs(offsetMs) / 1000).toFixed(0)} s ${offsetMs > 0 ? 'behind' : 'ahead of'} its own: requests are signed with S3's time from now on (set the clock right: NTP)`),
+        this.log.warn(
+          `S3 says this machine's clock is ${(Math.abs(offsetMs) / 1000).toFixed(0)} s ${offsetMs > 0 ? 'behind' : 'ahead of'} its own: requests are signed with S3's time from now on (set the clock right: NTP)`,
+        ),
     });
     const { proxy } = this.http;
     if (proxy !== undefined) this.log.info(`requests to S3 go through the proxy ${proxy.display} (from ${proxy.variable})`);
@@ -253,7 +268,12 @@ export class S3ObjectStore implements ObjectStore {
     return this.fetch(key, etag, maxBytes);
   }
 
-  private async fetch(key: string, ifNoneMatch: string | undefined, maxBytes: number | undefined, into?: Buffer): Promise<StoredObject | null | 'unchanged'> {
+  private async fetch(
+    key: string,
+    ifNoneMatch: string | undefined,
+    maxBytes: number | undefined,
+    into?: Buffer,
+  ): Promise<StoredObject | null | 'unchanged'> {
     const started = Date.now();
     this.stats.gets++;
     try {
@@ -342,7 +362,8 @@ export class S3ObjectStore implements ObjectStore {
       throw failure;
     });
     if (answer === 'unsupported') {
-      if (!this.noMultiDelete) this.log.warn(`${this.options.baseURL} does not implement multi-object delete: deleting one object per request`);
+      if (!this.noMultiDelete)
+        this.log.warn(`${this.options.baseURL} does not implement multi-object delete: deleting one object per request`);
       this.noMultiDelete = true;
       return this.deleteEach(keys);
     }
@@ -352,7 +373,9 @@ export class S3ObjectStore implements ObjectStore {
     if (result.errors.length > 0) {
       const [first] = result.errors;
       const more = result.errors.length > 1 ? ` (and ${result.errors.length - 1} more)` : '';
-      throw new StoreError(`multi-object delete: ${first!.key} not deleted: ${first!.code}${first!.message ? `: ${first!.message}` : ''}${more}`);
+      throw new StoreError(
+        `multi-object delete: ${first!.key} not deleted: ${first!.code}${first!.message ? `: ${first!.message}` : ''}${more}`,
+      );
     }
   }
 
@@ -361,7 +384,13 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** send(), except that S3's "upload stalled" 400 stays an error to retry rather than an answer about the condition. */
-  private async sendConditional(method: string, key: string, expected: readonly number[], headers: Record<string, string>, body?: Buffer): Promise<S3Response> {
+  private async sendConditional(
+    method: string,
+    key: string,
+    expected: readonly number[],
+    headers: Record<string, string>,
+    body?: Buffer,
+  ): Promise<S3Response> {
     const res = await this.send(method, key, expected, headers, body);
     if (res.status === 400 && this.http.failure(res).code === 'RequestTimeout') throw this.http.failure(res);
     return res;
@@ -432,10 +461,10 @@ export class S3ObjectStore implements ObjectStore {
       maxAttempts: 1, // retries follow upstream's pauses
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: new NodeHttpHandler({ httpAgent: this.agent as http.Agent, httpsAgent: this.agent as https.Agent }),
+      requestHandler: new NodeHttpHandler({ httpAgent: this.agent, httpsAgent: this.agent as https.Agent }),
       ...(provider
         ? { credentials: provider }
-        : { credentials: { accessKeyId: '', secretAccessKey: '' }, signer: { sign: async (req: unknown) => req } }),
+        : { credentials: { accessKeyId: '', secretAccessKey: '' }, signer: { sign: (req: unknown) => Promise.resolve(req) } }),
     } as S3ClientConfig);
     return { client: this.sdkClient, ListObjectsV2Command: sdk.ListObjectsV2Command };
   }

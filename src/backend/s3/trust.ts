@@ -13,7 +13,12 @@ export interface TlsTrust {
 }
 
 /** Where distributions keep their CA bundle (Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine). */
-const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/ca-bundle.pem', '/etc/ssl/cert.pem'];
+const SYSTEM_BUNDLES = [
+  '/etc/ssl/certs/ca-certificates.crt',
+  '/etc/pki/tls/certs/ca-bundle.crt',
+  '/etc/ssl/ca-bundle.pem',
+  '/etc/ssl/cert.pem',
+];
 
 const PEM = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 const normalized = (pem: string): string => pem.replace(/\s+/g, '');
@@ -37,7 +42,8 @@ export function systemOnlyCAs(env: Readonly<Record<string, string | undefined>> 
 
 export function tlsTrust(options: { insecure: boolean; cacert: string | undefined }): TlsTrust {
   const rejectUnauthorized = !options.insecure;
-  if (options.cacert !== undefined) return { rejectUnauthorized, secureContext: tls.createSecureContext({ ca: readFileSync(options.cacert) }) };
+  if (options.cacert !== undefined)
+    return { rejectUnauthorized, secureContext: tls.createSecureContext({ ca: readFileSync(options.cacert) }) };
   const extra = systemOnlyCAs();
   if (extra.length === 0) return { rejectUnauthorized };
   return { rejectUnauthorized, secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, ...extra] }) };
