@@ -148,7 +148,10 @@ export declare class SlotStore {
   get header(): CacheHeader
   /** Maps in fresh anonymous slots ahead of use, on the thread pool (contents are not touched). */
   prefault(first: number, count: number): Promise<void>
-  /** Copies one block into a slot (the entry is set separately, after the data is synced). */
+  /**
+   * Copies one block into a slot (the entry is set separately, after the data is synced).
+   * With a file, throws unless the slot's entry is free in the file (cleared, then synced).
+   */
   write(slot: number, data: Uint8Array): void
   /** Copies part of a block into a slot, at `offset` within the block. */
   writePart(slot: number, offset: number, data: Uint8Array): void
@@ -159,7 +162,11 @@ export declare class SlotStore {
   readInto(slot: number, offset: number, target: Uint8Array): void
   /** Copies one block out of a slot into a new Buffer owned by JS. */
   read(slot: number): Buffer
-  /** Records a block in a slot: clean with its stored object's ETag (absent: all zeros), or dirty. */
+  /**
+   * Records a block in a slot: clean with its stored object's ETag (absent: all zeros), or dirty
+   * (the file's entry then carries the MD5 of the slot's data). With a file, throws unless the
+   * slot's data is in the file (synced since its last write).
+   */
   setEntry(slot: number, block: number, dirty: boolean, etag?: Uint8Array | undefined | null): void
   clearEntry(slot: number): void
   entries(): Array<SlotEntry>
@@ -169,9 +176,18 @@ export declare class SlotStore {
    * from memory (madvise and posix_fadvise DONTNEED). No effect without a file.
    */
   setAdvise(on: boolean): void
-  /** Resolves once the slot's data is in the file (at once without a file). */
-  syncData(slot: number): Promise<unknown>
-  /** Resolves once the slot's entry is in the file. */
+  /**
+   * Resolves once the slot's data is in the file (at once without a file, or when it is
+   * already). `forDirty`: a dirty entry is to claim it, so its checksum is taken here too,
+   * off the JS thread.
+   */
+  syncData(slot: number, forDirty?: boolean | undefined | null): Promise<unknown>
+  /**
+   * The mount's recovery of the entries the file holds: each one's fate; those let go are
+   * cleared, durably, before this returns.
+   */
+  recover(numBlocks: number, usableSlots: number, recoverDirty: boolean): Array<RecoveredEntry>
+  /** Resolves once the slot's entry is in the file (at once when it is already). */
   syncEntry(slot: number): Promise<unknown>
 }
 
@@ -184,6 +200,14 @@ export declare function blockDigestsAsync(blocks: Array<Uint8Array>): Promise<Ar
 export interface CacheFileContents {
   header: CacheHeader
   entries: Array<SlotEntry>
+}
+
+export interface CacheFileRewrite {
+  found: number
+  dirty: number
+  kept: number
+  /** Dirty entries whose data did not give their checksum: left out. */
+  torn: number
 }
 
 export interface CacheHeader {
@@ -310,6 +334,28 @@ export declare function md5(data: Uint8Array): Buffer
 
 /** MD5 of the data as 32 lowercase hex digits. */
 export declare function md5Hex(data: Uint8Array): string
+
+/** An entry found at mount, with what recovery decided for it (cache_recovery.rs). */
+export interface RecoveredEntry {
+  slot: number
+  block: number
+  dirty: boolean
+  /** As SlotEntry's. */
+  etag: string
+  /**
+   * "dirty" (to upload), "clean" (to verify or trust), or let go and already cleared in the
+   * file: "discarded" (dirty, not recovered), "torn" (dirty, its data does not give its
+   * checksum), "dropped" (out of range, or the block twice).
+   */
+  fate: string
+}
+
+/**
+ * Rewrites the cache file at `path` with `numSlots` slots (resized, or converted from an older
+ * format) through `path.new`, synced, then renamed over it durably. With `keepAllDirty` (its
+ * dirty blocks are to be recovered) it refuses to leave out any intact dirty block.
+ */
+export declare function rewriteCacheFile(path: string, numSlots: number, keepAllDirty: boolean): CacheFileRewrite
 
 /** Sets the IP type of service (IPv6: traffic class) of a connected socket's descriptor. */
 export declare function setTypeOfService(fd: number, tos: number): void

@@ -847,5 +847,6 @@ module.exports.inspectCacheFile = nativeBinding.inspectCacheFile
 module.exports.isZero = nativeBinding.isZero
 module.exports.md5 = nativeBinding.md5
 module.exports.md5Hex = nativeBinding.md5Hex
+module.exports.rewriteCacheFile = nativeBinding.rewriteCacheFile
 module.exports.setTypeOfService = nativeBinding.setTypeOfService
 module.exports.tryLockFile = nativeBinding.tryLockFile

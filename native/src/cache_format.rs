@@ -6,7 +6,9 @@
 //!     sizeof(s3b_block_t) (4), block_size, data_align (the page size), flags (bit 0: this
 //!     format), max_blocks (the slot count), mount_token (int32), 7 spare words (zero)
 //!   directory: one 24-byte entry per slot: block number (u32), ETag (16 bytes), flags (u32,
-//!     bit 0: dirty). An all-zero entry is a free slot.
+//!     bit 0: dirty). An all-zero entry is a free slot. Upstream leaves a dirty entry's ETag
+//!     field zero and never reads it; ours puts the MD5 of the slot's data there (the dirty
+//!     checksum), so a torn or stale dirty slot is found at recovery instead of uploaded.
 //!   data: from ROUNDUP(64 + 24 * slots, data_align), slot k at data + k * block_size.
 //! Read too, to be converted: upstream's old format (32-byte header without token and spare,
 //! 20-byte entries without flags, no dirty blocks) and the one earlier versions of ours wrote
@@ -222,15 +224,24 @@ impl Header {
         Ok(())
     }
 
-    /// The bytes of an entry in the current format; a free slot's are all zero.
-    pub fn encode_entry(block: u32, dirty: bool, etag: &[u8; 16]) -> [u8; ENTRY_SIZE] {
+    /// The bytes of an entry in the current format; a free slot's are all zero. `field` is a
+    /// clean entry's ETag, or a dirty one's checksum (zeros: none, as upstream writes it).
+    pub fn encode_entry(block: u32, dirty: bool, field: &[u8; 16]) -> [u8; ENTRY_SIZE] {
         let mut e = [0u8; ENTRY_SIZE];
         e[0..4].copy_from_slice(&block.to_ne_bytes());
-        if !dirty {
-            e[4..20].copy_from_slice(etag); // dirty entries carry no ETag
-        }
+        e[4..20].copy_from_slice(field);
         e[20..24].copy_from_slice(&(if dirty { ENTFLG_DIRTY } else { 0 }).to_ne_bytes());
         e
+    }
+
+    /// A dirty entry's checksum (the MD5 of its slot's data when the entry was written); None
+    /// for clean and free entries, old formats, and dirty entries upstream wrote (all zeros).
+    pub fn dirty_checksum(&self, e: &[u8]) -> Option<[u8; 16]> {
+        if self.format != Format::Current || u32_ne(e, 20) & ENTFLG_DIRTY == 0 {
+            return None;
+        }
+        let field: [u8; 16] = e[4..20].try_into().expect("16 bytes");
+        (field != [0; 16]).then_some(field)
     }
 
     /// Decodes one directory entry of this header's format; None for a free slot.
@@ -316,7 +327,13 @@ mod tests {
         let mut etag = [0u8; 16];
         etag.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
         assert_eq!(&Header::encode_entry(7, false, &etag)[..], &golden[64..88]);
-        assert_eq!(&Header::encode_entry(0x20, true, &etag)[..], &golden[112..136], "a dirty entry drops its ETag");
+        assert_eq!(&Header::encode_entry(0x20, true, &[0; 16])[..], &golden[112..136], "upstream's dirty entry: no checksum");
+        assert_eq!(h.dirty_checksum(&golden[112..136]), None);
+        assert_eq!(h.dirty_checksum(&golden[64..88]), None, "clean entries have no checksum");
+        // Ours: the checksum in the ETag field, which decoding (as upstream's) leaves out.
+        let ours = Header::encode_entry(0x20, true, &etag);
+        assert_eq!(h.dirty_checksum(&ours), Some(etag));
+        assert_eq!(h.decode_entry(2, &ours), Some(Entry { slot: 2, block: 0x20, dirty: true, etag: [0; 16] }));
         assert_eq!(
             h.decode_entries(&golden[64..]),
             vec![Entry { slot: 0, block: 7, dirty: false, etag }, Entry { slot: 2, block: 0x20, dirty: true, etag: [0; 16] }]

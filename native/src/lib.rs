@@ -6,6 +6,9 @@
 pub mod block_codec;
 pub mod block_map;
 mod cache_format;
+pub mod cache_recovery;
+#[cfg(test)]
+mod crash_harness;
 mod codec;
 mod digest;
 mod md5x8;

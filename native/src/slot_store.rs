@@ -3,6 +3,7 @@
 //! cache file's writes run on the libuv pool.
 
 use crate::cache_format::{self as slots_format, Format};
+use crate::cache_recovery;
 use crate::slots::{self, Slots};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -17,6 +18,29 @@ pub struct SlotEntry {
     /// The stored object's ETag, 32 lowercase hex digits: all zeros for an absent (all-zero)
     /// block, and for dirty blocks, which carry none.
     pub etag: String,
+}
+
+/// An entry found at mount, with what recovery decided for it (cache_recovery.rs).
+#[napi(object)]
+pub struct RecoveredEntry {
+    pub slot: u32,
+    pub block: u32,
+    pub dirty: bool,
+    /// As SlotEntry's.
+    pub etag: String,
+    /// "dirty" (to upload), "clean" (to verify or trust), or let go and already cleared in the
+    /// file: "discarded" (dirty, not recovered), "torn" (dirty, its data does not give its
+    /// checksum), "dropped" (out of range, or the block twice).
+    pub fate: String,
+}
+
+#[napi(object)]
+pub struct CacheFileRewrite {
+    pub found: u32,
+    pub dirty: u32,
+    pub kept: u32,
+    /// Dirty entries whose data did not give their checksum: left out.
+    pub torn: u32,
 }
 
 #[napi(object)]
@@ -81,7 +105,8 @@ pub struct SlotStore {
 }
 
 pub enum SyncWhat {
-    Data(u32),
+    /// The slot's data, with its MD5 taken for a dirty entry when true.
+    Data(u32, bool),
     Entry(u32),
 }
 
@@ -116,7 +141,7 @@ impl Task for SyncTask {
 
     fn compute(&mut self) -> Result<()> {
         match self.what {
-            SyncWhat::Data(slot) => self.slots.sync_data(slot),
+            SyncWhat::Data(slot, digest) => self.slots.sync_data(slot, digest),
             SyncWhat::Entry(slot) => self.slots.sync_entry(slot),
         }
         .map_err(|e| io_err("cache file sync", e))
@@ -181,11 +206,11 @@ impl SlotStore {
     }
 
     /// Copies one block into a slot (the entry is set separately, after the data is synced).
+    /// With a file, throws unless the slot's entry is free in the file (cleared, then synced).
     #[napi]
     pub fn write(&self, slot: u32, data: &[u8]) -> Result<()> {
         self.check(slot, data.len())?;
-        self.inner.write_data(slot, data);
-        Ok(())
+        self.inner.write_data(slot, data).map_err(Error::from_reason)
     }
 
     /// Copies part of a block into a slot, at `offset` within the block.
@@ -195,8 +220,7 @@ impl SlotStore {
         if offset as usize + data.len() > self.inner.header.block_size as usize {
             return Err(Error::from_reason(format!("{} bytes at {offset} do not fit in a block", data.len())));
         }
-        self.inner.write_part(slot, offset as usize, data);
-        Ok(())
+        self.inner.write_part(slot, offset as usize, data).map_err(Error::from_reason)
     }
 
     /// Copies `target.length` bytes at `offset` of a slot's block into `target` (a caller's buffer:
@@ -228,7 +252,9 @@ impl SlotStore {
         }
     }
 
-    /// Records a block in a slot: clean with its stored object's ETag (absent: all zeros), or dirty.
+    /// Records a block in a slot: clean with its stored object's ETag (absent: all zeros), or dirty
+    /// (the file's entry then carries the MD5 of the slot's data). With a file, throws unless the
+    /// slot's data is in the file (synced since its last write).
     #[napi]
     pub fn set_entry(&self, slot: u32, block: u32, dirty: bool, etag: Option<&[u8]>) -> Result<()> {
         self.check(slot, self.inner.header.block_size as usize)?;
@@ -240,8 +266,7 @@ impl SlotStore {
             }
             tag.copy_from_slice(e);
         }
-        self.inner.set_entry(slot, block, dirty, &tag);
-        Ok(())
+        self.inner.set_entry(slot, block, dirty, &tag).map_err(Error::from_reason)
     }
 
     #[napi]
@@ -270,19 +295,46 @@ impl SlotStore {
         self.inner.set_advise(on);
     }
 
-    /// Resolves once the slot's data is in the file (at once without a file).
+    /// Resolves once the slot's data is in the file (at once without a file, or when it is
+    /// already). `forDirty`: a dirty entry is to claim it, so its checksum is taken here too,
+    /// off the JS thread.
     #[napi]
-    pub fn sync_data(&self, slot: u32) -> Result<AsyncTask<SyncTask>> {
+    pub fn sync_data(&self, slot: u32, for_dirty: Option<bool>) -> Result<AsyncTask<SyncTask>> {
         self.check(slot, self.inner.header.block_size as usize)?;
-        Ok(AsyncTask::new(SyncTask { slots: self.inner.clone(), what: SyncWhat::Data(slot) }))
+        Ok(AsyncTask::new(SyncTask { slots: self.inner.clone(), what: SyncWhat::Data(slot, for_dirty.unwrap_or(false)) }))
     }
 
-    /// Resolves once the slot's entry is in the file.
+    /// The mount's recovery of the entries the file holds: each one's fate; those let go are
+    /// cleared, durably, before this returns.
+    #[napi]
+    pub fn recover(&self, num_blocks: u32, usable_slots: u32, recover_dirty: bool) -> Result<Vec<RecoveredEntry>> {
+        self.check_writable()?;
+        let opts = cache_recovery::Options { num_blocks, usable_slots, recover_dirty };
+        let decisions = cache_recovery::recover(&self.inner, &opts).map_err(|e| io_err("cache file recovery", e))?;
+        Ok(decisions
+            .into_iter()
+            .map(|d| {
+                let e = to_js(d.entry);
+                RecoveredEntry { slot: e.slot, block: e.block, dirty: e.dirty, etag: e.etag, fate: d.fate.name().into() }
+            })
+            .collect())
+    }
+
+    /// Resolves once the slot's entry is in the file (at once when it is already).
     #[napi]
     pub fn sync_entry(&self, slot: u32) -> Result<AsyncTask<SyncTask>> {
         self.check(slot, self.inner.header.block_size as usize)?;
         Ok(AsyncTask::new(SyncTask { slots: self.inner.clone(), what: SyncWhat::Entry(slot) }))
     }
+}
+
+/// Rewrites the cache file at `path` with `numSlots` slots (resized, or converted from an older
+/// format) through `path.new`, synced, then renamed over it durably. With `keepAllDirty` (its
+/// dirty blocks are to be recovered) it refuses to leave out any intact dirty block.
+#[napi]
+pub fn rewrite_cache_file(path: String, num_slots: u32, keep_all_dirty: bool) -> Result<CacheFileRewrite> {
+    let r = cache_recovery::rewrite_file(Path::new(&path), num_slots, keep_all_dirty).map_err(|e| io_err(&format!("cache file {path}"), e))?;
+    Ok(CacheFileRewrite { found: r.found, dirty: r.dirty, kept: r.kept, torn: r.torn })
 }
 
 /// Reads a cache file's header and used entries without changing it (for inspection).

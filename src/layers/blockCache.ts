@@ -101,6 +101,8 @@ export class BlockCache implements BlockStore, StatsSource {
   private timer: NodeJS.Timeout | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
+  /** With a cache file: each block's last write under way, which its next write waits for. */
+  private readonly writeLocks = new Map<number, Promise<void>>();
   /** Cache-file entries of freshly fetched clean blocks being written (after their data is synced). */
   private readonly persisting = new Set<Promise<void>>();
   private lastRead = -2;
@@ -171,36 +173,35 @@ export class BlockCache implements BlockStore, StatsSource {
    * first locally (the slot's data, stored as this block, must give the ETag its entry records:
    * bit rot, a torn write or an edited file is caught here, where S3 alone would answer 304 and
    * let the damaged bytes through), then against the store (a conditional read; changed ones are
-   * refreshed). A slot that fails the local check is fetched again in full. Dirty blocks carry
-   * no ETag, so their data cannot be checked: they are uploaded again when `recoverDirty`, else
-   * dropped. Returns what happened, for the log.
+   * refreshed). A slot that fails the local check is fetched again in full. Which entries are
+   * taken over is the cache file's own recovery policy (native/src/cache_recovery.rs, which the
+   * crash harness checks): dirty ones are uploaded again when `recoverDirty`, else discarded;
+   * a dirty one whose data does not give the checksum its entry carries (torn by a power cut)
+   * is discarded with a warning, never uploaded; those and any out of range are cleared in the
+   * file before this goes on. Returns what happened, for the log.
    */
   async restore(
-    found: readonly SlotEntry[],
+    _found: readonly SlotEntry[], // what openCacheFile read: recovery reads the slots themselves
     opts: { verify: boolean; recoverDirty: boolean; onProgress?: ProgressCallback },
   ): Promise<{ clean: number; dirty: number; discarded: number; dropped: number }> {
     const result = { clean: 0, dirty: 0, discarded: 0, dropped: 0 };
-    const seen = new Set<number>();
     const take = (slot: number): void => {
       const i = this.freeSlots.indexOf(slot);
       if (i >= 0) this.freeSlots.splice(i, 1);
     };
     const drop = (slot: number): void => this.slots.clearEntry(slot);
-    // Dirty entries first, so a block somehow present twice keeps its unsaved data.
-    const ordered = [...found].sort((a, b) => Number(b.dirty) - Number(a.dirty));
     const toVerify = new Map<Entry, ETag>(); // entry -> the ETag its slot claims
-    for (const f of ordered) {
-      if (f.block >= this.numBlocks || f.slot >= this.options.size || seen.has(f.block)) {
-        drop(f.slot);
-        result.dropped++;
-        continue;
-      }
-      if (f.dirty && !opts.recoverDirty) {
-        drop(f.slot);
+    const torn: number[] = [];
+    for (const f of this.slots.recover(this.numBlocks, this.options.size, opts.recoverDirty)) {
+      if (f.fate === 'discarded') {
         result.discarded++;
         continue;
       }
-      seen.add(f.block);
+      if (f.fate === 'torn') torn.push(f.block);
+      if (f.fate !== 'dirty' && f.fate !== 'clean') {
+        result.dropped++;
+        continue;
+      }
       take(f.slot);
       const e = this.newEntry(f.block);
       this.map.claim(f.block, f.slot);
@@ -252,6 +253,9 @@ export class BlockCache implements BlockStore, StatsSource {
             if (fresh !== null && fresh.etag !== etag) this.slots.setEntry(slot, e.block, false, etagBytes(fresh.etag));
           } else {
             this.mismatch++;
+            // The entry goes first: its claim must never cover the slot while new data lands.
+            this.slots.clearEntry(slot);
+            await this.slots.syncEntry(slot);
             this.slots.write(slot, fresh.data);
             await this.slots.syncData(slot);
             this.slots.setEntry(slot, e.block, false, etagBytes(fresh.etag));
@@ -268,6 +272,12 @@ export class BlockCache implements BlockStore, StatsSource {
         opts.onProgress?.(++checked, toVerify.size);
       }
     };
+    if (torn.length > 0) {
+      this.log.warn(
+        `cache file: ${torn.length} dirty ${plural(torn.length, 'block')} did not match the checksum of their entry (torn by a power cut?); ` +
+          `not uploaded, S3's version stands (${listSome(torn)})`,
+      );
+    }
     await Promise.all(Array.from({ length: Math.min(this.options.threads, toVerify.size) }, worker));
     // One line however many blocks: a damaged file can hold thousands.
     if (damaged.length > 0) {
@@ -575,8 +585,13 @@ export class BlockCache implements BlockStore, StatsSource {
     this.guardLoop(blockNum);
     e.loading = new Promise<void>((resolve) => (done = resolve));
     this.fetchesInFlight++;
+    // A slot taken from an evicted block had its entry cleared, not yet synced: that goes to
+    // the file (beside the fetch) before the new data lands, or a power cut could pair them.
+    const cleared = this.options.persistent ? this.slots.syncEntry(slot) : undefined;
+    cleared?.catch(() => {}); // awaited below
     try {
       const { data, etag } = await this.inner.readBlockTagged(blockNum, into);
+      if (cleared) await cleared;
       this.slots.write(slot, data);
       e.loading = undefined;
       this.publish(e);
@@ -622,7 +637,9 @@ export class BlockCache implements BlockStore, StatsSource {
     const slot = this.slotOf(e);
     try {
       await this.slots.syncData(slot);
-      if (this.entries.get(e.block) === e && e.version === version && e.storedVersion === version) {
+      // Not while a write of the block is under way: it has cleared the entry and is about to
+      // copy new data into the slot.
+      if (this.entries.get(e.block) === e && e.version === version && e.storedVersion === version && e.pendingWrites === 0) {
         this.slots.setEntry(slot, e.block, false, etagBytes(etag));
       }
     } catch (err) {
@@ -654,6 +671,32 @@ export class BlockCache implements BlockStore, StatsSource {
   // ---- writes ---------------------------------------------------------------------------
 
   async writeBlock(blockNum: number, data: Buffer | null): Promise<void> {
+    if (this.options.persistent) return this.serialized(blockNum, () => this.writeBlockNow(blockNum, data));
+    return this.writeBlockNow(blockNum, data);
+  }
+
+  /**
+   * With a cache file a block's writes run one at a time, a partial write's read included: each
+   * clears the entry, copies, syncs and claims the slot again, and two at once could put one's
+   * data under the other's claim (the file's ledger refuses that write), or a partial write
+   * could read the block before another's data landed and lose it (native/src/crash_harness.rs).
+   */
+  private async serialized(blockNum: number, work: () => Promise<void>): Promise<void> {
+    const before = this.writeLocks.get(blockNum);
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const queued = before ? before.then(() => mine) : mine;
+    this.writeLocks.set(blockNum, queued);
+    try {
+      if (before) await before;
+      await work();
+    } finally {
+      release();
+      if (this.writeLocks.get(blockNum) === queued) this.writeLocks.delete(blockNum);
+    }
+  }
+
+  private async writeBlockNow(blockNum: number, data: Buffer | null): Promise<void> {
     const entry = await this.beginWrite(blockNum);
     const slot = this.slotOf(entry);
     try {
@@ -667,7 +710,8 @@ export class BlockCache implements BlockStore, StatsSource {
       this.publish(entry);
       const version = ++entry.version;
       if (this.options.persistent) {
-        await this.slots.syncData(slot);
+        // Its MD5 is taken with the sync, for the checksum the dirty entry carries.
+        await this.slots.syncData(slot, true);
         if (entry.version === version) {
           this.slots.setEntry(slot, blockNum, true, null);
           await this.slots.syncEntry(slot);
@@ -686,9 +730,11 @@ export class BlockCache implements BlockStore, StatsSource {
    */
   async writeBlockPart(blockNum: number, offset: number, data: Buffer): Promise<void> {
     if (this.options.persistent) {
-      const block = await this.readBlock(blockNum);
-      data.copy(block, offset);
-      return this.writeBlock(blockNum, block);
+      return this.serialized(blockNum, async () => {
+        const block = await this.readBlock(blockNum);
+        data.copy(block, offset);
+        await this.writeBlockNow(blockNum, block);
+      });
     }
     if (offset < 0 || offset + data.length > this.blockSize) throw new RangeError(`part ${offset}+${data.length} outside the block`);
     const entry = await this.beginWrite(blockNum);
@@ -823,6 +869,9 @@ export class BlockCache implements BlockStore, StatsSource {
     e.completing ??= (async () => {
       try {
         const full = await this.inner.readBlock(e.block);
+        // With a cache file, the slot's entry is free in the file before bytes land (a write
+        // that has just cleared it may still be syncing the clear).
+        if (this.options.persistent && e.valid !== null && this.entries.get(e.block) === e) await this.slots.syncEntry(this.slotOf(e));
         // Only the gaps as they are now: writes may have landed while fetching, and if they
         // filled the block (valid is null then) the fetched data is older than every byte.
         // An entry gone meanwhile (a trim dropped it) has no slot of its own any more.
@@ -973,7 +1022,7 @@ export class BlockCache implements BlockStore, StatsSource {
       if (unchanged && this.map.stored(e.block, generation, !this.options.persistent)) {
         this.dirty.delete(e.block);
         this.publish(e);
-        if (this.options.persistent) this.slots.setEntry(this.slotOf(e), e.block, false, etagBytes(etag));
+        if (this.options.persistent) this.persistEntry(() => this.slots.setEntry(this.slotOf(e), e.block, false, etagBytes(etag)));
         this.wake('dirtyWaiters');
         this.wake('slotWaiters');
       } else {
@@ -995,6 +1044,18 @@ export class BlockCache implements BlockStore, StatsSource {
     if (this.uploadBuffers.length < this.options.threads) this.uploadBuffers.push(data);
     this.settleFlushes();
     this.pump();
+  }
+
+  /**
+   * A change to a cache-file entry that may be refused (the file's ledger: its slot's data not
+   * yet in the file): the entry is left as it is, which is safe (at worst a block uploaded again).
+   */
+  private persistEntry(change: () => void): void {
+    try {
+      change();
+    } catch (err) {
+      this.log.warn(`cache file: ${(err as Error).message}`);
+    }
   }
 
   private uploadFailed(e: Entry, err: unknown): void {

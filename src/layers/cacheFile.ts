@@ -1,11 +1,12 @@
 // Opening the block cache file (--blockCacheFile), kept in upstream's format: a new file is
 // created; an existing one is checked (a foreign or damaged file, or one of another block size,
 // is refused, never reused), converted when an older format (upstream's old one, or our own
-// earlier "S3BC"), and resized when --blockCacheSize changed, keeping what fits (dirty first).
+// earlier "S3BC"), and resized when --blockCacheSize changed, keeping what fits (dirty first; a
+// file whose dirty blocks are to be recovered is never shrunk below them). The rewrite itself,
+// durable before the new file replaces the old, is the native core's (cache_recovery.rs).
 
-import { existsSync, renameSync, rmSync } from 'node:fs';
-import { SlotStores, md5Hex, readCacheFile, type SlotEntry, type SlotStore } from '../native/addon';
-import { ZERO_ETAG } from '../store/blockStore';
+import { existsSync } from 'node:fs';
+import { SlotStores, readCacheFile, rewriteCacheFile, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
 import { ConfigError } from '../errors';
 
@@ -39,40 +40,12 @@ const FORMAT_NAMES: Readonly<Record<string, string>> = {
   s3bc: 'the format of earlier versions of this s3backer',
 };
 
-/**
- * Our earlier format recorded the MD5 of a block's data, so an absent block had the MD5 of
- * zeros; upstream's records the stored object's ETag, all zeros for an absent block. For any
- * other block of a plain disk the two agree; where they do not, the slot is fetched again.
- */
-function convertedEntry(e: SlotEntry, format: string, zeroMd5: string): SlotEntry {
-  return format === 's3bc' && e.etag === zeroMd5 ? { ...e, etag: ZERO_ETAG } : e;
-}
-
-/** Copies entries (dirty first, as many as fit) into a new file of `numSlots`, then swaps it in. */
-async function rewrite(path: string, from: SlotStore, entries: readonly SlotEntry[], numSlots: number): Promise<number> {
-  const { header } = from;
-  const keep = [...entries].sort((a, b) => Number(b.dirty) - Number(a.dirty)).slice(0, numSlots);
-  const zeroMd5 = md5Hex(Buffer.alloc(header.blockSize));
-  const temp = `${path}.new`; // upstream's name for the same step
-  rmSync(temp, { force: true });
-  const target = SlotStores.createFile(temp, header.blockSize, numSlots, header.mountToken);
-  for (const [slot, found] of keep.entries()) {
-    const e = convertedEntry(found, header.format, zeroMd5);
-    target.write(slot, from.read(e.slot));
-    await target.syncData(slot);
-    target.setEntry(slot, e.block, e.dirty, e.etag === ZERO_ETAG ? null : Buffer.from(e.etag, 'hex'));
-    await target.syncEntry(slot);
-  }
-  renameSync(temp, path);
-  return keep.length;
-}
-
 export async function openCacheFile(
   path: string,
   blockSize: number,
   numSlots: number,
   log: Logger,
-  options: { advise: boolean } = { advise: false },
+  options: { advise: boolean; keepDirty?: boolean } = { advise: false },
 ): Promise<OpenedCacheFile> {
   if (!existsSync(path)) {
     const slots = SlotStores.createFile(path, blockSize, numSlots, 0);
@@ -90,16 +63,23 @@ export async function openCacheFile(
   let entries = slots.entries();
   const oldFormat = FORMAT_NAMES[header.format];
   if (oldFormat !== undefined || header.numSlots !== numSlots) {
-    const kept = await rewrite(path, slots, entries, numSlots);
-    const dirty = entries.filter((e) => e.dirty).length;
+    let r;
+    try {
+      r = rewriteCacheFile(path, numSlots, options.keepDirty === true);
+    } catch (err) {
+      throw new ConfigError(`${(err as Error).message}; or remove it (its dirty blocks are lost then)`);
+    }
+    const torn = r.torn > 0 ? `; ${r.torn} dirty blocks whose data did not match their checksum were left out` : '';
     if (oldFormat !== undefined) {
       log.info(
-        `cache file ${path} converted from ${oldFormat} to upstream's, keeping ${kept} of ${entries.length} blocks (${dirty} dirty)` +
-          (header.numSlots !== numSlots ? `, resized from ${header.numSlots} to ${numSlots} slots` : ''),
+        `cache file ${path} converted from ${oldFormat} to upstream's, keeping ${r.kept} of ${r.found} blocks (${r.dirty} dirty)` +
+          (header.numSlots !== numSlots ? `, resized from ${header.numSlots} to ${numSlots} slots` : '') +
+          torn,
       );
     } else {
-      log.info(`cache file ${path} resized from ${header.numSlots} to ${numSlots} slots, keeping ${kept} of ${entries.length} blocks`);
+      log.info(`cache file ${path} resized from ${header.numSlots} to ${numSlots} slots, keeping ${r.kept} of ${r.found} blocks${torn}`);
     }
+    if (r.torn > 0) log.warn(`cache file ${path}: ${r.torn} dirty blocks were torn (a power cut mid-write?) and are not recovered`);
     slots = openExisting(path);
     entries = slots.entries();
   }

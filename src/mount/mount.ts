@@ -130,6 +130,8 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         ? undefined
         : await openCacheFile(cacheConfig.file, geometry.blockSize, cacheSlots(cacheConfig.size, geometry.numBlocks), log, {
             advise: cacheConfig.fileAdvise,
+            // Its dirty blocks are to be uploaded: a resize must not leave any out.
+            keepDirty: cacheConfig.recoverDirty && !config.readOnly && ownCrash,
           });
 
     const stack = buildStack(

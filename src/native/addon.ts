@@ -18,6 +18,7 @@ export type {
   FuseSession,
   FuseSessionOptions,
   Hits,
+  RecoveredEntry,
   SlotEntry,
   SlotStore,
 } from '../../native/index';
@@ -66,6 +67,9 @@ export const blockDigestsAsync = (blocks: Uint8Array[]): Promise<Array<Buffer | 
 
 /** Slots over anonymous memory, a new cache file, or an existing one (refused if foreign or damaged). */
 export const SlotStores: typeof Native.SlotStore = core.SlotStore;
+/** Rewrites a cache file with another slot count (or from an older format), durably; see native/src/cache_recovery.rs. */
+export const rewriteCacheFile = (path: string, numSlots: number, keepAllDirty: boolean): Native.CacheFileRewrite =>
+  core.rewriteCacheFile(path, numSlots, keepAllDirty);
 /** Header and used entries of a cache file, read without changing it. */
 export const readCacheFile = (path: string): Native.CacheFileContents => core.inspectCacheFile(path);
 /** A block codec; throws a clear message for an unknown cipher or compression. */
