@@ -34,7 +34,12 @@ export function s3Flags(server) {
   ];
 }
 
-/** Runs a command to completion: { code, signal, stdout, stderr }; rejects if it does not exit in time. */
+/**
+ * Runs a command to completion: { code, signal, stdout, stderr }; rejects if it does not exit in time.
+ * @param {string} cmd
+ * @param {string[]} args
+ * @param {{ cwd?: string, timeoutMs?: number, env?: NodeJS.ProcessEnv }} [options]
+ */
 export function runCommand(cmd, args, { cwd, timeoutMs = 60000, env = process.env } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -57,7 +62,11 @@ export function runCommand(cmd, args, { cwd, timeoutMs = 60000, env = process.en
   });
 }
 
-/** Runs the CLI to completion (for one-shot modes and failures). */
+/**
+ * Runs the CLI to completion (for one-shot modes and failures).
+ * @param {string[]} args
+ * @param {{ cwd?: string, timeoutMs?: number, env?: NodeJS.ProcessEnv }} [options]
+ */
 export function runCli(args, options = {}) {
   return runCommand(process.execPath, [CLI, ...args], options);
 }
@@ -75,6 +84,9 @@ export function parseStatsFile(text) {
 /**
  * Starts `s3backer -f ARGS` and resolves once <mountpoint>/<filename> is there. `command` runs
  * another s3backer executable (an installed copy) instead of this checkout's CLI.
+ * @param {string[]} args
+ * @param {string} mountpoint
+ * @param {{ filename?: string, timeoutMs?: number, env?: NodeJS.ProcessEnv, cwd?: string, command?: string[] }} [options]
  */
 export async function startMount(args, mountpoint, { filename = 'file', timeoutMs = 60000, env = process.env, cwd, command = [process.execPath, CLI] } = {}) {
   const [program, ...before] = command;
@@ -185,7 +197,7 @@ export function freePort() {
     const s = createServer();
     s.once('error', reject);
     s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
+      const { port } = /** @type {import('node:net').AddressInfo} */ (s.address());
       s.close(() => resolve(port));
     });
   });

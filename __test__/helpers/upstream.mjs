@@ -101,6 +101,7 @@ export function startUpstream(server, bucket, mountpoint, extraArgs = [], opts =
   child.stdout.setEncoding('utf8').on('data', collect);
   child.stderr.setEncoding('utf8').on('data', collect);
 
+  /** @type {{ code: number | null, signal: NodeJS.Signals | null, error?: Error } | null} */
   let exitInfo = null;
   const exited = new Promise((resolve) => {
     child.once('exit', (code, signal) => {

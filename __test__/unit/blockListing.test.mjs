@@ -3,16 +3,33 @@
 // each block once, and each range's requests stay inside it.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 
-const require = createRequire(import.meta.url);
-const { listBlockObjects, listingRanges, splitKeySpace } = require('../../dist/backend/blockListing.js');
-const { blockKey, hex8, MAX_BLOCKS } = require('../../dist/format/blockNames.js');
+import { listBlockObjects, listingRanges, splitKeySpace } from '../../dist/backend/blockListing.js';
+import { blockKey, hex8, MAX_BLOCKS } from '../../dist/format/blockNames.js';
 
+/** @typedef {import('../../dist/backend/objectStore.js').ObjectStore} ObjectStore */
+/** @typedef {import('../../dist/backend/objectStore.js').ListOptions} ListOptions */
+/** @typedef {import('../../dist/backend/blockListing.js').BlockListingOptions} BlockListingOptions */
+/** @typedef {Pick<ObjectStore, 'listsInParallel' | 'list'>} ListingStore */
+
+/** @implements {ListingStore} */
 class PagedStore {
+  /**
+   * @param {string[]} keys
+   * @param {{ parallel?: boolean, pageSize?: number }} [options]
+   */
   constructor(keys, { parallel = true, pageSize = 3 } = {}) {
-    Object.assign(this, { keys: [...keys].sort(), listsInParallel: parallel, pageSize, requests: [] });
+    this.keys = [...keys].sort();
+    this.listsInParallel = parallel;
+    this.pageSize = pageSize;
+    /** @type {{ startAfter: string, after: string, page: string[] }[]} */
+    this.requests = [];
   }
+  /**
+   * @param {string} prefix
+   * @param {import('../../dist/backend/objectStore.js').KeysCallback} onKeys
+   * @param {ListOptions} [options]
+   */
   async list(prefix, onKeys, { startAfter = '', signal } = {}) {
     let after = startAfter;
     for (;;) {
@@ -26,10 +43,22 @@ class PagedStore {
   }
 }
 
+/**
+ * The listing needs only `list` and `listsInParallel` of its object store, all the double has:
+ * the cast says the rest is deliberately missing.
+ * @param {ListingStore} store
+ * @returns {ObjectStore}
+ */
+const asObjectStore = (store) => /** @type {ObjectStore} */ (store);
+
+/**
+ * @param {ListingStore} store
+ * @param {BlockListingOptions} options
+ */
 async function list(store, options) {
   const found = [];
   const done = [];
-  await listBlockObjects(store, options, (n, key) => found.push([n, key]), (r) => done.push(r));
+  await listBlockObjects(asObjectStore(store), options, (n, key) => found.push([n, key]), (r) => done.push(r));
   return { found: found.sort((a, b) => a[0] - b[0]), done };
 }
 
@@ -72,9 +101,9 @@ test('a failing range stops the others and is the rejection; an abort ends it wi
   const list = store.list.bind(store);
   store.list = (prefix, onKeys, options) => (options.startAfter === 'd/0000001d' ? Promise.reject(new Error('range 2 broke')) : list(prefix, onKeys, options));
   const done = [];
-  await assert.rejects(listBlockObjects(store, { ...naming, numBlocks: 60, threads: 4 }, () => {}, (r) => done.push(r)), /range 2 broke/);
+  await assert.rejects(listBlockObjects(asObjectStore(store), { ...naming, numBlocks: 60, threads: 4 }, () => {}, (r) => done.push(r)), /range 2 broke/);
   assert.ok(!done.some((r) => r.first === 30), 'the failed range is never done');
   const controller = new AbortController();
   controller.abort(new Error('unmounting'));
-  await assert.rejects(listBlockObjects(new PagedStore(keys), { ...naming, numBlocks: 60, threads: 4, signal: controller.signal }, () => {}), /unmounting/);
+  await assert.rejects(listBlockObjects(asObjectStore(new PagedStore(keys)), { ...naming, numBlocks: 60, threads: 4, signal: controller.signal }, () => {}), /unmounting/);
 });

@@ -3,27 +3,39 @@
 // an upload racing it, the zero cache above or a trim; the map refuses what must go through JS.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const require = createRequire(import.meta.url);
-const { BlockCache } = require('../../dist/layers/blockCache.js');
-const { ZeroCache } = require('../../dist/layers/zeroCache.js');
-const { SlotStores, BlockMaps } = require('../../dist/native/addon.js');
-const { silentLogger } = require('../../dist/util/log.js');
+import { BlockCache } from '../../dist/layers/blockCache.js';
+import { ZeroCache } from '../../dist/layers/zeroCache.js';
+import { SlotStores, BlockMaps } from '../../dist/native/addon.js';
+import { silentLogger } from '../../dist/util/log.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const BS = 512;
 const ZERO_ETAG = '0'.repeat(32);
 
-/** Blocks in memory; each upload takes `writeMs`; the uploads are recorded with their first byte. */
+/** @typedef {import('../../dist/store/blockStore.js').TaggedBlockStore} TaggedBlockStore */
+
+/**
+ * Blocks in memory; each upload takes `writeMs`; the uploads are recorded with their first byte.
+ * @implements {TaggedBlockStore}
+ */
 class MemoryStore {
+  /**
+   * @param {number} numBlocks
+   * @param {{ writeMs?: number }} [options]
+   */
   constructor(numBlocks, { writeMs = 2 } = {}) {
-    Object.assign(this, { blockSize: BS, numBlocks, writeMs });
+    this.blockSize = BS;
+    this.numBlocks = numBlocks;
+    this.writeMs = writeMs;
+    /** @type {Map<number, Buffer>} */
     this.blocks = new Map();
+    /** @type {{ n: number, first: number }[]} */
     this.writes = [];
+    /** @type {number[]} */
     this.reads = [];
   }
   async readBlock(n) {

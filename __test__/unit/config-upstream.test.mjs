@@ -2,21 +2,46 @@
 // and config files.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { NEWEST_UPSTREAM_BIN, NEWEST_UPSTREAM_SKIP } from '../helpers/upstream.mjs';
 
-const require = createRequire(import.meta.url);
-const { parseCommandLine } = require('../../dist/cli/parseArgs.js');
-const { buildConfig } = require('../../dist/config/config.js');
-const { ConfigError } = require('../../dist/errors.js');
-const { expandConfigFiles } = require('../../dist/cli/configFile.js');
-const { FLAG_BY_NAME } = require('../../dist/config/flags.js');
+import { parseCommandLine } from '../../dist/cli/parseArgs.js';
+import { buildConfig } from '../../dist/config/config.js';
+import { ConfigError } from '../../dist/errors.js';
+import { expandConfigFiles } from '../../dist/cli/configFile.js';
+import { FLAG_BY_NAME } from '../../dist/config/flags.js';
 
-const configOf = (argv, env = { HOME: '/nonexistent-home' }) => buildConfig(parseCommandLine(argv, '0').args, env);
+/**
+ * The parsed arguments of a command line that runs (a test of one that exits fails here).
+ * @param {import('../../dist/cli/parseArgs.js').CliResult} cli
+ */
+function runArgs(cli) {
+  if (cli.kind !== 'run') throw new Error(`the command line exits (code ${cli.code}): ${cli.output}`);
+  return cli.args;
+}
+
+/**
+ * What a command line that exits prints (--help, --version).
+ * @param {import('../../dist/cli/parseArgs.js').CliResult} cli
+ */
+function exitOutput(cli) {
+  if (cli.kind !== 'exit') throw new Error('the command line runs instead of exiting');
+  return cli.output;
+}
+
+/**
+ * @param {string[]} argv
+ * @param {NodeJS.ProcessEnv} [env]
+ */
+const configOf = (argv, env = { HOME: '/nonexistent-home' }) => buildConfig(runArgs(parseCommandLine(argv, '0')), env);
+/**
+ * @param {string[]} argv
+ * @param {RegExp} pattern
+ * @param {NodeJS.ProcessEnv} [env]
+ */
 const refused = (argv, pattern, env) =>
   assert.throws(() => configOf(argv, env), (err) => err instanceof ConfigError && pattern.test(err.message), argv.join(' '));
 
@@ -118,7 +143,7 @@ test('codec flags: optional values only with =, so a bare flag never swallows th
 });
 
 test('--help shows the implemented upstream flags', () => {
-  const help = parseCommandLine(['--help'], '0').output;
+  const help = exitOutput(parseCommandLine(['--help'], '0'));
   for (const flag of ['--erase', '--configFile', '--vhost', '--no-vhost', '--accessEC2IAM', '--sse-key-id', '--debug-http', '-F <file>']) {
     assert.ok(help.includes(flag), flag);
   }
@@ -141,7 +166,7 @@ test("every flag upstream's newest --help lists is one of ours, as --flag and -o
     .filter((name) => name !== 'help' && name !== 'version')
     .map((name) => (name === 'ss-key-id' ? 'sse-key-id' : name));
   assert.ok(names.length > 60, `upstream's --help listed ${names.length} flags`);
-  const ourHelp = parseCommandLine(['--help'], '0').output;
+  const ourHelp = exitOutput(parseCommandLine(['--help'], '0'));
   for (const name of names) {
     const spec = FLAG_BY_NAME.get(name);
     assert.ok(spec, `--${name} is known`);
@@ -151,7 +176,7 @@ test("every flag upstream's newest --help lists is one of ours, as --flag and -o
     // read at once, tested above).
     if (name === 'configFile') continue;
     const form = spec.kind === 'value' ? `${name}=1` : name;
-    const parsed = parseCommandLine(['-o', form, 'bucket', '/mnt'], '0').args;
+    const parsed = runArgs(parseCommandLine(['-o', form, 'bucket', '/mnt'], '0'));
     assert.ok(Object.hasOwn(parsed.flags, name), `-o ${form} is the flag, not a FUSE option`);
   }
 });

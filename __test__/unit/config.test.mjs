@@ -2,15 +2,25 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
+import { parseCommandLine } from '../../dist/cli/parseArgs.js';
+import { buildConfig } from '../../dist/config/config.js';
+import { ConfigError } from '../../dist/errors.js';
+
 const require = createRequire(import.meta.url);
-const { parseCommandLine } = require('../../dist/cli/parseArgs.js');
-const { buildConfig } = require('../../dist/config/config.js');
-const { ConfigError } = require('../../dist/errors.js');
+
+/**
+ * The parsed arguments of a command line that runs (a test of one that exits fails here).
+ * @param {import('../../dist/cli/parseArgs.js').CliResult} cli
+ */
+function runArgs(cli) {
+  if (cli.kind !== 'run') throw new Error(`the command line exits (code ${cli.code}): ${cli.output}`);
+  return cli.args;
+}
 
 const configOf = (...argv) => {
   const cli = parseCommandLine(argv, '0.0.0');
   assert.equal(cli.kind, 'run');
-  return buildConfig(cli.args, { HOME: '/nonexistent-home' });
+  return buildConfig(runArgs(cli), { HOME: '/nonexistent-home' });
 };
 
 test('upstream --flag=value syntax and defaults', () => {
@@ -57,6 +67,7 @@ test('-d means debug and foreground', () => {
   assert.equal(c.foreground, true);
 });
 
+/** @type {[string[], RegExp][]} */
 const bad = [
   [['--blockSize=3000', '--size=1m', 'b', 'm'], /not a power of two/],
   [['--blockSize=4k', '--size=5000', 'b', 'm'], /not a multiple/],
@@ -86,7 +97,7 @@ for (const [argv, pattern] of bad) {
     assert.throws(
       () => {
         const cli = parseCommandLine(argv, '0.0.0');
-        const config = buildConfig(cli.args, { HOME: '/nonexistent-home' });
+        const config = buildConfig(runArgs(cli), { HOME: '/nonexistent-home' });
         // Credentials are checked when the store opens; do that here too.
         require('../../dist/backend/s3/credentials.js').resolveCredentials(config);
       },

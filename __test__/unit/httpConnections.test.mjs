@@ -4,14 +4,15 @@
 import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { createRequire } from 'node:module';
 
-const require = createRequire(import.meta.url);
-const { HttpConnections, HttpTransportError } = require('../../dist/backend/s3/httpConnections.js');
+import { HttpConnections, HttpTransportError } from '../../dist/backend/s3/httpConnections.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** @typedef {import('node:net').AddressInfo} AddressInfo */
+
 /** The server: each request's head goes to `answer(head, socket, connectionNumber)`. */
+/** @type {net.Server} */
 let server;
 let port;
 let answer;
@@ -37,8 +38,8 @@ before(async () => {
     });
     socket.on('error', () => {});
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  port = server.address().port;
+  await /** @type {Promise<void>} */ (new Promise((r) => server.listen(0, '127.0.0.1', r)));
+  port = /** @type {AddressInfo} */ (server.address()).port;
 });
 after(() => server.close());
 
@@ -163,7 +164,7 @@ test('no answer, a cut answer, a slow one, an oversized or malformed one: each a
   await fails('ESHORT', /middle of the answer/);
   answer = () => {}; // never answers
   const started = Date.now();
-  await assert.rejects(get(p, '/k', { timeoutMs: 200 }), (e) => e.code === 'ETIMEDOUT' && /timed out after 200 ms/.test(e.message));
+  await assert.rejects(get(p, '/k', { timeoutMs: 200 }), (/** @type {NodeJS.ErrnoException} */ e) => e.code === 'ETIMEDOUT' && /timed out after 200 ms/.test(e.message));
   assert.ok(Date.now() - started < 1500);
   answer = (head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n');
   await fails('EOVERSIZED', /larger than any block object/);
@@ -179,10 +180,10 @@ test('no answer, a cut answer, a slow one, an oversized or malformed one: each a
 
 test('a refused connection is an error with its code', async () => {
   const closed = net.createServer();
-  await new Promise((r) => closed.listen(0, '127.0.0.1', r));
-  const deadPort = closed.address().port;
+  await /** @type {Promise<void>} */ (new Promise((r) => closed.listen(0, '127.0.0.1', r)));
+  const deadPort = /** @type {AddressInfo} */ (closed.address()).port;
   await new Promise((r) => closed.close(r));
   const p = new HttpConnections({ protocol: 'http:', host: '127.0.0.1', port: deadPort, maxIdle: 1 });
-  await assert.rejects(get(p), (e) => e.code === 'ECONNREFUSED' && /ECONNREFUSED/.test(e.message));
+  await assert.rejects(get(p), (/** @type {NodeJS.ErrnoException} */ e) => e.code === 'ECONNREFUSED' && /ECONNREFUSED/.test(e.message));
   p.close();
 });

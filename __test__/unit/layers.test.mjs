@@ -1,25 +1,37 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const require = createRequire(import.meta.url);
-const { PartialBlockLayer } = require('../../dist/layers/partialBlock.js');
-const { ZeroCache } = require('../../dist/layers/zeroCache.js');
-const { BlockBackend } = require('../../dist/backend/blockBackend.js');
-const { DirObjectStore } = require('../../dist/backend/dirObjectStore.js');
-const { HttpStats } = require('../../dist/backend/httpStats.js');
-const { createBlockCodec } = require('../../dist/native/addon.js');
+import { PartialBlockLayer } from '../../dist/layers/partialBlock.js';
+import { ZeroCache } from '../../dist/layers/zeroCache.js';
+import { BlockBackend } from '../../dist/backend/blockBackend.js';
+import { DirObjectStore } from '../../dist/backend/dirObjectStore.js';
+import { HttpStats } from '../../dist/backend/httpStats.js';
+import { createBlockCodec } from '../../dist/native/addon.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** A block store in memory that records its traffic and answers after a random short delay. */
+/** @typedef {import('../../dist/store/blockStore.js').BlockStore} BlockStore */
+
+/**
+ * A block store in memory that records its traffic and answers after a random short delay.
+ * @implements {BlockStore}
+ */
 class MemoryStore {
+  /**
+   * @param {number} blockSize
+   * @param {number} numBlocks
+   */
   constructor(blockSize, numBlocks) {
-    Object.assign(this, { blockSize, numBlocks, blocks: new Map(), reads: 0, writes: 0 });
+    this.blockSize = blockSize;
+    this.numBlocks = numBlocks;
+    /** @type {Map<number, Buffer>} */
+    this.blocks = new Map();
+    this.reads = 0;
+    this.writes = 0;
   }
   async readBlock(n) {
     this.reads++;

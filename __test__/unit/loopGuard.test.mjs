@@ -2,10 +2,8 @@
 // little bigger than the cache, never for one long scan or for random reads over a big disk.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 
-const require = createRequire(import.meta.url);
-const { LoopGuard, cyclingSlots } = require('../../dist/layers/loopGuard.js');
+import { LoopGuard, cyclingSlots } from '../../dist/layers/loopGuard.js';
 
 /** Feeds `reads` through an LRU of `size` blocks; returns the read index of each hold and release. */
 function run(size, reads) {

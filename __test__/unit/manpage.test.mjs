@@ -81,6 +81,7 @@ test('the man page has the sections, synopsis forms and examples a reader expect
 });
 
 test('the man page renders without warnings', async (t) => {
+  /** @type {[string, string[]][]} */
   const checks = [];
   if (have('mandoc')) checks.push(['mandoc', ['-T', 'lint', '-W', 'warning', MAN_PAGE]]);
   if (have('groff')) checks.push(['groff', ['-man', '-ww', '-z', '-t', MAN_PAGE]]);

@@ -8,27 +8,30 @@ import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
-const { DirObjectStore } = require('../../dist/backend/dirObjectStore.js');
-const { combineGeometry, detectGeometry } = require('../../dist/mount/geometry.js');
-const { readMountedFlag, claimMountedFlag, releaseMountedFlag } = require('../../dist/mount/mountedFlag.js');
-const { ConditionFailedError } = require('../../dist/backend/objectStore.js');
-const { ConfigError } = require('../../dist/errors.js');
+import { DirObjectStore } from '../../dist/backend/dirObjectStore.js';
+import { combineGeometry, detectGeometry } from '../../dist/mount/geometry.js';
+import { readMountedFlag, claimMountedFlag, releaseMountedFlag } from '../../dist/mount/mountedFlag.js';
+import { ConditionFailedError } from '../../dist/backend/objectStore.js';
+import { ConfigError } from '../../dist/errors.js';
 const REPO = join(import.meta.dirname, '..', '..');
-const { silentLogger } = require('../../dist/util/log.js');
+import { silentLogger } from '../../dist/util/log.js';
 
 const naming = { prefix: '', blockHashPrefix: false };
 
+/** --blockSize and --size not given: undefined, as the parser leaves them. */
+const noGeometry = { blockSize: undefined, size: undefined };
+
 test('geometry: flags, auto-detection, mismatch and --force', () => {
   const detected = { blockSize: 65536, fileSize: 2 ** 30 };
-  const auto = combineGeometry({ force: false }, detected, silentLogger);
+  const auto = combineGeometry({ ...noGeometry, force: false }, detected, silentLogger);
   assert.equal(auto.blockSize, 65536);
   assert.equal(auto.numBlocks, 2 ** 14);
-  assert.throws(() => combineGeometry({ size: 2 ** 31, force: false }, detected, silentLogger), /differs from the auto-detected.*--force/);
-  assert.throws(() => combineGeometry({ blockSize: 4096, force: false }, detected, silentLogger), /--blockSize 4k differs/);
-  const forced = combineGeometry({ size: 2 ** 31, force: true }, detected, silentLogger);
+  assert.throws(() => combineGeometry({ ...noGeometry, size: 2 ** 31, force: false }, detected, silentLogger), /differs from the auto-detected.*--force/);
+  assert.throws(() => combineGeometry({ ...noGeometry, blockSize: 4096, force: false }, detected, silentLogger), /--blockSize 4k differs/);
+  const forced = combineGeometry({ ...noGeometry, size: 2 ** 31, force: true }, detected, silentLogger);
   assert.equal(forced.fileSize, 2 ** 31);
-  assert.throws(() => combineGeometry({ force: false }, undefined, silentLogger), /--size is required/);
-  const fresh = combineGeometry({ size: 1 << 20, force: false }, undefined, silentLogger);
+  assert.throws(() => combineGeometry({ ...noGeometry, force: false }, undefined, silentLogger), /--size is required/);
+  const fresh = combineGeometry({ ...noGeometry, size: 1 << 20, force: false }, undefined, silentLogger);
   assert.equal(fresh.blockSize, 4096);
   assert.equal(fresh.numBlocks, 256);
 });

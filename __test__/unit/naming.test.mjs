@@ -1,9 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 
-const require = createRequire(import.meta.url);
-const { blockKey, blockHash, parseBlockKey, mountedFlagKey } = require('../../dist/format/blockNames.js');
+import { blockKey, blockHash, parseBlockKey, mountedFlagKey } from '../../dist/format/blockNames.js';
 
 test('block keys are %08x after the prefix', () => {
   const plain = { prefix: '', blockHashPrefix: false };
@@ -15,6 +13,7 @@ test('block keys are %08x after the prefix', () => {
 
 test('--blockHashPrefix matches upstream vectors', () => {
   const hashed = { prefix: '', blockHashPrefix: true };
+  /** @type {[number, string][]} */
   const vectors = [
     [0, 'c448b72c-00000000'],
     [1, 'd211cad9-00000001'],

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { createHash, randomBytes } from 'node:crypto';
 
 const require = createRequire(import.meta.url);
-const { isZeroBlock, md5, md5Hex, blockDigest, blockDigestsAsync } = require('../../dist/native/addon.js');
+import { isZeroBlock, md5, md5Hex, blockDigest, blockDigestsAsync } from '../../dist/native/addon.js';
 const batched = require('../../dist/backend/blockDigests.js');
 
 test('isZeroBlock at several sizes and positions', () => {

@@ -1,10 +1,8 @@
 // Upstream's retry schedule, as the S3 client and the eventual-consistency guard both take it.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 
-const require = createRequire(import.meta.url);
-const { retryPauses } = require('../../dist/util/retryPauses.js');
+import { retryPauses } from '../../dist/util/retryPauses.js';
 
 test('pauses double from --initialRetryPause and stop before they add up to more than --maxRetryPause', () => {
   assert.deepEqual([...retryPauses({ initialRetryPauseMs: 200, maxRetryPauseMs: 30000 })], [200, 400, 800, 1600, 3200, 6400, 12800]);

@@ -5,13 +5,11 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { createHash, createHmac } from 'node:crypto';
-import { createRequire } from 'node:module';
 
-const require = createRequire(import.meta.url);
-const { S3Http, encodeKey } = require('../../dist/backend/s3/s3Http.js');
-const { S3ObjectStore } = require('../../dist/backend/s3/s3ObjectStore.js');
-const { HttpStats } = require('../../dist/backend/httpStats.js');
-const { silentLogger } = require('../../dist/util/log.js');
+import { S3Http, encodeKey } from '../../dist/backend/s3/s3Http.js';
+import { S3ObjectStore } from '../../dist/backend/s3/s3ObjectStore.js';
+import { HttpStats } from '../../dist/backend/httpStats.js';
+import { silentLogger } from '../../dist/util/log.js';
 
 /** A peer that records each request and answers with `answer(req, body)`. */
 async function peer(answer) {
@@ -25,8 +23,9 @@ async function peer(answer) {
       answer(req, res, body);
     });
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${server.address().port}/`, seen, close: () => new Promise((r) => server.close(r)) };
+  await /** @type {Promise<void>} */ (new Promise((r) => server.listen(0, '127.0.0.1', r)));
+  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
+  return { url: `http://127.0.0.1:${port}/`, seen, close: () => new Promise((r) => server.close(r)) };
 }
 
 /** SigV4 from its definition, for a request as the server saw it. */
@@ -45,15 +44,22 @@ function expectedSignature(req, secret, region) {
     req.headers['x-amz-content-sha256'],
   ].join('\n');
   const toSign = ['AWS4-HMAC-SHA256', date, scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
+  /** @type {string | Buffer} */
   let key = `AWS4${secret}`;
   for (const part of [date.slice(0, 8), region, 's3', 'aws4_request']) key = createHmac('sha256', key).update(part).digest();
   return createHmac('sha256', key).update(toSign).digest('hex');
 }
 
+/**
+ * @param {string} baseURL
+ * @param {Partial<import('../../dist/backend/s3/s3ObjectStore.js').S3StoreOptions>} [extra]
+ * @returns {import('../../dist/backend/s3/s3ObjectStore.js').S3StoreOptions}
+ */
 const storeOptions = (baseURL, extra = {}) => ({
   bucket: 'bkt', prefix: '', baseURL, region: 'eu-west-3', accessType: 'private', vhost: false, storageClass: undefined,
   sse: undefined, sseKeyId: undefined, insecure: false, cacert: undefined, maxUploadSpeed: undefined, maxDownloadSpeed: undefined,
-  debugHttp: false, timeoutMs: 5000, initialRetryPauseMs: 10, maxRetryPauseMs: 30, concurrency: 4,
+  // listBlocksThreads undefined: the listing agent's default socket limit.
+  debugHttp: false, ipTos: undefined, noCurlCache: false, listBlocksThreads: undefined, timeoutMs: 5000, initialRetryPauseMs: 10, maxRetryPauseMs: 30, concurrency: 4,
   credentials: { kind: 'static', accessKeyId: 'AKID', secretAccessKey: 'sekrit/key+1', from: 'test' },
   ...extra,
 });
@@ -99,7 +105,9 @@ test('keys are encoded once, as S3 expects', () => {
 test('virtual-host style only where the bucket can be a host label', async () => {
   const host = (baseURL, bucket) => {
     const h = new S3Http({ baseURL, bucket, vhost: true, region: 'us-east-1', credentials: undefined, timeoutMs: 1000, maxSockets: 1, maxBodyBytes: 1 });
-    return `${h.hostname} ${h.bucketPath}`;
+    // hostname and bucketPath are private: the test reads what the constructor made of the URL.
+    const inside = /** @type {any} */ (h);
+    return `${inside.hostname} ${inside.bucketPath}`;
   };
   assert.equal(host('https://s3.amazonaws.com/', 'my-bucket'), 'my-bucket.s3.amazonaws.com ');
   assert.equal(host('http://127.0.0.1:9000/', 'my-bucket'), '127.0.0.1 /my-bucket', 'not on an IP address');

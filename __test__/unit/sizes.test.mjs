@@ -1,9 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 
-const require = createRequire(import.meta.url);
-const { parseSize, formatSize, isPowerOfTwo } = require('../../dist/config/sizes.js');
+import { parseSize, formatSize, isPowerOfTwo } from '../../dist/config/sizes.js';
 
 test('sizes accept upstream suffixes', () => {
   assert.equal(parseSize('4096'), 4096);
