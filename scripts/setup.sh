@@ -26,6 +26,16 @@ if ! command -v cargo >/dev/null; then
   echo "setup: cargo (Rust) is required to build the native core: https://rustup.rs" >&2
   exit 1
 fi
+# npm test lints the Rust core too (npm run lint: cargo fmt --check, cargo clippy).
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  if command -v rustup >/dev/null; then
+    echo "setup: adding rustup's rustfmt and clippy components"
+    rustup component add rustfmt clippy
+  else
+    echo "setup: cargo fmt and cargo clippy are needed by npm test (npm run lint)" >&2
+    exit 1
+  fi
+fi
 
 # Node.js 22, 24 and 26 from npm (node-linux-<arch>), unpacked into .cache/node/VERSION: the suite
 # runs on 24, the active LTS (scripts/node.sh picks it when this machine's node is older than the

@@ -107,7 +107,11 @@ impl BlockCodec {
                 let password = options.password.as_deref().ok_or_else(|| Error::from_reason("encryption needs a password"))?;
                 let key_len = options.key_length.map(|k| k as usize).unwrap_or(cipher.key_len());
                 if key_len < cipher.key_len() || key_len > 64 {
-                    return Err(Error::from_reason(format!("key length {key_len} must be {} to 64 for {}", cipher.key_len(), cipher.name())));
+                    return Err(Error::from_reason(format!(
+                        "key length {key_len} must be {} to 64 for {}",
+                        cipher.key_len(),
+                        cipher.name()
+                    )));
                 }
                 let (key, ivkey) = codec::derive_keys(password.as_bytes(), options.salt.unwrap_or_default().as_bytes(), key_len);
                 Some(Encryption { cipher, key, ivkey })

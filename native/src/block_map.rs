@@ -437,11 +437,8 @@ impl Map {
     /// are victims only once no other block is left. Returns how many it holds now.
     pub fn hold(&self, cycling: u32, target: u32) -> u32 {
         let mut state = self.write_state();
-        let mut by_use: Vec<(u64, u32)> = state
-            .lru
-            .values()
-            .filter_map(|&b| state.cells.get(&b).map(|c| (c.used.load(Ordering::Relaxed), b)))
-            .collect();
+        let mut by_use: Vec<(u64, u32)> =
+            state.lru.values().filter_map(|&b| state.cells.get(&b).map(|c| (c.used.load(Ordering::Relaxed), b))).collect();
         by_use.sort_unstable();
         let hold = by_use.len().saturating_sub(cycling as usize);
         state.hold_target = target;
@@ -514,7 +511,8 @@ impl Map {
         if state.closed {
             return None;
         }
-        let slots: Vec<u32> = pieces.iter().map(|p| state.cells.get(&p.block).filter(|c| c.readable).map(|c| c.slot)).collect::<Option<_>>()?;
+        let slots: Vec<u32> =
+            pieces.iter().map(|p| state.cells.get(&p.block).filter(|c| c.readable).map(|c| c.slot)).collect::<Option<_>>()?;
         for p in &pieces {
             state.stamp(p.block);
         }

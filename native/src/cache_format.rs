@@ -137,17 +137,8 @@ impl Header {
     pub fn encode(&self) -> [u8; HEADER_SIZE] {
         assert_eq!(self.format, Format::Current, "only the current format is written");
         let mut out = [0u8; HEADER_SIZE];
-        let words = [
-            SIGNATURE,
-            HEADER_SIZE as u32,
-            4,
-            4,
-            self.block_size,
-            DATA_ALIGN as u32,
-            HDRFLG_NEW_FORMAT,
-            self.num_slots,
-            self.mount_token,
-        ];
+        let words =
+            [SIGNATURE, HEADER_SIZE as u32, 4, 4, self.block_size, DATA_ALIGN as u32, HDRFLG_NEW_FORMAT, self.num_slots, self.mount_token];
         for (i, w) in words.iter().enumerate() {
             out[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
         }
@@ -258,12 +249,7 @@ impl Header {
             }
             Format::Legacy => {
                 let flags = u32_le(e, 4);
-                (flags & LEGACY_USED != 0).then(|| Entry {
-                    slot,
-                    block: u32_le(e, 0),
-                    dirty: flags & LEGACY_DIRTY != 0,
-                    etag: etag_at(8),
-                })
+                (flags & LEGACY_USED != 0).then(|| Entry { slot, block: u32_le(e, 0), dirty: flags & LEGACY_DIRTY != 0, etag: etag_at(8) })
             }
         }
     }

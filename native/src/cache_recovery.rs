@@ -177,7 +177,8 @@ pub fn rewrite_file(path: &Path, num_slots: u32, keep_all_dirty: bool) -> Result
     let from = Slots::open_file(path)?;
     let temp = temp_name(path);
     let _ = std::fs::remove_file(&temp); // a rewrite a crash cut short: never used
-    let to = Slots::create_file(&temp, from.header.block_size, num_slots, from.mount_token()).map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
+    let to = Slots::create_file(&temp, from.header.block_size, num_slots, from.mount_token())
+        .map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
     let r = copy_entries(&from, &to, keep_all_dirty);
     drop(to);
     let r = match r {
@@ -226,7 +227,10 @@ mod tests {
         let s = Slots::open_file(&path).unwrap();
         let opts = Options { num_blocks: 50, usable_slots: 7, recover_dirty: true };
         let fates: Vec<(u32, Fate)> = recover(&s, &opts).unwrap().into_iter().map(|d| (d.entry.slot, d.fate)).collect();
-        assert_eq!(fates, vec![(1, Fate::Dirty), (2, Fate::Torn), (4, Fate::Dirty), (0, Fate::Dropped), (3, Fate::Dropped), (7, Fate::Dropped)]);
+        assert_eq!(
+            fates,
+            vec![(1, Fate::Dirty), (2, Fate::Torn), (4, Fate::Dirty), (0, Fate::Dropped), (3, Fate::Dropped), (7, Fate::Dropped)]
+        );
         drop(s);
         let (_, left) = crate::slots::inspect(&path).unwrap();
         assert_eq!(left.iter().map(|e| e.slot).collect::<Vec<_>>(), vec![1, 4], "the let-go entries are cleared in the file");

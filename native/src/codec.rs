@@ -118,9 +118,15 @@ fn encrypt(enc: &Encryption, block_num: u32, data: &[u8]) -> Vec<u8> {
     let iv = block_iv(enc.cipher, &enc.ivkey, block_num);
     let k = &enc.key;
     match enc.cipher {
-        Cipher::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(&k[..16], &iv).expect("key").encrypt_padded_vec_mut::<Pkcs7>(data),
-        Cipher::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(&k[..24], &iv).expect("key").encrypt_padded_vec_mut::<Pkcs7>(data),
-        Cipher::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(&k[..32], &iv).expect("key").encrypt_padded_vec_mut::<Pkcs7>(data),
+        Cipher::Aes128Cbc => {
+            cbc::Encryptor::<aes::Aes128>::new_from_slices(&k[..16], &iv).expect("key").encrypt_padded_vec_mut::<Pkcs7>(data)
+        }
+        Cipher::Aes192Cbc => {
+            cbc::Encryptor::<aes::Aes192>::new_from_slices(&k[..24], &iv).expect("key").encrypt_padded_vec_mut::<Pkcs7>(data)
+        }
+        Cipher::Aes256Cbc => {
+            cbc::Encryptor::<aes::Aes256>::new_from_slices(&k[..32], &iv).expect("key").encrypt_padded_vec_mut::<Pkcs7>(data)
+        }
     }
 }
 
@@ -128,9 +134,15 @@ fn decrypt(enc: &Encryption, block_num: u32, data: &[u8]) -> Result<Vec<u8>, Str
     let iv = block_iv(enc.cipher, &enc.ivkey, block_num);
     let k = &enc.key;
     let out = match enc.cipher {
-        Cipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(&k[..16], &iv).expect("key").decrypt_padded_vec_mut::<Pkcs7>(data),
-        Cipher::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(&k[..24], &iv).expect("key").decrypt_padded_vec_mut::<Pkcs7>(data),
-        Cipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(&k[..32], &iv).expect("key").decrypt_padded_vec_mut::<Pkcs7>(data),
+        Cipher::Aes128Cbc => {
+            cbc::Decryptor::<aes::Aes128>::new_from_slices(&k[..16], &iv).expect("key").decrypt_padded_vec_mut::<Pkcs7>(data)
+        }
+        Cipher::Aes192Cbc => {
+            cbc::Decryptor::<aes::Aes192>::new_from_slices(&k[..24], &iv).expect("key").decrypt_padded_vec_mut::<Pkcs7>(data)
+        }
+        Cipher::Aes256Cbc => {
+            cbc::Decryptor::<aes::Aes256>::new_from_slices(&k[..32], &iv).expect("key").decrypt_padded_vec_mut::<Pkcs7>(data)
+        }
     };
     out.map_err(|_| "bad padding after decryption".to_string())
 }

@@ -75,7 +75,8 @@ impl Disk {
 
     /// A disk that holds `image`, all of it durable.
     fn from_image(image: Vec<u8>) -> Disk {
-        let mut state = DiskState { mem: image.clone(), durable: image, pending: BTreeMap::new(), directory: None, entry_values: HashMap::new() };
+        let mut state =
+            DiskState { mem: image.clone(), durable: image, pending: BTreeMap::new(), directory: None, entry_values: HashMap::new() };
         state.learn_directory();
         Disk(Arc::new(Mutex::new(state)))
     }
@@ -432,7 +433,8 @@ impl Model {
     fn claim(&mut self, block: u32, slot: u32, version: usize, loading: bool) -> u64 {
         self.next_id += 1;
         let stored = self.oracle.s3_version(block);
-        let cell = Cell { slot, id: self.next_id, version, stored, dirty: false, loading, uploading: false, pending_writes: 0, persist_gen: 0 };
+        let cell =
+            Cell { slot, id: self.next_id, version, stored, dirty: false, loading, uploading: false, pending_writes: 0, persist_gen: 0 };
         self.cells.insert(block, cell);
         self.next_id
     }
@@ -670,7 +672,12 @@ impl Model {
 
     fn finish(&mut self, name: &str) -> Counts {
         self.drain();
-        assert!(self.violations.is_empty(), "{name}: {} violations, first: {:?}", self.violations.len(), &self.violations[..self.violations.len().min(5)]);
+        assert!(
+            self.violations.is_empty(),
+            "{name}: {} violations, first: {:?}",
+            self.violations.len(),
+            &self.violations[..self.violations.len().min(5)]
+        );
         assert!(self.counts.states >= 100, "{name}: only {} crash states", self.counts.states);
         eprintln!("{name}: {:?}", self.counts);
         self.counts

@@ -7,15 +7,15 @@ pub mod block_codec;
 pub mod block_map;
 mod cache_format;
 pub mod cache_recovery;
+mod codec;
 #[cfg(test)]
 mod crash_harness;
-mod codec;
 mod digest;
-mod md5x8;
 pub mod file_lock;
 pub mod fuse;
-pub mod slot_store;
+mod md5x8;
 mod slot_backing;
+pub mod slot_store;
 mod slots;
 mod socket;
 mod zero;
@@ -69,7 +69,9 @@ impl napi::Task for DigestsTask {
 
 /// blockDigest of each block (null for an all-zero one), computed together on the thread pool.
 #[napi(ts_return_type = "Promise<Array<Buffer | null>>")]
-pub fn block_digests_async(#[napi(ts_arg_type = "Array<Uint8Array>")] blocks: Vec<Buffer>) -> napi::bindgen_prelude::AsyncTask<DigestsTask> {
+pub fn block_digests_async(
+    #[napi(ts_arg_type = "Array<Uint8Array>")] blocks: Vec<Buffer>,
+) -> napi::bindgen_prelude::AsyncTask<DigestsTask> {
     napi::bindgen_prelude::AsyncTask::new(DigestsTask { blocks })
 }
 

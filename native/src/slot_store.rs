@@ -248,7 +248,10 @@ impl SlotStore {
         if self.inner.writable() {
             Ok(())
         } else {
-            Err(Error::from_reason(format!("a cache file in the {} format is only read (convert it first)", self.inner.header.format.name())))
+            Err(Error::from_reason(format!(
+                "a cache file in the {} format is only read (convert it first)",
+                self.inner.header.format.name()
+            )))
         }
     }
 
@@ -333,7 +336,8 @@ impl SlotStore {
 /// dirty blocks are to be recovered) it refuses to leave out any intact dirty block.
 #[napi]
 pub fn rewrite_cache_file(path: String, num_slots: u32, keep_all_dirty: bool) -> Result<CacheFileRewrite> {
-    let r = cache_recovery::rewrite_file(Path::new(&path), num_slots, keep_all_dirty).map_err(|e| io_err(&format!("cache file {path}"), e))?;
+    let r =
+        cache_recovery::rewrite_file(Path::new(&path), num_slots, keep_all_dirty).map_err(|e| io_err(&format!("cache file {path}"), e))?;
     Ok(CacheFileRewrite { found: r.found, dirty: r.dirty, kept: r.kept, torn: r.torn })
 }
 
@@ -341,8 +345,5 @@ pub fn rewrite_cache_file(path: String, num_slots: u32, keep_all_dirty: bool) ->
 #[napi]
 pub fn inspect_cache_file(path: String) -> Result<CacheFileContents> {
     let (header, entries) = slots::inspect(Path::new(&path)).map_err(|e| io_err(&format!("cache file {path}"), e))?;
-    Ok(CacheFileContents {
-        header: header_to_js(&header, header.mount_token),
-        entries: entries.into_iter().map(to_js).collect(),
-    })
+    Ok(CacheFileContents { header: header_to_js(&header, header.mount_token), entries: entries.into_iter().map(to_js).collect() })
 }

@@ -28,7 +28,8 @@ pub fn set_type_of_service(fd: i32, tos: u8) -> io::Result<()> {
     let (level, name) = tos_option(fd)?;
     let value = libc::c_int::from(tos);
     // SAFETY: value lives across the call and its size is given; a bad fd is an error, not UB.
-    let rc = unsafe { libc::setsockopt(fd, level, name, (&value as *const libc::c_int).cast(), size_of::<libc::c_int>() as libc::socklen_t) };
+    let rc =
+        unsafe { libc::setsockopt(fd, level, name, (&value as *const libc::c_int).cast(), size_of::<libc::c_int>() as libc::socklen_t) };
     if rc == 0 {
         Ok(())
     } else {

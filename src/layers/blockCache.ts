@@ -12,7 +12,14 @@
 // writable, dirty, uploading) and the LRU order of the evictable ones; this cache decides the
 // rest (what to fetch, upload, read ahead and evict, and when) and keeps what it waits on.
 
-import { checkBlockNum, type BlockStore, type ETag, type ListNonZeroOptions, type TaggedBlock, type TaggedBlockStore } from '../store/blockStore';
+import {
+  checkBlockNum,
+  type BlockStore,
+  type ETag,
+  type ListNonZeroOptions,
+  type TaggedBlock,
+  type TaggedBlockStore,
+} from '../store/blockStore';
 import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
 import { BlockMaps, isZeroBlock, type BlockMap, type SlotEntry, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
@@ -316,7 +323,8 @@ export class BlockCache implements BlockStore, StatsSource {
 
   /** The entry the map gave up as a victim goes too; its slot is free (returned). */
   private evicted(block: number, slot: number): number {
-    if (!this.entries.delete(block)) this.log.error(`block cache: the map evicted block ${block} from slot ${slot}, which the cache has no entry for`);
+    if (!this.entries.delete(block))
+      this.log.error(`block cache: the map evicted block ${block} from slot ${slot}, which the cache has no entry for`);
     // The entry goes before the slot is reused (the write path syncs it before new data lands).
     if (this.options.persistent) this.slots.clearEntry(slot);
     return slot;
@@ -502,7 +510,8 @@ export class BlockCache implements BlockStore, StatsSource {
   private async obtain(blockNum: number): Promise<Entry | Buffer> {
     checkBlockNum(this, blockNum);
     let e = this.entries.get(blockNum);
-    if (e) this.readHits++; // cached, or already being fetched (by read-ahead, say)
+    if (e)
+      this.readHits++; // cached, or already being fetched (by read-ahead, say)
     else this.readMisses++;
     if (e) this.noteRead(blockNum);
     if (e?.loading) {
@@ -1082,7 +1091,9 @@ export class BlockCache implements BlockStore, StatsSource {
       const waiter: FlushWaiter = {
         versions,
         resolve: () => {
-          if (!settled) (settled = true), resolve();
+          if (settled) return;
+          settled = true;
+          resolve();
         },
         reject: (err) => {
           if (settled) return;
@@ -1159,7 +1170,15 @@ export class BlockCache implements BlockStore, StatsSource {
   }
 
   resetStats(): void {
-    this.readHits = this.readMisses = this.writeHits = this.writeMisses = this.verified = this.mismatch = this.uploadFailures = this.discardedDirty = 0;
+    this.readHits =
+      this.readMisses =
+      this.writeHits =
+      this.writeMisses =
+      this.verified =
+      this.mismatch =
+      this.uploadFailures =
+      this.discardedDirty =
+        0;
     this.loopGuard.holds = 0;
   }
 }

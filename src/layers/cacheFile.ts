@@ -40,13 +40,13 @@ const FORMAT_NAMES: Readonly<Record<string, string>> = {
   s3bc: 'the format of earlier versions of this s3backer',
 };
 
-export async function openCacheFile(
+export function openCacheFile(
   path: string,
   blockSize: number,
   numSlots: number,
   log: Logger,
   options: { advise: boolean; keepDirty?: boolean } = { advise: false },
-): Promise<OpenedCacheFile> {
+): OpenedCacheFile {
   if (!existsSync(path)) {
     const slots = SlotStores.createFile(path, blockSize, numSlots, 0);
     slots.setAdvise(options.advise);

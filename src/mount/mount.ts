@@ -17,7 +17,17 @@ import { startSession, type MountedSession } from '../fuse/fuseSession';
 import { buildStack, cacheSlots } from './stack';
 import { openObjects } from './openObjects';
 import { combineGeometry, detectGeometry, type ResolvedGeometry } from './geometry';
-import { admitMount, claimMountedFlag, isSharedFlag, newMountToken, readMountedFlag, releaseMountedFlag, SHARED_DISK_TOKEN, tokenValue, type FlagClaim } from './mountedFlag';
+import {
+  admitMount,
+  claimMountedFlag,
+  isSharedFlag,
+  newMountToken,
+  readMountedFlag,
+  releaseMountedFlag,
+  SHARED_DISK_TOKEN,
+  tokenValue,
+  type FlagClaim,
+} from './mountedFlag';
 import { mountedFlagKey } from '../format/blockNames';
 import { cacheFileToken, openCacheFile } from '../layers/cacheFile';
 import { checkPassword, makeCodec } from './codecSetup';
@@ -84,7 +94,8 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
   const naming = { prefix: config.prefix, blockHashPrefix: config.blockHashPrefix };
   await checkMountpoint(mountpoint);
   // Bound before anything is marked mounted: a port in use fails the mount with nothing to undo.
-  const metricsServer = config.metricsPort === undefined ? undefined : await MetricsServer.listen(config.metricsPort, config.metricsAddress);
+  const metricsServer =
+    config.metricsPort === undefined ? undefined : await MetricsServer.listen(config.metricsPort, config.metricsAddress);
 
   const httpStats = new HttpStats(config.listBlocks);
   let objects: ReturnType<typeof openObjects>;
@@ -128,7 +139,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     const cacheFile =
       cacheConfig.file === undefined
         ? undefined
-        : await openCacheFile(cacheConfig.file, geometry.blockSize, cacheSlots(cacheConfig.size, geometry.numBlocks), log, {
+        : openCacheFile(cacheConfig.file, geometry.blockSize, cacheSlots(cacheConfig.size, geometry.numBlocks), log, {
             advise: cacheConfig.fileAdvise,
             // Its dirty blocks are to be uploaded: a resize must not leave any out.
             keepDirty: cacheConfig.recoverDirty && !config.readOnly && ownCrash,
@@ -144,7 +155,11 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         blockCache: cacheConfig,
         codec,
         encodeWrites: config.codec.compression !== undefined || config.codec.cipher !== undefined,
-        ecProtect: config.ecProtect && { ...config.ecProtect, initialRetryPauseMs: config.initialRetryPauseMs, maxRetryPauseMs: config.maxRetryPauseMs },
+        ecProtect: config.ecProtect && {
+          ...config.ecProtect,
+          initialRetryPauseMs: config.initialRetryPauseMs,
+          maxRetryPauseMs: config.maxRetryPauseMs,
+        },
         sharedDisk: config.sharedDiskMode,
       },
       httpStats,
@@ -182,7 +197,12 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     const metricsText = (): string =>
       renderPrometheus({
         stats: stack.statsSources,
-        families: (processMetrics ??= new ProcessMetrics({ version, node: process.version, bucket: objects.description, mountpoint })).families(),
+        families: (processMetrics ??= new ProcessMetrics({
+          version,
+          node: process.version,
+          bucket: objects.description,
+          mountpoint,
+        })).families(),
         histograms: [
           {
             name: 's3_request_duration_seconds',
@@ -212,7 +232,9 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
         ],
       });
     const jsonStats = (): StatsJSON => statsJSON(stack.statsSources);
-    const frontEnd = new FuseFrontEnd(stack.data, {
+    const frontEnd = new FuseFrontEnd(
+      stack.data,
+      {
         renderStats: statsText,
         resetStats,
         requests: fuseRequests,
@@ -223,7 +245,9 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
           const written = stack.blockMap?.takeWritten();
           if (written !== undefined && written.length > 0) stack.top.noteWritten?.(written);
         },
-      }, log);
+      },
+      log,
+    );
     // The flag goes up before the file appears (whoever sees the file sees a marked bucket), and
     // comes down again if the mount fails. Read-only mounts leave it alone, as upstream; shared
     // ones write the shared token unless it is there already, and leave it up (it marks the disk
@@ -237,7 +261,10 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
     const ownFlag = config.sharedDiskMode ? undefined : claim;
     const releaseFlag = (): Promise<void> => (ownFlag ? releaseMountedFlag(objects, naming, ownFlag, log) : Promise.resolve());
     // Begun before the file appears: the first write to it is then one the listing knows about.
-    const listing = config.listBlocks && stack.zeroCache ? listInBackground(stack.zeroCache, { threads: config.listBlocksThreads, quiet: config.quiet }, log) : undefined;
+    const listing =
+      config.listBlocks && stack.zeroCache
+        ? listInBackground(stack.zeroCache, { threads: config.listBlocksThreads, quiet: config.quiet }, log)
+        : undefined;
     let session: MountedSession;
     try {
       // default_permissions always, as upstream: without it FUSE checks no mode at all, and with
@@ -336,9 +363,9 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       })()
         .finally(() => session.release())
         .then(resolveClosed, (err: unknown) => {
-        rejectClosed(err);
-        throw err;
-      }));
+          rejectClosed(err);
+          throw err;
+        }));
     void session.ended.then(() => finish().catch((err: unknown) => log.error(`unmount: ${(err as Error).message}`)));
 
     return {

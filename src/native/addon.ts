@@ -38,6 +38,8 @@ function loadFailures(err: unknown): string {
 function loadCore(): NativeCore {
   const loader = path.join(__dirname, '..', '..', 'native', 'index.js');
   try {
+    // The loader's path is known only at run time (dist/ or an installed copy): a plain require.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(loader) as NativeCore;
   } catch (err) {
     // As napi-rs's loader decides: Node reports a glibc version only on glibc.

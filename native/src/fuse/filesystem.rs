@@ -5,8 +5,8 @@
 //! through the pending table.
 
 use super::pending::{Pending, PendingTable};
-use crate::block_map::Map;
 use super::settings::Settings;
+use crate::block_map::Map;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode,
     OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
@@ -26,16 +26,34 @@ pub const STATS_INODE: u64 = 3;
 /// What JS is asked to do. `offset`/`length` are bytes of the backed file.
 #[derive(Debug)]
 pub enum Event {
-    Read { id: u32, offset: u64, length: u32 },
-    Write { id: u32, offset: u64, data: Vec<u8> },
+    Read {
+        id: u32,
+        offset: u64,
+        length: u32,
+    },
+    Write {
+        id: u32,
+        offset: u64,
+        data: Vec<u8>,
+    },
     /// A writer's close or an fsync: answer once everything written is stored.
-    Flush { id: u32 },
+    Flush {
+        id: u32,
+    },
     /// The range now reads as zeros (discard, or an explicit zeroing).
-    Zero { id: u32, offset: u64, length: u64 },
+    Zero {
+        id: u32,
+        offset: u64,
+        length: u64,
+    },
     /// Render the stats file (for a getattr or an open).
-    Stats { id: u32 },
+    Stats {
+        id: u32,
+    },
     /// The stats file was removed: reset the counters.
-    ResetStats { id: u32 },
+    ResetStats {
+        id: u32,
+    },
     /// Reads or writes were answered through the block map: JS takes their log (Shared::take_hits,
     /// and the map's own log of the blocks written).
     Hits,
@@ -247,7 +265,9 @@ impl Filesystem for BackedFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match (parent.0, self.inode_of(name)) {
-            (ROOT_INODE, Some(FILE_INODE)) => reply.entry_with_ttls(&self.settings.attr_ttl, &self.settings.entry_ttl, &self.file_attr(), Generation(0)),
+            (ROOT_INODE, Some(FILE_INODE)) => {
+                reply.entry_with_ttls(&self.settings.attr_ttl, &self.settings.entry_ttl, &self.file_attr(), Generation(0))
+            }
             // The stats file's size changes: the kernel must ask for it each time.
             (ROOT_INODE, Some(STATS_INODE)) => {
                 self.send(Pending::StatsEntry(reply, self.attr(STATS_INODE, 0), self.settings.entry_ttl), |id| Event::Stats { id })
@@ -336,13 +356,32 @@ impl Filesystem for BackedFs {
         }
     }
 
-    fn release(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, _lock: Option<LockOwner>, _flush: bool, reply: ReplyEmpty) {
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
         self.shared.snapshots.lock().unwrap_or_else(|e| e.into_inner()).remove(&fh.0);
         self.shared.writers.lock().unwrap_or_else(|e| e.into_inner()).remove(&fh.0);
         reply.ok()
     }
 
-    fn read(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, size: u32, _flags: OpenFlags, _lock: Option<LockOwner>, reply: ReplyData) {
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
         match ino.0 {
             FILE_INODE => {
                 let file_size = self.settings.file_size;

@@ -93,8 +93,9 @@ impl FuseSession {
         let shared = Arc::new(Shared::new());
         let emit = Box::new(move |event: Event| on_request.call(event.into(), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok);
         let fs = BackedFs::new(settings, shared.clone(), emit, map.map(|m| m.inner.clone()));
-        let session = fuser::Session::new(fs, &options.mountpoint, &config)
-            .map_err(|e| Error::from_reason(format!("cannot mount FUSE at {}: {}", options.mountpoint, unmount::explain_mount_error(&e))))?;
+        let session = fuser::Session::new(fs, &options.mountpoint, &config).map_err(|e| {
+            Error::from_reason(format!("cannot mount FUSE at {}: {}", options.mountpoint, unmount::explain_mount_error(&e)))
+        })?;
         let ended = shared.clone();
         std::thread::Builder::new()
             .name("fuse-session".into())

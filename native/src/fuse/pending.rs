@@ -2,10 +2,10 @@
 //! A reply dropped unanswered (the table cleared when the session ends) answers EIO itself.
 
 use fuser::{Errno, FileAttr, ReplyAttr, ReplyData, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite};
-use std::time::Duration;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 pub enum Pending {
     /// A read of the backed file: answered with bytes.
@@ -66,5 +66,4 @@ mod tests {
         assert_eq!(errno(0), Errno::from_i32(libc::EIO));
         assert_eq!(errno(i32::MIN), Errno::from_i32(libc::EIO));
     }
-
 }

@@ -39,8 +39,12 @@ pub fn unmount(mountpoint: &str, lazy: bool) -> io::Result<()> {
 pub fn explain_mount_error(err: &io::Error) -> String {
     let device = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse");
     match device {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => format!("{err}: there is no /dev/fuse (is the fuse kernel module loaded? modprobe fuse)"),
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => format!("{err}: /dev/fuse cannot be opened by this user (run as root, or let this user read and write /dev/fuse)"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            format!("{err}: there is no /dev/fuse (is the fuse kernel module loaded? modprobe fuse)")
+        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            format!("{err}: /dev/fuse cannot be opened by this user (run as root, or let this user read and write /dev/fuse)")
+        }
         _ => err.to_string(),
     }
 }
