@@ -508,7 +508,7 @@ test('reload: a slot whose data does not give its entry\'s ETag is fetched in fu
   const log = { ...silentLogger, warn: (m) => warnings.push(m) };
   let slots = fill();
   let cache = new BlockCache(store, slots, { ...defaults, persistent: true }, log);
-  const r = await cache.restore(slots.entries(), { verify: true, recoverDirty: false });
+  const r = await cache.restore({ verify: true, recoverDirty: false });
   assert.deepEqual(r, { clean: 7, dirty: 0, discarded: 0, dropped: 0 });
   assert.deepEqual([...store.conditionalReads].sort(), [0, 5], 'no conditional read for a slot that fails its checksum');
   assert.deepEqual([...store.reads].sort(), [1, 2, 3, 4, 6]);
@@ -531,7 +531,7 @@ test('reload: a slot whose data does not give its entry\'s ETag is fetched in fu
   store.conditionalReads = [];
   slots = fill();
   cache = new BlockCache(store, slots, { ...defaults, persistent: true }, log);
-  await cache.restore(slots.entries(), { verify: false, recoverDirty: false });
+  await cache.restore({ verify: false, recoverDirty: false });
   assert.deepEqual([store.reads, store.conditionalReads], [[], []]);
   assert.ok((await cache.readBlock(1)).equals(damaged));
   await cache.close();
@@ -546,7 +546,7 @@ test('reload: thousands of damaged slots make one warning, with the first few bl
   }
   const warnings = [];
   const cache = new BlockCache(store, slots, { ...defaults, size: 3000, threads: 8 }, { ...silentLogger, warn: (m) => warnings.push(m) });
-  await cache.restore(slots.entries(), { verify: true, recoverDirty: false });
+  await cache.restore({ verify: true, recoverDirty: false });
   assert.equal(stat(cache, 'block_cache_mismatch'), 3000);
   assert.deepEqual(store.conditionalReads, []);
   assert.deepEqual(warnings, [

@@ -12,22 +12,18 @@
 // writable, dirty, uploading) and the LRU order of the evictable ones; this cache decides the
 // rest (what to fetch, upload, read ahead and evict, and when) and keeps what it waits on.
 
-import {
-  checkBlockNum,
-  type BlockStore,
-  type ETag,
-  type ListNonZeroOptions,
-  type TaggedBlock,
-  type TaggedBlockStore,
-} from '../store/blockStore';
+import { checkBlockNum, type BlockStore, type ETag, type ListNonZeroOptions, type TaggedBlockStore } from '../store/blockStore';
 import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
-import { BlockMaps, isZeroBlock, type BlockMap, type SlotEntry, type SlotStore } from '../native/addon';
+import { BlockMaps, isZeroBlock, type BlockMap, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
 import type { ProgressCallback } from '../util/progress';
 import type { BlockCacheConfig } from '../config/config';
 import { trimThrough } from '../store/trim';
 import { LoopGuard, cyclingSlots } from './loopGuard';
 import type { KnownZeros } from './zeroBlocks';
+import { ReadAhead } from './readAhead';
+import { addRange, gaps, type ByteRange } from './byteRanges';
+import { etagBytes, listSome, plural, verifyRestoredSlots, type RestoredSlot } from './cacheFileVerify';
 
 /** The cache flags (see config), with `size` already capped to the disk, and where the slots live. */
 export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVerify' | 'recoverDirty' | 'fileAdvise'> {
@@ -59,7 +55,7 @@ interface Entry {
   /** Writes between marking the block dirty and finishing their copy. */
   pendingWrites: number;
   /** Byte ranges of the slot that hold the block's data; null = all of it. */
-  valid: Array<[number, number]> | null;
+  valid: ByteRange[] | null;
   /** Set while the rest of a partly written block is fetched (no upload starts meanwhile). */
   completing: Promise<void> | undefined;
   /** The latest upload's end (settled, never rejected): a trim waits for it before deleting. */
@@ -112,8 +108,7 @@ export class BlockCache implements BlockStore, StatsSource {
   private readonly writeLocks = new Map<number, Promise<void>>();
   /** Cache-file entries of freshly fetched clean blocks being written (after their data is synced). */
   private readonly persisting = new Set<Promise<void>>();
-  private lastRead = -2;
-  private sequential = 0;
+  private readonly readAhead: ReadAhead;
   private lastWrite = -2;
   /** Blocks being trimmed below (with how many trims): no upload or read-ahead of them starts meanwhile. */
   private readonly trimming = new Map<number, number>();
@@ -156,6 +151,7 @@ export class BlockCache implements BlockStore, StatsSource {
     this.map = options.map ?? new BlockMaps(slots);
     this.map.setProtected(options.numProtected);
     this.loopGuard = new LoopGuard(options.size);
+    this.readAhead = new ReadAhead({ ...options, numBlocks: this.numBlocks });
     this.sessionWrites = options.session === true && !options.persistent && !options.sync;
     // A quarter of the cache at most: lent slots are not there for reads.
     this.spareTarget = this.sessionWrites ? Math.min(Math.ceil(SPARE_BYTES / this.blockSize), Math.floor(options.size / 4)) : 0;
@@ -176,28 +172,26 @@ export class BlockCache implements BlockStore, StatsSource {
   // ---- reload from a cache file ---------------------------------------------------------
 
   /**
-   * Takes over the entries a cache file kept. Clean blocks are verified unless `verify` is off:
-   * first locally (the slot's data, stored as this block, must give the ETag its entry records:
-   * bit rot, a torn write or an edited file is caught here, where S3 alone would answer 304 and
-   * let the damaged bytes through), then against the store (a conditional read; changed ones are
-   * refreshed). A slot that fails the local check is fetched again in full. Which entries are
+   * Takes over the entries a cache file kept. Clean blocks are verified unless `verify` is off
+   * (cacheFileVerify.ts: locally against their entry's ETag, then against the store), and served
+   * as each is known. Which entries are
    * taken over is the cache file's own recovery policy (native/src/cache_recovery.rs, which the
    * crash harness checks): dirty ones are uploaded again when `recoverDirty`, else discarded;
    * a dirty one whose data does not give the checksum its entry carries (torn by a power cut)
    * is discarded with a warning, never uploaded; those and any out of range are cleared in the
    * file before this goes on. Returns what happened, for the log.
    */
-  async restore(
-    _found: readonly SlotEntry[], // what openCacheFile read: recovery reads the slots themselves
-    opts: { verify: boolean; recoverDirty: boolean; onProgress?: ProgressCallback },
-  ): Promise<{ clean: number; dirty: number; discarded: number; dropped: number }> {
+  async restore(opts: {
+    verify: boolean;
+    recoverDirty: boolean;
+    onProgress?: ProgressCallback;
+  }): Promise<{ clean: number; dirty: number; discarded: number; dropped: number }> {
     const result = { clean: 0, dirty: 0, discarded: 0, dropped: 0 };
     const take = (slot: number): void => {
       const i = this.freeSlots.indexOf(slot);
       if (i >= 0) this.freeSlots.splice(i, 1);
     };
-    const drop = (slot: number): void => this.slots.clearEntry(slot);
-    const toVerify = new Map<Entry, ETag>(); // entry -> the ETag its slot claims
+    const toVerify: RestoredSlot[] = [];
     const torn: number[] = [];
     for (const f of this.slots.recover(this.numBlocks, this.options.size, opts.recoverDirty)) {
       if (f.fate === 'discarded') {
@@ -221,78 +215,38 @@ export class BlockCache implements BlockStore, StatsSource {
         this.publish(e);
         result.dirty++;
       } else if (opts.verify) {
-        toVerify.set(e, f.etag);
+        toVerify.push({ block: f.block, slot: f.slot, etag: f.etag });
       } else {
         this.publish(e);
         result.clean++;
       }
     }
-    // Verify in parallel, as many at once as uploads may run.
-    const queue = [...toVerify];
-    // Verifying is the slow part (one request per block): that is what progress counts.
-    let checked = 0;
-    if (toVerify.size > 0) opts.onProgress?.(0, toVerify.size);
-    const damaged: number[] = []; // slots whose data does not give their entry's ETag
-    const worker = async (): Promise<void> => {
-      // Each worker checks a copy of the slot in its own buffer (hashing and any encoding run
-      // on the libuv pool), overlapping with the other workers' requests.
-      const local = Buffer.allocUnsafeSlow(this.blockSize);
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        const [e, etag] = next;
-        const slot = this.slotOf(e);
-        try {
-          this.slots.readInto(slot, 0, local);
-          let fresh: TaggedBlock | null;
-          if (await this.inner.storesAs(e.block, local, etag)) {
-            // The slot holds what its entry says: only whether the store changed is left to ask.
-            fresh = await this.inner.readBlockIfChanged(e.block, etag);
-          } else {
-            // Damaged data (or an ETag this disk's encoding does not reproduce): never trust it,
-            // not even on a 304 for the ETag the entry claims.
-            damaged.push(e.block);
-            this.log.debug(`cache file: block ${e.block} (slot ${slot}) does not match its entry's ETag ${etag}; fetching it again`);
-            fresh = await this.inner.readBlockTagged(e.block);
-          }
-          // null: the store said unchanged; the same data again: unchanged too.
-          if (fresh === null || fresh.data.equals(local)) {
-            this.verified++;
-            // The data was right: the entry gets the stored object's ETag if it had another.
-            if (fresh !== null && fresh.etag !== etag) this.slots.setEntry(slot, e.block, false, etagBytes(fresh.etag));
-          } else {
-            this.mismatch++;
-            // The entry goes first: its claim must never cover the slot while new data lands.
-            this.slots.clearEntry(slot);
-            await this.slots.syncEntry(slot);
-            this.slots.write(slot, fresh.data);
-            await this.slots.syncData(slot);
-            this.slots.setEntry(slot, e.block, false, etagBytes(fresh.etag));
-          }
-          this.publish(e);
-          result.clean++;
-        } catch (err) {
-          this.log.warn(`cache file: cannot verify block ${e.block}, dropping it: ${(err as Error).message}`);
-          this.forget(e.block);
-          drop(slot);
-          this.freeSlots.push(slot);
-          result.dropped++;
-        }
-        opts.onProgress?.(++checked, toVerify.size);
-      }
-    };
     if (torn.length > 0) {
       this.log.warn(
         `cache file: ${torn.length} dirty ${plural(torn.length, 'block')} did not match the checksum of their entry (torn by a power cut?); ` +
           `not uploaded, S3's version stands (${listSome(torn)})`,
       );
     }
-    await Promise.all(Array.from({ length: Math.min(this.options.threads, toVerify.size) }, worker));
-    // One line however many blocks: a damaged file can hold thousands.
-    if (damaged.length > 0) {
-      this.log.warn(
-        `cache file: ${damaged.length} clean ${plural(damaged.length, 'block')} did not match their checksum (damaged file?); fetched again from S3 ` +
-          `(${listSome(damaged)})`,
-      );
-    }
+    // Verified in parallel, as many at once as uploads may run; each served once it is known.
+    await verifyRestoredSlots(this.inner, this.slots, toVerify, {
+      threads: this.options.threads,
+      blockSize: this.blockSize,
+      log: this.log,
+      onProgress: opts.onProgress,
+      onVerdict: (r, verdict) => {
+        const e = this.entries.get(r.block)!;
+        if (verdict === 'dropped') {
+          this.forget(r.block);
+          this.freeSlots.push(r.slot);
+          result.dropped++;
+          return;
+        }
+        if (verdict === 'kept') this.verified++;
+        else this.mismatch++;
+        this.publish(e);
+        result.clean++;
+      },
+    });
     this.initialSize = this.entries.size;
     this.pump();
     return result;
@@ -656,19 +610,9 @@ export class BlockCache implements BlockStore, StatsSource {
     }
   }
 
+  /** A read drives read-ahead (readAhead.ts): the blocks it wants that are not here, into free or clean slots, never dirty ones. */
   private noteRead(blockNum: number): void {
-    // Several reads inside one block (the kernel reads at most 128 KiB at a time) are one step.
-    if (blockNum === this.lastRead) return;
-    this.sequential = blockNum === this.lastRead + 1 ? this.sequential + 1 : 1;
-    this.lastRead = blockNum;
-    if (this.options.readAhead <= 0 || this.sequential < this.options.readAheadTrigger) return;
-    // Adaptive: the window doubles while the reader stays sequential (up to 16x --readAhead),
-    // so high-latency stores keep enough fetches in flight; it never takes dirty slots.
-    const growth = Math.min(this.sequential - this.options.readAheadTrigger, 4);
-    const window = Math.min(this.options.readAhead * 2 ** growth, Math.floor(this.options.size / 4));
-    for (let i = 1; i <= Math.max(window, this.options.readAhead); i++) {
-      const b = blockNum + i;
-      if (b >= this.numBlocks) break;
+    for (const b of this.readAhead.onRead(blockNum)) {
       if (this.entries.has(b) || this.trimming.has(b) || this.options.knownZero?.isKnownZero(b) === true) continue;
       // Read-ahead only uses free or clean slots and stops when there are none.
       const slot = this.takeSlotNow();
@@ -1181,38 +1125,4 @@ export class BlockCache implements BlockStore, StatsSource {
         0;
     this.loopGuard.holds = 0;
   }
-}
-
-const etagBytes = (etag: ETag): Buffer => Buffer.from(etag, 'hex');
-
-/** "blocks 3, 17, 40" or, for many, the first few and how many more (block numbers sorted). */
-function listSome(blocks: number[], max = 8): string {
-  const sorted = [...blocks].sort((a, b) => a - b);
-  const shown = sorted.slice(0, max).join(', ');
-  return `${plural(sorted.length, 'block')} ${shown}${sorted.length > max ? ` and ${sorted.length - max} more` : ''}`;
-}
-
-const plural = (n: number, word: string): string => (n === 1 ? word : `${word}s`);
-
-/** Adds [a, b) to sorted, disjoint ranges; null when they then cover the whole block. */
-function addRange(ranges: Array<[number, number]>, a: number, b: number, size: number): Array<[number, number]> | null {
-  const merged: Array<[number, number]> = [];
-  for (const [x, y] of [...ranges, [a, b] as [number, number]].sort((p, q) => p[0] - q[0])) {
-    const last = merged[merged.length - 1];
-    if (last && x <= last[1]) last[1] = Math.max(last[1], y);
-    else merged.push([x, y]);
-  }
-  return merged.length === 1 && merged[0]![0] === 0 && merged[0]![1] >= size ? null : merged;
-}
-
-/** The parts of [0, size) not in the ranges. */
-function gaps(ranges: Array<[number, number]>, size: number): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  let at = 0;
-  for (const [a, b] of ranges) {
-    if (a > at) out.push([at, a]);
-    at = Math.max(at, b);
-  }
-  if (at < size) out.push([at, size]);
-  return out;
 }

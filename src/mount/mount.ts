@@ -175,7 +175,7 @@ export async function mount(config: Config, log: Logger): Promise<MountHandle> {
       }
       const verifying = createProgress('cached blocks verified', undefined, { quiet: config.quiet });
       const r = await stack.blockCache
-        .restore(cacheFile.entries, { verify: !cacheConfig.noVerify, recoverDirty: recover, onProgress: verifying.update })
+        .restore({ verify: !cacheConfig.noVerify, recoverDirty: recover, onProgress: verifying.update })
         .finally(verifying.finish);
       log.info(
         `cache file ${cacheConfig.file}: ${r.clean} clean blocks reused (${stack.blockCache.verified} verified, ` +
