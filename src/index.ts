@@ -7,7 +7,7 @@ export { FLAGS, type FlagSpec } from './config/flags';
 export { UserError, ConfigError, UsageError, StoreError, RetriesExhaustedError } from './errors';
 export { buildConfig, type Config, type ParsedArgs } from './config/config';
 export { parseCommandLine } from './cli/parseArgs';
-export { parseSize, formatSize } from './config/sizes';
+export { parseSize, formatSize } from './util/sizes';
 export { blockKey, blockHash, parseBlockKey, mountedFlagKey } from './format/blockNames';
 export { createLogger, type Logger } from './util/log';
 export type { BlockStore } from './store/blockStore';

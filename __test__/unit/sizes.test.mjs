@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 
-import { parseSize, formatSize, isPowerOfTwo } from '../../dist/config/sizes.js';
+import { parseSize, formatSize, isPowerOfTwo } from '../../dist/util/sizes.js';
 
 test('sizes accept upstream suffixes', () => {
   assert.equal(parseSize('4096'), 4096);

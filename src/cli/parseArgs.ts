@@ -3,7 +3,7 @@
 
 import { Command, CommanderError, Option } from 'commander';
 import { FLAGS, FLAG_BY_NAME, defaultHelp } from '../config/flags';
-import { checkFuseOption } from '../config/fuseOptions';
+import { checkFuseOption } from '../fuse/fuseOptions';
 import { type ParsedArgs } from '../config/config';
 import { expandConfigFiles } from './configFile';
 import { ConfigError, UsageError } from '../errors';

@@ -5,12 +5,14 @@ import * as path from 'node:path';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { FLAG_BY_NAME, flagDefault } from './flags';
-import { isPowerOfTwo, parseSize } from './sizes';
+import { isPowerOfTwo, parseSize } from '../util/sizes';
 import { MAX_BLOCKS } from '../format/blockNames';
 import { parseTypeOfService } from './ipTos';
 import { ConfigError, UsageError } from '../errors';
 import type { S3Settings } from '../backend/s3/s3ObjectStore';
 import type { TestSettings } from '../backend/faultyObjectStore';
+import type { BlockCacheSettings } from '../layers/blockCache';
+import type { CacheFileSettings } from '../layers/cacheFile';
 
 export type Mode = 'mount' | 'resetMountedFlag' | 'erase';
 
@@ -61,29 +63,8 @@ export interface Config extends S3Settings, TestSettings {
   readonly fuseOptions: readonly string[];
 }
 
-export interface BlockCacheConfig {
-  /** Blocks; 0 = no block cache. */
-  readonly size: number;
-  readonly writeDelayMs: number;
-  /** Uploads in flight at once. */
-  readonly threads: number;
-  /** Idle clean blocks are evicted after this long (0 = never). */
-  readonly timeoutMs: number;
-  /** Writers wait while this many blocks are dirty (0 = no limit but the cache size). */
-  readonly maxDirty: number;
-  /** A write returns only once uploaded. */
-  readonly sync: boolean;
-  /** Blocks below this number are evicted last. */
-  readonly numProtected: number;
-  readonly readAhead: number;
-  readonly readAheadTrigger: number;
-  /** Absolute path of the cache file; undefined = anonymous memory. */
-  readonly file: string | undefined;
-  readonly noVerify: boolean;
-  readonly recoverDirty: boolean;
-  /** --blockCacheFileAdvise: drop a slot's pages from memory once read (or written back). */
-  readonly fileAdvise: boolean;
-}
+/** The block cache's settings and its cache file's, each declared by its module. */
+export interface BlockCacheConfig extends BlockCacheSettings, CacheFileSettings {}
 
 export interface CodecConfig {
   readonly compression: 'deflate' | 'zstd' | undefined;

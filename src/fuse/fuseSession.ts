@@ -3,7 +3,7 @@
 // user's `-o` options apply.
 
 import { FuseSessions, type BlockMap, type FuseSessionOptions } from '../native/addon';
-import { applyFuseOptions, type FuseTuning } from '../config/fuseOptions';
+import { applyFuseOptions, type FuseTuning } from './fuseOptions';
 import type { FuseFrontEnd } from './fuseFrontEnd';
 import type { Logger } from '../util/log';
 

@@ -17,7 +17,6 @@ import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
 import { BlockMaps, isZeroBlock, type BlockMap, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
 import type { ProgressCallback } from '../util/progress';
-import type { BlockCacheConfig } from '../config/config';
 import { trimThrough } from '../store/trim';
 import { LoopGuard, cyclingSlots } from './loopGuard';
 import type { KnownZeros } from './zeroBlocks';
@@ -26,7 +25,26 @@ import { addRange, gaps, type ByteRange } from './byteRanges';
 import { etagBytes, listSome, plural, verifyRestoredSlots, type RestoredSlot } from './cacheFileVerify';
 
 /** The cache flags (see config), with `size` already capped to the disk, and where the slots live. */
-export interface BlockCacheOptions extends Omit<BlockCacheConfig, 'file' | 'noVerify' | 'recoverDirty' | 'fileAdvise'> {
+/** The block cache's settings, as the flags give them. */
+export interface BlockCacheSettings {
+  /** Blocks; 0 = no block cache. */
+  readonly size: number;
+  readonly writeDelayMs: number;
+  /** Uploads in flight at once. */
+  readonly threads: number;
+  /** Idle clean blocks are evicted after this long (0 = never). */
+  readonly timeoutMs: number;
+  /** Writers wait while this many blocks are dirty (0 = no limit but the cache size). */
+  readonly maxDirty: number;
+  /** A write returns only once uploaded. */
+  readonly sync: boolean;
+  /** Blocks below this number are evicted last. */
+  readonly numProtected: number;
+  readonly readAhead: number;
+  readonly readAheadTrigger: number;
+}
+
+export interface BlockCacheOptions extends BlockCacheSettings {
   /** The slots live in a cache file: order its writes for crash safety. */
   readonly persistent: boolean;
   /**

@@ -10,6 +10,16 @@ import { SlotStores, readCacheFile, rewriteCacheFile, type SlotEntry, type SlotS
 import type { Logger } from '../util/log';
 import { ConfigError } from '../errors';
 
+/** The cache file's settings, as the flags give them. */
+export interface CacheFileSettings {
+  /** Absolute path of the cache file; undefined = anonymous memory. */
+  readonly file: string | undefined;
+  readonly noVerify: boolean;
+  readonly recoverDirty: boolean;
+  /** --blockCacheFileAdvise: drop a slot's pages from memory once read (or written back). */
+  readonly fileAdvise: boolean;
+}
+
 export interface OpenedCacheFile {
   readonly slots: SlotStore;
   /** Entries found in an existing file (empty for a new one). */

@@ -4,7 +4,7 @@
 import { blockKey, type BlockNaming } from '../format/blockNames';
 import { parseGeometry, type Geometry } from '../format/blockMeta';
 import { DEFAULT_BLOCK_SIZE, checkGeometry } from '../config/config';
-import { formatSize } from '../config/sizes';
+import { formatSize } from '../util/sizes';
 import type { ObjectStore } from '../backend/objectStore';
 import type { Logger } from '../util/log';
 import { ConfigError } from '../errors';

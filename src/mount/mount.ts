@@ -3,7 +3,7 @@
 
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config/config';
-import { formatSize } from '../config/sizes';
+import { formatSize } from '../util/sizes';
 import { HttpStats } from '../backend/httpStats';
 import { renderStats } from '../stats/stats';
 import { renderPrometheus, statsJSON, type StatsJSON } from '../stats/prometheus';

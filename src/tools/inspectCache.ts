@@ -2,7 +2,7 @@
 // works while the disk is not mounted (and is safe while it is).
 
 import { readCacheFile, type SlotEntry } from '../native/addon';
-import { formatSize } from '../config/sizes';
+import { formatSize } from '../util/sizes';
 
 export interface CacheFileReport {
   readonly file: string;
