@@ -4,7 +4,7 @@
 import type { HttpStats } from '../backend/httpStats';
 import { renderStats, type StatsSource } from '../stats/stats';
 import { renderPrometheus, statsJSON, type StatsJSON } from '../stats/prometheus';
-import { FuseRequests, S3_OPERATIONS } from '../stats/latency';
+import { FuseRequests, S3_OPERATIONS, type Histogram } from '../stats/latency';
 import { ProcessMetrics } from '../stats/processMetrics';
 import { version } from '../version';
 
@@ -41,22 +41,12 @@ export function mountStatistics(
         {
           name: 'fuse_request_duration_seconds',
           help: 'Duration of FUSE reads and writes of the backed file, by operation and where they were answered',
-          series: [
-            { labels: { operation: 'read', answered_in: 'stack' }, histogram: fuseRequests.read },
-            { labels: { operation: 'read', answered_in: 'session' }, histogram: fuseRequests.sessionRead },
-            { labels: { operation: 'write', answered_in: 'stack' }, histogram: fuseRequests.write },
-            { labels: { operation: 'write', answered_in: 'session' }, histogram: fuseRequests.sessionWrite },
-          ],
+          series: fuseSeries(fuseRequests, ''),
         },
         {
           name: 'fuse_request_bytes',
           help: 'Sizes of FUSE reads and writes of the backed file as the kernel sent them; answered_in="session": through the block map, without JS',
-          series: [
-            { labels: { operation: 'read', answered_in: 'stack' }, histogram: fuseRequests.readBytes },
-            { labels: { operation: 'read', answered_in: 'session' }, histogram: fuseRequests.sessionReadBytes },
-            { labels: { operation: 'write', answered_in: 'stack' }, histogram: fuseRequests.writeBytes },
-            { labels: { operation: 'write', answered_in: 'session' }, histogram: fuseRequests.sessionWriteBytes },
-          ],
+          series: fuseSeries(fuseRequests, 'Bytes'),
         },
       ],
     });
@@ -68,4 +58,14 @@ export function mountStatistics(
     prometheus,
     close: () => processMetrics?.close(),
   };
+}
+
+/** One series per operation and where it was answered: the durations ('') or the sizes ('Bytes'). */
+function fuseSeries(r: FuseRequests, figure: '' | 'Bytes'): Array<{ labels: Record<string, string>; histogram: Histogram }> {
+  return (['read', 'write'] as const).flatMap((op) =>
+    (['stack', 'session'] as const).map((where) => {
+      const name = where === 'stack' ? `${op}${figure}` : `session${op === 'read' ? 'Read' : 'Write'}${figure}`;
+      return { labels: { operation: op, answered_in: where }, histogram: r[name as keyof FuseRequests] };
+    }),
+  );
 }
