@@ -5,6 +5,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
+import { ManualClock } from './helpers/manualClock.mjs';
 
 const require = createRequire(import.meta.url);
 const { BlockCache } = require('../dist/layers/blockCache.js');
@@ -141,16 +142,20 @@ test('a reader looping over more blocks than the cache holds: most of them stay 
 
 test('writes return at once and are uploaded after the write delay', async () => {
   const store = new RecordingStore(100);
-  const cache = cacheOver(store, { writeDelayMs: 150 });
-  const started = Date.now();
+  // The cache's time is driven by hand: "after the delay, not before" without reading the wall clock.
+  const clock = new ManualClock();
+  const cache = cacheOver(store, { writeDelayMs: 150, clock });
+  const uploads = () => store.inFlight + store.writes.length;
   await cache.writeBlock(7, block(1));
-  assert.ok(Date.now() - started < 50, 'write returned before any upload');
-  assert.equal(store.writes.length, 0);
+  assert.equal(uploads(), 0, 'write returned before any upload');
   assert.ok((await cache.readBlock(7)).equals(block(1)), 'dirty data is readable');
   assert.deepEqual(store.reads, [], 'without fetching');
-  await sleep(300);
+  await clock.advance(149);
+  assert.equal(uploads(), 0, 'not uploaded before the write delay is up');
+  await clock.advance(1);
+  assert.equal(uploads(), 1, 'uploaded as soon as it is');
+  await cache.flush();
   assert.equal(store.writes.length, 1);
-  assert.ok(store.writes[0].at - started >= 140, `uploaded after ${store.writes[0].at - started} ms`);
   await cache.close();
 });
 

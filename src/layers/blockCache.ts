@@ -23,6 +23,7 @@ import type { KnownZeros } from './zeroBlocks';
 import { ReadAhead } from './readAhead';
 import { addRange, gaps, type ByteRange } from './byteRanges';
 import { etagBytes, listSome, plural, verifyRestoredSlots, type RestoredSlot } from './cacheFileVerify';
+import { systemClock, type Clock } from '../util/clock';
 
 /** The cache flags (see config), with `size` already capped to the disk, and where the slots live. */
 /** The block cache's settings, as the flags give them. */
@@ -61,6 +62,8 @@ export interface BlockCacheOptions extends BlockCacheSettings {
   readonly map?: BlockMap | undefined;
   /** A FUSE session reads and writes through the map: it is lent spare slots and may write. */
   readonly session?: boolean | undefined;
+  /** The write delay's and the idle sweep's time (tests drive it by hand). */
+  readonly clock?: Clock | undefined;
 }
 
 interface Entry {
@@ -119,8 +122,10 @@ export class BlockCache implements BlockStore, StatsSource {
   private uploadsInFlight = 0;
   private fetchesInFlight = 0;
   private urgent = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private sweeper: NodeJS.Timeout | undefined;
+  /** Cancels the timer of the next due upload. */
+  private cancelPump: (() => void) | undefined;
+  private stopSweeper: (() => void) | undefined;
+  private readonly clock: Clock;
   private closed = false;
   /** With a cache file: each block's last write under way, which its next write waits for. */
   private readonly writeLocks = new Map<number, Promise<void>>();
@@ -164,6 +169,7 @@ export class BlockCache implements BlockStore, StatsSource {
   ) {
     this.blockSize = inner.blockSize;
     this.numBlocks = inner.numBlocks;
+    this.clock = options.clock ?? systemClock;
     this.zeros = Buffer.alloc(inner.blockSize);
     this.maxDirty = options.maxDirty > 0 ? Math.min(options.maxDirty, options.size) : options.size;
     this.map = options.map ?? new BlockMaps(slots);
@@ -177,10 +183,7 @@ export class BlockCache implements BlockStore, StatsSource {
     if (this.sessionWrites) this.map.allowWrites(this.maxDirty);
     this.prefaultAtMount(Math.min(options.size, Math.floor(PREFAULT_AT_MOUNT_BYTES / this.blockSize)));
     this.lendSpares(false);
-    if (options.timeoutMs > 0) {
-      this.sweeper = setInterval(() => this.evictIdle(), Math.min(options.timeoutMs, 1000));
-      this.sweeper.unref();
-    }
+    if (options.timeoutMs > 0) this.stopSweeper = this.clock.every(Math.min(options.timeoutMs, 1000), () => this.evictIdle());
   }
 
   get dirtyCount(): number {
@@ -227,7 +230,7 @@ export class BlockCache implements BlockStore, StatsSource {
       this.entries.set(f.block, e);
       if (f.dirty) {
         e.version = 1;
-        e.dirtySince = Date.now();
+        e.dirtySince = this.clock.now();
         this.dirty.set(f.block, e);
         this.map.markDirty(f.block);
         this.publish(e);
@@ -336,7 +339,7 @@ export class BlockCache implements BlockStore, StatsSource {
   private writtenBeside(e: Entry): void {
     e.version++;
     if (!this.dirty.has(e.block)) {
-      e.dirtySince = Date.now();
+      e.dirtySince = this.clock.now();
       this.dirty.set(e.block, e);
     }
   }
@@ -888,7 +891,7 @@ export class BlockCache implements BlockStore, StatsSource {
       e.pendingWrites++;
       this.map.markDirty(blockNum);
       if (!this.dirty.has(blockNum)) {
-        e.dirtySince = Date.now();
+        e.dirtySince = this.clock.now();
         this.dirty.set(blockNum, e);
       }
       return e;
@@ -916,7 +919,7 @@ export class BlockCache implements BlockStore, StatsSource {
   /** Starts whatever uploads are due, and a timer for the next one. */
   private pump(): void {
     if (this.closed && this.dirty.size === 0) return;
-    const now = Date.now();
+    const now = this.clock.now();
     // Under pressure (writers or readers waiting, a flush, a half-full cache) the delay is skipped.
     const hurry = this.urgent > 0 || this.flushWaiters.length > 0 || this.options.sync || this.dirty.size * 2 >= this.options.size;
     let nextDue = Infinity;
@@ -944,10 +947,10 @@ export class BlockCache implements BlockStore, StatsSource {
       }
       this.upload(e);
     }
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.cancelPump?.();
+    this.cancelPump = undefined;
     if (nextDue !== Infinity && this.uploadsInFlight < this.options.threads) {
-      this.timer = setTimeout(() => this.pump(), Math.max(1, nextDue - now));
+      this.cancelPump = this.clock.after(Math.max(1, nextDue - now), () => this.pump());
     }
   }
 
@@ -999,7 +1002,7 @@ export class BlockCache implements BlockStore, StatsSource {
       } else {
         // Rewritten while uploading: upload the new version next, once (moved to the end to
         // keep `dirty` ordered by dirtySince).
-        e.dirtySince = Date.now();
+        e.dirtySince = this.clock.now();
         this.dirty.delete(e.block);
         this.dirty.set(e.block, e);
       }
@@ -1032,7 +1035,7 @@ export class BlockCache implements BlockStore, StatsSource {
   private uploadFailed(e: Entry, err: unknown): void {
     e.failures++;
     this.uploadFailures++;
-    e.retryAt = Date.now() + Math.min(MAX_RETRY_DELAY_MS, 1000 * 2 ** Math.min(e.failures - 1, 5));
+    e.retryAt = this.clock.now() + Math.min(MAX_RETRY_DELAY_MS, 1000 * 2 ** Math.min(e.failures - 1, 5));
     this.log.error(`upload of block ${e.block} failed (attempt ${e.failures}, kept dirty, retrying): ${(err as Error).message}`);
     for (const w of this.flushWaiters) if (w.versions.has(e)) w.reject(err as Error);
     this.settleFlushes();
@@ -1094,8 +1097,8 @@ export class BlockCache implements BlockStore, StatsSource {
     this.closed = true;
     // A detached mount still open somewhere gets nothing more from the slots.
     this.map.close();
-    if (this.timer) clearTimeout(this.timer);
-    if (this.sweeper) clearInterval(this.sweeper);
+    this.cancelPump?.();
+    this.stopSweeper?.();
     await this.inner.close();
   }
 
