@@ -164,7 +164,7 @@ export declare class SlotStore {
   read(slot: number): Buffer
   /**
    * Records a block in a slot: clean with its stored object's ETag (absent: all zeros), or dirty
-   * (the file's entry then carries the MD5 of the slot's data). With a file, throws unless the
+   * (the file's entry then carries a checksum of the slot's data). With a file, throws unless the
    * slot's data is in the file (synced since its last write).
    */
   setEntry(slot: number, block: number, dirty: boolean, etag?: Uint8Array | undefined | null): void

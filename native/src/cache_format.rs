@@ -7,8 +7,8 @@
 //!     format), max_blocks (the slot count), mount_token (int32), 7 spare words (zero)
 //!   directory: one 24-byte entry per slot: block number (u32), ETag (16 bytes), flags (u32,
 //!     bit 0: dirty). An all-zero entry is a free slot. Upstream leaves a dirty entry's ETag
-//!     field zero and never reads it; ours puts the MD5 of the slot's data there (the dirty
-//!     checksum), so a torn or stale dirty slot is found at recovery instead of uploaded.
+//!     field zero and never reads it; ours puts a checksum of the slot's data there (XXH3-128:
+//!     digest::dirty_checksum), so a torn or stale dirty slot is found at recovery instead of uploaded.
 //!   data: from ROUNDUP(64 + 24 * slots, data_align), slot k at data + k * block_size.
 //! Read too, to be converted: upstream's old format (32-byte header without token and spare,
 //! 20-byte entries without flags, no dirty blocks) and the one earlier versions of ours wrote
@@ -225,7 +225,7 @@ impl Header {
         e
     }
 
-    /// A dirty entry's checksum (the MD5 of its slot's data when the entry was written); None
+    /// A dirty entry's checksum (of its slot's data when the entry was written); None
     /// for clean and free entries, old formats, and dirty entries upstream wrote (all zeros).
     pub fn dirty_checksum(&self, e: &[u8]) -> Option<[u8; 16]> {
         if self.format != Format::Current || u32_ne(e, 20) & ENTFLG_DIRTY == 0 {

@@ -105,7 +105,7 @@ pub struct SlotStore {
 }
 
 pub enum SyncWhat {
-    /// The slot's data, with its MD5 taken for a dirty entry when true.
+    /// The slot's data, with its checksum taken for a dirty entry when true.
     Data(u32, bool),
     Entry(u32),
 }
@@ -256,7 +256,7 @@ impl SlotStore {
     }
 
     /// Records a block in a slot: clean with its stored object's ETag (absent: all zeros), or dirty
-    /// (the file's entry then carries the MD5 of the slot's data). With a file, throws unless the
+    /// (the file's entry then carries a checksum of the slot's data). With a file, throws unless the
     /// slot's data is in the file (synced since its last write).
     #[napi]
     pub fn set_entry(&self, slot: u32, block: u32, dirty: bool, etag: Option<&[u8]>) -> Result<()> {

@@ -27,7 +27,7 @@ struct Durability {
     entry_synced: u64,
     data_gen: u64,
     data_synced: u64,
-    /// The MD5 of the data at a generation, taken by the sync that made it durable: a dirty
+    /// The checksum (digest::dirty_checksum) of the data at a generation, taken by the sync that made it durable: a dirty
     /// entry's checksum, computed on the sync's thread rather than the caller's.
     digest: Option<(u64, [u8; 16])>,
 }
@@ -255,7 +255,7 @@ impl Slots {
     }
 
     /// Records a block in a slot: clean with its stored object's ETag, or dirty (`etag` unused:
-    /// a file's dirty entry gets the MD5 of the slot's data as its checksum). With a file,
+    /// a file's dirty entry gets a checksum of the slot's data). With a file,
     /// refused while the slot's data is not in the file yet.
     pub fn set_entry(&self, slot: u32, block: u32, dirty: bool, etag: &[u8; 16]) -> Result<(), String> {
         assert!(self.writable(), "entries are written only in the current format");
@@ -278,7 +278,7 @@ impl Slots {
             // No sync took it: the data cannot change meanwhile (writes need this lock).
             let mut data = vec![0u8; self.header.block_size as usize];
             self.backing.read_at(self.header.slot_offset(slot), &mut data);
-            crate::digest::md5(&data)
+            crate::digest::dirty_checksum(&data)
         };
         self.backing.write_at(at, &Header::encode_entry(block, dirty, &field));
         d.claimed = true;
@@ -314,7 +314,7 @@ impl Slots {
         let Some(sum) = self.dirty_checksum(slot) else { return true };
         let mut data = vec![0u8; self.header.block_size as usize];
         self.backing.read_at(self.header.slot_offset(slot), &mut data);
-        crate::digest::md5(&data) == sum
+        crate::digest::dirty_checksum(&data) == sum
     }
 
     /// Makes every entry durable at once (one sync of the directory).
@@ -364,7 +364,7 @@ impl Slots {
     }
 
     /// Data of a slot durable in the file (no-op in memory, and when it is already). With
-    /// `digest`, its MD5 is taken here too, for the dirty entry that is to claim it.
+    /// `digest`, its checksum is taken here too, for the dirty entry that is to claim it.
     pub fn sync_data(&self, slot: u32, digest: bool) -> io::Result<()> {
         let (offset, size) = self.data_range(slot);
         let (gen, copy) = {
@@ -383,7 +383,7 @@ impl Slots {
             (d.data_gen, copy)
         };
         self.backing.sync(offset, size)?;
-        let sum = copy.map(|data| crate::digest::md5(&data));
+        let sum = copy.map(|data| crate::digest::dirty_checksum(&data));
         {
             let mut l = self.ledger().expect("file-backed");
             let d = &mut l[slot as usize];

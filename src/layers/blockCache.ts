@@ -684,7 +684,7 @@ export class BlockCache implements BlockStore, StatsSource {
       this.publish(entry);
       const version = ++entry.version;
       if (this.options.persistent) {
-        // Its MD5 is taken with the sync, for the checksum the dirty entry carries.
+        // Its checksum is taken with the sync, for the dirty entry that is to claim it.
         await this.slots.syncData(slot, true);
         if (entry.version === version) {
           this.slots.setEntry(slot, blockNum, true, null);
