@@ -44,17 +44,14 @@ export class StatsMirror {
 
   private async update(): Promise<void> {
     const { path } = this.options;
-    if (
-      this.written &&
-      !(await fs.stat(path).then(
-        () => true,
-        (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
-      ))
-    ) {
-      this.options.reset();
-    }
     const temp = `${path}.new`;
     await fs.writeFile(temp, this.options.render());
+    // Looked for only once the new copy is written, right before the rename: a removal during the
+    // write would otherwise be undone by the rename and its reset lost.
+    if (this.written && !(await exists(path))) {
+      this.options.reset();
+      await fs.writeFile(temp, this.options.render());
+    }
     await fs.rename(temp, path);
     this.written = true;
   }
@@ -68,4 +65,11 @@ export class StatsMirror {
     if (final && !wasStopped)
       await this.update().catch((err: unknown) => this.log.error(`stats file mirror ${this.options.path}: ${(err as Error).message}`));
   }
+}
+
+function exists(path: string): Promise<boolean> {
+  return fs.stat(path).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
+  );
 }
