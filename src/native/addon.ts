@@ -2,6 +2,7 @@
 // build first, then the installed platform package; when both fail we say which and how to fix it.
 
 import * as path from 'node:path';
+import { packageRoot } from '../util/packageRoot';
 
 // The types are the ones napi-rs generates from the Rust source (native/index.d.ts): a copy
 // written by hand once disagreed with them and put an "undefined" HMAC header on the wire.
@@ -36,7 +37,7 @@ function loadFailures(err: unknown): string {
 }
 
 function loadCore(): NativeCore {
-  const loader = path.join(__dirname, '..', '..', 'native', 'index.js');
+  const loader = path.join(packageRoot(), 'native', 'index.js');
   try {
     // The loader's path is known only at run time (dist/ or an installed copy): a plain require.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
