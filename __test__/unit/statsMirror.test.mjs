@@ -12,6 +12,13 @@ import { StatsMirror } from '../../dist/stats/statsMirror.js';
 const quiet = { error() {}, warn() {}, info() {}, debug() {}, http() {} };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** A fresh directory for one test, removed when it ends. */
+async function tempDir(t) {
+  const dir = await mkdtemp(join(tmpdir(), 'mirror-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 async function waitFor(what, predicate) {
   for (let i = 0; i < 200; i++) {
     if (await predicate()) return;
@@ -21,9 +28,7 @@ async function waitFor(what, predicate) {
 }
 
 test('a copy removed while the next is being written still resets the counters', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'mirror-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, 'stats.prom');
+  const path = join(await tempDir(t), 'stats.prom');
   let count = 7;
   let renders = 0;
   let resets = 0;
@@ -55,9 +60,7 @@ test('a copy removed while the next is being written still resets the counters',
 });
 
 test('an untouched copy never resets; stop({ final: true }) writes the last counts', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'mirror-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, 'stats.prom');
+  const path = join(await tempDir(t), 'stats.prom');
   let count = 0;
   let resets = 0;
   const mirror = new StatsMirror({ path, intervalMs: 10, render: () => `puts ${++count}\n`, reset: () => resets++ }, quiet);
@@ -69,8 +72,7 @@ test('an untouched copy never resets; stop({ final: true }) writes the last coun
 });
 
 test('an error stops mirroring, once, without throwing', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'mirror-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t);
   const errors = [];
   const mirror = new StatsMirror(
     { path: join(dir, 'missing-dir', 'stats.prom'), intervalMs: 10, render: () => 'x\n', reset() {} },

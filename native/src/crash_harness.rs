@@ -638,9 +638,7 @@ impl Model {
         while !self.tasks.is_empty() {
             self.advance();
             if self.rng.chance(20) {
-                if let Some(b) = self.random_dirty() {
-                    self.start_upload(b);
-                }
+                self.upload_random_dirty();
             }
             guard += 1;
             assert!(guard < 100_000, "tasks never finish");
@@ -668,6 +666,20 @@ impl Model {
     fn random_dirty(&mut self) -> Option<u32> {
         let dirty: Vec<u32> = self.cells.iter().filter(|(_, c)| c.dirty && !c.uploading && !c.loading).map(|(&b, _)| b).collect();
         (!dirty.is_empty()).then(|| dirty[self.rng.below(dirty.len())])
+    }
+
+    /// Starts the upload of a dirty block chosen at random, if one is idle.
+    fn upload_random_dirty(&mut self) {
+        if let Some(b) = self.random_dirty() {
+            self.start_upload(b);
+        }
+    }
+
+    /// Runs `n` steps of tasks chosen at random.
+    fn advance_times(&mut self, n: usize) {
+        for _ in 0..n {
+            self.advance();
+        }
     }
 
     fn finish(&mut self, name: &str) -> Counts {
@@ -698,17 +710,14 @@ fn sequential_writes() {
         let data = m.fresh_data();
         while !m.start_write(block, data.clone()) {
             m.advance();
-            if let Some(b) = m.random_dirty() {
-                m.start_upload(b);
-            }
+            m.upload_random_dirty();
         }
         // Write-behind: the block before is uploaded once the writer moves on.
         if block > 0 {
             m.start_upload(block - 1);
         }
-        for _ in 0..m.rng.below(4) {
-            m.advance();
-        }
+        let steps = m.rng.below(4);
+        m.advance_times(steps);
         if block % 16 == 15 {
             m.fsync();
         }
@@ -725,13 +734,10 @@ fn random_partial_writes() {
         let len = 1 + m.rng.below(BS as usize - offset);
         let data = m.fresh_data()[..len].to_vec();
         m.tasks.push(Task::Part { block, offset, data });
-        for _ in 0..1 + m.rng.below(5) {
-            m.advance();
-        }
+        let steps = 1 + m.rng.below(5);
+        m.advance_times(steps);
         if m.rng.chance(20) {
-            if let Some(b) = m.random_dirty() {
-                m.start_upload(b);
-            }
+            m.upload_random_dirty();
         }
     }
     m.finish("random partial writes");
@@ -746,12 +752,9 @@ fn write_back_in_flight() {
         let block = m.rng.below(6) as u32;
         let data = m.fresh_data();
         m.start_write(block, data);
-        if let Some(b) = m.random_dirty() {
-            m.start_upload(b);
-        }
-        for _ in 0..m.rng.below(4) {
-            m.advance();
-        }
+        m.upload_random_dirty();
+        let steps = m.rng.below(4);
+        m.advance_times(steps);
         if round % 25 == 24 {
             m.fsync();
         }
@@ -773,13 +776,10 @@ fn eviction_and_slot_reuse() {
             m.start_write(block, data);
         }
         if m.rng.chance(60) {
-            if let Some(b) = m.random_dirty() {
-                m.start_upload(b);
-            }
+            m.upload_random_dirty();
         }
-        for _ in 0..m.rng.below(5) {
-            m.advance();
-        }
+        let steps = m.rng.below(5);
+        m.advance_times(steps);
     }
     m.finish("eviction and slot reuse");
 }
@@ -796,13 +796,10 @@ fn resize_after_a_crash() {
             let data = m.fresh_data();
             m.start_write(block, data);
             if m.rng.chance(40) {
-                if let Some(b) = m.random_dirty() {
-                    m.start_upload(b);
-                }
+                m.upload_random_dirty();
             }
-            for _ in 0..m.rng.below(3) {
-                m.advance();
-            }
+            let steps = m.rng.below(3);
+            m.advance_times(steps);
         }
         let counts = m.finish("resize: before the crash");
         total += counts.states;
@@ -874,13 +871,10 @@ fn resize_after_a_crash() {
                 n.start_write(block, data);
             }
             if n.rng.chance(50) {
-                if let Some(b) = n.random_dirty() {
-                    n.start_upload(b);
-                }
+                n.upload_random_dirty();
             }
-            for _ in 0..n.rng.below(4) {
-                n.advance();
-            }
+            let steps = n.rng.below(4);
+            n.advance_times(steps);
         }
         total += n.finish("resize: after").states + counts.states;
     }
@@ -1097,9 +1091,8 @@ fn regression_overlapping_writes_of_one_block() {
             let block = m.rng.below(3) as u32;
             let data = m.fresh_data();
             m.start_write(block, data);
-            for _ in 0..m.rng.below(3) {
-                m.advance();
-            }
+            let steps = m.rng.below(3);
+            m.advance_times(steps);
         }
         m.drain();
         std::mem::take(&mut m.violations)
