@@ -11,6 +11,16 @@ const require = createRequire(import.meta.url);
 const { BlockCache } = require('../dist/layers/blockCache.js');
 const { SlotStores, BlockMaps } = require('../dist/native/addon.js');
 const { silentLogger } = require('../dist/util/log.js');
+const { mkdtempSync, rmSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
+
+/** A path for a cache file in a directory of its own, removed when the test ends. */
+function cacheFilePath(t) {
+  const dir = mkdtempSync(join(tmpdir(), 's3b-cache-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'cache');
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ZERO_ETAG = '0'.repeat(32);
@@ -220,11 +230,45 @@ test('read-ahead fetches the next blocks in parallel after sequential reads', as
   await cache.close();
 });
 
-test('read-ahead fetches into reused buffers: every block read back is its own, however the buffers go round', async () => {
+test('fetches land in the slot they fill: every block read back is its own, however the slots go round', async () => {
+  const content = (n) => Buffer.alloc(BS, n % 251);
+  const memories = new Set();
+  let landed = 0;
+  const store = new RecordingStore(1000, { readMs: 1 });
+  // As the S3 backend does: the body read into the caller's buffer, returned as the data.
+  store.readBlockTagged = async (n, into) => {
+    store.reads.push(n);
+    await sleep(n % 3);
+    if (into === undefined) return { data: content(n), etag: ZERO_ETAG };
+    memories.add(into.buffer);
+    assert.equal(into.length, BS);
+    assert.equal(into.byteOffset % BS, 0, 'a whole slot');
+    landed++;
+    content(n).copy(into);
+    return { data: into, etag: ZERO_ETAG };
+  };
+  const cache = cacheOver(store, { size: 64, readAhead: 4, readAheadTrigger: 2 });
+  for (let n = 0; n < 300; n++) assert.ok((await cache.readBlock(n)).equals(content(n)), `block ${n}`);
+  for (let n = 0; n < 300; n += 7) assert.ok((await cache.readBlock(n)).equals(content(n)), `block ${n} again`);
+  // Parts, as the session's misses come: a hit on the least recently used block drives
+  // read-ahead, which must not take that block's slot from under the copy.
+  const target = Buffer.alloc(100);
+  for (let pass = 0; pass < 6; pass++) {
+    for (let n = 150; n < 300; n++) {
+      await cache.readBlockPart(n, 300, target);
+      assert.ok(target.equals(content(n).subarray(300, 400)), `part of block ${n}`);
+    }
+  }
+  // Those that found every slot busy read through, into no slot.
+  assert.ok(landed > store.reads.length / 2, `${landed} of ${store.reads.length} fetches into a slot`);
+  assert.equal(memories.size, 1, 'all of them views of the one slot memory');
+  await cache.close();
+});
+
+test('with a cache file, read-ahead fetches into reused buffers, then copies into the slot', async (t) => {
   const content = (n) => Buffer.alloc(BS, n % 251);
   const intoSeen = new Set();
   const store = new RecordingStore(1000, { readMs: 1 });
-  // As the S3 backend does when it can: the body read into the caller's buffer, returned as the data.
   store.readBlockTagged = async (n, into) => {
     store.reads.push(n);
     await sleep(n % 3);
@@ -233,7 +277,9 @@ test('read-ahead fetches into reused buffers: every block read back is its own, 
     content(n).copy(into);
     return { data: into, etag: ZERO_ETAG };
   };
-  const cache = cacheOver(store, { size: 64, readAhead: 4, readAheadTrigger: 2 });
+  const slots = SlotStores.createFile(cacheFilePath(t), BS, 64, 0);
+  assert.equal(slots.dataView(), null, 'no view of a cache file');
+  const cache = new BlockCache(store, slots, { ...defaults, size: 64, readAhead: 4, readAheadTrigger: 2, persistent: true }, silentLogger);
   for (let n = 0; n < 300; n++) assert.ok((await cache.readBlock(n)).equals(content(n)), `block ${n}`);
   for (let n = 0; n < 300; n += 7) assert.ok((await cache.readBlock(n)).equals(content(n)), `block ${n} again`);
   assert.ok(intoSeen.size > 0 && intoSeen.size < 64, `${intoSeen.size} buffers served the read-ahead of ${store.reads.length} fetches`);
@@ -580,51 +626,43 @@ test('close waits for the cache-file entries of blocks fetched just before it', 
   assert.deepEqual(real.entries().map((e) => [e.block, e.dirty, e.etag]), [[3, false, createHash('md5').update(block(7)).digest('hex')]]);
 });
 
-test('with a cache file: partial writes of one block at once, evictions and refills keep every byte and the write order', async () => {
+test('with a cache file: partial writes of one block at once, evictions and refills keep every byte and the write order', async (t) => {
   // The real write path over a real cache file, whose native ledger refuses any call that breaks
   // the crash order (a write into a slot its entry may still claim, an entry over unsynced data):
   // a refusal would surface here as a failed write or a "cache file:" warning. Overlapping
   // partial writes of one block used to read the block before another's data landed.
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const dir = mkdtempSync(join(tmpdir(), 's3b-order-'));
-  try {
-    const path = join(dir, 'cache');
-    const slots = SlotStores.createFile(path, BS, 4, 0);
-    const store = new RecordingStore(64, { readMs: 1, writeMs: 1 });
-    const warnings = [];
-    const log = { ...silentLogger, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) };
-    const cache = new BlockCache(store, slots, { ...defaults, size: 4, writeDelayMs: 5, persistent: true }, log);
-    const model = new Map();
-    const expect = (n) => model.get(n) ?? (model.set(n, Buffer.alloc(BS)), model.get(n));
-    const work = [];
-    for (let round = 0; round < 6; round++) {
-      for (let n = 0; n < 8; n++) {
-        // Eight 64-byte stripes of each block, all at once; then reads of others evict it.
-        for (let stripe = 0; stripe < 8; stripe++) {
-          const part = Buffer.alloc(64, (round * 64 + n * 8 + stripe) % 251 + 1);
-          part.copy(expect(n), stripe * 64);
-          work.push(cache.writeBlockPart(n, stripe * 64, part));
-        }
-        work.push(cache.readBlock(32 + ((round * 8 + n) % 16)));
+  const path = cacheFilePath(t);
+  const slots = SlotStores.createFile(path, BS, 4, 0);
+  const store = new RecordingStore(64, { readMs: 1, writeMs: 1 });
+  const warnings = [];
+  const log = { ...silentLogger, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) };
+  const cache = new BlockCache(store, slots, { ...defaults, size: 4, writeDelayMs: 5, persistent: true }, log);
+  const model = new Map();
+  const expect = (n) => model.get(n) ?? (model.set(n, Buffer.alloc(BS)), model.get(n));
+  const work = [];
+  for (let round = 0; round < 6; round++) {
+    for (let n = 0; n < 8; n++) {
+      // Eight 64-byte stripes of each block, all at once; then reads of others evict it.
+      for (let stripe = 0; stripe < 8; stripe++) {
+        const part = Buffer.alloc(64, (round * 64 + n * 8 + stripe) % 251 + 1);
+        part.copy(expect(n), stripe * 64);
+        work.push(cache.writeBlockPart(n, stripe * 64, part));
       }
-      await Promise.all(work.splice(0));
+      work.push(cache.readBlock(32 + ((round * 8 + n) % 16)));
     }
-    await cache.flush();
-    for (const [n, want] of model) {
-      assert.ok((await cache.readBlock(n)).equals(want), `block ${n} holds every stripe written`);
-      assert.ok(store.blocks.get(n).equals(want), `block ${n} stored whole`);
-    }
-    assert.deepEqual(warnings, []);
-    await cache.close();
-    // What the file claims is true: every entry's slot gives its ETag (or checksum).
-    const reopened = SlotStores.openFile(path);
-    for (const e of reopened.recover(64, 4, true)) {
-      assert.ok(e.fate === 'clean' || e.fate === 'dirty', `slot ${e.slot}: ${e.fate}`);
-      if (e.fate === 'clean') assert.equal(etagOf(reopened.read(e.slot)), e.etag, `slot ${e.slot} gives its entry's ETag`);
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await Promise.all(work.splice(0));
+  }
+  await cache.flush();
+  for (const [n, want] of model) {
+    assert.ok((await cache.readBlock(n)).equals(want), `block ${n} holds every stripe written`);
+    assert.ok(store.blocks.get(n).equals(want), `block ${n} stored whole`);
+  }
+  assert.deepEqual(warnings, []);
+  await cache.close();
+  // What the file claims is true: every entry's slot gives its ETag (or checksum).
+  const reopened = SlotStores.openFile(path);
+  for (const e of reopened.recover(64, 4, true)) {
+    assert.ok(e.fate === 'clean' || e.fate === 'dirty', `slot ${e.slot}: ${e.fate}`);
+    if (e.fate === 'clean') assert.equal(etagOf(reopened.read(e.slot)), e.etag, `slot ${e.slot} gives its entry's ETag`);
   }
 });

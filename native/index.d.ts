@@ -149,6 +149,13 @@ export declare class SlotStore {
   /** Maps in fresh anonymous slots ahead of use, on the thread pool (contents are not touched). */
   prefault(first: number, count: number): Promise<void>
   /**
+   * One Buffer over every slot's data, slot n at n * blockSize, for a fetch to land in the
+   * slot it owns without a copy; null for a cache file (its bytes must land in order) or where
+   * the runtime refuses external buffers. The view keeps the memory mapped while it lives.
+   * Called once per store.
+   */
+  dataView(): Buffer | null
+  /**
    * Copies one block into a slot (the entry is set separately, after the data is synced).
    * With a file, throws unless the slot's entry is free in the file (cleared, then synced).
    */

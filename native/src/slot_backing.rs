@@ -23,6 +23,11 @@ pub trait Backing: Send + Sync {
     /// Faults read only the pages touched, not their neighbours (while the range is dropped
     /// after each use, read-around would bring a slot back that was just dropped).
     fn set_random_access(&self, _on: bool) {}
+    /// The address of a range others may write into directly (a socket's reads), if this backing
+    /// allows it: anonymous memory only, since a cache file's bytes must land in the ledger's order.
+    fn shared_range(&self, _offset: usize, _len: usize) -> Option<*mut u8> {
+        None
+    }
 }
 
 /// A mapping with bounds-checked copies in and out; the only place that touches raw memory.
@@ -129,6 +134,12 @@ impl Backing for Anonymous {
 
     fn sync(&self, _offset: usize, _len: usize) -> io::Result<()> {
         Ok(())
+    }
+
+    fn shared_range(&self, offset: usize, len: usize) -> Option<*mut u8> {
+        self.region.check(offset, len, "shared_range");
+        // SAFETY: the range is inside the mapping (checked above); only the address is taken.
+        Some(unsafe { self.region.map.as_mut_ptr().add(offset) })
     }
 
     /// MADV_POPULATE_WRITE: copying a block into a fresh slot then costs no page faults (a no-op

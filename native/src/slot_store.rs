@@ -1,6 +1,6 @@
 //! The slots exported to Node: a class over the mapping, copies into and out of JS buffers done
-//! here (one copy each way, no Buffer ever points into the mapping), and the msyncs that order a
-//! cache file's writes run on the libuv pool.
+//! here, and the msyncs that order a cache file's writes run on the libuv pool. One Buffer may
+//! point into the mapping: the view of anonymous slots a fetch lands its body in (dataView).
 
 use crate::cache_format::{self as slots_format, Format};
 use crate::cache_recovery;
@@ -8,6 +8,7 @@ use crate::slots::{self, Slots};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[napi(object)]
@@ -102,6 +103,9 @@ fn io_err(context: &str, e: impl std::fmt::Display) -> Error {
 #[napi]
 pub struct SlotStore {
     inner: Arc<Slots>,
+    /// dataView() was called: one view per store (two external buffers over the same bytes
+    /// are refused by some runtimes).
+    viewed: AtomicBool,
 }
 
 pub enum SyncWhat {
@@ -165,7 +169,7 @@ impl SlotStore {
     #[napi(factory)]
     pub fn anonymous(block_size: u32, num_slots: u32) -> Result<SlotStore> {
         let slots = Slots::anonymous(block_size, num_slots).map_err(|e| io_err("cannot allocate the block cache", e))?;
-        Ok(SlotStore { inner: Arc::new(slots) })
+        Ok(SlotStore { inner: Arc::new(slots), viewed: AtomicBool::new(false) })
     }
 
     /// A new, empty cache file (replacing whatever was at `path`).
@@ -173,7 +177,7 @@ impl SlotStore {
     pub fn create_file(path: String, block_size: u32, num_slots: u32, mount_token: u32) -> Result<SlotStore> {
         let slots = Slots::create_file(Path::new(&path), block_size, num_slots, mount_token)
             .map_err(|e| io_err(&format!("cannot create cache file {path}"), e))?;
-        Ok(SlotStore { inner: Arc::new(slots) })
+        Ok(SlotStore { inner: Arc::new(slots), viewed: AtomicBool::new(false) })
     }
 
     /// An existing cache file, as its header describes it; refuses foreign or damaged files. One
@@ -181,7 +185,7 @@ impl SlotStore {
     #[napi(factory)]
     pub fn open_file(path: String) -> Result<SlotStore> {
         let slots = Slots::open_file(Path::new(&path)).map_err(|e| io_err(&format!("cache file {path}"), e))?;
-        Ok(SlotStore { inner: Arc::new(slots) })
+        Ok(SlotStore { inner: Arc::new(slots), viewed: AtomicBool::new(false) })
     }
 
     #[napi(getter)]
@@ -203,6 +207,25 @@ impl SlotStore {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn prefault(&self, first: u32, count: u32) -> AsyncTask<PrefaultTask> {
         AsyncTask::new(PrefaultTask { slots: self.inner.clone(), first, count })
+    }
+
+    /// One Buffer over every slot's data, slot n at n * blockSize, for a fetch to land in the
+    /// slot it owns without a copy; null for a cache file (its bytes must land in order) or where
+    /// the runtime refuses external buffers. The view keeps the memory mapped while it lives.
+    /// Called once per store.
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn data_view<'env>(&self, env: &'env Env) -> Result<Option<BufferSlice<'env>>> {
+        if self.viewed.swap(true, Ordering::Relaxed) {
+            return Err(Error::from_reason("dataView() was already called on this store"));
+        }
+        let Some((ptr, len)) = self.inner.data_region() else { return Ok(None) };
+        let keep = self.inner.clone();
+        // SAFETY: ptr..ptr+len lies in the anonymous mapping, which `keep` holds until the
+        // engine finalizes the buffer; the bytes are plain data, only ever copied (never borrowed)
+        // on the Rust side, so JS writing into them breaks no reference.
+        let view = unsafe { BufferSlice::from_external(env, ptr, len, keep, |_, keep| drop(keep))? };
+        // A runtime without external buffers gets a copy: writes to it would land nowhere.
+        Ok((view.as_ptr() == ptr.cast_const()).then_some(view))
     }
 
     /// Copies one block into a slot (the entry is set separately, after the data is synced).

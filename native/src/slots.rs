@@ -209,6 +209,17 @@ impl Slots {
         self.backing.prefault(start, (end - first) as usize * size);
     }
 
+    /// Where every slot's data lies, one after another, for writing into directly (a fetch's
+    /// socket reads): anonymous memory only. The caller writes only into slots it owns (claimed,
+    /// not yet published) and keeps the mapping alive (an `Arc<Slots>`) while it holds the address.
+    pub fn data_region(&self) -> Option<(*mut u8, usize)> {
+        if self.file_backed {
+            return None;
+        }
+        let len = self.header.num_slots as usize * self.header.block_size as usize;
+        self.backing.shared_range(self.header.slot_offset(0), len).map(|p| (p, len))
+    }
+
     /// Copies data into a slot. With a file, refused unless the slot's entry is free in the file
     /// (cleared and synced): otherwise a power cut could pair the entry with these bytes.
     fn write_ordered(&self, slot: u32, at: usize, data: &[u8]) -> Result<(), String> {
@@ -493,6 +504,25 @@ mod tests {
         assert_eq!(s.entries(), vec![Entry { slot: 3, block: 42, dirty: true, etag: [0; 16] }]);
         s.clear_entry(3);
         assert!(s.entries().is_empty());
+    }
+
+    #[test]
+    fn data_region_is_every_slot_in_order_and_only_in_memory() {
+        let s = Slots::anonymous(512, 4).unwrap();
+        let (ptr, len) = s.data_region().expect("anonymous slots have a region");
+        assert_eq!(len, 4 * 512);
+        // SAFETY: the region is len bytes of the mapping, which `s` keeps alive here.
+        unsafe { std::ptr::write_bytes(ptr.add(2 * 512), 5, 512) };
+        let mut out = vec![0u8; 512];
+        s.read_data(2, &mut out);
+        assert_eq!(out, vec![5u8; 512]);
+        s.read_data(1, &mut out);
+        assert_eq!(out, vec![0u8; 512]);
+        let path = temp_path("region");
+        let f = Slots::create_file(&path, 512, 4, 1).unwrap();
+        assert!(f.data_region().is_none(), "a cache file's bytes land only in the ledger's order");
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

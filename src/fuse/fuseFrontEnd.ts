@@ -27,9 +27,18 @@ export interface FrontEndHooks {
 /** The part of the native session the front end answers through. */
 export type Replies = Pick<FuseSession, 'reply' | 'replyData' | 'replyStats' | 'takeHits'>;
 
+/** Read buffers kept for reuse, at most (the kernel keeps a few reads in flight at once). */
+const KEPT_READ_BUFFERS = 8;
+
 export class FuseFrontEnd {
   /** The work of requests not answered yet. */
   private readonly inFlight = new Set<Promise<void>>();
+  /**
+   * Buffers of answered reads: replyData has copied the bytes out before it returns, so the
+   * next read takes the buffer instead of a new one (a cold read would otherwise allocate its
+   * every byte, and the collector would chase the garbage).
+   */
+  private readonly readBuffers: Buffer[] = [];
   private closed = false;
 
   constructor(
@@ -48,14 +57,19 @@ export class FuseFrontEnd {
     switch (request.op) {
       case 'read': {
         this.hooks.requests?.readBytes.observe(length);
-        const buf = Buffer.allocUnsafe(length);
+        const kept = this.readBuffers.pop();
+        const buf = kept !== undefined && kept.length >= length ? kept : Buffer.allocUnsafeSlow(length);
         this.answer(
           `read of ${length} bytes at ${offset}`,
           this.hooks.requests?.read,
-          () => this.data.read(offset, buf),
+          () => this.data.read(offset, buf.subarray(0, length)),
           replies,
           id,
-          (n) => replies.replyData(id, buf.subarray(0, n)),
+          (n) => {
+            replies.replyData(id, buf.subarray(0, n));
+            // Only after a success: a failed read's other blocks may still be copying into it.
+            if (this.readBuffers.length < KEPT_READ_BUFFERS) this.readBuffers.push(buf);
+          },
         );
         return;
       }

@@ -141,6 +141,12 @@ export class BlockCache implements BlockStore, StatsSource {
   private readonly uploadBuffers: Buffer[] = [];
   /** Read-ahead fetches read into these (the data goes on into the slot), not a new buffer per block. */
   private readonly fetchBuffers: Buffer[] = [];
+  /**
+   * Every slot's data as one Buffer (no cache file): a fetch lands its body straight in the slot
+   * it owns until publish, with no buffer and no copy. Null with a cache file, whose bytes must
+   * land in the order its ledger keeps.
+   */
+  private readonly slotMemory: Buffer | null;
   /** Slots below this are mapped in (or being mapped); free slots are handed out lowest first. */
   private prefaulted = 0;
   private readonly maxDirty: number;
@@ -173,6 +179,7 @@ export class BlockCache implements BlockStore, StatsSource {
     this.zeros = Buffer.alloc(inner.blockSize);
     this.maxDirty = options.maxDirty > 0 ? Math.min(options.maxDirty, options.size) : options.size;
     this.map = options.map ?? new BlockMaps(slots);
+    this.slotMemory = options.persistent ? null : slots.dataView();
     this.map.setProtected(options.numProtected);
     this.loopGuard = new LoopGuard(options.size);
     this.readAhead = new ReadAhead({ ...options, numBlocks: this.numBlocks });
@@ -488,6 +495,8 @@ export class BlockCache implements BlockStore, StatsSource {
     if (e)
       this.readHits++; // cached, or already being fetched (by read-ahead, say)
     else this.readMisses++;
+    // The youngest block now: the read-ahead it drives takes its slots from the oldest.
+    if (e && !e.loading) this.touch(e);
     if (e) this.noteRead(blockNum);
     if (e?.loading) {
       await e.loading;
@@ -515,9 +524,11 @@ export class BlockCache implements BlockStore, StatsSource {
     if (e && !e.loading && e.valid === null) {
       // The common case, without a promise in between.
       this.readHits++;
-      this.noteRead(blockNum);
       this.touch(e);
       this.slots.readInto(this.slotOf(e), offset, target);
+      // Read-ahead only now: it takes its slots from the least recently used blocks, which this
+      // one may have been until the copy.
+      this.noteRead(blockNum);
       return;
     }
     for (;;) {
@@ -549,6 +560,10 @@ export class BlockCache implements BlockStore, StatsSource {
    * again once the data is in the slot.
    */
   private async prefetch(blockNum: number, slot: number): Promise<void> {
+    if (this.slotMemory !== null) {
+      await this.load(blockNum, slot);
+      return;
+    }
     const into = this.fetchBuffers.pop() ?? Buffer.allocUnsafeSlow(this.blockSize);
     try {
       await this.load(blockNum, slot, into);
@@ -559,13 +574,17 @@ export class BlockCache implements BlockStore, StatsSource {
 
   /**
    * Fetches a block into a slot and resolves its data (the session's, if it has just written the
-   * block). With `into` the data may be that buffer: the caller must not keep it.
+   * block), or its entry when the body landed in the slot itself (check it with `holds`). With
+   * `into` the data may be that buffer: the caller must not keep it.
    */
-  private async load(blockNum: number, slot: number, into?: Buffer): Promise<Buffer> {
+  private async load(blockNum: number, slot: number, into?: Buffer): Promise<Buffer | Entry> {
     let done!: () => void;
     const [e, fresh] = this.claim(blockNum, slot, true);
     // Adopted instead: the session wrote the block as new meanwhile, and its slot has the data.
     if (!fresh) return this.slots.read(this.slotOf(e));
+    // The slot is ours alone from the claim until publish: the fetch may land in it.
+    const inSlot = this.slotMemory?.subarray(slot * this.blockSize, (slot + 1) * this.blockSize);
+    if (inSlot !== undefined) into = inSlot;
     this.guardLoop(blockNum);
     e.loading = new Promise<void>((resolve) => (done = resolve));
     this.fetchesInFlight++;
@@ -576,13 +595,14 @@ export class BlockCache implements BlockStore, StatsSource {
     try {
       const { data, etag } = await this.inner.readBlockTagged(blockNum, into);
       if (cleared) await cleared;
-      this.slots.write(slot, data);
+      // Not there already: an absent block's zeros, a decoded body, or the store's own buffer.
+      if (data !== inSlot) this.slots.write(slot, data);
       e.loading = undefined;
       this.publish(e);
       // A writer may be waiting for a slot with nothing dirty left to free one: this is its turn.
       this.wake('slotWaiters');
       if (this.options.persistent) this.track(this.persistClean(e, etag));
-      return data;
+      return data === inSlot ? e : data;
     } catch (err) {
       this.forget(blockNum);
       this.freeSlots.push(slot);

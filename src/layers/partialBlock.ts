@@ -54,8 +54,8 @@ export class PartialBlockLayer implements StatsSource {
       this.pieces(position, length).map(async (p) => {
         // Reads take the lock too: one overlapping a read/modify/write sees all of it or none.
         const readPart = this.store.readBlockPart?.bind(this.store);
-        if (readPart && p.length < this.store.blockSize) {
-          // Straight into the caller's buffer (FUSE's own): no copy in between.
+        if (readPart) {
+          // Straight into the caller's buffer (FUSE's own), whole blocks too: no copy in between.
           await this.locks.run(p.blockNum, () => readPart(p.blockNum, p.offset, target.subarray(p.bufOffset, p.bufOffset + p.length)));
           return;
         }

@@ -39,7 +39,11 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
           target.fill(0);
           return;
         }
-        return readPart(blockNum, offset, target);
+        if (offset !== 0 || target.length !== this.blockSize) return readPart(blockNum, offset, target);
+        // A whole block, read into the caller's buffer: learnt from as readBlock learns.
+        const generation = this.writeGeneration;
+        await readPart(blockNum, 0, target);
+        this.learn(blockNum, target, generation);
       };
     }
     const part = inner.writeBlockPart?.bind(inner);
@@ -114,10 +118,14 @@ export class ZeroCache extends ForwardingLayer implements StatsSource {
     }
     const generation = this.writeGeneration;
     const data = await this.inner.readBlock(blockNum);
-    // Zero blocks are never stored, so all-zero data means the object is absent.
+    this.learn(blockNum, data, generation);
+    return data;
+  }
+
+  /** A whole block read: zero blocks are never stored, so all-zero data means the object is absent. */
+  private learn(blockNum: number, data: Buffer, generation: number): void {
     if (!isZeroBlock(data)) this.listing?.touched.set(blockNum);
     else if (generation === this.writeGeneration) this.mark(blockNum, true);
-    return data;
   }
 
   /** Present only when the layer below has it (so the partial layer knows to use it). */

@@ -111,6 +111,17 @@ class Exchange {
     if (this.done && at < data.length) this.keepAlive = false; // bytes nobody asked for: do not reuse
   }
 
+  /**
+   * Where the socket's next read may land: the rest of a body of known length, so its bytes
+   * arrive in place (the caller's buffer, a cache slot) instead of being copied out of a read
+   * buffer. Never more than the body's rest: the next answer's bytes cannot land in it.
+   */
+  readTarget(): Buffer | undefined {
+    const body = this.body;
+    if (this.done || this.mode !== 'length' || body === undefined || this.received >= body.length) return undefined;
+    return body.subarray(this.received);
+  }
+
   /** The socket closed: an answer framed by the close is complete, anything else is cut. */
   closed(): void {
     if (this.done) return;
@@ -204,7 +215,8 @@ class Exchange {
       return data.length;
     }
     const n = Math.min(data.length - at, body.length - this.received);
-    data.copy(body, this.received, at, at + n);
+    const inPlace = at === 0 && data.buffer === body.buffer && data.byteOffset === body.byteOffset + this.received;
+    if (!inPlace) data.copy(body, this.received, at, at + n);
     this.received += n;
     if (this.received === body.length) this.complete(body);
     return at + n;
@@ -384,7 +396,10 @@ export class HttpConnections {
       }
     };
     if (onRead === undefined) socket.on('data', take);
-    else onRead.take = take;
+    else {
+      onRead.take = take;
+      onRead.target = () => conn.exchange?.readTarget();
+    }
     const gone = (err?: Error): void => {
       const i = this.idle.indexOf(conn);
       if (i >= 0) this.idle.splice(i, 1);
@@ -480,24 +495,28 @@ export function openTunnel(proxy: Proxy, host: string, port: number, timeoutMs: 
 /**
  * Plain TCP sockets read into one buffer shared by all of them (`onread`): no buffer is allocated
  * per read and no stream machinery runs per chunk. The bytes are only valid during the callback,
- * so the parser copies what it keeps (a block's body into its own buffer, as it does anyway).
+ * so the parser copies what it keeps. Once an answer's head is parsed, the reads go straight into
+ * its body instead (`target`): a block arrives where it is kept, with no copy at all.
  */
 const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 interface ReadInto {
-  buffer: Buffer;
+  /** Asked after every read (and once at the start) for where the next one lands. */
+  buffer: () => Buffer;
   callback: (bytes: number, buffer: Buffer) => boolean;
   take: (data: Buffer) => void;
+  target: () => Buffer | undefined;
 }
 
-function readInto(buffer: Buffer): ReadInto {
+function readInto(shared: Buffer): ReadInto {
   const r: ReadInto = {
-    buffer,
+    buffer: () => r.target() ?? shared,
     callback: (bytes, buf) => {
       r.take(buf.subarray(0, bytes));
       return true;
     },
     take: () => {},
+    target: () => undefined,
   };
   return r;
 }
