@@ -48,7 +48,7 @@ function rawClient(port, inflight) {
 }
 
 async function ourClient(port, inflight) {
-  const { S3ObjectStore } = await import(pathToFileURL(join(HERE, '..', 'dist', 'backend', 's3ObjectStore.js')).href);
+  const { S3ObjectStore } = await import(pathToFileURL(join(HERE, '..', 'dist', 'backend', 's3', 's3ObjectStore.js')).href);
   const { HttpStats } = await import(pathToFileURL(join(HERE, '..', 'dist', 'backend', 'httpStats.js')).href);
   const log = { error() {}, warn() {}, info() {}, debug() {}, http() {} };
   const store = new S3ObjectStore(
