@@ -36,6 +36,19 @@ export declare class BlockMap {
    */
   beginUpload(block: number, target: Uint8Array): number | null
   /**
+   * An upload begins that reads the block's slot in place (through the slots' dataView):
+   * [generation, slot], or null if an upload of the block is under way already. Until it
+   * ends the session sends writes of the block to JS, which moves it first (movePinned).
+   */
+  beginUploadInPlace(block: number): [number, number] | null
+  /**
+   * Copies a block an upload reads in place into the free slot `to`, which becomes its slot;
+   * returns the slot the upload keeps (JS frees it when the upload ends), or null if the
+   * block is not pinned any more (nothing copied: `to` is still free).
+   */
+  movePinned(block: number, to: number): number | null
+  isPinned(block: number): boolean
+  /**
    * The upload of `generation` succeeded: true if the block is clean now, false if the session
    * wrote it since. Without `keepWritable` it stops taking the session's writes.
    */

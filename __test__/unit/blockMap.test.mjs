@@ -71,8 +71,8 @@ class MemoryStore {
 
 const defaults = { size: 8, writeDelayMs: 50, threads: 4, timeoutMs: 0, maxDirty: 0, sync: false, numProtected: 0, readAhead: 0, readAheadTrigger: 2, persistent: false };
 
-function cacheWithMap(store, opts = {}, slots = SlotStores.anonymous(BS, opts.size ?? defaults.size)) {
-  const map = new BlockMaps(slots);
+function cacheWithMap(store, opts = {}, slots = SlotStores.anonymous(BS, opts.size ?? defaults.size), real = slots) {
+  const map = new BlockMaps(real);
   const cache = new BlockCache(store, slots, { ...defaults, session: true, ...opts, map }, silentLogger);
   return { cache, map };
 }
@@ -133,9 +133,27 @@ test('a whole new block lands in a lent slot; the cache adopts it when reported,
   assert.equal(stat(cache, 'block_cache_write_misses') >= 2, true);
 });
 
-test('a session write during an upload of the same block is uploaded after it', async () => {
+/**
+ * Slots without their view (as under a runtime refusing external buffers), and the real ones the
+ * map needs: uploads copy the slot instead of reading it in place, and the session may write the
+ * block while it uploads.
+ * @param {number} size
+ */
+function slotsWithoutView(size) {
+  const real = SlotStores.anonymous(BS, size);
+  const slots = new Proxy(real, {
+    get(target, name) {
+      if (name === 'dataView') return () => null;
+      const value = Reflect.get(target, name);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return /** @type {const} */ ([slots, real]);
+}
+
+test('uploading a copy, a session write during an upload of the same block is uploaded after it', async () => {
   const store = new MemoryStore(100, { writeMs: 40 });
-  const { cache, map } = cacheWithMap(store, { writeDelayMs: 0 });
+  const { cache, map } = cacheWithMap(store, { writeDelayMs: 0 }, ...slotsWithoutView(defaults.size));
   await cache.writeBlock(3, block(1));
   await sleep(10); // the upload of block(1) is under way
   assert.equal(map.write(3 * BS, block(2)), true);
@@ -151,6 +169,20 @@ test('a session write during an upload of the same block is uploaded after it', 
   for (let i = 0; i < 100 && store.blocks.get(4)?.[0] !== 3; i++) await sleep(20);
   assert.deepEqual(store.blocks.get(4), block(3), 'uploaded again without being told');
   assert.equal(map.isDirty(4), false);
+});
+
+test('uploading in place, a session write during an upload of the same block goes to JS, and is uploaded after it', async () => {
+  const store = new MemoryStore(100, { writeMs: 40 });
+  const { cache, map } = cacheWithMap(store, { writeDelayMs: 0 });
+  await cache.writeBlock(3, block(1));
+  await sleep(10); // the upload of block(1) is under way
+  assert.equal(map.write(3 * BS, block(2)), false, 'refused: the upload reads the slot');
+  await cache.writeBlock(3, block(2)); // what the front end does with a refused write
+  await cache.flush();
+  assert.deepEqual(store.blocks.get(3), block(2), 'the newest data is stored');
+  assert.deepEqual(store.writes.map((w) => w.first), [1, 2]);
+  assert.equal(map.write(3 * BS, block(4)), true, 'the session writes the block again once stored');
+  await cache.close();
 });
 
 test('the zero cache above forgets "zero" for blocks the session wrote, so an evicted block reads back its data', async () => {
@@ -231,4 +263,76 @@ test('the map holds each block\'s state: loading while fetched, uploading while 
   assert.deepEqual(store.writes.map((w) => w.n), [3], 'uploaded once');
   await cache.close();
   assert.equal(map.read(3 * BS, 10), null, 'closed: the session reads nothing more');
+});
+
+/**
+ * A store whose uploads take the bytes only at their end, as a slow send reads its buffer late:
+ * an upload reading its slot in place would send whatever landed in it meanwhile.
+ * @param {MemoryStore} store
+ * @param {{ n: number, first: number, whole: boolean }[]} sent
+ */
+function readLate(store, sent) {
+  store.writeBlock = async (n, data) => {
+    await sleep(store.writeMs);
+    const copy = data === null ? null : Buffer.from(data);
+    sent.push({ n, first: copy?.[0] ?? 0, whole: copy === null || copy.every((b) => b === copy[0]) });
+    if (copy === null) store.blocks.delete(n);
+    else store.blocks.set(n, copy);
+    return copy ? 'e'.repeat(32) : ZERO_ETAG;
+  };
+}
+
+/**
+ * Block 1 written into a cache of `size` slots and its upload under way, reading its slot in
+ * place; the uploads are recorded in `sent` with the bytes they took at their end.
+ * @param {number} size
+ */
+async function uploadingInPlace(size) {
+  const store = new MemoryStore(100, { writeMs: 30 });
+  /** @type {{ n: number, first: number, whole: boolean }[]} */
+  const sent = [];
+  readLate(store, sent);
+  const { cache, map } = cacheWithMap(store, { size, writeDelayMs: 0 });
+  await cache.writeBlock(1, block(1));
+  await sleep(5);
+  assert.equal(map.isPinned(1), true, 'the upload has begun, from the slot itself');
+  return { store, sent, cache, map, pinned: map.slotOf(1) };
+}
+
+for (const how of ['writeBlock', 'writeBlockPart']) {
+  test(`an upload reads its slot in place: a ${how} meanwhile moves the block to a copy, and the upload sends its own version whole`, async () => {
+    const { store, sent, cache, map, pinned } = await uploadingInPlace(8);
+    assert.equal(map.write(1 * BS, block(2)), false, 'the session sends writes of a pinned block to JS');
+    if (how === 'writeBlock') await cache.writeBlock(1, block(3));
+    else await cache.writeBlockPart(1, 0, block(3));
+    assert.notEqual(map.slotOf(1), pinned, 'moved to a copy');
+    assert.ok(map.read(1 * BS, BS)?.equals(block(3)), 'the copy has the new version');
+    await cache.flush();
+    assert.deepEqual(sent, [
+      { n: 1, first: 1, whole: true },
+      { n: 1, first: 3, whole: true },
+    ]);
+    assert.ok(store.blocks.get(1)?.equals(block(3)));
+    // The upload's old slot is free again: six blocks (eight slots, two lent to the session) fit.
+    for (const n of [10, 11, 12, 13, 14]) await cache.readBlock(n);
+    for (const n of [1, 10, 11, 12, 13, 14]) assert.notEqual(map.slotOf(n), null, `block ${n} is still cached`);
+    await cache.close();
+  });
+}
+
+test('a write of a pinned block with no slot free to copy into waits for the upload, then writes in place', async () => {
+  const { store, sent, cache, map, pinned: slot } = await uploadingInPlace(2);
+  await cache.writeBlock(2, block(2)); // the other slot, dirty
+  await cache.writeBlock(1, block(3));
+  assert.equal(map.slotOf(1), slot, 'written in place once the upload ended');
+  await cache.flush();
+  assert.deepEqual(
+    sent.filter((s) => s.n === 1),
+    [
+      { n: 1, first: 1, whole: true },
+      { n: 1, first: 3, whole: true },
+    ],
+  );
+  assert.ok(store.blocks.get(1)?.equals(block(3)) && store.blocks.get(2)?.equals(block(2)));
+  await cache.close();
 });

@@ -7,7 +7,10 @@
 //! A cell is claimed by JS for a block it fetches or writes (busy: neither readable nor writable
 //! here), loading while JS fetches it, published once its slot holds the whole current block, and
 //! may be made writable (no cache file, no synchronous writes). An upload copies the slot and
-//! marks the cell uploading until JS says how it ended: at most one upload of a block at a time. Writes made here mark the cell dirty, bump its generation
+//! marks the cell uploading until JS says how it ended: at most one upload of a block at a time.
+//! Without a cache file an upload reads the slot in place instead (pinned): writes here then go
+//! to JS, which moves the block to a copy in a fresh slot first (upstream's WRITING2); the
+//! upload keeps the old slot until it ends. Writes made here mark the cell dirty, bump its generation
 //! and are logged; JS takes the log afterwards. An upload clears the dirty mark only if the
 //! generation it copied is still current, and a dirty cell cannot be evicted: a write made here
 //! is never lost for JS not having heard of it yet. Writes of whole new blocks take a spare slot
@@ -41,6 +44,8 @@ struct Cell {
     loading: bool,
     /// An upload of a copy of the slot is under way.
     uploading: bool,
+    /// The upload reads the slot itself: nothing may write into it here.
+    pinned: bool,
     /// Bumped by every write made here.
     generation: u32,
     /// The tick of the last use (a read here or a hit in JS); stamped under the read lock.
@@ -62,6 +67,7 @@ impl Cell {
             dirty: false,
             loading: false,
             uploading: false,
+            pinned: false,
             generation: 0,
             used: AtomicU64::new(0),
             used_ms: AtomicU64::new(0),
@@ -317,9 +323,43 @@ impl Map {
         Some(generation)
     }
 
+    /// An upload begins that reads the slot in place (anonymous slots: the caller has a view of
+    /// them): marks the cell uploading and pinned, and returns the generation and the slot; None
+    /// if the block has no cell or an upload of it is under way.
+    pub fn begin_upload_in_place(&self, block: u32) -> Option<(u32, u32)> {
+        let mut state = self.write_state();
+        let cell = state.cells.get_mut(&block)?;
+        if cell.uploading {
+            return None;
+        }
+        cell.uploading = true;
+        cell.pinned = true;
+        let begun = (cell.generation, cell.slot);
+        state.uploads += 1;
+        Some(begun)
+    }
+
+    /// Moves a block whose slot an upload reads in place to a copy of it in `to` (a free slot),
+    /// where it can be written again; returns the slot the upload keeps, or None (and copies
+    /// nothing) if the block is not pinned (its upload ended meanwhile).
+    pub fn move_pinned(&self, block: u32, to: u32) -> Option<u32> {
+        let mut state = self.write_state();
+        let cell = state.cells.get_mut(&block).filter(|c| c.pinned)?;
+        let from = cell.slot;
+        self.slots.copy_data(from, to);
+        cell.slot = to;
+        cell.pinned = false;
+        Some(from)
+    }
+
+    pub fn is_pinned(&self, block: u32) -> bool {
+        self.read_state().cells.get(&block).is_some_and(|c| c.pinned)
+    }
+
     /// The upload ended; clears the mark, returns whether there was one.
     fn clear_upload(state: &mut State, block: u32) -> bool {
         let Some(cell) = state.cells.get_mut(&block) else { return false };
+        cell.pinned = false;
         let was = std::mem::replace(&mut cell.uploading, false);
         state.uploads -= u32::from(was);
         was
@@ -551,7 +591,7 @@ impl Map {
         let (mut newly_dirty, mut new_blocks) = (0u32, 0usize);
         for p in &pieces {
             match state.cells.get(&p.block) {
-                Some(cell) if cell.writable => newly_dirty += u32::from(!cell.dirty),
+                Some(cell) if cell.writable && !cell.pinned => newly_dirty += u32::from(!cell.dirty),
                 // Partial pieces of uncached blocks need the rest fetched; zeros go through the zero cache.
                 None if p.len as u64 == self.block_size && !is_zero(&data[p.at..p.at + p.len]) => {
                     newly_dirty += 1;
@@ -641,6 +681,33 @@ impl BlockMap {
             return Err(Error::from_reason(format!("block {block} is not in the map")));
         }
         Ok(self.inner.begin_upload(block, &mut target))
+    }
+
+    /// An upload begins that reads the block's slot in place (through the slots' dataView):
+    /// [generation, slot], or null if an upload of the block is under way already. Until it
+    /// ends the session sends writes of the block to JS, which moves it first (movePinned).
+    #[napi(ts_return_type = "[number, number] | null")]
+    pub fn begin_upload_in_place(&self, block: u32) -> Result<Option<Vec<u32>>> {
+        if self.inner.slot_of(block).is_none() {
+            return Err(Error::from_reason(format!("block {block} is not in the map")));
+        }
+        Ok(self.inner.begin_upload_in_place(block).map(|(generation, slot)| vec![generation, slot]))
+    }
+
+    /// Copies a block an upload reads in place into the free slot `to`, which becomes its slot;
+    /// returns the slot the upload keeps (JS frees it when the upload ends), or null if the
+    /// block is not pinned any more (nothing copied: `to` is still free).
+    #[napi]
+    pub fn move_pinned(&self, block: u32, to: u32) -> Result<Option<u32>> {
+        if to >= self.inner.slots.header.num_slots {
+            return Err(Error::from_reason(format!("slot {to} out of range")));
+        }
+        Ok(self.inner.move_pinned(block, to))
+    }
+
+    #[napi]
+    pub fn is_pinned(&self, block: u32) -> bool {
+        self.inner.is_pinned(block)
     }
 
     /// The upload of `generation` succeeded: true if the block is clean now, false if the session
@@ -872,13 +939,19 @@ mod tests {
         assert!(map.take_written().is_empty());
     }
 
-    #[test]
-    fn an_upload_of_an_older_generation_leaves_the_block_dirty() {
-        let map = filled(2);
+    /// Block 0 in slot 0, published writable and written here (its first ten bytes 7).
+    fn written_here(slots: u32) -> Map {
+        let map = filled(slots);
         map.allow_writes(8);
         map.claim(0, 0, false);
         map.publish(0, true);
         map.write(0, &[7; 10]).unwrap();
+        map
+    }
+
+    #[test]
+    fn an_upload_of_an_older_generation_leaves_the_block_dirty() {
+        let map = written_here(2);
         let mut copy = vec![0; BS];
         let generation = map.begin_upload(0, &mut copy).unwrap();
         assert_eq!(&copy[..10], &[7; 10]);
@@ -899,6 +972,34 @@ mod tests {
         assert!(map.write(0, &[1; 4]).is_none(), "no longer writable");
         assert_eq!(map.take_victim(), Some((0, 0)));
         assert!(map.stored(0, 99, true), "a block gone from the map has nothing left to store");
+    }
+
+    #[test]
+    fn an_upload_in_place_pins_the_slot_until_the_block_moves_or_the_upload_ends() {
+        let map = written_here(3);
+        let (generation, slot) = map.begin_upload_in_place(0).unwrap();
+        assert_eq!(slot, 0);
+        assert!(map.is_pinned(0) && map.is_uploading(0));
+        assert!(map.begin_upload_in_place(0).is_none(), "one upload of a block at a time");
+        assert!(map.write(0, &[8; 10]).is_none(), "the session leaves a pinned slot alone");
+        assert!(map.read(0, 10).is_some_and(|(d, ..)| d == [7; 10]), "and still reads it");
+        assert_eq!(map.move_pinned(0, 2), Some(0), "moved: the upload keeps slot 0");
+        assert_eq!(map.slot_of(0), Some(2));
+        assert!(!map.is_pinned(0) && map.is_uploading(0));
+        assert!(map.read(0, BS).is_some_and(|(d, ..)| d[..10] == [7; 10] && d[10..] == [1; BS - 10]), "the copy is whole");
+        map.write(0, &[9; 10]).unwrap();
+        let mut old = vec![0; BS];
+        map.slots.read_data(0, &mut old);
+        assert_eq!(&old[..10], &[7; 10], "the upload's slot kept its version");
+        assert!(!map.stored(0, generation, true), "written here since the upload began: still dirty");
+        assert!(map.is_dirty(0));
+        assert_eq!(map.move_pinned(0, 1), None, "not pinned: nothing moves");
+        assert_eq!(map.slot_of(0), Some(2));
+        let (_, slot) = map.begin_upload_in_place(0).unwrap();
+        assert_eq!(slot, 2);
+        map.end_upload(0);
+        assert!(!map.is_pinned(0), "a failed upload unpins too");
+        assert!(map.write(0, &[5; 10]).is_some());
     }
 
     #[test]

@@ -250,6 +250,16 @@ impl Slots {
         self.write_ordered(slot, start + offset, data)
     }
 
+    /// Copies one slot's data into another (anonymous slots: no write order to keep).
+    pub fn copy_data(&self, from: u32, to: u32) {
+        let (from_at, size) = self.data_range(from);
+        let (to_at, _) = self.data_range(to);
+        assert!(!self.file_backed, "slots of a cache file are not copied in place");
+        let mut block = vec![0u8; size];
+        self.backing.read_at(from_at, &mut block);
+        self.backing.write_at(to_at, &block);
+    }
+
     /// Copies part of a block out of a slot.
     pub fn read_part(&self, slot: u32, offset: usize, target: &mut [u8]) {
         let (start, size) = self.data_range(slot);

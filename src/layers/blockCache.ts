@@ -147,6 +147,11 @@ export class BlockCache implements BlockStore, StatsSource {
    * land in the order its ledger keeps.
    */
   private readonly slotMemory: Buffer | null;
+  /**
+   * Slots uploads read in place (from slotMemory, no copy): a write of such a block moves it to a
+   * copy in a fresh slot first, and the old one goes free when its upload ends.
+   */
+  private readonly uploadingFrom = new Set<number>();
   /** Slots below this are mapped in (or being mapped); free slots are handed out lowest first. */
   private prefaulted = 0;
   private readonly maxDirty: number;
@@ -692,8 +697,8 @@ export class BlockCache implements BlockStore, StatsSource {
 
   private async writeBlockNow(blockNum: number, data: Buffer | null): Promise<void> {
     const entry = await this.beginWrite(blockNum);
-    const slot = this.slotOf(entry);
     try {
+      const slot = await this.slotForWrite(entry);
       if (this.options.persistent) {
         // The old claim goes first, so a crash mid-copy cannot pair the entry with torn data.
         this.slots.clearEntry(slot);
@@ -718,6 +723,40 @@ export class BlockCache implements BlockStore, StatsSource {
   }
 
   /**
+   * The slot a write of the (busy, dirty) entry goes into: its own, unless an upload reads that
+   * one in place; then the block first moves to a copy in a fresh slot (upstream's WRITING2), and
+   * the upload keeps the old one until it ends. Nothing is awaited when the slot is free to write.
+   */
+  private slotForWrite(e: Entry): number | Promise<number> {
+    const slot = this.slotOf(e);
+    return this.uploadingFrom.has(slot) ? this.moveFromUpload(e) : slot;
+  }
+
+  private async moveFromUpload(e: Entry): Promise<number> {
+    for (;;) {
+      const slot = this.slotOf(e);
+      if (!this.uploadingFrom.has(slot)) return slot;
+      const to = this.takeSlotNow();
+      if (to === undefined) {
+        // No slot to copy into (every other one dirty or busy): the upload's end frees this one.
+        await e.uploadEnd;
+        continue;
+      }
+      if (this.map.movePinned(e.block, to) !== null) return to;
+      this.freeSlots.push(to);
+      this.wake('slotWaiters');
+    }
+  }
+
+  /** An upload that read `slot` in place ended: the slot is the block's again, or, if the block moved or went, free. */
+  private endInPlace(e: Entry, slot: number): void {
+    this.uploadingFrom.delete(slot);
+    if (this.map.slotOf(e.block) === slot) return;
+    this.freeSlots.push(slot);
+    this.wake('slotWaiters');
+  }
+
+  /**
    * Part of a block, without fetching the rest: the slot records which bytes it holds, and the
    * rest is fetched only if the block is read or uploaded before later writes fill it. With a
    * cache file this is read/modify/write instead, so a crash never leaves a half-known block.
@@ -733,7 +772,7 @@ export class BlockCache implements BlockStore, StatsSource {
     if (offset < 0 || offset + data.length > this.blockSize) throw new RangeError(`part ${offset}+${data.length} outside the block`);
     const entry = await this.beginWrite(blockNum);
     try {
-      this.slots.writePart(this.slotOf(entry), offset, data);
+      this.slots.writePart(await this.slotForWrite(entry), offset, data);
       if (entry.valid !== null) {
         entry.valid = addRange(entry.valid, offset, offset + data.length, this.blockSize);
         if (entry.valid === null) this.publish(entry);
@@ -818,7 +857,7 @@ export class BlockCache implements BlockStore, StatsSource {
     }
     const slot = this.slotOf(e);
     this.forget(e.block);
-    this.freeSlots.push(slot);
+    if (!this.uploadingFrom.has(slot)) this.freeSlots.push(slot); // else freed when the upload ends
   }
 
   /** Counts, applies back-pressure, and returns the block's entry marked dirty and busy. */
@@ -946,13 +985,14 @@ export class BlockCache implements BlockStore, StatsSource {
     for (const e of this.eager) {
       if (this.uploadsInFlight >= this.options.threads) break;
       this.eager.delete(e);
-      if (!this.uploadBusy(e) && this.dirty.get(e.block) === e && e.retryAt <= now && !this.trimming.has(e.block)) this.upload(e);
+      if (!this.uploadBusy(e) && !this.writeUnderWay(e) && this.dirty.get(e.block) === e && e.retryAt <= now && !this.trimming.has(e.block))
+        this.upload(e);
     }
     // `dirty` is ordered by dirtySince, so without a hurry the scan stops at the first block not
     // yet due: a write costs O(1) here, not a pass over every dirty block.
     for (const e of this.dirty.values()) {
       if (this.uploadsInFlight >= this.options.threads) break;
-      if (this.uploadBusy(e) || this.trimming.has(e.block)) continue;
+      if (this.uploadBusy(e) || this.writeUnderWay(e) || this.trimming.has(e.block)) continue;
       // A partly written block waits out its delay (the rest usually follows) unless a flush asks.
       const patient = e.valid !== null && this.flushWaiters.length === 0 && !this.options.sync;
       const delayDue = e.dirtySince + this.options.writeDelayMs;
@@ -979,6 +1019,16 @@ export class BlockCache implements BlockStore, StatsSource {
     return e.completing !== undefined || this.map.isUploading(e.block);
   }
 
+  /**
+   * A write of the block is under way, and an upload would read its slot in place: it waits for
+   * the write (whose end pumps again). Uploading now would send a version about to be replaced,
+   * and pin the slot under the writer, which would then need a copy or wait; with an upload
+   * restarted the moment one ends, the writer could wait forever.
+   */
+  private writeUnderWay(e: Entry): boolean {
+    return this.slotMemory !== null && e.pendingWrites > 0;
+  }
+
   /** Starts uploading the entry's current version. */
   private upload(e: Entry): void {
     e.uploadEnd = this.uploadNow(e);
@@ -994,50 +1044,73 @@ export class BlockCache implements BlockStore, StatsSource {
       return;
     }
     const version = e.version;
-    // A snapshot: writes may land in the slot while this version uploads. The map takes the copy
-    // under its lock, with the generation of the session's writes it holds, and marks the block
-    // uploading; null if another upload of it began while the rest was fetched (that one goes on).
-    const data = this.uploadBuffers.pop() ?? Buffer.allocUnsafeSlow(this.blockSize);
-    const generation = this.map.beginUpload(e.block, data);
-    if (generation === null) {
+    const begun = this.beginUpload(e);
+    if (begun === null) {
       this.uploadsInFlight--;
-      this.uploadBuffers.push(data);
       return;
     }
+    const { data, generation, inPlace } = begun;
+    let etag: ETag;
     try {
-      const etag = await this.inner.writeBlock(e.block, isZeroBlock(data) ? null : data);
-      e.storedVersion = version;
-      e.failures = 0;
-      e.retryAt = 0;
-      // Clean only if neither we nor the session wrote it since the copy (a cache file's clean
-      // entry must match its slot: the session stops writing the block then).
-      const unchanged = e.version === version && e.pendingWrites === 0;
-      if (!unchanged) this.map.endUpload(e.block);
-      if (unchanged && this.map.stored(e.block, generation, !this.options.persistent)) {
-        this.dirty.delete(e.block);
-        this.publish(e);
-        if (this.options.persistent) this.persistEntry(() => this.slots.setEntry(this.slotOf(e), e.block, false, etagBytes(etag)));
-        this.wake('dirtyWaiters');
-        this.wake('slotWaiters');
-      } else {
-        // Rewritten while uploading: upload the new version next, once (moved to the end to
-        // keep `dirty` ordered by dirtySince).
-        e.dirtySince = this.clock.now();
-        this.dirty.delete(e.block);
-        this.dirty.set(e.block, e);
-      }
+      etag = await this.inner.writeBlock(e.block, isZeroBlock(data) ? null : data);
     } catch (err) {
       this.map.endUpload(e.block);
+      if (inPlace !== undefined) this.endInPlace(e, inPlace);
       this.uploadsInFlight--;
       this.uploadFailed(e, err);
       return;
     }
+    e.storedVersion = version;
+    e.failures = 0;
+    e.retryAt = 0;
+    // Clean only if neither we nor the session wrote it since the copy (a cache file's clean
+    // entry must match its slot: the session stops writing the block then).
+    const unchanged = e.version === version && e.pendingWrites === 0;
+    if (!unchanged) this.map.endUpload(e.block);
+    if (unchanged && this.map.stored(e.block, generation, !this.options.persistent)) {
+      this.dirty.delete(e.block);
+      this.publish(e);
+      if (this.options.persistent) this.persistEntry(() => this.slots.setEntry(this.slotOf(e), e.block, false, etagBytes(etag)));
+      this.wake('dirtyWaiters');
+      this.wake('slotWaiters');
+    } else {
+      // Rewritten while uploading: upload the new version next, once (moved to the end to
+      // keep `dirty` ordered by dirtySince).
+      e.dirtySince = this.clock.now();
+      this.dirty.delete(e.block);
+      this.dirty.set(e.block, e);
+    }
     this.uploadsInFlight--;
+    if (inPlace !== undefined) this.endInPlace(e, inPlace);
     // The store keeps nothing after resolving: the buffer serves the next upload (reused memory,
     // where a fresh one costs a page fault per 4 KiB). A failed upload's buffer is dropped.
-    if (this.uploadBuffers.length < this.options.threads) this.uploadBuffers.push(data);
+    else if (this.uploadBuffers.length < this.options.threads) this.uploadBuffers.push(data);
     this.settleFlushes();
     this.pump();
+  }
+
+  /**
+   * The data an upload of the entry sends, marked uploading in the map with the generation of
+   * the session's writes it holds; null if another upload of it began while the rest was fetched
+   * (that one goes on). Without a cache file the slot itself, pinned until the upload ends (a
+   * write meanwhile moves the block: slotForWrite); with one, a copy taken under the map's lock.
+   */
+  private beginUpload(e: Entry): { data: Buffer; generation: number; inPlace: number | undefined } | null {
+    if (this.slotMemory !== null) {
+      const begun = this.map.beginUploadInPlace(e.block);
+      if (begun === null) return null;
+      const [generation, slot] = begun;
+      this.uploadingFrom.add(slot);
+      const data = this.slotMemory.subarray(slot * this.blockSize, (slot + 1) * this.blockSize);
+      return { data, generation, inPlace: slot };
+    }
+    const data = this.uploadBuffers.pop() ?? Buffer.allocUnsafeSlow(this.blockSize);
+    const generation = this.map.beginUpload(e.block, data);
+    if (generation === null) {
+      this.uploadBuffers.push(data);
+      return null;
+    }
+    return { data, generation, inPlace: undefined };
   }
 
   /**
