@@ -139,6 +139,11 @@ test('block backend over a directory: zero blocks deleted, block 0 carries the g
     await backend.writeBlock(5, Buffer.alloc(512));
     assert.equal(await objects.head('p-00000005'), null, 'all-zero write deletes the object');
     assert.ok((await backend.readBlock(5)).equals(Buffer.alloc(512)));
+    // A caller's buffer (a cache slot) gets an absent block's zeros in place of a new buffer.
+    const into = Buffer.alloc(512, 0xee);
+    const absent = await backend.readBlockTagged(5, into);
+    assert.equal(absent.data, into, 'the zeros are in the caller\'s buffer');
+    assert.ok(into.equals(Buffer.alloc(512)));
     const listed = [];
     await backend.listNonZero((n) => listed.push(n));
     assert.deepEqual(listed, [0]);

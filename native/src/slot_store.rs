@@ -223,7 +223,9 @@ impl SlotStore {
         // SAFETY: ptr..ptr+len lies in the anonymous mapping, which `keep` holds until the
         // engine finalizes the buffer; the bytes are plain data, only ever copied (never borrowed)
         // on the Rust side, so JS writing into them breaks no reference.
-        let view = unsafe { BufferSlice::from_external(env, ptr, len, keep, |_, keep| drop(keep))? };
+        let Ok(view) = (unsafe { BufferSlice::from_external(env, ptr, len, keep, |_, keep| drop(keep)) }) else {
+            return Ok(None); // the engine refused it: the cache copies instead, as with a file
+        };
         // A runtime without external buffers gets a copy: writes to it would land nowhere.
         Ok((view.as_ptr() == ptr.cast_const()).then_some(view))
     }

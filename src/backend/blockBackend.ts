@@ -72,7 +72,7 @@ export class BlockBackend implements TaggedBlockStore {
   async readBlockTagged(blockNum: number, into?: Buffer): Promise<TaggedBlock> {
     checkBlockNum(this, blockNum);
     const obj = await this.objects.get(blockKey(this.options, blockNum), this.maxObjectBytes, into);
-    return { data: await this.decode(blockNum, obj), etag: etagOf(obj) };
+    return { data: await this.decode(blockNum, obj, into), etag: etagOf(obj) };
   }
 
   async readBlockIfChanged(blockNum: number, etag: ETag): Promise<TaggedBlock | null> {
@@ -102,10 +102,11 @@ export class BlockBackend implements TaggedBlockStore {
     return encoded !== null && encoded.md5.toString('hex') === etag;
   }
 
-  private async decode(blockNum: number, obj: StoredObject | null): Promise<Buffer> {
+  /** `into`: where an absent block's zeros may go (the caller's buffer, a cache slot) instead of a new buffer. */
+  private async decode(blockNum: number, obj: StoredObject | null, into?: Buffer): Promise<Buffer> {
     if (obj === null) {
       this.stats.zeroBlocksRead++;
-      return Buffer.alloc(this.blockSize);
+      return into?.length === this.blockSize ? into.fill(0) : Buffer.alloc(this.blockSize);
     }
     const encoding = obj.contentEncoding ?? this.options.defaultContentEncoding ?? '';
     let data = obj.body;
