@@ -177,7 +177,7 @@ export declare class SlotStore {
   writePart(slot: number, offset: number, data: Uint8Array): void
   /**
    * Copies `target.length` bytes at `offset` of a slot's block into `target` (a caller's buffer:
-   * a FUSE read's own, or a reused upload buffer, so nothing is allocated).
+   * a FUSE read's own, or a block being verified, so nothing is allocated).
    */
   readInto(slot: number, offset: number, target: Uint8Array): void
   /** Copies one block out of a slot into a new Buffer owned by JS. */

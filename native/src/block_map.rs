@@ -42,7 +42,7 @@ struct Cell {
     dirty: bool,
     /// JS is fetching the block into the slot.
     loading: bool,
-    /// An upload of a copy of the slot is under way.
+    /// An upload of the block is under way (of a copy of the slot, or of the slot itself: pinned).
     uploading: bool,
     /// The upload reads the slot itself: nothing may write into it here.
     pinned: bool,

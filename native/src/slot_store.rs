@@ -249,7 +249,7 @@ impl SlotStore {
     }
 
     /// Copies `target.length` bytes at `offset` of a slot's block into `target` (a caller's buffer:
-    /// a FUSE read's own, or a reused upload buffer, so nothing is allocated).
+    /// a FUSE read's own, or a block being verified, so nothing is allocated).
     #[napi]
     pub fn read_into(&self, slot: u32, offset: u32, #[napi(ts_arg_type = "Uint8Array")] mut target: BufferSlice) -> Result<()> {
         self.check(slot, self.inner.header.block_size as usize)?;

@@ -138,8 +138,9 @@ export class BlockCache implements BlockStore, StatsSource {
   /** Complete blocks a sequential writer has moved past: uploaded before the write delay is up. */
   private readonly eager = new Set<Entry>();
   private readonly zeros: Buffer;
+  /** With a cache file, the copies uploads send, reused. */
   private readonly uploadBuffers: Buffer[] = [];
-  /** Read-ahead fetches read into these (the data goes on into the slot), not a new buffer per block. */
+  /** With a cache file, read-ahead fetches read into these (the data goes on into the slot), not a new buffer per block. */
   private readonly fetchBuffers: Buffer[] = [];
   /**
    * Every slot's data as one Buffer (no cache file): a fetch lands its body straight in the slot
@@ -561,8 +562,8 @@ export class BlockCache implements BlockStore, StatsSource {
   }
 
   /**
-   * A read-ahead's load: nobody takes its data, so the fetch may read into a reused buffer, free
-   * again once the data is in the slot.
+   * A read-ahead's load: nobody takes its data, so the fetch lands in the slot itself or, with a
+   * cache file, in a reused buffer, free again once the data is in the slot.
    */
   private async prefetch(blockNum: number, slot: number): Promise<void> {
     if (this.slotMemory !== null) {
