@@ -7,6 +7,7 @@ import { mkdir, open, readdir, readFile, writeFile, stat } from 'node:fs/promise
 import { join } from 'node:path';
 import { openSync, writeSync, closeSync } from 'node:fs';
 import { startMount, runCli, workdir, makeExt4, loopMount, run, isMounted } from './helpers/ours.mjs';
+import { SAVE_AFTER_MS } from '../dist/cli/codeCache.js';
 
 test('--test mode: ext4 on the file survives a remount with auto-detected geometry', { timeout: 300000 }, async () => {
   const w = await workdir('testmode');
@@ -189,6 +190,33 @@ test('restoring a disk image with dd or cp (both open with O_TRUNC) works and re
     } finally {
       assert.deepEqual(await again.stop(), { code: 0, signal: null });
     }
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('a mount that runs a few seconds leaves its code cache; the next start uses it and leaves it as it is', { timeout: 120000 }, async () => {
+  const w = await workdir('codecache');
+  const env = { ...process.env, XDG_CACHE_HOME: join(w.root, 'xdg') };
+  const cacheDir = join(w.root, 'xdg', 's3backer', 'code-cache');
+  const files = () => readdir(cacheDir).catch(() => []);
+  try {
+    // In the background, as users mount: the daemon's process is the one that lives long enough.
+    const res = await runCli(['--test', '--size=1m', w.store, w.mnt], { env });
+    assert.equal(res.code, 0, res.stderr);
+    await waitFor('the code cache', async () => (await files()).length === 1, 15000);
+    await run('umount', [w.mnt]);
+    await waitFor('the flag to clear', async () => !(await readdir(w.store)).includes('s3backer-mounted'));
+    const [name] = await files();
+    const made = (await stat(join(cacheDir, name))).mtimeMs;
+
+    const m = await startMount(['--test', '--size=1m', w.store, w.mnt], w.mnt, { env });
+    const bytes = await readFile(join(w.mnt, 'file'));
+    assert.equal(bytes.length, 1 << 20);
+    await sleep(SAVE_AFTER_MS + 1000);
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    assert.deepEqual(await files(), [name]);
+    assert.equal((await stat(join(cacheDir, name))).mtimeMs, made, 'a start that used the cache does not write it again');
   } finally {
     await w.cleanup();
   }
