@@ -491,7 +491,7 @@ test('a write and a read of another block in the same tick: the read cannot evic
   await cache.close();
 });
 
-test('cache memory is mapped in at mount in batches, up to 256 MiB; a cache file is left alone', async () => {
+test('cache memory is mapped in once the first block comes in, in batches, up to 256 MiB; a cache file is left alone', async () => {
   const recording = (numSlots, blockSize) => {
     const slots = SlotStores.anonymous(blockSize, numSlots);
     const calls = [];
@@ -515,16 +515,21 @@ test('cache memory is mapped in at mount in batches, up to 256 MiB; a cache file
   };
   const small = recording(300, BS);
   const a = new BlockCache(new RecordingStore(1000), small.slots, { ...defaults, size: 300, map: small.map }, silentLogger);
+  await sleep(50);
+  assert.deepEqual(small.calls, [], 'an unused cache maps nothing in');
+  await a.readBlock(7);
   assert.equal(await mappedRange(small.calls), 300, 'a small cache is mapped in whole');
   await a.close();
-  // 1 MiB blocks: 256 of the 400 slots (256 MiB) are mapped in at mount, the rest as they are used.
+  // 1 MiB blocks: 256 of the 400 slots (256 MiB) are mapped in, the rest as they are used.
   const big = recording(400, 1024 * 1024);
   const store = Object.assign(new RecordingStore(1000), { blockSize: 1024 * 1024 });
   const b = new BlockCache(store, big.slots, { ...defaults, size: 400, map: big.map }, silentLogger);
+  await b.writeBlock(3, Buffer.alloc(1024 * 1024, 1));
   assert.equal(await mappedRange(big.calls), 256);
   await b.close();
   const file = recording(300, BS);
   const c = new BlockCache(new RecordingStore(1000), file.slots, { ...defaults, size: 300, persistent: true, map: file.map }, silentLogger);
+  await c.readBlock(7);
   await sleep(50);
   assert.deepEqual(file.calls, [], 'cache-file slots are never prefaulted');
   await c.close();
