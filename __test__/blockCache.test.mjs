@@ -248,6 +248,10 @@ test('fetches land in the slot they fill: every block read back is its own, howe
     return { data: into, etag: ZERO_ETAG };
   };
   const cache = cacheOver(store, { size: 64, readAhead: 4, readAheadTrigger: 2 });
+  // The first fetch copies: the view over the slots is made after it, off the mount's first read.
+  assert.ok((await cache.readBlock(999)).equals(content(999)));
+  assert.equal(landed, 0, 'the first fetch is copied into its slot');
+  await new Promise((resolve) => setImmediate(resolve));
   for (let n = 0; n < 300; n++) assert.ok((await cache.readBlock(n)).equals(content(n)), `block ${n}`);
   for (let n = 0; n < 300; n += 7) assert.ok((await cache.readBlock(n)).equals(content(n)), `block ${n} again`);
   // Parts, as the session's misses come: a hit on the least recently used block drives

@@ -78,6 +78,13 @@ function cacheWithMap(store, opts = {}, slots = SlotStores.anonymous(BS, opts.si
 }
 
 const block = (byte) => Buffer.alloc(BS, byte);
+
+/** The cache makes its view over the slots (in-place fetches and uploads) once a first fetch is done. */
+async function viewed(cache) {
+  await cache.readBlock(99);
+  await new Promise((resolve) => setImmediate(resolve));
+  return cache;
+}
 /** What the FUSE front end does with the session's report: the map's log to the stack's top. */
 const report = (map, top) => top.noteWritten(map.takeWritten());
 const stat = (cache, name) => Object.fromEntries([...cache.statsLines(), ...cache.extraStatsLines()])[name];
@@ -174,6 +181,7 @@ test('uploading a copy, a session write during an upload of the same block is up
 test('uploading in place, a session write during an upload of the same block goes to JS, and is uploaded after it', async () => {
   const store = new MemoryStore(100, { writeMs: 40 });
   const { cache, map } = cacheWithMap(store, { writeDelayMs: 0 });
+  await viewed(cache);
   await cache.writeBlock(3, block(1));
   await sleep(10); // the upload of block(1) is under way
   assert.equal(map.write(3 * BS, block(2)), false, 'refused: the upload reads the slot');
@@ -293,6 +301,7 @@ async function uploadingInPlace(size) {
   const sent = [];
   readLate(store, sent);
   const { cache, map } = cacheWithMap(store, { size, writeDelayMs: 0 });
+  await viewed(cache);
   await cache.writeBlock(1, block(1));
   await sleep(5);
   assert.equal(map.isPinned(1), true, 'the upload has begun, from the slot itself');
