@@ -3,7 +3,7 @@
 // The port is bound before the mount marks the bucket mounted (a port in use fails the mount
 // cleanly); it answers 503 until serve() is called once the FUSE mount is up.
 
-import * as http from 'node:http';
+import type * as http from 'node:http';
 import { PROMETHEUS_CONTENT_TYPE, type StatsJSON } from './prometheus';
 import { ConfigError } from '../errors';
 
@@ -31,10 +31,12 @@ export class MetricsServer {
   }
 
   /** Binds host:port; a port in use (or not allowed, or an address not this machine's) is a ConfigError. */
-  static listen(port: number, host: string = METRICS_HOST): Promise<MetricsServer> {
+  static async listen(port: number, host: string = METRICS_HOST): Promise<MetricsServer> {
+    // Loaded here: a mount without --metricsPort does not load node:http.
+    const { createServer } = await import('node:http');
     return new Promise((resolve, reject) => {
       let self: MetricsServer | undefined;
-      const server = http.createServer((req, res) => self?.answer(req, res));
+      const server = createServer((req, res) => self?.answer(req, res));
       server.keepAliveTimeout = 5000;
       server.requestTimeout = 10000;
       server.once('error', (err: NodeJS.ErrnoException) => {

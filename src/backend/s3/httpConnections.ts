@@ -4,7 +4,7 @@
 // does only what S3 block requests need: Content-Length or chunked bodies, keep-alive, timeouts.
 
 import * as net from 'node:net';
-import * as tls from 'node:tls';
+import { tlsModule } from './tlsModule';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Proxy } from './proxy';
 import type { TlsTrust } from './trust';
@@ -362,7 +362,7 @@ export class HttpConnections {
     let onRead: ReadInto | undefined;
     const socket =
       this.options.protocol === 'https:'
-        ? tls.connect({
+        ? tlsModule().connect({
             // host stays: the certificate is checked against it, not against the proxy's name.
             ...(tunnel === undefined ? { host, port } : { socket: tunnel, host }),
             servername: net.isIP(host) === 0 ? host : undefined,

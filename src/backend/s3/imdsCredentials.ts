@@ -2,7 +2,7 @@
 // IMDSv2 session tokens on request (--accessEC2IAM-IMDSv2). The S3 client calls the provider again
 // before the returned expiration, so credentials are refreshed ahead of expiry.
 
-import * as http from 'node:http';
+import type * as Http from 'node:http';
 
 export interface ImdsOptions {
   /** Role name; undefined = the one role attached to the instance. */
@@ -20,7 +20,9 @@ export interface RoleCredentials {
   readonly expiration: Date | undefined;
 }
 
-function request(url: URL, method: string, headers: Record<string, string>, timeoutMs: number): Promise<string> {
+async function request(url: URL, method: string, headers: Record<string, string>, timeoutMs: number): Promise<string> {
+  // Loaded here: a mount that never asks the metadata service does not load node:http.
+  const http: typeof Http = await import('node:http');
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers, timeout: timeoutMs }, (res) => {
       let body = '';

@@ -23,7 +23,7 @@ import {
 } from '../objectStore';
 import { HttpStats } from '../httpStats';
 import { proxyFor } from './proxy';
-import { createSdkAgent } from './sdkAgent';
+import type { SdkAgentOptions } from './sdkAgent';
 import { tlsTrust } from './trust';
 import { isRetryableStatus, withRetries } from '../retry';
 import type { RetryPolicy } from '../../util/retryPauses';
@@ -161,7 +161,9 @@ export class S3ObjectStore implements ObjectStore {
   readonly listsInParallel = true;
   private readonly http: S3Http;
   private readonly limiter: Semaphore;
-  private readonly agent: http.Agent;
+  /** The SDK's sockets, made with its client: node:http and node:https load only for a listing. */
+  private agent: http.Agent | undefined;
+  private readonly agentOptions: SdkAgentOptions;
   private readonly credentialProvider: CredentialProvider | undefined;
   private sdkClient: S3Client | undefined;
   /** Set once the endpoint answered a multi-object delete with 501 NotImplemented: single DELETEs from then on. */
@@ -205,7 +207,7 @@ export class S3ObjectStore implements ObjectStore {
     const { proxy } = this.http;
     if (proxy !== undefined) this.log.info(`requests to S3 go through the proxy ${proxy.display} (from ${proxy.variable})`);
     // Only the SDK's listing uses the agent; block requests have their own sockets (S3Http).
-    this.agent = createSdkAgent({
+    this.agentOptions = {
       protocol: options.baseURL.startsWith('https:') ? 'https:' : 'http:',
       tls,
       proxy,
@@ -214,7 +216,7 @@ export class S3ObjectStore implements ObjectStore {
       warn: (message) => this.log.warn(message),
       // One socket per lister, so parallel listers never wait for each other's sockets.
       maxSockets: options.listBlocksThreads,
-    });
+    };
   }
 
   private request<T>(operation: string, attempt: () => Promise<T>): Promise<T> {
@@ -453,7 +455,9 @@ export class S3ObjectStore implements ObjectStore {
   private async sdk(): Promise<{ client: S3Client; ListObjectsV2Command: typeof import('@aws-sdk/client-s3').ListObjectsV2Command }> {
     const sdk = await import('@aws-sdk/client-s3');
     const { NodeHttpHandler } = await import('@smithy/node-http-handler');
+    const { createSdkAgent } = await import('./sdkAgent');
     const provider = this.credentialProvider;
+    const agent = (this.agent ??= createSdkAgent(this.agentOptions));
     this.sdkClient ??= new sdk.S3Client({
       endpoint: this.options.baseURL,
       forcePathStyle: !this.options.vhost,
@@ -461,7 +465,7 @@ export class S3ObjectStore implements ObjectStore {
       maxAttempts: 1, // retries follow upstream's pauses
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: new NodeHttpHandler({ httpAgent: this.agent, httpsAgent: this.agent as https.Agent }),
+      requestHandler: new NodeHttpHandler({ httpAgent: agent, httpsAgent: agent as https.Agent }),
       ...(provider
         ? { credentials: provider }
         : { credentials: { accessKeyId: '', secretAccessKey: '' }, signer: { sign: (req: unknown) => Promise.resolve(req) } }),
@@ -471,7 +475,7 @@ export class S3ObjectStore implements ObjectStore {
 
   close(): void {
     this.sdkClient?.destroy();
-    this.agent.destroy();
+    this.agent?.destroy();
     this.http.close();
   }
 }

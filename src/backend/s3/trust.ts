@@ -4,12 +4,13 @@
 // trusted by upstream s3backer (libcurl reads that bundle), so it must be by us too.
 
 import { existsSync, readFileSync } from 'node:fs';
-import * as tls from 'node:tls';
+import type * as Tls from 'node:tls';
+import { tlsModule } from './tlsModule';
 
 export interface TlsTrust {
   readonly rejectUnauthorized: boolean;
   /** undefined: Node's default CAs. Built once: a context with hundreds of CAs costs ~50 ms. */
-  readonly secureContext?: tls.SecureContext | undefined;
+  readonly secureContext?: Tls.SecureContext | undefined;
 }
 
 /** Where distributions keep their CA bundle (Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine). */
@@ -36,15 +37,16 @@ export function systemOnlyCAs(env: Readonly<Record<string, string | undefined>> 
   } catch {
     return [];
   }
-  const known = new Set(tls.rootCertificates.map(normalized));
+  const known = new Set(tlsModule().rootCertificates.map(normalized));
   return (text.match(PEM) ?? []).filter((pem) => !known.has(normalized(pem)));
 }
 
 export function tlsTrust(options: { insecure: boolean; cacert: string | undefined }): TlsTrust {
   const rejectUnauthorized = !options.insecure;
   if (options.cacert !== undefined)
-    return { rejectUnauthorized, secureContext: tls.createSecureContext({ ca: readFileSync(options.cacert) }) };
+    return { rejectUnauthorized, secureContext: tlsModule().createSecureContext({ ca: readFileSync(options.cacert) }) };
   const extra = systemOnlyCAs();
   if (extra.length === 0) return { rejectUnauthorized };
+  const tls = tlsModule();
   return { rejectUnauthorized, secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, ...extra] }) };
 }
