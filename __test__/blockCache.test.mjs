@@ -524,6 +524,13 @@ test('cache memory is mapped in once the first block comes in, in batches, up to
   await a.readBlock(7);
   assert.equal(await mappedRange(small.calls), 300, 'a small cache is mapped in whole');
   await a.close();
+  const lending = recording(300, BS);
+  const d = new BlockCache(new RecordingStore(1000), lending.slots, { ...defaults, size: 300, session: true, map: lending.map }, silentLogger);
+  await sleep(50);
+  assert.deepEqual(lending.calls, [], 'nor the slots lent to the session at mount');
+  await d.readBlock(7);
+  assert.equal(await mappedRange(lending.calls), 300);
+  await d.close();
   // 1 MiB blocks: 256 of the 400 slots (256 MiB) are mapped in, the rest as they are used.
   const big = recording(400, 1024 * 1024);
   const store = Object.assign(new RecordingStore(1000), { blockSize: 1024 * 1024 });

@@ -160,6 +160,8 @@ export class BlockCache implements BlockStore, StatsSource {
   private prefaulted = 0;
   /** Slots to map in when the first block comes in; 0 once that prefault has started. */
   private prefaultOnFirstUse = 0;
+  /** Set at the first use: before it, not even the slots lent to the session are mapped in. */
+  private prefaultStarted = false;
   private readonly maxDirty: number;
   /** The session may write into published blocks (no cache file, no synchronous writes). */
   private readonly sessionWrites: boolean;
@@ -200,7 +202,7 @@ export class BlockCache implements BlockStore, StatsSource {
     for (let s = options.size - 1; s >= 0; s--) this.freeSlots.push(s);
     if (this.sessionWrites) this.map.allowWrites(this.maxDirty);
     this.lendSpares(false);
-    // After the spares: taking those is not the first use.
+    // After the spares: taking those is not the first use (they are mapped in with the rest).
     this.prefaultOnFirstUse = Math.min(options.size, Math.floor(PREFAULT_ON_FIRST_USE_BYTES / this.blockSize));
     if (options.timeoutMs > 0) this.stopSweeper = this.clock.every(Math.min(options.timeoutMs, 1000), () => this.evictIdle());
   }
@@ -413,7 +415,13 @@ export class BlockCache implements BlockStore, StatsSource {
 
   /** Keeps the never-used slots about to be handed out mapped in, off the JS thread. */
   private prefaultAhead(slot: number): void {
-    if (this.options.persistent || this.prefaulted >= this.options.size || slot + PREFAULT_AHEAD / 2 < this.prefaulted) return;
+    if (
+      !this.prefaultStarted ||
+      this.options.persistent ||
+      this.prefaulted >= this.options.size ||
+      slot + PREFAULT_AHEAD / 2 < this.prefaulted
+    )
+      return;
     const first = this.prefaulted;
     this.prefaulted = Math.min(this.options.size, first + PREFAULT_AHEAD);
     this.slots.prefault(first, this.prefaulted - first).catch(() => {});
@@ -425,6 +433,7 @@ export class BlockCache implements BlockStore, StatsSource {
    */
   private takeSlotNow(forSession = false): number | undefined {
     if (this.prefaultOnFirstUse > 0) {
+      this.prefaultStarted = true;
       this.prefaultUpTo(this.prefaultOnFirstUse);
       this.prefaultOnFirstUse = 0;
     }
