@@ -4,7 +4,7 @@ import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { startS3Server, listKeys, putObject } from './helpers/s3server.mjs';
-import { runCli, s3Flags, CLI } from './helpers/ours.mjs';
+import { answerOnTerminal, runCli, s3Flags, CLI } from './helpers/ours.mjs';
 
 let server;
 before(async () => {
@@ -17,31 +17,6 @@ after(async () => {
 async function fillBucket(prefix, n) {
   for (let i = 0; i < n; i++) await putObject(server, 'disk', `${prefix}${i.toString(16).padStart(8, '0')}`, Buffer.alloc(512, 1));
   await putObject(server, 'disk', `${prefix}unrelated.txt`, 'keep me');
-}
-
-/** Runs the CLI on a pseudo-terminal (util-linux script) and answers its prompt. */
-function runOnTerminal(args, answer) {
-  return new Promise((resolve, reject) => {
-    const cmd = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-    const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    let answered = false;
-    child.stdout.on('data', (d) => {
-      output += d;
-      if (!answered && output.includes('[y/N]')) {
-        answered = true;
-        child.stdin.write(`${answer}\n`);
-      }
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`no exit; output: ${output}`));
-    }, 60000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output, answered });
-    });
-  });
 }
 
 /** Runs the CLI with `input` piped into its standard input, as `echo y | s3backer ...` does. */
@@ -86,12 +61,12 @@ test('in a script, --erase takes the answer piped to it; no answer, or no, erase
 
 test('on a terminal, --erase asks and erases only on yes', { timeout: 120000 }, async () => {
   await fillBucket('t/', 12);
-  const no = await runOnTerminal([...s3Flags(server), '--prefix=t/', '--erase', 'disk'], 'n');
+  const no = await answerOnTerminal([...s3Flags(server), '--prefix=t/', '--erase', 'disk'], '[y/N]', 'n\n');
   assert.ok(no.answered, no.output);
   assert.match(no.output, /Erase all 12 blocks of s3:\/\/disk\/t\/\? This cannot be undone\. \[y\/N\]/);
   assert.equal(no.code, 1);
   assert.equal((await listKeys(server, 'disk', 't/')).length, 13);
-  const yes = await runOnTerminal([...s3Flags(server), '--prefix=t/', '--erase', 'disk'], 'y');
+  const yes = await answerOnTerminal([...s3Flags(server), '--prefix=t/', '--erase', 'disk'], '[y/N]', 'y\n');
   assert.equal(yes.code, 0, yes.output);
   assert.match(yes.output, /\rblocks deleted: 12\/12 in \d+\.\d s/, 'progress on the terminal');
   assert.match(yes.output, /erased 12 blocks/);

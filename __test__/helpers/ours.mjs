@@ -202,3 +202,36 @@ export function freePort() {
     });
   });
 }
+
+/**
+ * Runs the CLI on a pseudo-terminal (util-linux script), typing `typed` once its output shows
+ * `prompt`; resolves with the exit status, everything shown, and whether the prompt came.
+ */
+export function answerOnTerminal(args, prompt, typed, { env = process.env, timeoutMs = 60000 } = {}) {
+  const quote = (a) => `'${a.replace(/'/g, `'\\''`)}'`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', [process.execPath, CLI, ...args].map(quote).join(' '), '/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env,
+    });
+    let output = '';
+    let answered = false;
+    const shown = (d) => {
+      output += d;
+      if (!answered && output.includes(prompt)) {
+        answered = true;
+        child.stdin.write(typed);
+      }
+    };
+    child.stdout.on('data', shown);
+    child.stderr.on('data', shown);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no exit; output: ${output}`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output, answered });
+    });
+  });
+}

@@ -2,6 +2,7 @@
 // unmounted. Every failure is one line on stderr and a non-zero exit. It runs from the bundle
 // that main.ts loads (scripts/bundle-cli.mjs).
 
+import { join } from 'node:path';
 import { secretFileWarnings } from './secretFiles';
 import { parseCommandLine } from './parseArgs';
 import { buildConfig } from '../config/config';
@@ -10,6 +11,7 @@ import { version } from '../version';
 import { runCacheCommand } from './cacheCommand';
 import { askPassword, PASSWORD_ON_STDIN_ENV, readPasswordFromStdin } from './password';
 import { isDaemonChild, reportToParent, runAsDaemon } from './daemon';
+import { awaitGo, PRESTART_ENV, releasePrestarted, takePrestarted } from './daemonPrestart';
 import { fileOutput, openLogFile, stderrOutput, syslogOutput, type LogWrite } from './logOutput';
 import { UsageError, UserError } from '../errors';
 
@@ -36,6 +38,8 @@ async function main(argv: readonly string[]): Promise<void> {
   // ps and /proc/PID/cmdline show the title, not the arguments (which may carry --accessKey or
   // --password); once parsed, the bucket and mount point are added.
   process.title = 's3backer';
+  // A serving process started ahead of its parent (daemonPrestart.ts) does nothing until told to.
+  const go = isDaemonChild() && process.env[PRESTART_ENV] === '1' ? await awaitGo() : undefined;
   if (argv[0] === 'cache') process.exit(runCacheCommand(argv.slice(1)));
   const cli = parseCommandLine(argv, version);
   if (cli.kind === 'exit') {
@@ -53,23 +57,31 @@ async function main(argv: readonly string[]): Promise<void> {
   ]);
   for (const warning of secretFiles) process.stderr.write(`s3backer: warning: ${warning}\n`);
   const daemon = isDaemonChild();
-  // No password given for --encrypt: ask on the terminal (a daemon's child gets it on stdin).
+  // No password given for --encrypt: ask on the terminal (a daemon's child gets it from its parent:
+  // with the go when it was started ahead, else on stdin).
   let asked: string | undefined;
   if (config.codec.cipher !== undefined && config.codec.password === undefined) {
-    asked = process.env[PASSWORD_ON_STDIN_ENV] === '1' ? await readPasswordFromStdin() : await askPassword('Password: ');
+    asked = go?.password ?? (process.env[PASSWORD_ON_STDIN_ENV] === '1' ? await readPasswordFromStdin() : await askPassword('Password: '));
     config = { ...config, codec: { ...config.codec, password: asked } };
   }
   if (config.mode === 'mount' && !config.foreground) {
+    // The one started ahead has its stderr set already: it cannot write to a log file.
+    const prestarted = config.logFile === undefined ? takePrestarted() : undefined;
+    releasePrestarted();
     process.exit(
       await runAsDaemon(
-        require.main?.filename ?? __filename,
+        // main.js beside this file (or the bundle), not require.main: mount.s3backer runs the
+        // command in its own process.
+        join(__dirname, 'main.js'),
         argv,
         asked === undefined ? {} : { [PASSWORD_ON_STDIN_ENV]: '1' },
         asked,
         config.logFile,
+        prestarted,
       ),
     );
   }
+  releasePrestarted(); // not a background mount after all
   // A background process's stderr is the log file or the pipe into logger: a write that fails
   // there (logger gone) must not end the mount.
   if (daemon) process.stderr.on('error', () => {});

@@ -6,8 +6,9 @@ import { accessSync, constants } from 'node:fs';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { closeLogFile, openLogFile } from './logOutput';
+import type { Prestarted } from './daemonPrestart';
 
-const DAEMON_ENV = 'S3BACKER_DAEMON_CHILD';
+export const DAEMON_ENV = 'S3BACKER_DAEMON_CHILD';
 
 export function isDaemonChild(): boolean {
   return process.env[DAEMON_ENV] === '1' && typeof process.send === 'function';
@@ -20,7 +21,7 @@ type DaemonMessage = { type: 'ready' } | { type: 'error'; message: string };
  * whole life (its lines carry their syslog priority, see logOutput.ts), so that a log line costs a
  * pipe write, not a process, and whatever else reaches stderr (a crash's report) is in syslog too.
  */
-function daemonStderr(logFile: string | undefined): { target: 'ignore' | number | Writable; done(): void; warning?: string } {
+export function daemonStderr(logFile: string | undefined): { target: 'ignore' | number | Writable; done(): void; warning?: string } {
   if (logFile !== undefined) {
     const fd = openLogFile(logFile);
     return { target: fd, done: () => closeLogFile(fd) };
@@ -60,7 +61,8 @@ function onPath(command: string): boolean {
 
 /**
  * In the parent: starts the serving process in the foreground mode and reports how it went.
- * `stdinText`: handed to the serving process on its stdin (the password asked on the terminal).
+ * `stdinText`: handed to the serving process (the password asked on the terminal), on its stdin,
+ * or with the go of one `prestarted` (daemonPrestart.ts), which is used instead of a new one.
  */
 export function runAsDaemon(
   script: string,
@@ -68,17 +70,25 @@ export function runAsDaemon(
   extraEnv: Record<string, string> = {},
   stdinText?: string,
   logFile?: string,
+  prestarted?: Prestarted,
 ): Promise<number> {
-  const stderr = daemonStderr(logFile);
-  if (stderr.warning !== undefined) process.stderr.write(`s3backer: warning: ${stderr.warning}\n`);
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [script, '-f', ...argv], {
+  let child: ChildProcess;
+  if (prestarted !== undefined) {
+    if (prestarted.warning !== undefined) process.stderr.write(`s3backer: warning: ${prestarted.warning}\n`);
+    child = prestarted.child;
+    child.send({ type: 'go', ...(stdinText === undefined ? {} : { password: stdinText }) });
+  } else {
+    const stderr = daemonStderr(logFile);
+    if (stderr.warning !== undefined) process.stderr.write(`s3backer: warning: ${stderr.warning}\n`);
+    child = spawn(process.execPath, [script, '-f', ...argv], {
       detached: true,
       stdio: [stdinText === undefined ? 'ignore' : 'pipe', 'ignore', stderr.target, 'ipc'],
       env: { ...process.env, ...extraEnv, [DAEMON_ENV]: '1' },
     });
     stderr.done();
     if (stdinText !== undefined) child.stdin?.end(`${stdinText}\n`);
+  }
+  return new Promise((resolve) => {
     let settled = false;
     const settle = (code: number, message?: string): void => {
       if (settled) return;

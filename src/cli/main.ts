@@ -6,6 +6,9 @@
 
 import { join } from 'node:path';
 import { SAVE_AFTER_MS, defaultCacheDir, runBundle } from './codeCache';
+import { prestartDaemon } from './daemonPrestart';
 
+// A background mount's serving process starts now, while this one loads the command.
+prestartDaemon(join(__dirname, 'main.js'), process.argv.slice(2));
 const run = runBundle(join(__dirname, 's3backer.bundle.js'), defaultCacheDir());
 if (run.cacheUse !== 'used') setTimeout(() => run.save(), SAVE_AFTER_MS).unref();

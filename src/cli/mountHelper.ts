@@ -2,10 +2,9 @@
 // mount.s3backer: what mount(8) runs for `mount -t s3backer` and fstab lines of type s3backer
 // (once linked into /sbin). mount calls helpers as `mount.TYPE spec dir [-sfnvw] [-N ns]
 // [-o options] [-t type]`; its -f means "fake" and -s "sloppy", not s3backer's foreground and
-// single-threaded, so they are taken here and the rest goes to s3backer, which daemonizes and
-// returns once the disk is mounted.
+// single-threaded, so they are taken here and the rest goes to s3backer, run in this process,
+// which daemonizes and returns once the disk is mounted.
 
-import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
 const USAGE = 'usage: mount.s3backer bucket mountpoint [-fnsvw] [-o options]';
@@ -54,10 +53,16 @@ function main(): void {
     process.exit(EXIT_USAGE);
   }
   if (call.argv === undefined) process.exit(0);
+  // The command runs in this process, as if started with these arguments: a child process would
+  // start Node once more (40-60 ms here) before the background mount starts it again. s3backer
+  // says why on stderr when it fails; whatever the cause, for mount(8) the mount failed.
+  process.on('exit', (code) => {
+    if (code !== 0) process.exitCode = EXIT_MOUNT_FAILED;
+  });
   const cli = path.join(__dirname, 'main.js');
-  const result = spawnSync(process.execPath, [cli, ...call.argv], { stdio: 'inherit' });
-  // s3backer has said why on stderr; whatever the cause, for mount(8) the mount failed.
-  process.exit(result.status === 0 ? 0 : EXIT_MOUNT_FAILED);
+  process.argv = [process.argv[0] ?? process.execPath, cli, ...call.argv];
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require(cli);
 }
 
 if (require.main === module) main();

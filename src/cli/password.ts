@@ -1,5 +1,6 @@
 // The encryption password when no --password or --passwordFile gave it: asked on the terminal
-// without echo; a daemon's serving process receives it from its parent on stdin.
+// without echo; a daemon's serving process receives it from its parent, on stdin or with the word
+// to go (daemonPrestart.ts).
 
 import { UserError } from '../errors';
 
