@@ -1,7 +1,8 @@
 // Without -f or -d, s3backer returns once the mount is ready (exit 0) or has failed (its message,
 // exit 1), leaving a detached process serving the mount, as upstream's daemon mode does.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { childProcesses } from './childProcesses';
 import { accessSync, constants } from 'node:fs';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -33,7 +34,7 @@ export function daemonStderr(logFile: string | undefined): { target: 'ignore' | 
       warning: 'logger(1) is not installed, so the background process cannot log to syslog; give --logFile=FILE to keep its messages',
     };
   }
-  const logger: ChildProcess = spawn('logger', ['--prio-prefix', '-t', 's3backer', '-p', 'daemon.err'], {
+  const logger: ChildProcess = childProcesses().spawn('logger', ['--prio-prefix', '-t', 's3backer', '-p', 'daemon.err'], {
     detached: true,
     stdio: ['pipe', 'ignore', 'ignore'],
   });
@@ -80,7 +81,7 @@ export function runAsDaemon(
   } else {
     const stderr = daemonStderr(logFile);
     if (stderr.warning !== undefined) process.stderr.write(`s3backer: warning: ${stderr.warning}\n`);
-    child = spawn(process.execPath, [script, '-f', ...argv], {
+    child = childProcesses().spawn(process.execPath, [script, '-f', ...argv], {
       detached: true,
       stdio: [stdinText === undefined ? 'ignore' : 'pipe', 'ignore', stderr.target, 'ipc'],
       env: { ...process.env, ...extraEnv, [DAEMON_ENV]: '1' },

@@ -6,7 +6,8 @@
 // starts one the usual way whenever the one started ahead cannot be used. About 60 ms of a
 // background mount's start here (docs/performance.md).
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { childProcesses } from './childProcesses';
 import { DAEMON_ENV, daemonStderr } from './daemon';
 
 /** In the serving process: wait for the parent's go before doing anything. */
@@ -55,7 +56,7 @@ export function looksLikeBackgroundMount(argv: readonly string[]): boolean {
 export function prestartDaemon(script: string, argv: readonly string[]): void {
   if (process.env[DAEMON_ENV] !== undefined || !looksLikeBackgroundMount(argv)) return;
   const stderr = daemonStderr(undefined);
-  const child = spawn(process.execPath, [script, '-f', ...argv], {
+  const child = childProcesses().spawn(process.execPath, [script, '-f', ...argv], {
     detached: true,
     stdio: ['ignore', 'ignore', stderr.target, 'ipc'],
     env: { ...process.env, [DAEMON_ENV]: '1', [PRESTART_ENV]: '1' },
