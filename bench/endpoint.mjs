@@ -1,30 +1,41 @@
-// Starts bench/memoryS3.mjs as a child process (its own core's worth of event loop) and resolves
-// its port once it listens, after warming it up.
-import { spawn } from 'node:child_process';
+// Starts the in-memory S3 stand-in (bench/endpoint/, Rust: a thread per connection) as a child
+// process, built first if it is missing or older than its source, and resolves its port once it
+// listens, after warming it up. S3 costs its clients' machine no CPU; the Node endpoint this
+// replaced spent 0.4-0.9 ms of CPU per 256 KiB PUT (its garbage collector, copies) on the same
+// two cores as the tools, and capped how fast a tool overlapping its uploads with writes could go.
+import { execFileSync, spawn } from 'node:child_process';
 import * as http from 'node:http';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-export async function startEndpoint(delay = 0) {
-  const child = spawn(process.execPath, [join(HERE, 'memoryS3.mjs'), '--delay', String(delay)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+/** The endpoint's binary, built (cargo does nothing when it is up to date). */
+export function endpointBinary() {
+  execFileSync('cargo', ['build', '--release', '--quiet', '-p', 's3backer-bench-endpoint'], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+  return join(REPO, 'target', 'release', 'bench-s3');
+}
+
+export async function startEndpoint(delay = 0, { warm = true } = {}) {
+  const child = spawn(endpointBinary(), ['--delay', String(delay)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => {
       const m = /listening (\d+)/.exec(d.toString());
       if (m) resolve(Number(m[1]));
     });
+    child.on('error', reject);
     child.on('exit', () => reject(new Error('endpoint exited')));
   });
-  await warmUp(port);
+  if (warm) await warmUp(port);
   return { port, stop: () => child.kill() };
 }
 
 /**
- * S3 is never cold, and a fresh endpoint process is: its request handlers run unoptimized until
- * V8 has seen them often. Without this, whichever tool runs first at a delay meets a slower
- * endpoint than the ones after it (about 10 % of a 0 ms read). PUTs, GETs and DELETEs of 256 KiB
- * objects under their own prefix, as many as the tools send in a few seconds.
+ * S3 is never cold, and a fresh endpoint process is: its heap has yet to grow to hold the
+ * objects, and its first allocations fault in fresh pages (with the Node endpoint, its handlers
+ * also ran unoptimized at first). Without this, whichever tool runs first at a delay would meet a
+ * slower endpoint than the ones after it. PUTs, GETs and DELETEs of 256 KiB objects under their
+ * own prefix, as many as the tools send in a few seconds.
  */
 async function warmUp(port, { count = 1500, inflight = 32, size = 256 * 1024 } = {}) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: inflight });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // npm run bench: ours against upstream's newest build and Debian's s3backer 1.5.4 in one run, same
-// endpoint (bench/memoryS3.mjs, in memory, on loopback), same block size, through ext4 on a loop
+// endpoint (bench/endpoint/, in memory, on loopback), same block size, through ext4 on a loop
 // device, at each delay per S3 request:
 //   sequential write of 256 MiB, timed until the writer's fsync, the unmount and the exit of the
 //   s3backer process (so the data is in the store); sequential read of it after a fresh mount (cold)
