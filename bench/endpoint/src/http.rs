@@ -1,7 +1,7 @@
 //! Just enough HTTP/1.1 for S3 clients: keep-alive, `Content-Length` or chunked bodies,
 //! `Expect: 100-continue` (libcurl sends it before large PUTs).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 use std::net::TcpStream;
 
 pub struct Request {
@@ -139,14 +139,19 @@ pub fn write_response(w: &mut TcpStream, res: &Response) -> io::Result<()> {
     }
     head.push_str("\r\n");
     let body = if res.omit_body || res.status == 204 || res.status == 304 { &[][..] } else { res.body };
-    if body.len() <= 16 * 1024 {
-        let mut all = head.into_bytes();
-        all.extend_from_slice(body);
-        w.write_all(&all)
-    } else {
-        w.write_all(head.as_bytes())?;
-        w.write_all(body)
+    // Head and body in one system call, as a server that corks them does: a client then gets
+    // them in the same reads.
+    let (mut head, mut body) = (head.as_bytes(), body);
+    while !head.is_empty() || !body.is_empty() {
+        let n = w.write_vectored(&[IoSlice::new(head), IoSlice::new(body)])?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
     }
+    Ok(())
 }
 
 /// `a=b&c=d` as URLSearchParams reads it: `+` is a space, `%XX` a byte.
