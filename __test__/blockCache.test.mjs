@@ -439,6 +439,28 @@ test('write-behind: a block a sequential writer moved past uploads at once, the 
   await cache.close();
 });
 
+test('a long sequential write, once stored, goes before the blocks used again and again; writes in no sequence do not', async () => {
+  for (const sequential of [true, false]) {
+    const store = new RecordingStore(100, { writeMs: 1 });
+    const cache = cacheOver(store, { size: 8, writeDelayMs: 0 });
+    for (const n of [0, 50, 0, 50]) await cache.readBlock(n); // a filesystem's metadata
+    const stream = Array.from({ length: 20 }, (_, i) => 60 + i * (sequential ? 1 : 2));
+    for (const n of stream) {
+      await cache.writeBlock(n, block(n));
+      await cache.flush();
+    }
+    store.reads.length = 0;
+    await cache.readBlock(0);
+    await cache.readBlock(50);
+    if (sequential) assert.deepEqual(store.reads, [], 'blocks 0 and 50 stayed');
+    else assert.deepEqual(store.reads, [0, 50], 'plain LRU: the writes pushed them out');
+    store.reads.length = 0;
+    await cache.readBlock(stream.at(-1));
+    assert.deepEqual(store.reads, [], 'the last block written is still there (nothing needed its slot)');
+    await cache.close();
+  }
+});
+
 /** Fails instead of hanging when `promise` does not settle within `ms`. */
 const within = (ms, promise, what) =>
   Promise.race([promise, sleep(ms).then(() => assert.fail(`${what} still waiting after ${ms} ms`))]);

@@ -87,6 +87,11 @@ export declare class BlockMap {
   /** A hit JS answered: the block moves to the young end of the LRU order. */
   touch(block: number): void
   /**
+   * The block, written as part of a stream, is evicted before every block not so demoted
+   * until it is used again.
+   */
+  demote(block: number): void
+  /**
    * Takes the least recently used block that is neither busy nor dirty out of the map:
    * `[block, slot]`, or null when there is none.
    */

@@ -54,6 +54,9 @@ struct Cell {
     used_ms: AtomicU64,
     /// Evicted only after every block not held (JS holds part of a loop bigger than the cache).
     held: bool,
+    /// The tick JS demoted the block at (0: never): until it is used again, it goes before every
+    /// block not demoted.
+    demoted_at: u64,
     /// Its key in the LRU order, while it is evictable.
     listed: Option<LruKey>,
 }
@@ -72,13 +75,30 @@ impl Cell {
             used: AtomicU64::new(0),
             used_ms: AtomicU64::new(0),
             held: false,
+            demoted_at: 0,
             listed: None,
         }
     }
 }
 
-/// LRU keys: protected and held blocks sort after every other block, then by last use.
-type LruKey = (bool, u64);
+/// LRU keys: a rank, then the last use. Demoted blocks not used since go first, protected and
+/// held blocks last.
+type LruKey = (u8, u64);
+const DEMOTED: u8 = 0;
+const PLAIN: u8 = 1;
+const KEPT: u8 = 2;
+
+impl Cell {
+    fn rank(&self, protected: bool) -> u8 {
+        if protected || self.held {
+            KEPT
+        } else if self.demoted_at != 0 && self.demoted_at == self.used.load(Ordering::Relaxed) {
+            DEMOTED
+        } else {
+            PLAIN
+        }
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -98,8 +118,8 @@ struct State {
     closed: bool,
     /// The block of each write made here since JS took them; one entry for several writes of a block in a row.
     written: Vec<u32>,
-    /// Evictable cells by (protected or held, tick): the first is the next victim. A cell used since it
-    /// was filed is filed again under its newer tick when it comes up.
+    /// Evictable cells by (rank, tick): the first is the next victim. A cell used since it was
+    /// filed is filed again under its newer tick (and rank) when it comes up.
     lru: BTreeMap<LruKey, u32>,
     /// Blocks below this are evicted only once no other block is left (--blockCacheNumProtected).
     protected_below: u32,
@@ -164,7 +184,7 @@ impl State {
                     cell.held = true;
                     self.held += 1;
                 }
-                let key = (protected || cell.held, cell.used.load(Ordering::Relaxed));
+                let key = (cell.rank(protected), cell.used.load(Ordering::Relaxed));
                 cell.listed = Some(key);
                 self.lru.insert(key, block);
             }
@@ -200,23 +220,27 @@ impl State {
         Some(cell)
     }
 
-    /// The least recently used evictable cell, taken out of the map: unprotected blocks first.
-    /// With `idle_before`, only one last used before that many milliseconds.
+    /// The least recently used evictable cell, taken out of the map: demoted blocks first,
+    /// protected and held ones last. With `idle_before`, only one last used before that many
+    /// milliseconds.
     fn take_lru(&mut self, idle_before: Option<u64>) -> Option<(u32, u32)> {
-        self.take_first(false, idle_before).or_else(|| self.take_first(true, idle_before))
+        [DEMOTED, PLAIN, KEPT].into_iter().find_map(|rank| self.take_first(rank, idle_before))
     }
 
-    fn take_first(&mut self, protected: bool, idle_before: Option<u64>) -> Option<(u32, u32)> {
+    fn take_first(&mut self, rank: u8, idle_before: Option<u64>) -> Option<(u32, u32)> {
         loop {
-            let (&key, &block) = self.lru.range((protected, 0)..=(protected, u64::MAX)).next()?;
+            let (&key, &block) = self.lru.range((rank, 0)..=(rank, u64::MAX)).next()?;
+            let protected = block < self.protected_below;
             let cell = self.cells.get_mut(&block)?;
             let used = cell.used.load(Ordering::Relaxed);
             if used != key.1 {
-                // Used since it was filed: file it under its last use and look again. Every
-                // key is at most its cell's last use, so a first key that is current is the LRU.
+                // Used since it was filed: file it under its last use (a demoted block is no
+                // longer one) and look again. Every key is at most its cell's last use, so a
+                // first key that is current is the LRU of its rank.
+                let again = (cell.rank(protected), used);
                 self.lru.remove(&key);
-                self.lru.insert((protected, used), block);
-                cell.listed = Some((protected, used));
+                self.lru.insert(again, block);
+                cell.listed = Some(again);
                 continue;
             }
             // Ticks follow time: if the least recently used is not idle, none is.
@@ -450,6 +474,20 @@ impl Map {
     /// A use of the block by JS (a hit it answered): it moves to the young end of the order.
     pub fn touch(&self, block: u32) {
         self.read_state().stamp(block);
+    }
+
+    /// The block goes before every block not demoted, until it is used (read, written or stored)
+    /// again: JS saw it written and stored as part of a stream, which is rarely read back soon, and should not push out the blocks
+    /// used again and again (a filesystem's metadata). Demoted blocks go in the order demoted.
+    pub fn demote(&self, block: u32) {
+        let mut state = self.write_state();
+        state.stamp(block);
+        let Some(cell) = state.cells.get_mut(&block) else { return };
+        cell.demoted_at = cell.used.load(Ordering::Relaxed);
+        if let Some(key) = cell.listed.take() {
+            state.lru.remove(&key);
+            state.place(block, false);
+        }
     }
 
     /// The least recently used evictable block, taken out of the map, with its slot; None when
@@ -811,6 +849,13 @@ impl BlockMap {
         self.inner.touch(block)
     }
 
+    /// The block, written as part of a stream, is evicted before every block not so demoted
+    /// until it is used again.
+    #[napi]
+    pub fn demote(&self, block: u32) {
+        self.inner.demote(block)
+    }
+
     /// Takes the least recently used block that is neither busy nor dirty out of the map:
     /// `[block, slot]`, or null when there is none.
     #[napi]
@@ -1109,6 +1154,32 @@ mod tests {
         map.allow_writes(8);
         assert!(map.stored(6, 0, false));
         assert_eq!(map.take_victim(), Some((6, 2)), "clean once stored");
+    }
+
+    #[test]
+    fn demoted_blocks_go_first_in_the_order_demoted_until_used_again() {
+        let map = filled(8);
+        map.set_protected(1);
+        for block in 0..6 {
+            assert!(map.claim(block, block, false));
+            map.publish(block, false);
+        }
+        // Written in a stream and stored: 4 first, then 3, then 5 (demoted, then written again).
+        map.demote(4);
+        map.demote(3);
+        map.allow_writes(8);
+        map.demote(5);
+        map.mark_dirty(5);
+        map.touch(3); // read again: no longer demoted
+        assert_eq!(map.take_victim(), Some((4, 4)), "demoted and unused since: before the LRU");
+        assert!(map.stored(5, 0, false));
+        assert_eq!(map.take_victim(), Some((1, 1)), "then plain LRU: 1, 2, 3 (touched), 5 (written since)");
+        assert_eq!(map.take_victim(), Some((2, 2)));
+        assert_eq!(map.take_victim(), Some((3, 3)));
+        assert_eq!(map.take_victim(), Some((5, 5)));
+        map.demote(0);
+        assert_eq!(map.take_victim(), Some((0, 0)), "a protected block stays last, demoted or not");
+        assert_eq!(map.take_victim(), None);
     }
 
     #[test]

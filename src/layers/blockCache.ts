@@ -84,6 +84,8 @@ interface Entry {
   dirtySince: number;
   retryAt: number;
   failures: number;
+  /** Written whole by a writer that went on to the next block: once stored, evicted first. */
+  streamed: boolean;
 }
 
 interface FlushWaiter {
@@ -920,13 +922,23 @@ export class BlockCache implements BlockStore, StatsSource {
 
   /**
    * Write-behind: when a writer moves on to the next block, the one it finished will not change
-   * soon, so waiting out --blockCacheWriteDelay (a maximum) only delays its upload.
+   * soon, so waiting out --blockCacheWriteDelay (a maximum) only delays its upload. Nor is it
+   * likely to be read back soon (the kernel's page cache has it): once stored it is evicted
+   * before the blocks a filesystem uses again and again (its metadata and journal), which a
+   * long write would otherwise push out, each to be fetched again for its next partial write.
    */
   private noteWrite(blockNum: number): void {
     if (blockNum === this.lastWrite) return;
-    const previous = blockNum === this.lastWrite + 1 ? this.dirty.get(this.lastWrite) : undefined;
+    const written = this.entries.get(blockNum);
+    if (written) written.streamed = false;
+    const previous = blockNum === this.lastWrite + 1 ? this.entries.get(this.lastWrite) : undefined;
     this.lastWrite = blockNum;
-    if (previous && previous.valid === null && !this.map.isUploading(previous.block)) this.eager.add(previous);
+    if (previous && previous.valid === null && !previous.loading) {
+      previous.streamed = true;
+      // Stored already (a flush, or no delay): demoted now; otherwise when its upload ends.
+      if (this.dirty.get(previous.block) !== previous) this.map.demote(previous.block);
+      else if (!this.map.isUploading(previous.block)) this.eager.add(previous);
+    }
   }
 
   /**
@@ -1005,6 +1017,7 @@ export class BlockCache implements BlockStore, StatsSource {
       dirtySince: 0,
       retryAt: 0,
       failures: 0,
+      streamed: false,
     };
   }
 
@@ -1106,6 +1119,7 @@ export class BlockCache implements BlockStore, StatsSource {
     if (unchanged && this.map.stored(e.block, generation, !this.options.persistent)) {
       this.dirty.delete(e.block);
       this.publish(e);
+      if (e.streamed) this.map.demote(e.block);
       if (this.options.persistent) this.persistEntry(() => this.slots.setEntry(this.slotOf(e), e.block, false, etagBytes(etag)));
       this.wake('dirtyWaiters');
       this.wake('slotWaiters');
