@@ -107,6 +107,20 @@ test('HTTP: Expect: 100-continue (libcurl before large PUTs), a chunked body, tw
   assert.equal((await request('GET', '/b/t3/chunked')).body.toString(), 'abcdefg');
 });
 
+test('requests are counted by the first segment of their keys and their kind, for the bench', async () => {
+  const counts = async () => JSON.parse((await request('GET', '/_bench/requests')).body.toString())['t5'];
+  assert.equal(await counts(), undefined, 'nothing under t5/ yet');
+  await request('PUT', '/b/t5/a', { body: Buffer.from('x') });
+  await request('PUT', '/b/t5/b', { body: Buffer.from('y') });
+  await request('GET', '/b/t5/a');
+  await request('HEAD', '/b/t5/missing');
+  await request('GET', '/b?list-type=2&prefix=t5%2F');
+  const del = '<Delete><Object><Key>t5/a</Key></Object><Object><Key>t5/b</Key></Object></Delete>';
+  await request('POST', '/b?delete', { body: Buffer.from(del) });
+  await request('DELETE', '/b/t5/a');
+  assert.deepEqual(await counts(), { GET: 1, PUT: 2, HEAD: 1, DELETE: 1, LIST: 1, POST: 1 });
+});
+
 test('a delay per request holds each answer back', { timeout: 120000 }, async () => {
   const slow = await startEndpoint(40, { warm: false });
   try {

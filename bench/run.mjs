@@ -6,7 +6,8 @@
 //   s3backer process (so the data is in the store); sequential read of it after a fresh mount (cold)
 //   and, in a mount a first pass has filled, again with the kernel's caches dropped (warm); random 4 KiB reads and
 //   writes with fio; fstrim of a deleted 1 GiB file on a 2 GiB disk; time to the first byte after
-//   mounting; peak resident memory while writing;
+//   mounting; peak resident memory while writing; the S3 requests of the write and of the cold
+//   read, by kind (counted by the endpoint under each tool's prefix);
 //   CPU-seconds (user + system of the whole process, mount to exit, bench/rusage.py) per GiB
 //   written and read, and of a mount that does nothing; for ours, the sizes of the write and read
 //   requests the kernel sent (its /metrics histogram). Each tool runs that --rounds times (3), the
@@ -216,6 +217,14 @@ const toolArgs = (tool, endpoint) => [
 ];
 const cpuPerGiB = (u) => (u ? u.cpuS / GIB : undefined);
 
+/** The S3 requests the endpoint has counted under the tool's prefix, by kind (none for the ceiling's tools, which use no endpoint). */
+async function s3Requests(endpoint, tool) {
+  if (!endpoint.port) return undefined;
+  const all = await (await fetch(`http://127.0.0.1:${endpoint.port}/_bench/requests`)).json();
+  return { GET: 0, PUT: 0, HEAD: 0, DELETE: 0, LIST: 0, POST: 0, ...all[tool.id] };
+}
+const total = (c) => Object.values(c).reduce((a, b) => a + b, 0);
+
 async function benchTool(tool, endpoint, work, source) {
   const mnt = join(work, `${tool.id}-mnt`);
   const data = join(work, `${tool.id}-data`);
@@ -229,6 +238,7 @@ async function benchTool(tool, endpoint, work, source) {
     await run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', join(mnt, 'file')]);
     await run('mount', ['-o', 'loop', join(mnt, 'file'), data]);
     await settle();
+    const beforeWrite = await s3Requests(endpoint, tool);
     let t = await timed(m.port, async (scrape, mark) => {
       await dd(`if=${source}`, `of=${join(data, 'big')}`, 'conv=fsync');
       await run('umount', [data]);
@@ -242,6 +252,12 @@ async function benchTool(tool, endpoint, work, source) {
     result.writeMBs = MB / t.seconds;
     result.writeReachedMBs = MB / t.marked;
     result.writeRequests = requestsBetween(t.before, t.after, 'write');
+    const afterWrite = await s3Requests(endpoint, tool);
+    if (afterWrite) {
+      result.writePuts = afterWrite.PUT - beforeWrite.PUT;
+      result.writeGets = afterWrite.GET - beforeWrite.GET;
+      result.writeOtherRequests = total(afterWrite) - total(beforeWrite) - result.writePuts - result.writeGets;
+    }
 
     // Time from starting the process to the first 4 KiB read back (block 0, fetched from S3);
     // not through rusage.py, whose own start would count. The file is looked for every
@@ -262,6 +278,7 @@ async function benchTool(tool, endpoint, work, source) {
     result.idleCpuS = (await m.finished)?.cpuS;
 
     // Sequential read after a fresh mount: nothing cached; its own process, for its CPU time.
+    const beforeRead = await s3Requests(endpoint, tool);
     m = await mountTool(tool, args, mnt, { usage: true, metrics: true });
     await run('mount', ['-o', 'loop,ro', join(mnt, 'file'), data]);
     await dropCaches();
@@ -272,6 +289,11 @@ async function benchTool(tool, endpoint, work, source) {
     await run('umount', [data]);
     await run('umount', [mnt]);
     result.readCpuSPerGiB = cpuPerGiB(await m.finished);
+    const afterRead = await s3Requests(endpoint, tool);
+    if (afterRead) {
+      result.readGets = afterRead.GET - beforeRead.GET;
+      result.readOtherRequests = total(afterRead) - total(beforeRead) - result.readGets;
+    }
 
     // Read again in the same mount with the kernel's caches dropped: what the tool's own cache serves.
     m = await mountTool(tool, args, mnt);
@@ -566,6 +588,11 @@ function delayTable(delay, results, ceiling, notes) {
     row('CPU-s per GiB written', 'writeCpuSPerGiB', 's', 2),
     row('CPU-s per GiB read (cold)', 'readCpuSPerGiB', 's', 2),
     row('CPU-s of an idle mount (start to exit)', 'idleCpuS', 's', 2),
+    row('S3 PUTs while writing (dd to exit)', 'writePuts', '', 0, false),
+    row('S3 GETs while writing', 'writeGets', '', 0, false),
+    row('other S3 requests while writing (HEAD, DELETE, lists)', 'writeOtherRequests', '', 0, false),
+    row('S3 GETs in the cold read (mount to exit)', 'readGets', '', 0, false),
+    row('other S3 requests in the cold read (the mounted flag, HEAD, lists)', 'readOtherRequests', '', 0, false),
     requests('write requests > 512 KiB (max 1 MiB)', 'writeRequests'),
     requests('read requests > 512 KiB (cold read)', 'readRequests'),
   ].join('\n');

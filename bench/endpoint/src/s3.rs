@@ -14,9 +14,39 @@ pub struct Object {
     etag: String,
 }
 
-/// Objects by "bucket/key", in key order for listing.
+/// Objects by "bucket/key", in key order for listing; and the requests seen, for the bench.
 #[derive(Default)]
-pub struct Store(Mutex<BTreeMap<String, Arc<Object>>>);
+pub struct Store(Mutex<BTreeMap<String, Arc<Object>>>, Counts);
+
+/// Requests by the first segment of their keys (each tool in the bench has its own prefix), and
+/// kind: what a workload costs in S3 requests, asked for with `GET /_bench/requests` (no S3 bucket
+/// name starts with an underscore).
+#[derive(Default)]
+struct Counts(Mutex<BTreeMap<String, [u64; KINDS.len()]>>);
+
+const KINDS: [&str; 6] = ["GET", "PUT", "HEAD", "DELETE", "LIST", "POST"];
+
+impl Counts {
+    fn add(&self, key: &str, kind: &str) {
+        let segment = key.split('/').next().unwrap_or("").to_string();
+        let i = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+        self.0.lock().unwrap().entry(segment).or_default()[i] += 1;
+    }
+
+    fn json(&self) -> String {
+        let by_segment: Vec<String> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(segment, n)| {
+                let kinds: Vec<String> = KINDS.iter().zip(n).map(|(k, n)| format!("\"{k}\":{n}")).collect();
+                format!("\"{}\":{{{}}}", segment.replace('\\', "\\\\").replace('"', "\\\""), kinds.join(","))
+            })
+            .collect();
+        format!("{{{}}}", by_segment.join(","))
+    }
+}
 
 /// What a request is answered with: a body of its own, or a stored object's.
 pub enum Body {
@@ -94,14 +124,28 @@ impl Store {
             Some((b, k)) => (b, percent_decode(k)),
             None => (path, String::new()),
         };
+        if bucket == "_bench" && key == "requests" {
+            return Answer {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: Body::Owned(self.1.json().into_bytes()),
+            };
+        }
         let id = format!("{bucket}/{key}");
         if key.is_empty() {
             return match req.method.as_str() {
-                "POST" if req.param("delete").is_some() => Answer::xml(200, self.delete_many(bucket, &String::from_utf8_lossy(&req.body))),
-                "GET" => Answer::xml(200, self.list(bucket, req)),
+                "POST" if req.param("delete").is_some() => {
+                    let body = String::from_utf8_lossy(&req.body).into_owned();
+                    Answer::xml(200, self.delete_many(bucket, &body))
+                }
+                "GET" => {
+                    self.1.add(req.param("prefix").unwrap_or(""), "LIST");
+                    Answer::xml(200, self.list(bucket, req))
+                }
                 _ => Answer::new(200),
             };
         }
+        self.1.add(&key, &req.method);
         match req.method.as_str() {
             "PUT" => {
                 let headers = req.headers.iter().filter(|(n, _)| kept(n)).cloned().collect();
@@ -188,6 +232,7 @@ impl Store {
             keys.push(xml_unescape(&after[..end]));
             rest = &after[end + 6..];
         }
+        self.1.add(keys.first().map_or("", String::as_str), "POST");
         let mut objects = self.0.lock().unwrap();
         for k in &keys {
             objects.remove(&format!("{bucket}/{k}"));
