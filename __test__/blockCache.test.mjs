@@ -704,3 +704,19 @@ test('with a cache file: partial writes of one block at once, evictions and refi
     if (e.fate === 'clean') assert.equal(etagOf(reopened.read(e.slot)), e.etag, `slot ${e.slot} gives its entry's ETag`);
   }
 });
+
+test('retire gives the slots memory back once everything is stored, and not before', async () => {
+  const store = new RecordingStore(100);
+  const slots = SlotStores.anonymous(BS, 4);
+  const cache = new BlockCache(store, slots, { ...defaults, size: 4, writeDelayMs: 10000 }, silentLogger);
+  const held = () => [0, 1, 2, 3].filter((s) => slots.read(s)[0] === 7).length;
+  await cache.writeBlock(1, block(7));
+  await cache.retire();
+  assert.equal(held(), 1, 'a dirty block keeps its slot');
+  assert.deepEqual(await cache.readBlock(1), block(7));
+  await cache.flush();
+  await cache.retire();
+  assert.equal(held(), 0, 'stored: the slot data is gone from memory');
+  await cache.close();
+  assert.deepEqual(store.blocks.get(1), block(7), 'and it is in the store');
+});

@@ -167,6 +167,12 @@ export declare class SlotStore {
   /** Maps in fresh anonymous slots ahead of use, on the thread pool (contents are not touched). */
   prefault(first: number, count: number): Promise<void>
   /**
+   * Frees the memory of anonymous slots on the thread pool, contents and all (a cache file
+   * keeps its bytes): once nothing will read them again, so that the process's exit does not
+   * have to (about 28 ms for 256 MiB of pages here).
+   */
+  discard(): Promise<void>
+  /**
    * One Buffer over every slot's data, slot n at n * blockSize, for a fetch to land in the
    * slot it owns without a copy; null for a cache file (its bytes must land in order) or where
    * the runtime refuses external buffers. The view keeps the memory mapped while it lives.

@@ -20,6 +20,9 @@ pub trait Backing: Send + Sync {
     fn prefault(&self, _offset: usize, _len: usize) {}
     /// Asks the kernel to drop the range from memory (--blockCacheFileAdvise); contents stay.
     fn drop_cached(&self, _offset: usize, _len: usize) {}
+    /// Gives the memory of the range back to the system, contents and all (they read as zeros
+    /// after): anonymous memory only; a file keeps its bytes.
+    fn discard(&self, _offset: usize, _len: usize) {}
     /// Faults read only the pages touched, not their neighbours (while the range is dropped
     /// after each use, read-around would bring a slot back that was just dropped).
     fn set_random_access(&self, _on: bool) {}
@@ -58,6 +61,22 @@ impl Region {
         let end = offset.saturating_add(len).min(self.map.len());
         (start, end.saturating_sub(start))
     }
+
+    /// MADV_DONTNEED over those pages (Linux only), which it returns: a shared file mapping lets
+    /// them go (the file keeps the bytes, the next access faults them back in), a private
+    /// anonymous one frees them (they read as zeros after).
+    fn dont_need(&self, offset: usize, len: usize) -> (usize, usize) {
+        let (start, len) = self.pages(offset, len);
+        #[cfg(target_os = "linux")]
+        if len > 0 {
+            // SAFETY: the page-aligned range lies inside the mapping (clipped by `pages`), and no
+            // reference into it is held: the bytes are only ever copied in and out.
+            unsafe {
+                libc::madvise(self.map.as_mut_ptr().add(start).cast(), len, libc::MADV_DONTNEED);
+            }
+        }
+        (start, len)
+    }
 }
 
 /// A cache file, mapped shared: writes are copies into the page cache, msync makes them durable.
@@ -94,21 +113,17 @@ impl Backing for MappedFile {
     /// (POSIX_FADV_DONTNEED): the kernel keeps pages that are still mapped, so fadvise alone
     /// would evict nothing. Pages not yet written back stay until they are.
     fn drop_cached(&self, offset: usize, len: usize) {
-        let (start, len) = self.region.pages(offset, len);
-        if len == 0 {
-            return;
-        }
+        let (start, len) = self.region.dont_need(offset, len);
         #[cfg(target_os = "linux")]
-        {
+        if len > 0 {
             use std::os::unix::io::AsRawFd;
-            // SAFETY: the page-aligned range lies inside the mapping (clipped by `pages`). The
-            // mapping is MAP_SHARED, so MADV_DONTNEED discards no data: the next access faults
-            // the file's contents (with any unwritten changes, which the page cache keeps) back in.
+            // SAFETY: a plain call on the file's own descriptor; it changes no memory.
             unsafe {
-                libc::madvise(self.region.map.as_mut_ptr().add(start).cast(), len, libc::MADV_DONTNEED);
                 libc::posix_fadvise(self.file.as_raw_fd(), start as libc::off_t, len as libc::off_t, libc::POSIX_FADV_DONTNEED);
             }
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (start, len);
     }
 }
 
@@ -140,6 +155,12 @@ impl Backing for Anonymous {
         self.region.check(offset, len, "shared_range");
         // SAFETY: the range is inside the mapping (checked above); only the address is taken.
         Some(unsafe { self.region.map.as_mut_ptr().add(offset) })
+    }
+
+    /// The pages are freed now, on the calling thread, rather than by the process's exit; the
+    /// mapping stays.
+    fn discard(&self, offset: usize, len: usize) {
+        self.region.dont_need(offset, len);
     }
 
     /// MADV_POPULATE_WRITE: copying a block into a fresh slot then costs no page faults (a no-op

@@ -134,6 +134,24 @@ impl Task for PrefaultTask {
     }
 }
 
+pub struct DiscardTask {
+    slots: Arc<Slots>,
+}
+
+impl Task for DiscardTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        self.slots.discard();
+        Ok(())
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
+        Ok(())
+    }
+}
+
 pub struct SyncTask {
     slots: Arc<Slots>,
     what: SyncWhat,
@@ -207,6 +225,14 @@ impl SlotStore {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn prefault(&self, first: u32, count: u32) -> AsyncTask<PrefaultTask> {
         AsyncTask::new(PrefaultTask { slots: self.inner.clone(), first, count })
+    }
+
+    /// Frees the memory of anonymous slots on the thread pool, contents and all (a cache file
+    /// keeps its bytes): once nothing will read them again, so that the process's exit does not
+    /// have to (about 28 ms for 256 MiB of pages here).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn discard(&self) -> AsyncTask<DiscardTask> {
+        AsyncTask::new(DiscardTask { slots: self.inner.clone() })
     }
 
     /// One Buffer over every slot's data, slot n at n * blockSize, for a fetch to land in the

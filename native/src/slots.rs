@@ -209,6 +209,16 @@ impl Slots {
         self.backing.prefault(start, (end - first) as usize * size);
     }
 
+    /// Frees the memory of every slot's data (anonymous memory only: a file keeps its bytes).
+    /// Their contents read as zeros afterwards: only for when nothing will read them again.
+    pub fn discard(&self) {
+        if self.file_backed {
+            return;
+        }
+        let (start, size) = self.data_range(0);
+        self.backing.discard(start, self.header.num_slots as usize * size);
+    }
+
     /// Where every slot's data lies, one after another, for writing into directly (a fetch's
     /// socket reads): anonymous memory only. The caller writes only into slots it owns (claimed,
     /// not yet published) and keeps the mapping alive (an `Arc<Slots>`) while it holds the address.
@@ -498,6 +508,29 @@ mod tests {
         assert_eq!(out, data);
         s.read_data(4, &mut out);
         assert_eq!(out, vec![0u8; 4096]);
+    }
+
+    #[test]
+    fn discard_frees_anonymous_data_but_keeps_entries_and_files() {
+        let s = Slots::anonymous(4096, 8).unwrap();
+        let data = vec![5u8; 4096];
+        s.write_data(7, &data).unwrap();
+        s.set_entry(7, 42, false, &[1; 16]).unwrap();
+        s.discard();
+        let mut out = vec![1u8; 4096];
+        s.read_data(7, &mut out);
+        #[cfg(target_os = "linux")]
+        assert_eq!(out, vec![0u8; 4096], "the data's pages were given back");
+        assert_eq!(s.entry(7).map(|e| e.block), Some(42), "the entries are not data");
+
+        let path = temp_path("discard");
+        let f = Slots::create_file(&path, 4096, 4, 1).unwrap();
+        f.write_data(2, &data).unwrap();
+        f.discard();
+        f.read_data(2, &mut out);
+        assert_eq!(out, data, "a file keeps its bytes");
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

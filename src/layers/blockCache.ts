@@ -1233,6 +1233,21 @@ export class BlockCache implements BlockStore, StatsSource {
     return this.inner.listNonZero(onBlock, options);
   }
 
+  /**
+   * The mount is over and everything is stored: the session gets nothing more from the slots,
+   * and their memory goes back to the system on the thread pool while the unmount's last request
+   * (the mounted flag) runs, rather than in the process's exit after it (28 ms for 256 MiB of
+   * pages here). Frees nothing while any block is dirty, or a fetch or upload is under way, or
+   * with a cache file (its bytes are the point). close() follows.
+   */
+  async retire(): Promise<void> {
+    const busy = this.dirty.size > 0 || this.uploadsInFlight > 0 || this.fetchesInFlight > 0 || this.persisting.size > 0;
+    if (this.options.persistent || busy) return;
+    this.closed = true;
+    this.map.close();
+    await this.slots.discard();
+  }
+
   async close(): Promise<void> {
     await this.flush();
     // Clean blocks fetched just before the unmount: their entries go into the cache file too.
