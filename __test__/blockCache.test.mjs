@@ -720,3 +720,21 @@ test('retire gives the slots memory back once everything is stored, and not befo
   await cache.close();
   assert.deepEqual(store.blocks.get(1), block(7), 'and it is in the store');
 });
+
+test('uploads read their blocks in place from the first one (no copy into a fresh buffer)', async () => {
+  class ViewingStore extends RecordingStore {
+    arrays = [];
+    async writeBlock(n, data) {
+      if (data !== null) this.arrays.push(data.buffer.byteLength);
+      return super.writeBlock(n, data);
+    }
+  }
+  const store = new ViewingStore(100);
+  const cache = cacheOver(store, { size: 8, writeDelayMs: 0 });
+  for (const n of [1, 2, 3]) await cache.writeBlock(n, block(n));
+  await cache.flush();
+  assert.equal(store.arrays.length, 3);
+  assert.ok(store.arrays.every((bytes) => bytes >= 8 * BS), `uploaded from ArrayBuffers of ${store.arrays} bytes, not the slots' view`);
+  for (const n of [1, 2, 3]) assert.deepEqual(store.blocks.get(n), block(n));
+  await cache.close();
+});
