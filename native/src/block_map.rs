@@ -46,6 +46,9 @@ struct Cell {
     uploading: bool,
     /// The upload reads the slot itself: nothing may write into it here.
     pinned: bool,
+    /// A write here is copying its bytes into the slot, the map unlocked meanwhile: no upload
+    /// may begin from the slot, and nothing reads it here, until the copy ends.
+    copying: bool,
     /// Bumped by every write made here.
     generation: u32,
     /// The tick of the last use (a read here or a hit in JS); stamped under the read lock.
@@ -71,6 +74,7 @@ impl Cell {
             loading: false,
             uploading: false,
             pinned: false,
+            copying: false,
             generation: 0,
             used: AtomicU64::new(0),
             used_ms: AtomicU64::new(0),
@@ -280,6 +284,20 @@ impl Map {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The state locked by `lock` once no cell of `pieces` is being copied into: a read or
+    /// write of them waits for that copy, as it waited for the lock when copies held it. The
+    /// session's one thread never finds one (its copies end before its next request).
+    fn settled<'a, G: std::ops::Deref<Target = State>>(&'a self, pieces: &[Piece], lock: impl Fn(&'a Map) -> G) -> G {
+        loop {
+            let state = lock(self);
+            if !pieces.iter().any(|p| state.cells.get(&p.block).is_some_and(|c| c.copying)) {
+                return state;
+            }
+            drop(state);
+            std::thread::yield_now();
+        }
+    }
+
     /// The pieces of `length` bytes at byte `offset` of the disk; None past block 2^32.
     fn pieces(&self, offset: u64, length: usize) -> Option<Vec<Piece>> {
         let bs = self.block_size;
@@ -337,7 +355,7 @@ impl Map {
     pub fn begin_upload(&self, block: u32, target: &mut [u8]) -> Option<u32> {
         let mut state = self.write_state();
         let cell = state.cells.get_mut(&block)?;
-        if cell.uploading {
+        if cell.uploading || cell.copying {
             return None;
         }
         cell.uploading = true;
@@ -353,7 +371,7 @@ impl Map {
     pub fn begin_upload_in_place(&self, block: u32) -> Option<(u32, u32)> {
         let mut state = self.write_state();
         let cell = state.cells.get_mut(&block)?;
-        if cell.uploading {
+        if cell.uploading || cell.copying {
             return None;
         }
         cell.uploading = true;
@@ -585,7 +603,7 @@ impl Map {
     pub fn read_into(&self, offset: u64, length: usize, out: &mut Vec<u8>) -> Option<(u32, u32)> {
         let pieces = self.pieces(offset, length)?;
         let (first, last) = (pieces.first()?.block, pieces.last()?.block);
-        let state = self.read_state();
+        let state = self.settled(&pieces, |m| m.read_state());
         if state.closed {
             return None;
         }
@@ -616,13 +634,17 @@ impl Map {
         self.write_acked(offset, data, || ())
     }
 
-    /// As write, calling `ack` once the write is taken and before its bytes are copied, with the
-    /// map locked: the session answers the kernel there, so the writer's next request is
-    /// prepared while this one is copied; nothing can read the blocks before the copy ends.
+    /// As write, calling `ack` once the write is taken and before its bytes are copied: the
+    /// session answers the kernel there, so the writer's next request is prepared while this one
+    /// is copied. The copy runs with the map unlocked (the JS thread's calls into the map do not
+    /// wait for it): its cells are dirty and their generation bumped first, so none is evicted or
+    /// taken for stored meanwhile, and marked copying, so no upload begins from them and no read
+    /// here sees them half written. JS hears of the blocks (the written list) once the copy ends.
+    /// The session's one thread makes its writes one after another.
     pub fn write_acked(&self, offset: u64, data: &[u8], ack: impl FnOnce()) -> Option<(u32, u32)> {
         let pieces = self.pieces(offset, data.len())?;
         let (first, last) = (pieces.first()?.block, pieces.last()?.block);
-        let mut state = self.write_state();
+        let mut state = self.settled(&pieces, |m| m.write_state());
         if state.max_dirty == 0 || state.closed {
             return None;
         }
@@ -656,18 +678,26 @@ impl Map {
                     slot
                 }
             };
+            if let Some(cell) = state.cells.get_mut(&p.block) {
+                cell.generation = cell.generation.wrapping_add(1);
+                cell.copying = true;
+            }
+            state.set_dirty(p.block, true);
             slots.push(slot);
         }
+        drop(state);
         ack();
         for (p, slot) in pieces.iter().zip(slots) {
             // Cells are made writable only without a cache file (TS: sessionWrites), where slots
             // have no write order to keep: this cannot be refused.
             let written = self.slots.write_part(slot, p.offset, &data[p.at..p.at + p.len]);
             debug_assert!(written.is_ok(), "{written:?}");
+        }
+        let mut state = self.write_state();
+        for p in &pieces {
             if let Some(cell) = state.cells.get_mut(&p.block) {
-                cell.generation = cell.generation.wrapping_add(1);
+                cell.copying = false;
             }
-            state.set_dirty(p.block, true);
             if state.written.last() != Some(&p.block) {
                 state.written.push(p.block);
             }
@@ -995,6 +1025,39 @@ mod tests {
     }
 
     #[test]
+    fn while_a_write_copies_the_map_is_open_but_its_block_is_kept_out_of_uploads_and_eviction() {
+        // (Reads and writes of the block wait for the copy: a_write_is_acked_once_taken_and_read_only_after_its_copy.)
+        let map = filled(4);
+        map.allow_writes(8);
+        // A clean, evictable block 0 in slot 0, and an upload of it begun before the write.
+        map.claim(0, 0, false);
+        map.publish(0, true);
+        let mut copy = vec![0; BS];
+        map.lend(3);
+        let mut seen = false;
+        let written = map.write_acked(0, &[7; 10], || {
+            // The lock is not held here: these would deadlock otherwise.
+            seen = true;
+            assert!(map.is_dirty(0), "dirty before the copy");
+            assert_eq!(map.take_victim(), None, "so never evicted during it");
+            assert!(map.begin_upload(0, &mut copy).is_none(), "no upload from a slot being copied into");
+            assert!(map.begin_upload_in_place(0).is_none());
+            assert!(map.take_written().is_empty(), "JS hears of it once the copy ends");
+        });
+        assert!(seen);
+        assert_eq!(written, Some((0, 0)));
+        assert_eq!(map.take_written(), vec![0]);
+        let generation = map.begin_upload(0, &mut copy).unwrap();
+        assert_eq!(&copy[..10], &[7; 10], "the upload after the copy has all of it");
+        assert!(map.stored(0, generation, true));
+        // An upload that began before a write is not taken for it.
+        let before = map.begin_upload(0, &mut copy).unwrap();
+        map.write_acked(0, &[8; 10], || {}).unwrap();
+        assert!(!map.stored(0, before, true), "the generation moved before the copy");
+        assert!(map.is_dirty(0));
+    }
+
+    #[test]
     fn an_upload_of_an_older_generation_leaves_the_block_dirty() {
         let map = written_here(2);
         let mut copy = vec![0; BS];
@@ -1130,6 +1193,26 @@ mod tests {
         let seen = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap().unwrap();
         assert!(seen.iter().all(|&b| b == 6), "the reader saw the write whole");
         assert!(map.is_dirty(0));
+    }
+
+    #[test]
+    fn a_second_write_of_a_block_waits_for_the_copy_of_the_first() {
+        let map = Arc::new(filled(4));
+        map.allow_writes(4);
+        map.claim(0, 0, false);
+        map.publish(0, true);
+        let (tx, rx) = std::sync::mpsc::channel();
+        map.write_acked(0, &[6; 100], || {
+            let writer = Arc::clone(&map);
+            std::thread::spawn(move || tx.send(writer.write(0, &[1; 4])).unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(rx.try_recv().is_err(), "the second write went ahead of the first's copy");
+        })
+        .unwrap();
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(), Some((0, 0)));
+        let (data, ..) = map.read(0, 100).unwrap();
+        assert_eq!(&data[..4], &[1; 4], "the second write landed last");
+        assert!(data[4..].iter().all(|&b| b == 6));
     }
 
     #[test]

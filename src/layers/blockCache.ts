@@ -1256,6 +1256,9 @@ export class BlockCache implements BlockStore, StatsSource {
     if (this.options.persistent || busy) return;
     this.closed = true;
     this.map.close();
+    // A write the session was still copying when the map closed (a lazy unmount's detached
+    // mount) made its block dirty in the map before the copy: then nothing is freed.
+    if (this.map.dirty > 0) return;
     await this.slots.discard();
   }
 
