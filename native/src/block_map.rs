@@ -678,12 +678,15 @@ impl Map {
                     slot
                 }
             };
+            slots.push(slot);
+        }
+        // Only once nothing can be refused: a cell left copying would hold its readers forever.
+        for p in &pieces {
             if let Some(cell) = state.cells.get_mut(&p.block) {
                 cell.generation = cell.generation.wrapping_add(1);
                 cell.copying = true;
             }
             state.set_dirty(p.block, true);
-            slots.push(slot);
         }
         drop(state);
         ack();
