@@ -36,7 +36,8 @@ import { fileURLToPath } from 'node:url';
 const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3] [--blockSize 256k] [--warmMiB 2048]
   Needs root; takes about 30 minutes with everything. Tables go to stdout, JSON to bench/results/.
   --warmMiB: memory touched and freed before each timed sequential pass (bench/hostMemory.mjs); 0: none.
-  S3BACKER_UPSTREAM_BIN=path names upstream's newest build (else the one scripts/setup.sh built).`;
+  S3BACKER_UPSTREAM_BIN=path names upstream's newest build (else the one scripts/setup.sh built).
+  S3BACKER_BENCH_OURS_FLAGS='--flag ...' adds flags to ours (to measure a setting; the JSON records them).`;
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(USAGE);
   process.exit(0);
@@ -89,6 +90,8 @@ function newestUpstream() {
  * bundle) makes every Node process parse those certificates at start, 0.09 CPU-s here, which a
  * user's machine does not pay and the bench's plain-HTTP endpoint does not need.
  */
+/** Flags added to ours' defaults, to measure a setting (S3BACKER_BENCH_OURS_FLAGS, split on spaces). */
+const OURS_FLAGS = (process.env.S3BACKER_BENCH_OURS_FLAGS ?? '').split(' ').filter(Boolean);
 const TOOL_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
 
 /** Without python3 there is no wait4(), so no CPU figures; everything else still runs. */
@@ -609,7 +612,7 @@ const work = await mkdtemp(join(tmpdir(), 's3backer-bench-'));
 const shm = (name) => `/dev/shm/s3backer-bench-${name}-${process.pid}`;
 // Which code ran: results are cited by file, and the code they measured must be findable.
 const commit = await run('git', ['-C', join(HERE, '..'), 'rev-parse', 'HEAD']).then((r) => r.stdout.trim(), () => undefined);
-const output = { date: new Date().toISOString(), commit, node: process.version, mb: MB, blockSize: BLOCK_SIZE, upstreamNewest: NEWEST };
+const output = { date: new Date().toISOString(), commit, ...(OURS_FLAGS.length ? { oursFlags: OURS_FLAGS } : {}), node: process.version, mb: MB, blockSize: BLOCK_SIZE, upstreamNewest: NEWEST };
 try {
   // In memory: the read tests drop the page cache, and a source read back from disk would time the disk.
   const source = shm('source');
@@ -621,7 +624,7 @@ try {
     process.stderr.write(`bench: upstream's newest build is missing (${NEWEST.missing}): its column stays empty\n`);
   }
   const tools = [
-    { id: 'ours', name: 's3backer (this package)', command: [process.execPath, CLI], extra: [], metrics: true },
+    { id: 'ours', name: `s3backer (this package)${OURS_FLAGS.length ? ` ${OURS_FLAGS.join(' ')}` : ''}`, command: [process.execPath, CLI], extra: OURS_FLAGS, metrics: true },
     ...(NEWEST.bin ? [{ id: 'upstream', name: NEWEST.name, command: [NEWEST.bin], extra: [] }] : []),
     ...(existsSync(DEBIAN) ? [{ id: 'debian', name: 's3backer 1.5.4 (Debian)', command: [DEBIAN], extra: [] }] : []),
   ].filter((t) => wanted(t.id));
