@@ -179,6 +179,39 @@ test('uploads run in parallel up to --blockCacheThreads', async () => {
   await cache.close();
 });
 
+test('once the upload slots are full, uploads start again in batches, not one per completion', async () => {
+  // Each upload waits until the test lets it end.
+  const store = new RecordingStore(100);
+  const gates = [];
+  store.writeBlock = async function (n, data) {
+    this.inFlight++;
+    await new Promise((resolve) => gates.push(resolve));
+    this.inFlight--;
+    this.blocks.set(n, Buffer.from(data));
+    return etagOf(data);
+  };
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  // 16 slots: a batch of 2 (64, the default, gives 8: one digest task's lanes).
+  const cache = cacheOver(store, { size: 40, threads: 16, writeDelayMs: 0 });
+  for (let n = 0; n < 30; n++) await cache.writeBlock(n, block(n + 1));
+  await settle();
+  assert.equal(store.inFlight, 16, 'every slot taken');
+  gates.shift()();
+  await settle();
+  assert.equal(store.inFlight, 15, 'one slot free is not a batch: nothing starts');
+  gates.shift()();
+  await settle();
+  assert.equal(store.inFlight, 16, 'two free: both start together');
+  const flushed = cache.flush();
+  while (gates.length > 0) {
+    gates.shift()();
+    await settle();
+  }
+  await flushed;
+  assert.equal(store.blocks.size, 30, 'every block stored');
+  await cache.close();
+});
+
 test('a block rewritten during its upload is uploaded again, once, with the new data', async () => {
   const store = new RecordingStore(10, { writeMs: 80 });
   const cache = cacheOver(store, { writeDelayMs: 0 });

@@ -123,6 +123,9 @@ export class BlockCache implements BlockStore, StatsSource {
   private dirtyWaiters: Array<() => void> = [];
   private flushWaiters: FlushWaiter[] = [];
   private uploadsInFlight = 0;
+  /** The upload slots filled up with blocks still waiting: none starts until `refillBatch` are free. */
+  private refilling = false;
+  private readonly refillBatch: number;
   private fetchesInFlight = 0;
   private urgent = 0;
   /** Cancels the timer of the next due upload. */
@@ -192,6 +195,8 @@ export class BlockCache implements BlockStore, StatsSource {
     this.numBlocks = inner.numBlocks;
     this.clock = options.clock ?? systemClock;
     this.zeros = Buffer.alloc(inner.blockSize);
+    // A digest task's eight lanes; a few slots at most where few uploads are allowed.
+    this.refillBatch = Math.max(1, Math.min(8, Math.floor(options.threads / 8)));
     this.maxDirty = options.maxDirty > 0 ? Math.min(options.maxDirty, options.size) : options.size;
     this.map = options.map ?? new BlockMaps(slots);
     this.viewWanted = !options.persistent;
@@ -1037,12 +1042,22 @@ export class BlockCache implements BlockStore, StatsSource {
   /** Starts whatever uploads are due, and a timer for the next one. */
   private pump(): void {
     if (this.closed && this.dirty.size === 0) return;
+    // Every upload slot was taken: wait until a batch of them is free again, so that uploads
+    // start together rather than one per completion, and their Content-MD5s are taken side by
+    // side (eight blocks to a thread-pool task cost about what one does alone). The uploads
+    // still in flight end soon and pump again.
+    const free = this.options.threads - this.uploadsInFlight;
+    if (this.refilling && free < this.refillBatch) return;
+    this.refilling = false;
     const now = this.clock.now();
     // Under pressure (writers or readers waiting, a flush, a half-full cache) the delay is skipped.
     const hurry = this.urgent > 0 || this.flushWaiters.length > 0 || this.options.sync || this.dirty.size * 2 >= this.options.size;
     let nextDue = Infinity;
     for (const e of this.eager) {
-      if (this.uploadsInFlight >= this.options.threads) break;
+      if (this.uploadsInFlight >= this.options.threads) {
+        this.refilling = true;
+        break;
+      }
       this.eager.delete(e);
       if (!this.uploadBusy(e) && !this.writeUnderWay(e) && this.dirty.get(e.block) === e && e.retryAt <= now && !this.trimming.has(e.block))
         this.upload(e);
@@ -1050,7 +1065,10 @@ export class BlockCache implements BlockStore, StatsSource {
     // `dirty` is ordered by dirtySince, so without a hurry the scan stops at the first block not
     // yet due: a write costs O(1) here, not a pass over every dirty block.
     for (const e of this.dirty.values()) {
-      if (this.uploadsInFlight >= this.options.threads) break;
+      if (this.uploadsInFlight >= this.options.threads) {
+        this.refilling = true;
+        break;
+      }
       if (this.uploadBusy(e) || this.writeUnderWay(e) || this.trimming.has(e.block)) continue;
       // A partly written block waits out its delay (the rest usually follows) unless a flush asks.
       const patient = e.valid !== null && this.flushWaiters.length === 0 && !this.options.sync;
