@@ -91,6 +91,26 @@ test('bodyInto: a 200 body of exactly its length is read into it; another length
   p.close();
 });
 
+test('a block body waiting whole in the socket lands in its buffer, not copied out of the shared read buffer', async () => {
+  const counters = { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0, bodyBytesCopied: 0 };
+  const p = new HttpConnections({ protocol: 'http:', host: '127.0.0.1', port, maxIdle: 4, counters });
+  const block = Buffer.alloc(256 * 1024);
+  for (let i = 0; i < block.length; i++) block[i] = (i * 7) & 0xff;
+  // Head and body in one write: the whole answer is in the socket before the client reads any.
+  answer = (head, socket) => socket.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${block.length}\r\n\r\n`), block]));
+  try {
+    for (let round = 0; round < 3; round++) {
+      const into = Buffer.alloc(block.length);
+      const got = await get(p, '/k', { bodyInto: into });
+      assert.equal(got.body, into);
+      assert.ok(into.equals(block), 'every byte, in order');
+    }
+    assert.ok(counters.bodyBytesCopied < 3 * 4096, `only what came with each head was copied (${counters.bodyBytesCopied} bytes)`);
+  } finally {
+    p.close();
+  }
+});
+
 test('answers arriving piecewise on several sockets at once keep their own bytes (the sockets share one read buffer)', async () => {
   const p = pool();
   const slow = 'HTTP/1.1 200 OK\r\nETag: "slow"\r\nx-amz-meta-which: the-slow-one\r\nContent-Length: 6\r\n\r\nslow!!';

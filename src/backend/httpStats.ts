@@ -30,7 +30,7 @@ export class HttpStats implements StatsSource {
   otherStatusErrors = 0;
   redirectErrors = 0;
   /** Requests sent on a new connection, and on a kept-alive one (upstream: cURL handles). */
-  readonly connections: ConnectionCounters = { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0 };
+  readonly connections: ConnectionCounters = { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0, bodyBytesCopied: 0 };
   timeouts = 0;
   connectFailures = 0;
   unknownHosts = 0;
@@ -125,6 +125,6 @@ export class HttpStats implements StatsSource {
   resetStats(): void {
     // The histograms stay: the S3 client holds them, and Prometheus wants them monotonic.
     Object.assign(this, new HttpStats(this.listBlocks), { latency: this.latency, connections: this.connections });
-    Object.assign(this.connections, { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0 });
+    Object.assign(this.connections, { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0, bodyBytesCopied: 0 });
   }
 }

@@ -53,6 +53,8 @@ export interface ConnectionCounters {
   reused: number;
   bytesSent: number;
   bytesReceived: number;
+  /** Bytes of bodies copied out of the shared read buffer rather than read where they are kept. */
+  bodyBytesCopied: number;
 }
 
 export interface HttpRequest {
@@ -89,6 +91,8 @@ class Exchange {
   private inTrailers = false;
   keepAlive = true;
   done = false;
+  /** Body bytes copied out of a read buffer (not read in place). */
+  copied = 0;
   /** Some of the answer has arrived. */
   private started = false;
 
@@ -116,6 +120,11 @@ class Exchange {
    * arrive in place (the caller's buffer, a cache slot) instead of being copied out of a read
    * buffer. Never more than the body's rest: the next answer's bytes cannot land in it.
    */
+  /** No byte of the answer's body can be placed yet: its head has not been parsed. */
+  awaitingHead(): boolean {
+    return !this.done && this.body === undefined && this.mode === 'length';
+  }
+
   readTarget(): Buffer | undefined {
     const body = this.body;
     if (this.done || this.mode !== 'length' || body === undefined || this.received >= body.length) return undefined;
@@ -216,7 +225,10 @@ class Exchange {
     }
     const n = Math.min(data.length - at, body.length - this.received);
     const inPlace = at === 0 && data.buffer === body.buffer && data.byteOffset === body.byteOffset + this.received;
-    if (!inPlace) data.copy(body, this.received, at, at + n);
+    if (!inPlace) {
+      data.copy(body, this.received, at, at + n);
+      this.copied += n;
+    }
     this.received += n;
     if (this.received === body.length) this.complete(body);
     return at + n;
@@ -331,6 +343,7 @@ export class HttpConnections {
         (answer) => {
           clearTimeout(timer);
           conn.exchange = undefined;
+          if (this.options.counters) this.options.counters.bodyBytesCopied += exchange.copied;
           if (
             exchange.keepAlive &&
             this.options.keepAlive !== false &&
@@ -399,6 +412,7 @@ export class HttpConnections {
     else {
       onRead.take = take;
       onRead.target = () => conn.exchange?.readTarget();
+      onRead.headFirst = () => conn.exchange?.awaitingHead() ?? true;
     }
     const gone = (err?: Error): void => {
       const i = this.idle.indexOf(conn);
@@ -496,9 +510,13 @@ export function openTunnel(proxy: Proxy, host: string, port: number, timeoutMs: 
  * Plain TCP sockets read into one buffer shared by all of them (`onread`): no buffer is allocated
  * per read and no stream machinery runs per chunk. The bytes are only valid during the callback,
  * so the parser copies what it keeps. Once an answer's head is parsed, the reads go straight into
- * its body instead (`target`): a block arrives where it is kept, with no copy at all.
+ * its body instead (`target`): a block arrives where it is kept, with no copy at all. Until then
+ * a read takes at most HEAD_READ bytes: a whole answer is often waiting by the time it is read,
+ * and one 256 KiB read would bring nearly all of a block's body into the shared buffer, to be
+ * copied out (a sixteenth of a cold read's CPU); a head is a few hundred bytes.
  */
 const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+const HEAD_READ = 4096;
 
 interface ReadInto {
   /** Asked after every read (and once at the start) for where the next one lands. */
@@ -506,17 +524,21 @@ interface ReadInto {
   callback: (bytes: number, buffer: Buffer) => boolean;
   take: (data: Buffer) => void;
   target: () => Buffer | undefined;
+  /** The next bytes are (or may be) an answer's head: read only a little of what waits. */
+  headFirst: () => boolean;
 }
 
 function readInto(shared: Buffer): ReadInto {
+  const head = shared.subarray(0, HEAD_READ);
   const r: ReadInto = {
-    buffer: () => r.target() ?? shared,
+    buffer: () => r.target() ?? (r.headFirst() ? head : shared),
     callback: (bytes, buf) => {
       r.take(buf.subarray(0, bytes));
       return true;
     },
     take: () => {},
     target: () => undefined,
+    headFirst: () => true,
   };
   return r;
 }
