@@ -4,7 +4,6 @@
 
 import { FuseSessions, type BlockMap, type FuseSessionOptions } from '../native/addon';
 import { applyFuseOptions, type FuseTuning } from './fuseOptions';
-import { KERNEL_READ_AHEAD_KB, setKernelReadAhead } from './kernelReadAhead';
 import type { FuseFrontEnd } from './fuseFrontEnd';
 import type { Logger } from '../util/log';
 
@@ -88,10 +87,9 @@ export function sessionOptions(s: SessionSettings): FuseSessionOptions {
 export function startSession(settings: SessionSettings, frontEnd: FuseFrontEnd, log: Logger): MountedSession {
   let resolveEnded!: () => void;
   const ended = new Promise<void>((resolve) => (resolveEnded = resolve));
-  const options = sessionOptions(settings);
   // Requests reach JS only once this function has returned (they queue for the JS thread).
   const session = FuseSessions.mount(
-    options,
+    sessionOptions(settings),
     (request) => frontEnd.handle(session, request),
     (error) => {
       if (error !== null) log.error(`FUSE session: ${error}`);
@@ -99,11 +97,6 @@ export function startSession(settings: SessionSettings, frontEnd: FuseFrontEnd, 
     },
     settings.blockMap ?? null,
   );
-  if (options.maxReadahead === undefined) {
-    setKernelReadAhead(settings.mountpoint, KERNEL_READ_AHEAD_KB).catch((err: unknown) =>
-      log.debug(`the kernel's read-ahead of ${settings.mountpoint} stays as it was: ${(err as Error).message}`),
-    );
-  }
   // The session's callbacks do not hold the event loop; this does, until release().
   const keepAlive = setInterval(() => {}, 2 ** 30);
   return { unmount: (lazy) => session.unmount(lazy), ended, release: () => clearInterval(keepAlive) };

@@ -19,7 +19,7 @@ import { openObjects } from './openObjects';
 import { combineGeometry, detectGeometry, type ResolvedGeometry } from './geometry';
 import { admitMount, readMountedFlag, tokenValue, type MountedFlagState } from './mountedFlag';
 import { checkPassword, makeCodec } from './codecSetup';
-import { isFuseMounted } from '../fuse/mountTable';
+import { isFuseMounted } from './mountTable';
 
 export interface Preflight {
   readonly mountpoint: string;

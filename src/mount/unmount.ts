@@ -10,7 +10,7 @@ import type { Assembled } from './assemble';
 import type { MountStatistics } from './mountStatistics';
 import type { Preflight } from './preflight';
 import type { Served } from './serve';
-import { isFuseMounted } from '../fuse/mountTable';
+import { isFuseMounted } from './mountTable';
 
 /**
  * How long a lazy unmount waits for the kernel to let go. Descriptors still open on the detached
