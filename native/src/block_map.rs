@@ -1017,12 +1017,18 @@ mod tests {
         assert!(map.take_written().is_empty());
     }
 
-    /// Block 0 in slot 0, published writable and written here (its first ten bytes 7).
-    fn written_here(slots: u32) -> Map {
+    /// Block 0 clean in slot 0, published writable, with up to `max_dirty` blocks dirty allowed.
+    fn clean_block_0(slots: u32, max_dirty: u32) -> Map {
         let map = filled(slots);
-        map.allow_writes(8);
+        map.allow_writes(max_dirty);
         map.claim(0, 0, false);
         map.publish(0, true);
+        map
+    }
+
+    /// Block 0 in slot 0, published writable and written here (its first ten bytes 7).
+    fn written_here(slots: u32) -> Map {
+        let map = clean_block_0(slots, 8);
         map.write(0, &[7; 10]).unwrap();
         map
     }
@@ -1030,11 +1036,8 @@ mod tests {
     #[test]
     fn while_a_write_copies_the_map_is_open_but_its_block_is_kept_out_of_uploads_and_eviction() {
         // (Reads and writes of the block wait for the copy: a_write_is_acked_once_taken_and_read_only_after_its_copy.)
-        let map = filled(4);
-        map.allow_writes(8);
         // A clean, evictable block 0 in slot 0, and an upload of it begun before the write.
-        map.claim(0, 0, false);
-        map.publish(0, true);
+        let map = clean_block_0(4, 8);
         let mut copy = vec![0; BS];
         map.lend(3);
         let mut seen = false;
@@ -1153,10 +1156,7 @@ mod tests {
 
     #[test]
     fn a_request_is_all_or_nothing_and_capped_by_dirty_blocks() {
-        let map = filled(4);
-        map.allow_writes(2);
-        map.claim(0, 0, false);
-        map.publish(0, true);
+        let map = clean_block_0(4, 2);
         map.lend(1);
         map.lend(2);
         // Block 0 writable, block 1 new and whole, block 2 only partly covered: refused whole.
