@@ -529,7 +529,7 @@ export class BlockCache implements BlockStore, StatsSource {
     else this.readMisses++;
     // The youngest block now: the read-ahead it drives takes its slots from the oldest.
     if (e && !e.loading) this.touch(e);
-    if (e) this.noteRead(blockNum, e.loading !== undefined || e.valid !== null);
+    if (e) this.noteRead(blockNum);
     if (e?.loading) {
       await e.loading;
       e = this.entries.get(blockNum);
@@ -545,7 +545,7 @@ export class BlockCache implements BlockStore, StatsSource {
     const slot = this.trimming.has(blockNum) ? undefined : this.takeSlotNow();
     const fetched = slot === undefined ? this.inner.readBlock(blockNum) : this.load(blockNum, slot);
     // The demand fetch is under way first; read-ahead follows it.
-    this.noteRead(blockNum, true);
+    this.noteRead(blockNum);
     return fetched;
   }
 
@@ -709,12 +709,9 @@ export class BlockCache implements BlockStore, StatsSource {
     }
   }
 
-  /**
-   * A read drives read-ahead (readAhead.ts): the blocks it wants that are not here, into free or
-   * clean slots, never dirty ones. `waited`: the block was not here yet (the window grows).
-   */
-  private noteRead(blockNum: number, waited = false): void {
-    for (const b of this.readAhead.onRead(blockNum, waited)) {
+  /** A read drives read-ahead (readAhead.ts): the blocks it wants that are not here, into free or clean slots, never dirty ones. */
+  private noteRead(blockNum: number): void {
+    for (const b of this.readAhead.onRead(blockNum)) {
       if (this.entries.has(b) || this.trimming.has(b) || this.options.knownZero?.isKnownZero(b) === true) continue;
       // Read-ahead only uses free or clean slots and stops when there are none.
       const slot = this.takeSlotNow();

@@ -1,10 +1,8 @@
 // Upstream's read-ahead rule, made adaptive: after --readAheadTrigger sequential block reads, the
 // blocks after the one read are fetched ahead of the reader, --readAhead of them, and the window
-// doubles each time the reader still had to wait for a block (up to 16x), so a store with a high
-// first-byte latency keeps enough fetches in flight while a fast one keeps a short window: what
-// lies past the end of a sequential run (the end of a file, the gap between two of its extents)
-// is fetched for nothing, and costs a GET and a slot. Pure policy: which blocks to want, not how
-// to get them (the block cache skips what it holds and stops when no slot is free).
+// doubles while the reader stays sequential (up to 16x), so a store with a high first-byte
+// latency keeps enough fetches in flight. Pure policy: which blocks to want, not how to get them
+// (the block cache skips what it holds and stops when no slot is free).
 
 export interface ReadAheadOptions {
   /** --readAhead: blocks ahead of a sequential reader; 0 = off. */
@@ -22,29 +20,21 @@ const MAX_GROWTH = 4;
 export class ReadAhead {
   private lastRead = -2;
   private sequential = 0;
-  private growth = 0;
 
   constructor(private readonly options: ReadAheadOptions) {}
 
   /**
    * A read of `blockNum`: the blocks to have fetched next, nearest first (empty when the reader
    * is not sequential enough yet, or read-ahead is off). Reads within one block are one step.
-   * `waited`: the block was not there yet (a miss, or a fetch still under way), so a reader
-   * that is already read ahead of has caught up with the window.
    */
-  onRead(blockNum: number, waited = false): number[] {
+  onRead(blockNum: number): number[] {
     if (blockNum === this.lastRead) return [];
-    const { readAhead, readAheadTrigger, size, numBlocks } = this.options;
-    if (blockNum === this.lastRead + 1) {
-      this.sequential++;
-      if (waited && this.sequential > readAheadTrigger) this.growth = Math.min(this.growth + 1, MAX_GROWTH);
-    } else {
-      this.sequential = 1;
-      this.growth = 0;
-    }
+    this.sequential = blockNum === this.lastRead + 1 ? this.sequential + 1 : 1;
     this.lastRead = blockNum;
+    const { readAhead, readAheadTrigger, size, numBlocks } = this.options;
     if (readAhead <= 0 || this.sequential < readAheadTrigger) return [];
-    const window = Math.max(Math.min(readAhead * 2 ** this.growth, Math.floor(size / 4)), readAhead);
+    const growth = Math.min(this.sequential - readAheadTrigger, MAX_GROWTH);
+    const window = Math.max(Math.min(readAhead * 2 ** growth, Math.floor(size / 4)), readAhead);
     const end = Math.min(blockNum + 1 + window, numBlocks);
     const wanted: number[] = [];
     for (let b = blockNum + 1; b < end; b++) wanted.push(b);
