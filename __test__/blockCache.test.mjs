@@ -387,6 +387,46 @@ test('partial writes: no fetch when writes fill the block; one fetch merges the 
   await cache.close();
 });
 
+test('zeros written over part of a block S3 lacks send no DELETE; over a stored one they do', async () => {
+  const store = new RecordingStore(10);
+  store.blocks.set(2, Buffer.concat([Buffer.alloc(100, 3), Buffer.alloc(BS - 100)]));
+  const cache = cacheOver(store, { writeDelayMs: 0 });
+  const written = () => store.writes.map((w) => w.n);
+  // Never stored: the fetch that completes it finds no object, and zeros need none.
+  await cache.writeBlockPart(1, 0, Buffer.alloc(100));
+  await cache.flush();
+  assert.deepEqual(store.reads, [1]);
+  assert.deepEqual(written(), [], 'no DELETE for a block S3 lacks');
+  assert.equal(stat(cache, 'block_cache_zero_uploads_skipped'), 1);
+  // Stored: its only data zeroed, the object goes.
+  await cache.writeBlockPart(2, 0, Buffer.alloc(100));
+  await cache.flush();
+  assert.deepEqual(written(), [2]);
+  assert.equal(store.blocks.has(2), false);
+  // Read while absent, then data stored, then zeroed again: that DELETE goes out too.
+  await cache.readBlock(5);
+  await cache.writeBlockPart(5, 0, Buffer.alloc(10, 1));
+  await cache.flush();
+  await cache.writeBlockPart(5, 0, Buffer.alloc(10));
+  await cache.flush();
+  assert.deepEqual(written(), [2, 5, 5]);
+  assert.equal(store.blocks.has(5), false);
+  // Deleted by us: zeros over it again cost nothing.
+  await cache.writeBlockPart(5, 20, Buffer.alloc(10));
+  await cache.flush();
+  assert.deepEqual(written(), [2, 5, 5]);
+  assert.equal(stat(cache, 'block_cache_zero_uploads_skipped'), 2);
+  // A DELETE that failed leaves the object's fate unknown: the next zeros are sent.
+  await cache.writeBlockPart(6, 0, Buffer.alloc(10, 1));
+  await cache.flush();
+  store.failWrites = 1;
+  await cache.writeBlockPart(6, 0, Buffer.alloc(10));
+  await assert.rejects(cache.flush());
+  await cache.flush();
+  assert.equal(store.blocks.has(6), false, 'deleted by the retry');
+  await cache.close();
+});
+
 test('a block the writes fill while its upload fetches the rest keeps every written byte (the fetch is older)', async () => {
   // mkfs writes 1 KiB pieces into 4 KiB blocks: the first piece's upload fetched the rest, the
   // other three pieces filled the block meanwhile, and the fetch then overwrote them all.

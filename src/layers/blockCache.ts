@@ -12,7 +12,7 @@
 // writable, dirty, uploading) and the LRU order of the evictable ones; this cache decides the
 // rest (what to fetch, upload, read ahead and evict, and when) and keeps what it waits on.
 
-import { checkBlockNum, type BlockStore, type ETag, type ListNonZeroOptions, type TaggedBlockStore } from '../store/blockStore';
+import { checkBlockNum, ZERO_ETAG, type BlockStore, type ETag, type ListNonZeroOptions, type TaggedBlockStore } from '../store/blockStore';
 import { blocks, ratio, type StatLine, type StatsSource } from '../stats/stats';
 import { BlockMaps, isZeroBlock, type BlockMap, type SlotStore } from '../native/addon';
 import type { Logger } from '../util/log';
@@ -86,6 +86,11 @@ interface Entry {
   failures: number;
   /** Written whole by a writer that went on to the next block: once stored, evicted first. */
   streamed: boolean;
+  /**
+   * The store holds no object for the block: a fetch found none while no upload of ours could
+   * land after it, or our last upload was its DELETE. Zeros uploaded then have nothing to delete.
+   */
+  storedAbsent: boolean;
 }
 
 interface FlushWaiter {
@@ -176,6 +181,8 @@ export class BlockCache implements BlockStore, StatsSource {
   /** Holds most of the cache while a reader loops over more blocks than it has slots (LRU's worst case). */
   private readonly loopGuard: LoopGuard;
   initialSize = 0;
+  /** All-zero uploads of blocks the store already lacks: no DELETE sent. */
+  private uploadsSkipped = 0;
   readHits = 0;
   readMisses = 0;
   writeHits = 0;
@@ -626,6 +633,8 @@ export class BlockCache implements BlockStore, StatsSource {
     cleared?.catch(() => {}); // awaited below
     try {
       const { data, etag } = await this.inner.readBlockTagged(blockNum, into);
+      // Not cached, so no upload of the block was in flight to land after this answer.
+      e.storedAbsent = etag === ZERO_ETAG;
       if (cleared) await cleared;
       // Not there already: an absent block's zeros, a decoded body, or the store's own buffer.
       if (data !== inSlot) this.slots.write(slot, data);
@@ -964,7 +973,11 @@ export class BlockCache implements BlockStore, StatsSource {
   private complete(e: Entry): Promise<void> {
     e.completing ??= (async () => {
       try {
-        const full = await this.inner.readBlock(e.block);
+        // Never uploaded, so nothing of ours can land after this answer (a trim's DELETE may,
+        // which leaves the block absent all the same).
+        const never = e.storedVersion === 0 && !this.map.isUploading(e.block);
+        const { data: full, etag } = await this.inner.readBlockTagged(e.block);
+        if (never && e.storedVersion === 0) e.storedAbsent = etag === ZERO_ETAG;
         // With a cache file, the slot's entry is free in the file before bytes land (a write
         // that has just cleared it may still be syncing the clear).
         if (this.options.persistent && e.valid !== null && this.entries.get(e.block) === e) await this.slots.syncEntry(this.slotOf(e));
@@ -1034,6 +1047,7 @@ export class BlockCache implements BlockStore, StatsSource {
       retryAt: 0,
       failures: 0,
       streamed: false,
+      storedAbsent: false,
     };
   }
 
@@ -1122,7 +1136,9 @@ export class BlockCache implements BlockStore, StatsSource {
       return;
     }
     const version = e.version;
-    const begun = this.beginUpload(e);
+    // Stored meanwhile: the fetch that completed the block pumped, and that upload (a skipped
+    // DELETE ends at once) has already stored this version.
+    const begun = e.storedVersion === version && this.dirty.get(e.block) !== e ? null : this.beginUpload(e);
     if (begun === null) {
       this.uploadsInFlight--;
       return;
@@ -1130,7 +1146,16 @@ export class BlockCache implements BlockStore, StatsSource {
     const { data, generation, inPlace } = begun;
     let etag: ETag;
     try {
-      etag = await this.inner.writeBlock(e.block, isZeroBlock(data) ? null : data);
+      const zero = isZeroBlock(data);
+      if (zero && e.storedAbsent) {
+        // Zeros over an absent object (ext4 zeroing part of a block it never wrote, say): no DELETE.
+        etag = ZERO_ETAG;
+        this.uploadsSkipped++;
+      } else {
+        e.storedAbsent = false; // unknown until the request succeeds
+        etag = await this.inner.writeBlock(e.block, zero ? null : data);
+        e.storedAbsent = zero;
+      }
     } catch (err) {
       this.map.endUpload(e.block);
       if (inPlace !== undefined) this.endInPlace(e, inPlace);
@@ -1309,10 +1334,12 @@ export class BlockCache implements BlockStore, StatsSource {
   }
 
   extraStatsLines(): readonly StatLine[] {
-    // Uploads that failed after the store's own retries (the blocks stay dirty), and dirty blocks
-    // a trim superseded before they were uploaded.
+    // Uploads that failed after the store's own retries (the blocks stay dirty), all-zero uploads
+    // of blocks the store already lacked (no DELETE sent), and dirty blocks a trim superseded
+    // before they were uploaded.
     return [
       ['block_cache_upload_errors', this.uploadFailures],
+      ['block_cache_zero_uploads_skipped', this.uploadsSkipped],
       ['block_cache_discarded_dirty', this.discardedDirty],
       // Blocks kept in place against a reader looping over more than the cache holds, and how often that began.
       ['block_cache_held', blocks(this.map.held)],
@@ -1332,6 +1359,7 @@ export class BlockCache implements BlockStore, StatsSource {
       this.verified =
       this.mismatch =
       this.uploadFailures =
+      this.uploadsSkipped =
       this.discardedDirty =
         0;
     this.loopGuard.holds = 0;

@@ -68,6 +68,7 @@ const STAT_METRICS: Readonly<Record<string, StatMetric>> = {
   block_cache_verified: counter('Cache file blocks checked against S3 and reused'),
   block_cache_mismatch: counter('Cache file blocks that differed from S3 and were refreshed'),
   block_cache_upload_errors: counter('Uploads that failed after all retries (the blocks stay dirty)'),
+  block_cache_zero_uploads_skipped: counter('All-zero uploads of blocks S3 already lacked, sent no DELETE'),
   block_cache_discarded_dirty: counter('Dirty blocks a TRIM superseded before they were uploaded'),
   block_cache_held: gauge('Blocks kept in place against a reader looping over more blocks than the cache holds'),
   block_cache_loop_holds: counter('Times the block cache began to hold blocks against such a loop'),
