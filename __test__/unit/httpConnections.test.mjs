@@ -18,9 +18,13 @@ let port;
 let answer;
 let connections = 0;
 const received = [];
+/** The server's open sockets: a failing test leaves its client's busy sockets open, and the file must still end. */
+const serverSockets = new Set();
 before(async () => {
   server = net.createServer((socket) => {
     const n = ++connections;
+    serverSockets.add(socket);
+    socket.on('close', () => serverSockets.delete(socket));
     let buf = Buffer.alloc(0);
     socket.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
@@ -41,7 +45,10 @@ before(async () => {
   await /** @type {Promise<void>} */ (new Promise((r) => server.listen(0, '127.0.0.1', r)));
   port = /** @type {AddressInfo} */ (server.address()).port;
 });
-after(() => server.close());
+after(() => {
+  for (const socket of serverSockets) socket.destroy();
+  server.close();
+});
 
 const pool = (maxIdle = 4) => new HttpConnections({ protocol: 'http:', host: '127.0.0.1', port, maxIdle });
 const get = (p, path = '/k', extra = {}) => p.request({ method: 'GET', path, headers: { host: 'x' }, timeoutMs: 2000, maxBodyBytes: 1 << 20, ...extra });
