@@ -1,0 +1,209 @@
+#!/usr/bin/env node
+// Alternating A/B runs of one workload through ext4 on a loop device, for two or more variants of
+// ours: a built tree (its dist/) with flags for Node and for s3backer. The quick check of one
+// change that run.mjs is too slow for, and that one pair cannot settle on this machine (its speed
+// swings by a third within minutes): the variants take turns, the first changing every round, and
+// each keeps its own V8 code cache, made before the first timed run (a cache made by another
+// build or other Node flags is refused, and a run without one compiles everything again).
+//
+//   node bench/pairs.mjs --workload read|write [--delay 0] [--rounds 6] [--mb 256] [--warmMiB 0]
+//                        --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' --variant ...
+//
+// read: one write of the file (by the first variant), then per run a fresh mount, the caches
+// dropped, and a cold `dd` of the file; its time is the dd. write: per run a fresh mount, mkfs,
+// then `dd ... conv=fsync` of the file and both unmounts; its time runs until the process exits
+// (as run.mjs's "until stored"). CPU is user plus system of the whole process, start to exit.
+// Needs root. Prints a line per run, then each variant's medians and how often it was fastest.
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify, parseArgs } from 'node:util';
+import { startEndpoint } from './endpoint.mjs';
+import { warmMemory } from './hostMemory.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const RUSAGE = join(HERE, 'rusage.py');
+const run = promisify(execFile);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const now = () => performance.now() / 1000;
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const USAGE = `usage: node bench/pairs.mjs --workload read|write [--delay MS] [--rounds N] [--mb N] [--warmMiB N]
+       --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' (two or more; the flag fields may be empty)`;
+const { values } = parseArgs({
+  options: {
+    workload: { type: 'string' },
+    delay: { type: 'string', default: '0' },
+    rounds: { type: 'string', default: '6' },
+    mb: { type: 'string', default: '256' },
+    warmMiB: { type: 'string', default: '0' },
+    variant: { type: 'string', multiple: true, default: [] },
+    help: { type: 'boolean' },
+  },
+});
+const WORKLOAD = values.workload;
+const variants = values.variant.map((v) => {
+  const [name, tree, flags = '', nodeFlags = ''] = v.split('|');
+  return { name, tree: resolve(tree ?? ''), flags: flags.split(' ').filter(Boolean), nodeFlags: nodeFlags.split(' ').filter(Boolean) };
+});
+if (values.help || !['read', 'write'].includes(WORKLOAD ?? '') || variants.length < 2 || variants.some((v) => !v.name || !v.tree)) {
+  console.error(USAGE);
+  process.exit(values.help ? 0 : 2);
+}
+if (process.getuid?.() !== 0) {
+  console.error('pairs: needs root (FUSE, loop devices)');
+  process.exit(1);
+}
+for (const v of variants)
+  await stat(join(v.tree, 'dist', 'cli', 'main.js')).catch(() => {
+    console.error(`pairs: ${v.tree} has no dist/cli/main.js (npm run build there first)`);
+    process.exit(1);
+  });
+const MB = Number(values.mb);
+const ROUNDS = Number(values.rounds);
+const WARM_MIB = Number(values.warmMiB);
+// As run.mjs: a machine-wide NODE_EXTRA_CA_CERTS costs every Node start 0.09 CPU-s here.
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
+
+const work = await mkdtemp(join(tmpdir(), 's3b-pairs-'));
+const mnt = join(work, 'mnt');
+const data = join(work, 'data');
+await mkdir(mnt);
+await mkdir(data);
+const source = join('/dev/shm', `s3b-pairs-${process.pid}`);
+const endpoint = await startEndpoint(Number(values.delay));
+let runs = 0;
+
+/**
+ * Mounts the variant in the foreground under rusage.py; resolves once its file is there, with
+ * `finished` (its CPU and peak memory once it has exited).
+ */
+async function mount(v, prefix) {
+  const env = { ...baseEnv, XDG_CACHE_HOME: join(work, `cache-${v.name}`) };
+  const usage = join(work, `usage-${runs++}.json`);
+  const argv = [
+    RUSAGE,
+    usage,
+    process.execPath,
+    ...v.nodeFlags,
+    join(v.tree, 'dist', 'cli', 'main.js'),
+    '-f',
+    `--baseURL=http://127.0.0.1:${endpoint.port}/`,
+    '--accessId=bench',
+    '--accessKey=bench',
+    `--prefix=${prefix}/`,
+    '--blockSize=256k',
+    '--size=1g',
+    ...v.flags,
+    'bench',
+    mnt,
+  ];
+  const child = spawn('python3', argv, { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise((r) => child.on('exit', r));
+  const finished = exited.then(async (code) => {
+    if (code !== 0) throw new Error(`${v.name} exited with ${code}: ${stderr.trim()}`);
+    const u = JSON.parse(await readFile(usage, 'utf8'));
+    return { cpuS: u.userS + u.systemS, maxRssMiB: u.maxRssKiB / 1024 };
+  });
+  finished.catch(() => {}); // awaited by the caller; an early exit is reported below
+  for (const deadline = now() + 30; now() < deadline; await sleep(5)) {
+    if (
+      await stat(join(mnt, 'file')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return { finished };
+  }
+  throw new Error(`${v.name} did not mount: ${stderr.trim()}`);
+}
+const umount = (dir) => run('umount', [dir]);
+const dd = (...args) => run('dd', ['bs=1M', 'status=none', ...args]);
+const mkfs = () => run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', join(mnt, 'file')]);
+const dropCaches = () => run('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
+
+/** One timed run of the workload: seconds, CPU-s and peak memory. */
+async function once(v, round) {
+  if (WORKLOAD === 'read') {
+    const { finished } = await mount(v, 'disk');
+    await run('mount', ['-o', 'loop,ro', join(mnt, 'file'), data]);
+    await dropCaches();
+    if (WARM_MIB > 0) await warmMemory(WARM_MIB);
+    const t = now();
+    await dd(`if=${join(data, 'big')}`, 'of=/dev/null');
+    const seconds = now() - t;
+    await umount(data);
+    await umount(mnt);
+    return { seconds, ...(await finished) };
+  }
+  const { finished } = await mount(v, `w-${v.name}-${round}`);
+  await mkfs();
+  await run('mount', ['-o', 'loop', join(mnt, 'file'), data]);
+  if (WARM_MIB > 0) await warmMemory(WARM_MIB);
+  const t = now();
+  await dd(`if=${source}`, `of=${join(data, 'big')}`, 'conv=fsync');
+  await umount(data);
+  await umount(mnt);
+  const usage = await finished;
+  return { seconds: now() - t, ...usage };
+}
+
+try {
+  await dd('if=/dev/urandom', `of=${source}`, `count=${MB}`, 'iflag=fullblock');
+  if (WORKLOAD === 'read') {
+    // The disk every read run mounts, written once.
+    const { finished } = await mount(variants[0], 'disk');
+    await mkfs();
+    await run('mount', ['-o', 'loop', join(mnt, 'file'), data]);
+    await dd(`if=${source}`, `of=${join(data, 'big')}`, 'conv=fsync');
+    await umount(data);
+    await umount(mnt);
+    await finished;
+  }
+  // Each variant's code cache, made by a mount that lives past the command's 3 s (codeCache.ts).
+  for (const v of variants) {
+    const { finished } = await mount(v, 'warm');
+    await sleep(3500);
+    await umount(mnt);
+    await finished;
+  }
+  const results = new Map(variants.map((v) => [v.name, []]));
+  const wins = new Map(variants.map((v) => [v.name, 0]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = variants.map((_, i) => variants[(i + round) % variants.length]);
+    const times = [];
+    for (const v of order) {
+      const r = await once(v, round);
+      results.get(v.name).push(r);
+      times.push([v.name, r.seconds]);
+      console.log(
+        `round ${round + 1} ${v.name}: ${(r.seconds * 1000).toFixed(0)} ms, ${r.cpuS.toFixed(3)} CPU-s, ${r.maxRssMiB.toFixed(0)} MiB`,
+      );
+    }
+    const fastest = times.reduce((a, b) => (b[1] < a[1] ? b : a))[0];
+    wins.set(fastest, wins.get(fastest) + 1);
+  }
+  console.log(`\n${WORKLOAD} of ${MB} MiB through ext4 at ${values.delay} ms, ${ROUNDS} rounds (medians):`);
+  for (const v of variants) {
+    const rs = results.get(v.name);
+    const ms = median(rs.map((r) => r.seconds * 1000));
+    const cpu = median(rs.map((r) => r.cpuS));
+    const rss = median(rs.map((r) => r.maxRssMiB));
+    console.log(
+      `  ${v.name}: ${ms.toFixed(0)} ms, ${cpu.toFixed(3)} CPU-s, ${rss.toFixed(0)} MiB peak; fastest in ${wins.get(v.name)} of ${ROUNDS}`,
+    );
+  }
+} finally {
+  await umount(data).catch(() => {});
+  await umount(mnt).catch(() => {});
+  endpoint.stop();
+  await rm(source, { force: true });
+  await rm(work, { recursive: true, force: true });
+}
