@@ -13,6 +13,20 @@ async function metrics(port) {
   return res.text();
 }
 
+/**
+ * /metrics once `ready(text)` holds, or after 5 s (the caller's assertions then fail). The
+ * session answers what it can by itself and tells JS afterwards, so its counts can trail the
+ * request that the caller saw answered by a moment (longer on a loaded machine).
+ */
+async function metricsOnce(port, ready) {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const text = await metrics(port);
+    if (ready(text) || Date.now() > deadline) return text;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Requests of the histogram's series. */
 function requestCount(text, operation, answeredIn) {
   const key = `s3backer_fuse_request_bytes_count{operation="${operation}",answered_in="${answeredIn}"} `;
@@ -44,12 +58,12 @@ test('writes and direct reads reach us as 1 MiB requests', { timeout: 120000 }, 
     const writes = (text) => requestsAbove(text, 'write', 524288, 'stack') + requestsAbove(text, 'write', 524288, 'session');
     const before = writes(await metrics(port));
     await run('dd', [`if=${image}`, `of=${file}`, 'bs=1M', 'count=8', 'oflag=direct', 'conv=notrunc', 'status=none']);
-    assert.equal(writes(await metrics(port)) - before, 8, 'eight direct 1 MiB writes, each one request');
+    assert.equal(writes(await metricsOnce(port, (t) => writes(t) - before >= 8)) - before, 8, 'eight direct 1 MiB writes, each one request');
     await run('dd', [`if=${image}`, `of=${file}`, 'bs=1M', 'count=8', 'conv=notrunc,fsync', 'status=none']);
-    assert.ok(writes(await metrics(port)) - before >= 16, 'buffered 1 MiB writes come whole too');
+    assert.ok(writes(await metricsOnce(port, (t) => writes(t) - before >= 16)) - before >= 16, 'buffered 1 MiB writes come whole too');
     // The blocks are cached: the session answers these reads itself, JS only hears of them after.
     await run('dd', [`if=${file}`, `of=${join(w.root, 'back')}`, 'bs=1M', 'count=8', 'iflag=direct', 'status=none']);
-    const text = await metrics(port);
+    const text = await metricsOnce(port, (t) => requestsAbove(t, 'read', 524288, 'session') >= 8);
     assert.equal(requestsAbove(text, 'read', 524288, 'session'), 8, 'direct 1 MiB reads, from the cache, in the session');
     assert.equal(requestCount(text, 'read', 'stack'), 0, 'none of them through JS');
     assert.ok((await readFile(join(w.root, 'back'))).equals(await readFile(image)));
@@ -218,7 +232,7 @@ test('writes of new and cached blocks are answered in the session; fsync and unm
     const fh = await open(file, 'r+');
     try {
       await fh.write(data, 0, data.length, 0);
-      let text = await metrics(port);
+      let text = await metricsOnce(port, (t) => requestCount(t, 'write', 'session') >= 2);
       assert.ok(requestCount(text, 'write', 'session') >= 2, 'writes of new blocks, in the session');
       assert.equal(requestCount(text, 'write', 'stack'), 0, 'none through JS');
       // Blocks a sequential writer moved past upload at once; the last one waits.
@@ -230,7 +244,7 @@ test('writes of new and cached blocks are answered in the session; fsync and unm
       const patch = randomBytes(4096);
       const before = requestCount(text, 'write', 'session');
       await fh.write(patch, 0, patch.length, 70000);
-      text = await metrics(port);
+      text = await metricsOnce(port, (t) => requestCount(t, 'write', 'session') > before);
       assert.equal(requestCount(text, 'write', 'session'), before + 1);
       assert.equal(requestCount(text, 'write', 'stack'), 0);
       patch.copy(data, 70000);
