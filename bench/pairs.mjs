@@ -9,12 +9,15 @@
 //   node bench/pairs.mjs --workload read|write [--delay 0] [--rounds 6] [--mb 256] [--warmMiB 0]
 //                        --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' --variant ...
 //
+// TREE `upstream` runs upstream's newest build instead (as run.mjs finds it).
+//
 // read: one write of the file (by the first variant), then per run a fresh mount, the caches
 // dropped, and a cold `dd` of the file; its time is the dd. write: per run a fresh mount, mkfs,
 // then `dd ... conv=fsync` of the file and both unmounts; its time runs until the process exits
 // (as run.mjs's "until stored"). CPU is user plus system of the whole process, start to exit.
 // Needs root. Prints a line per run, then each variant's medians and how often it was fastest.
 import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -34,7 +37,8 @@ const median = (xs) => {
 };
 
 const USAGE = `usage: node bench/pairs.mjs --workload read|write [--delay MS] [--rounds N] [--mb N] [--warmMiB N]
-       --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' (two or more; the flag fields may be empty)`;
+       --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' (two or more; the flag fields may be empty;
+       TREE upstream: upstream's newest build)`;
 const { values } = parseArgs({
   options: {
     workload: { type: 'string' },
@@ -49,8 +53,21 @@ const { values } = parseArgs({
 const WORKLOAD = values.workload;
 const variants = values.variant.map((v) => {
   const [name, tree, flags = '', nodeFlags = ''] = v.split('|');
-  return { name, tree: resolve(tree ?? ''), flags: flags.split(' ').filter(Boolean), nodeFlags: nodeFlags.split(' ').filter(Boolean) };
+  const upstream = tree === 'upstream' ? newestUpstream() : undefined;
+  const command = upstream ?? [
+    process.execPath,
+    ...nodeFlags.split(' ').filter(Boolean),
+    join(resolve(tree ?? ''), 'dist', 'cli', 'main.js'),
+  ];
+  return { name, tree, command, flags: flags.split(' ').filter(Boolean) };
 });
+
+/** Upstream's newest build, as run.mjs finds it: S3BACKER_UPSTREAM_BIN or what setup.sh built. */
+function newestUpstream() {
+  const bin = process.env.S3BACKER_UPSTREAM_BIN ?? readFileSync(join(HERE, '..', '.cache', 'upstream-bin'), 'utf8').trim();
+  if (!existsSync(bin)) throw new Error(`pairs: upstream's build ${bin} does not exist (scripts/setup.sh builds it)`);
+  return [bin];
+}
 if (values.help || !['read', 'write'].includes(WORKLOAD ?? '') || variants.length < 2 || variants.some((v) => !v.name || !v.tree)) {
   console.error(USAGE);
   process.exit(values.help ? 0 : 2);
@@ -60,10 +77,10 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 for (const v of variants)
-  await stat(join(v.tree, 'dist', 'cli', 'main.js')).catch(() => {
+  if (v.tree !== 'upstream' && !existsSync(v.command.at(-1))) {
     console.error(`pairs: ${v.tree} has no dist/cli/main.js (npm run build there first)`);
     process.exit(1);
-  });
+  }
 const MB = Number(values.mb);
 const ROUNDS = Number(values.rounds);
 const WARM_MIB = Number(values.warmMiB);
@@ -89,9 +106,7 @@ async function mount(v, prefix) {
   const argv = [
     RUSAGE,
     usage,
-    process.execPath,
-    ...v.nodeFlags,
-    join(v.tree, 'dist', 'cli', 'main.js'),
+    ...v.command,
     '-f',
     `--baseURL=http://127.0.0.1:${endpoint.port}/`,
     '--accessId=bench',
@@ -168,7 +183,7 @@ try {
     await finished;
   }
   // Each variant's code cache, made by a mount that lives past the command's 3 s (codeCache.ts).
-  for (const v of variants) {
+  for (const v of variants.filter((v) => v.tree !== 'upstream')) {
     const { finished } = await mount(v, 'warm');
     await sleep(3500);
     await umount(mnt);
