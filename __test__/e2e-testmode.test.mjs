@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSync, writeSync, closeSync } from 'node:fs';
-import { startMount, runCli, workdir, makeExt4, loopMount, run, isMounted } from './helpers/ours.mjs';
+import { startMount, runCli, workdir, makeExt4, loopMount, run, isMounted, withTestMount, parseStatsFile } from './helpers/ours.mjs';
 import { SAVE_AFTER_MS } from '../dist/cli/codeCache.js';
 
 test('--test mode: ext4 on the file survives a remount with auto-detected geometry', { timeout: 300000 }, async () => {
@@ -220,4 +220,24 @@ test('a mount that runs a few seconds leaves its code cache; the next start uses
   } finally {
     await w.cleanup();
   }
+});
+
+test('zeros written over part of a block the store lacks send no delete; zeros over a stored block remove it', { timeout: 120000 }, async () => {
+  await withTestMount('zero-parts', ['--size=8m', '--blockSize=64k'], async (w) => {
+    const file = join(w.mnt, 'file');
+    const stats = async () => parseStatsFile(await readFile(join(w.mnt, 'stats'), 'utf8'));
+    // 4 KiB of zeros inside block 5, never written: fetched (absent), all zeros, nothing to delete.
+    await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=4096', 'seek=81', 'count=1', 'conv=notrunc,fsync', 'status=none']);
+    let s = await stats();
+    assert.equal(s.block_cache_zero_uploads_skipped, '1');
+    assert.equal(s.http_zero_blocks_written, '0', 'no delete sent');
+    // Block 6 stored, then its only data zeroed: the object goes.
+    await run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=4096', 'seek=97', 'count=1', 'conv=notrunc,fsync', 'status=none']);
+    assert.ok((await readdir(w.store)).includes('00000006'));
+    await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=4096', 'seek=97', 'count=1', 'conv=notrunc,fsync', 'status=none']);
+    s = await stats();
+    assert.equal(s.http_zero_blocks_written, '1', 'one delete, for the stored block');
+    assert.ok(!(await readdir(w.store)).includes('00000006'), 'its object is gone');
+    assert.ok(!(await readdir(w.store)).includes('00000005'));
+  });
 });

@@ -78,7 +78,8 @@ export async function isMounted(mountpoint) {
 
 /** The stats file's `%-28s value` lines as { name: value }. */
 export function parseStatsFile(text) {
-  return Object.fromEntries(text.trim().split('\n').map((l) => [l.slice(0, 28).trim(), l.slice(29).trim()]));
+  // A name, then its value after the padding to column 28 (or one space, for names longer than that).
+  return Object.fromEntries(text.trim().split('\n').map((l) => /^(\S+)\s+(.*)$/.exec(l)?.slice(1, 3) ?? [l.trim(), '']));
 }
 
 /**
