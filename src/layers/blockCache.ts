@@ -114,6 +114,12 @@ const PREFAULT_AHEAD = 64;
  * ahead of use, so a big cache that is never filled does not take its memory.
  */
 const PREFAULT_ON_FIRST_USE_BYTES = 256 * 1024 * 1024;
+/**
+ * How long after the first use that mapping-in starts: the first read or write, which someone is
+ * waiting for, does not share the two cores with it. Started at once, it made a mount's first
+ * read of a stored block about 12 ms slower here (80 ms from the process's start against 92).
+ */
+const PREFAULT_DELAY_MS = 50;
 
 export class BlockCache implements BlockStore, StatsSource {
   readonly blockSize: number;
@@ -136,6 +142,8 @@ export class BlockCache implements BlockStore, StatsSource {
   /** Cancels the timer of the next due upload. */
   private cancelPump: (() => void) | undefined;
   private stopSweeper: (() => void) | undefined;
+  /** The first use's mapping-in, until it starts. */
+  private cancelPrefault: (() => void) | undefined;
   private readonly clock: Clock;
   private closed = false;
   /** With a cache file: each block's last write under way, which its next write waits for. */
@@ -168,9 +176,9 @@ export class BlockCache implements BlockStore, StatsSource {
   private readonly uploadingFrom = new Set<number>();
   /** Slots below this are mapped in (or being mapped); free slots are handed out lowest first. */
   private prefaulted = 0;
-  /** Slots to map in when the first block comes in; 0 once that prefault has started. */
+  /** Slots to map in when the first block comes in; 0 once that prefault is on its way. */
   private prefaultOnFirstUse = 0;
-  /** Set at the first use: before it, not even the slots lent to the session are mapped in. */
+  /** Set once the first use's mapping-in starts: before it, not even the slots lent to the session are mapped in. */
   private prefaultStarted = false;
   private readonly maxDirty: number;
   /** The session may write into published blocks (no cache file, no synchronous writes). */
@@ -447,9 +455,12 @@ export class BlockCache implements BlockStore, StatsSource {
    */
   private takeSlotNow(forSession = false): number | undefined {
     if (this.prefaultOnFirstUse > 0) {
-      this.prefaultStarted = true;
-      this.prefaultUpTo(this.prefaultOnFirstUse);
+      const count = this.prefaultOnFirstUse;
       this.prefaultOnFirstUse = 0;
+      this.cancelPrefault = this.clock.after(PREFAULT_DELAY_MS, () => {
+        this.prefaultStarted = true;
+        this.prefaultUpTo(count);
+      });
     }
     const free = this.freeSlots.pop();
     if (free !== undefined) {
@@ -1314,6 +1325,7 @@ export class BlockCache implements BlockStore, StatsSource {
     this.map.close();
     this.cancelPump?.();
     this.stopSweeper?.();
+    this.cancelPrefault?.();
     await this.inner.close();
   }
 
