@@ -8,8 +8,9 @@ import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { closeLogFile, openLogFile } from './logOutput';
 import type { Prestarted } from './daemonPrestart';
+import { DAEMON_ENV } from './backgroundGuess';
 
-export const DAEMON_ENV = 'S3BACKER_DAEMON_CHILD';
+export { DAEMON_ENV };
 
 export function isDaemonChild(): boolean {
   return process.env[DAEMON_ENV] === '1' && typeof process.send === 'function';

@@ -8,7 +8,10 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { childProcesses } from './childProcesses';
-import { DAEMON_ENV, daemonStderr } from './daemon';
+import { daemonStderr } from './daemon';
+import { DAEMON_ENV, wantsPrestart } from './backgroundGuess';
+
+export { looksLikeBackgroundMount } from './backgroundGuess';
 
 /** In the serving process: wait for the parent's go before doing anything. */
 export const PRESTART_ENV = 'S3BACKER_DAEMON_WAIT';
@@ -29,32 +32,9 @@ export interface Prestarted {
 const HANDOFF = Symbol.for('s3backer.prestartedDaemon');
 type Holder = { [HANDOFF]?: Prestarted };
 
-// The flags whose handling the serving process cannot take over unseen: other modes, and a log
-// file, which must be the child's stderr from its start.
-const NOT_AHEAD = new Set(['help', 'version', 'erase', 'reset-mounted-flag', 'logFile', 'configFile']);
-
-/**
- * A cheap guess from the raw arguments, before they are parsed: a mount that goes to the
- * background. A wrong guess costs only the time of a start; the parsed flags decide.
- */
-export function looksLikeBackgroundMount(argv: readonly string[]): boolean {
-  if (argv[0] === 'cache') return false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (arg === '-o') {
-      const items = (argv[++i] ?? '').split(',');
-      if (items.some((item) => NOT_AHEAD.has(item.split('=')[0] ?? ''))) return false;
-    } else if (arg === '--') return false;
-    else if (arg.startsWith('--')) {
-      if (NOT_AHEAD.has(arg.slice(2).split('=')[0] ?? '')) return false;
-    } else if (arg.startsWith('-') && arg !== '-s') return false; // -f, -d, -h, -v, -F, combined
-  }
-  return true;
-}
-
 /** In main.ts, before the command is loaded: starts the serving process if the guess says so. */
 export function prestartDaemon(script: string, argv: readonly string[]): void {
-  if (process.env[DAEMON_ENV] !== undefined || !looksLikeBackgroundMount(argv)) return;
+  if (!wantsPrestart(argv)) return;
   const stderr = daemonStderr(undefined);
   const child = childProcesses().spawn(process.execPath, [script, '-f', ...argv], {
     detached: true,

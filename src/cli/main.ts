@@ -6,9 +6,13 @@
 
 import { join } from 'node:path';
 import { SAVE_AFTER_MS, defaultCacheDir, runBundle } from './codeCache';
-import { prestartDaemon } from './daemonPrestart';
+import { wantsPrestart } from './backgroundGuess';
 
-// A background mount's serving process starts now, while this one loads the command.
-prestartDaemon(join(__dirname, 'main.js'), process.argv.slice(2));
+// A background mount's serving process starts now, while this one loads the command; what starts
+// it is loaded only then.
+if (wantsPrestart(process.argv.slice(2))) {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('./daemonPrestart') as typeof import('./daemonPrestart')).prestartDaemon(join(__dirname, 'main.js'), process.argv.slice(2));
+}
 const run = runBundle(join(__dirname, 's3backer.bundle.js'), defaultCacheDir());
 if (run.cacheUse !== 'used') setTimeout(() => run.save(), SAVE_AFTER_MS).unref();
