@@ -6,8 +6,9 @@
 //   s3backer process (so the data is in the store); sequential read of it after a fresh mount (cold)
 //   and, in a mount a first pass has filled, again with the kernel's caches dropped (warm); random 4 KiB reads and
 //   writes with fio; fstrim of a deleted 1 GiB file on a 2 GiB disk; time to the first byte after
-//   mounting (from the command's start, and from the file's appearing); peak resident memory while writing; the S3 requests of the write and of the cold
-//   read, by kind (counted by the endpoint under each tool's prefix);
+//   mounting (from the command's start, and from the file's appearing); peak resident memory while
+//   writing; the S3 requests of the write and of the cold read, by kind (counted by the endpoint
+//   under each tool's prefix);
 //   CPU-seconds (user + system of the whole process, mount to exit, bench/rusage.py) per GiB
 //   written and read, and of a mount that does nothing; for ours, the sizes of the write and read
 //   requests the kernel sent (its /metrics histogram). Each tool runs that --rounds times (3), the
