@@ -263,6 +263,44 @@ test('read-ahead fetches the next blocks in parallel after sequential reads', as
   await cache.close();
 });
 
+test('warm fetches a block before any read, once; a read meanwhile joins that fetch; the view over the slots waits for a read; a failed warm-up is the next read\'s to retry', async () => {
+  const store = new RecordingStore(100, { readMs: 20 });
+  store.blocks.set(0, block(7));
+  store.blocks.set(1, block(8));
+  const intos = [];
+  let failBlock1 = true;
+  const tagged = store.readBlockTagged.bind(store);
+  store.readBlockTagged = async (n, into) => {
+    intos.push([n, into === undefined ? 'none' : into.buffer.byteLength === BS * 8 ? 'slot' : 'buffer']);
+    if (n === 1 && failBlock1) {
+      failBlock1 = false;
+      store.reads.push(n);
+      throw new Error('injected read failure');
+    }
+    return tagged(n, into);
+  };
+  const cache = cacheOver(store, { size: 8 });
+  cache.warm([0]);
+  assert.deepEqual(store.reads, [0], 'fetched at once');
+  assert.ok((await cache.readBlock(0)).equals(block(7)));
+  cache.warm([0]);
+  assert.ok((await cache.readBlock(0)).equals(block(7)));
+  assert.deepEqual(store.reads, [0], 'one fetch: the read joined it, the second warm-up found it cached');
+  assert.equal(stat(cache, 'block_cache_read_misses'), 0);
+  // A fetch is handed its slot once the view over all 8 exists; before, a demand fetch gets no
+  // buffer, a warm-up or read-ahead one a buffer of its own.
+  await new Promise((resolve) => setImmediate(resolve));
+  await cache.readBlock(5);
+  await new Promise((resolve) => setImmediate(resolve));
+  await cache.readBlock(6);
+  assert.deepEqual(intos, [[0, 'buffer'], [5, 'none'], [6, 'slot']], "the first read's fetch made the view, not the warm-up's");
+  cache.warm([1]);
+  await sleep(5);
+  assert.ok((await cache.readBlock(1)).equals(block(8)), 'read again after the failed warm-up');
+  assert.deepEqual(store.reads.filter((n) => n === 1).length, 2);
+  await cache.close();
+});
+
 test('fetches land in the slot they fill: every block read back is its own, however the slots go round', async () => {
   const content = (n) => Buffer.alloc(BS, n % 251);
   const memories = new Set();

@@ -85,6 +85,35 @@ test('writes and direct reads reach us as 1 MiB requests', { timeout: 120000 }, 
   }
 });
 
+test('a mount fetches block 0 while it starts: the first read of it is answered in the session, with the stored bytes', { timeout: 120000 }, async () => {
+  const w = await workdir('fuse-warm');
+  const port = await freePort();
+  const args = ['--test', '--size=4m', '--blockSize=64k', `--metricsPort=${port}`, w.store, w.mnt];
+  const head = randomBytes(4096);
+  try {
+    const first = await startMount(args, w.mnt);
+    await writeFile(join(w.root, 'head'), head);
+    await run('dd', [`if=${join(w.root, 'head')}`, `of=${join(w.mnt, 'file')}`, 'bs=4k', 'conv=notrunc,fsync', 'status=none']);
+    assert.deepEqual(await first.stop(), { code: 0, signal: null });
+    const m = await startMount(args, w.mnt);
+    try {
+      // The fetch may still be under way as the mount appears: the test waits for it (5 s at most).
+      const cached = async () => parseStatsFile(await readFile(join(w.mnt, 'stats'), 'utf8'))['block_cache_current_size'];
+      for (let i = 0; i < 500 && (await cached()) !== '1 blocks'; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(await cached(), '1 blocks', 'block 0 is in the cache before any read');
+      const back = (await run('dd', [`if=${join(w.mnt, 'file')}`, 'bs=4k', 'count=1', 'iflag=direct', 'status=none'], { encoding: 'buffer' })).stdout;
+      assert.ok(back.equals(head), 'the stored bytes');
+      const text = await metricsOnce(port, (t) => requestCount(t, 'read', 'session') >= 1);
+      assert.equal(requestCount(text, 'read', 'session'), 1, 'answered in the session');
+      assert.equal(requestCount(text, 'read', 'stack'), 0, 'not through JS');
+    } finally {
+      assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    }
+  } finally {
+    await w.cleanup();
+  }
+});
+
 test('the stats file is fresh on every read (direct I/O), one snapshot per open', { timeout: 120000 }, () =>
   withTestMount('fuse-stats', ['--size=1m', '--blockSize=4k', '--blockCacheSize=0'], async (w) => {
     const stats = join(w.mnt, 'stats');

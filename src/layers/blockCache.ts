@@ -609,14 +609,14 @@ export class BlockCache implements BlockStore, StatsSource {
    * A read-ahead's load: nobody takes its data, so the fetch lands in the slot itself or, with a
    * cache file, in a reused buffer, free again once the data is in the slot.
    */
-  private async prefetch(blockNum: number, slot: number): Promise<void> {
+  private async prefetch(blockNum: number, slot: number, makeView: boolean): Promise<void> {
     if (this.slotMemory !== null) {
       await this.load(blockNum, slot);
       return;
     }
     const into = this.fetchBuffers.pop() ?? Buffer.allocUnsafeSlow(this.blockSize);
     try {
-      await this.load(blockNum, slot, into);
+      await this.load(blockNum, slot, into, makeView);
     } finally {
       if (this.fetchBuffers.length * this.blockSize < FETCH_BUFFER_BYTES) this.fetchBuffers.push(into);
     }
@@ -627,7 +627,7 @@ export class BlockCache implements BlockStore, StatsSource {
    * block), or its entry when the body landed in the slot itself (check it with `holds`). With
    * `into` the data may be that buffer: the caller must not keep it.
    */
-  private async load(blockNum: number, slot: number, into?: Buffer): Promise<Buffer | Entry> {
+  private async load(blockNum: number, slot: number, into?: Buffer, makeView = true): Promise<Buffer | Entry> {
     let done!: () => void;
     const [e, fresh] = this.claim(blockNum, slot, true);
     // Adopted instead: the session wrote the block as new meanwhile, and its slot has the data.
@@ -664,7 +664,7 @@ export class BlockCache implements BlockStore, StatsSource {
       this.fetchesInFlight--;
       e.loading = undefined;
       done();
-      this.viewSlotsSoon();
+      if (makeView) this.viewSlotsSoon();
     }
   }
 
@@ -729,14 +729,32 @@ export class BlockCache implements BlockStore, StatsSource {
     }
   }
 
-  /** A read drives read-ahead (readAhead.ts): the blocks it wants that are not here, into free or clean slots, never dirty ones. */
+  /** A read drives read-ahead (readAhead.ts). */
   private noteRead(blockNum: number): void {
-    for (const b of this.readAhead.onRead(blockNum)) {
+    this.fetchAhead(this.readAhead.onRead(blockNum), 'read-ahead', true);
+  }
+
+  /**
+   * Fetches blocks before anyone reads them: the mount's start, for block 0, which whatever the
+   * file holds reads first. The view over the slots is left for the first read to make (see
+   * viewSlotsSoon): made now, its collection would land on the mount's first reads.
+   */
+  warm(blockNums: Iterable<number>): void {
+    this.fetchAhead(blockNums, 'warm-up', false);
+  }
+
+  /**
+   * Fetches blocks nobody has asked for yet into free or clean slots, never dirty ones, stopping
+   * when there are none; blocks cached, being trimmed or known to be zeros are left alone. A
+   * failure is the reader's to meet, if one comes.
+   */
+  private fetchAhead(blockNums: Iterable<number>, why: string, makeView: boolean): void {
+    for (const b of blockNums) {
+      checkBlockNum(this, b);
       if (this.entries.has(b) || this.trimming.has(b) || this.options.knownZero?.isKnownZero(b) === true) continue;
-      // Read-ahead only uses free or clean slots and stops when there are none.
       const slot = this.takeSlotNow();
       if (slot === undefined) break;
-      this.prefetch(b, slot).catch((err: unknown) => this.log.debug(`read-ahead of block ${b}: ${(err as Error).message}`));
+      this.prefetch(b, slot, makeView).catch((err: unknown) => this.log.debug(`${why} of block ${b}: ${(err as Error).message}`));
     }
   }
 

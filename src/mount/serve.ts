@@ -43,6 +43,10 @@ export async function serve(config: Config, checked: Preflight, built: Assembled
     },
     log,
   );
+  // What the file holds reads block 0 first (a filesystem's superblock, a partition table, the
+  // probe of mount or blkid): fetched while the flag goes up and the session starts, that first
+  // read is answered from the cache instead of waiting for S3.
+  stack.blockCache?.warm([0]);
   // Read-only mounts leave the flag alone, as upstream; shared ones write the shared token unless
   // it is there already, and leave it up (it marks the disk as shared, not one mount).
   let claim: FlagClaim | undefined;
