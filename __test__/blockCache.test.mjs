@@ -628,7 +628,7 @@ test('a write and a read of another block in the same tick: the read cannot evic
   await cache.close();
 });
 
-test('cache memory is mapped in shortly after the first block comes in, in batches, up to 256 MiB; a cache file is left alone', async () => {
+test('cache memory is mapped in shortly after the first block comes in (not a warm-up\'s), in batches, up to 256 MiB; a cache file is left alone', async () => {
   const recording = (numSlots, blockSize) => {
     const slots = SlotStores.anonymous(blockSize, numSlots);
     const calls = [];
@@ -654,6 +654,10 @@ test('cache memory is mapped in shortly after the first block comes in, in batch
   const a = new BlockCache(new RecordingStore(1000), small.slots, { ...defaults, size: 300, map: small.map }, silentLogger);
   await sleep(50);
   assert.deepEqual(small.calls, [], 'an unused cache maps nothing in');
+  a.warm([0]);
+  await a.readBlock(0); // joins the warm-up's fetch: no read of its own
+  await sleep(100);
+  assert.deepEqual(small.calls, [], 'nor one whose only fetch was a warm-up');
   const first = a.readBlock(7);
   assert.deepEqual(small.calls, [], 'not while the first read is under way (it would share the cores)');
   await first;

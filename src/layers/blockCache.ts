@@ -462,6 +462,11 @@ export class BlockCache implements BlockStore, StatsSource {
         this.prefaultUpTo(count);
       });
     }
+    return this.nextSlot(forSession);
+  }
+
+  /** takeSlotNow without counting as the cache's first use (which maps its memory in). */
+  private nextSlot(forSession = false): number | undefined {
     const free = this.freeSlots.pop();
     if (free !== undefined) {
       this.prefaultAhead(free);
@@ -731,16 +736,17 @@ export class BlockCache implements BlockStore, StatsSource {
 
   /** A read drives read-ahead (readAhead.ts). */
   private noteRead(blockNum: number): void {
-    this.fetchAhead(this.readAhead.onRead(blockNum), 'read-ahead', true);
+    this.fetchAhead(this.readAhead.onRead(blockNum), false);
   }
 
   /**
    * Fetches blocks before anyone reads them: the mount's start, for block 0, which whatever the
-   * file holds reads first. The view over the slots is left for the first read to make (see
-   * viewSlotsSoon): made now, its collection would land on the mount's first reads.
+   * file holds reads first. It is not the cache's first use: a mount nobody reads maps no memory
+   * in, and the view over the slots is left for the first read to make (see viewSlotsSoon), whose
+   * collection would otherwise land on the mount's first reads.
    */
   warm(blockNums: Iterable<number>): void {
-    this.fetchAhead(blockNums, 'warm-up', false);
+    this.fetchAhead(blockNums, true);
   }
 
   /**
@@ -748,13 +754,14 @@ export class BlockCache implements BlockStore, StatsSource {
    * when there are none; blocks cached, being trimmed or known to be zeros are left alone. A
    * failure is the reader's to meet, if one comes.
    */
-  private fetchAhead(blockNums: Iterable<number>, why: string, makeView: boolean): void {
+  private fetchAhead(blockNums: Iterable<number>, warmUp: boolean): void {
     for (const b of blockNums) {
       checkBlockNum(this, b);
       if (this.entries.has(b) || this.trimming.has(b) || this.options.knownZero?.isKnownZero(b) === true) continue;
-      const slot = this.takeSlotNow();
+      const slot = warmUp ? this.nextSlot() : this.takeSlotNow();
       if (slot === undefined) break;
-      this.prefetch(b, slot, makeView).catch((err: unknown) => this.log.debug(`${why} of block ${b}: ${(err as Error).message}`));
+      const why = warmUp ? 'warm-up' : 'read-ahead';
+      this.prefetch(b, slot, !warmUp).catch((err: unknown) => this.log.debug(`${why} of block ${b}: ${(err as Error).message}`));
     }
   }
 
