@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+// Alternating runs of a mount's first read, for two or more variants (a built tree of ours, or
+// upstream's newest build): the time from the process's start until the mounted file is there,
+// and from then until 4 KiB of one stored block have been read (block 0 by default, which ours
+// fetches while it mounts; --block 100 reads one it does not). The file is looked for every
+// millisecond, and read from this process (no command started in between).
+//
+//   node bench/firstByte.mjs [--delay 0] [--rounds 10] [--block 0]
+//                            --variant 'NAME|TREE|S3BACKER FLAGS' --variant ...
+//
+// TREE `upstream` runs upstream's newest build (as run.mjs finds it). Before the timed rounds each
+// variant mounts once, writes the block, reads another and stays up 3.5 s: ours then keeps a code
+// cache with the read path in it, as a mount that has run for a while does. Needs root.
+import { spawn, execFileSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startEndpoint } from './endpoint.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const BLOCK_SIZE = 256 * 1024;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const USAGE = `usage: node bench/firstByte.mjs [--delay MS] [--rounds N] [--block N]
+       --variant 'NAME|TREE|S3BACKER FLAGS' (two or more; TREE upstream: upstream's newest build)`;
+const { values } = parseArgs({
+  options: {
+    delay: { type: 'string', default: '0' },
+    rounds: { type: 'string', default: '10' },
+    block: { type: 'string', default: '0' },
+    variant: { type: 'string', multiple: true, default: [] },
+    help: { type: 'boolean' },
+  },
+});
+const variants = values.variant.map((v) => {
+  const [name, tree, flags = ''] = v.split('|');
+  const command =
+    tree === 'upstream'
+      ? [process.env.S3BACKER_UPSTREAM_BIN ?? readFileSync(join(HERE, '..', '.cache', 'upstream-bin'), 'utf8').trim()]
+      : [process.execPath, join(resolve(tree ?? ''), 'dist', 'cli', 'main.js')];
+  return { name, tree, command, flags: flags.split(' ').filter(Boolean) };
+});
+const BLOCK = Number(values.block);
+if (
+  values.help ||
+  variants.length < 2 ||
+  variants.some((v) => !v.name || !v.tree) ||
+  !Number.isInteger(BLOCK) ||
+  BLOCK < 0 ||
+  BLOCK >= 4096
+) {
+  console.error(USAGE);
+  process.exit(values.help ? 0 : 2);
+}
+if (process.getuid?.() !== 0) {
+  console.error('firstByte: needs root (FUSE)');
+  process.exit(1);
+}
+for (const v of variants)
+  if (!existsSync(v.command.at(-1))) {
+    console.error(`firstByte: ${v.command.at(-1)} does not exist (build the tree, or scripts/setup.sh for upstream's)`);
+    process.exit(1);
+  }
+
+const work = await mkdtemp(join(tmpdir(), 's3b-firstbyte-'));
+const mnt = join(work, 'mnt');
+await mkdir(mnt);
+const endpoint = await startEndpoint(Number(values.delay));
+// As run.mjs: a machine-wide NODE_EXTRA_CA_CERTS costs every Node start 0.09 CPU-s here.
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
+
+/** Starts the variant; resolves once the file is there, with the ms that took and its exit. */
+async function mount(v, index) {
+  const t0 = performance.now();
+  const argv = [...v.command.slice(1), '-f', `--baseURL=http://127.0.0.1:${endpoint.port}/`, '--accessId=bench', '--accessKey=bench'];
+  argv.push(`--prefix=fb${index}/`, '--blockSize=256k', '--size=1g', ...v.flags, 'bench', mnt);
+  const child = spawn(v.command[0], argv, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...baseEnv, XDG_CACHE_HOME: join(work, `cache-${index}`) },
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise((r) => child.on('exit', (code) => r(code)));
+  for (;;) {
+    try {
+      statSync(join(mnt, 'file'));
+      return { mountedMs: performance.now() - t0, exited };
+    } catch {
+      if (performance.now() - t0 > 30000 || child.exitCode !== null) throw new Error(`${v.name} did not mount: ${stderr.trim()}`);
+      await sleep(1);
+    }
+  }
+}
+
+function read4k(block) {
+  const fd = openSync(join(mnt, 'file'), 'r');
+  try {
+    readSync(fd, Buffer.alloc(4096), 0, 4096, block * BLOCK_SIZE);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function unmount(exited) {
+  execFileSync('umount', [mnt]);
+  const code = await exited;
+  if (code !== 0) throw new Error(`exited with ${code}`);
+}
+
+try {
+  // Each variant's own bucket prefix: the block stored, the read path run, the code cache made.
+  for (const [i, v] of variants.entries()) {
+    const { exited } = await mount(v, i);
+    execFileSync('sh', [
+      '-c',
+      `head -c ${BLOCK_SIZE} /dev/urandom | dd of=${join(mnt, 'file')} bs=${BLOCK_SIZE} seek=${BLOCK} conv=notrunc,fsync status=none`,
+    ]);
+    read4k(BLOCK === 50 ? 51 : 50);
+    await sleep(3500);
+    await unmount(exited);
+  }
+  const results = variants.map(() => []);
+  for (let round = 1; round <= Number(values.rounds); round++) {
+    const order = variants.map((_, i) => i);
+    if (round % 2 === 0) order.reverse();
+    for (const i of order) {
+      const { mountedMs, exited } = await mount(variants[i], i);
+      const t = performance.now();
+      read4k(BLOCK);
+      const firstMs = performance.now() - t;
+      await unmount(exited);
+      results[i].push({ mountedMs, firstMs });
+      console.log(
+        `round ${round} ${variants[i].name}: file there at ${mountedMs.toFixed(1)} ms, block ${BLOCK}'s first 4 KiB ${firstMs.toFixed(2)} ms after`,
+      );
+    }
+  }
+  console.log(`\nfirst 4 KiB of block ${BLOCK} at ${values.delay} ms per request, ${values.rounds} rounds (medians):`);
+  for (const [i, v] of variants.entries()) {
+    const m = (k) => median(results[i].map((r) => r[k]));
+    console.log(
+      `  ${v.name}: file there at ${m('mountedMs').toFixed(1)} ms, read ${m('firstMs').toFixed(2)} ms after; in all ${median(results[i].map((r) => r.mountedMs + r.firstMs)).toFixed(1)} ms`,
+    );
+  }
+} finally {
+  try {
+    execFileSync('umount', [mnt], { stdio: 'ignore' });
+  } catch {
+    // not mounted
+  }
+  endpoint.stop();
+}
