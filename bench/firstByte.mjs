@@ -6,21 +6,20 @@
 // millisecond, and read from this process (no command started in between).
 //
 //   node bench/firstByte.mjs [--delay 0] [--rounds 10] [--block 0]
-//                            --variant 'NAME|TREE|S3BACKER FLAGS' --variant ...
+//                            --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' --variant ...
 //
 // TREE `upstream` runs upstream's newest build (as run.mjs finds it). Before the timed rounds each
 // variant mounts once, writes the block, reads another and stays up 3.5 s: ours then keeps a code
 // cache with the read path in it, as a mount that has run for a while does. Needs root.
 import { spawn, execFileSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startEndpoint } from './endpoint.mjs';
+import { parseVariants, requireRunnable, toolEnv } from './variants.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
 const BLOCK_SIZE = 256 * 1024;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => {
@@ -29,7 +28,7 @@ const median = (xs) => {
 };
 
 const USAGE = `usage: node bench/firstByte.mjs [--delay MS] [--rounds N] [--block N]
-       --variant 'NAME|TREE|S3BACKER FLAGS' (two or more; TREE upstream: upstream's newest build)`;
+       --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' (two or more; TREE upstream: upstream's newest build)`;
 const { values } = parseArgs({
   options: {
     delay: { type: 'string', default: '0' },
@@ -39,14 +38,7 @@ const { values } = parseArgs({
     help: { type: 'boolean' },
   },
 });
-const variants = values.variant.map((v) => {
-  const [name, tree, flags = ''] = v.split('|');
-  const command =
-    tree === 'upstream'
-      ? [process.env.S3BACKER_UPSTREAM_BIN ?? readFileSync(join(HERE, '..', '.cache', 'upstream-bin'), 'utf8').trim()]
-      : [process.execPath, join(resolve(tree ?? ''), 'dist', 'cli', 'main.js')];
-  return { name, tree, command, flags: flags.split(' ').filter(Boolean) };
-});
+const variants = parseVariants(values.variant);
 const BLOCK = Number(values.block);
 if (
   values.help ||
@@ -59,22 +51,12 @@ if (
   console.error(USAGE);
   process.exit(values.help ? 0 : 2);
 }
-if (process.getuid?.() !== 0) {
-  console.error('firstByte: needs root (FUSE)');
-  process.exit(1);
-}
-for (const v of variants)
-  if (!existsSync(v.command.at(-1))) {
-    console.error(`firstByte: ${v.command.at(-1)} does not exist (build the tree, or scripts/setup.sh for upstream's)`);
-    process.exit(1);
-  }
+requireRunnable('firstByte', variants);
 
 const work = await mkdtemp(join(tmpdir(), 's3b-firstbyte-'));
 const mnt = join(work, 'mnt');
 await mkdir(mnt);
 const endpoint = await startEndpoint(Number(values.delay));
-// As run.mjs: a machine-wide NODE_EXTRA_CA_CERTS costs every Node start 0.09 CPU-s here.
-const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
 
 /** Starts the variant; resolves once the file is there, with the ms that took and its exit. */
 async function mount(v, index) {
@@ -83,7 +65,7 @@ async function mount(v, index) {
   argv.push(`--prefix=fb${index}/`, '--blockSize=256k', '--size=1g', ...v.flags, 'bench', mnt);
   const child = spawn(v.command[0], argv, {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...baseEnv, XDG_CACHE_HOME: join(work, `cache-${index}`) },
+    env: { ...toolEnv, XDG_CACHE_HOME: join(work, `cache-${index}`) },
   });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));

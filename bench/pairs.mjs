@@ -17,13 +17,13 @@
 // (as run.mjs's "until stored"). CPU is user plus system of the whole process, start to exit.
 // Needs root. Prints a line per run, then each variant's medians and how often it was fastest.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify, parseArgs } from 'node:util';
 import { startEndpoint } from './endpoint.mjs';
+import { parseVariants, requireRunnable, toolEnv } from './variants.mjs';
 import { warmMemory } from './hostMemory.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -51,41 +51,15 @@ const { values } = parseArgs({
   },
 });
 const WORKLOAD = values.workload;
-const variants = values.variant.map((v) => {
-  const [name, tree, flags = '', nodeFlags = ''] = v.split('|');
-  const upstream = tree === 'upstream' ? newestUpstream() : undefined;
-  const command = upstream ?? [
-    process.execPath,
-    ...nodeFlags.split(' ').filter(Boolean),
-    join(resolve(tree ?? ''), 'dist', 'cli', 'main.js'),
-  ];
-  return { name, tree, command, flags: flags.split(' ').filter(Boolean) };
-});
-
-/** Upstream's newest build, as run.mjs finds it: S3BACKER_UPSTREAM_BIN or what setup.sh built. */
-function newestUpstream() {
-  const bin = process.env.S3BACKER_UPSTREAM_BIN ?? readFileSync(join(HERE, '..', '.cache', 'upstream-bin'), 'utf8').trim();
-  if (!existsSync(bin)) throw new Error(`pairs: upstream's build ${bin} does not exist (scripts/setup.sh builds it)`);
-  return [bin];
-}
+const variants = parseVariants(values.variant);
 if (values.help || !['read', 'write'].includes(WORKLOAD ?? '') || variants.length < 2 || variants.some((v) => !v.name || !v.tree)) {
   console.error(USAGE);
   process.exit(values.help ? 0 : 2);
 }
-if (process.getuid?.() !== 0) {
-  console.error('pairs: needs root (FUSE, loop devices)');
-  process.exit(1);
-}
-for (const v of variants)
-  if (v.tree !== 'upstream' && !existsSync(v.command.at(-1))) {
-    console.error(`pairs: ${v.tree} has no dist/cli/main.js (npm run build there first)`);
-    process.exit(1);
-  }
+requireRunnable('pairs', variants);
 const MB = Number(values.mb);
 const ROUNDS = Number(values.rounds);
 const WARM_MIB = Number(values.warmMiB);
-// As run.mjs: a machine-wide NODE_EXTRA_CA_CERTS costs every Node start 0.09 CPU-s here.
-const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
 
 const work = await mkdtemp(join(tmpdir(), 's3b-pairs-'));
 const mnt = join(work, 'mnt');
@@ -101,7 +75,7 @@ let runs = 0;
  * `finished` (its CPU and peak memory once it has exited).
  */
 async function mount(v, prefix) {
-  const env = { ...baseEnv, XDG_CACHE_HOME: join(work, `cache-${v.name}`) };
+  const env = { ...toolEnv, XDG_CACHE_HOME: join(work, `cache-${v.name}`) };
   const usage = join(work, `usage-${runs++}.json`);
   const argv = [
     RUSAGE,
