@@ -386,6 +386,47 @@ test('a failed upload stays dirty and is retried; flush reports the failure', as
   await cache.close();
 });
 
+test('a flush is settled by the versions it saw: a block it saw stored, written again and failing, does not fail it', async () => {
+  class SlowBlockTwo extends RecordingStore {
+    async writeBlock(n, data) {
+      if (n === 2) await sleep(400);
+      return super.writeBlock(n, data);
+    }
+  }
+  const store = new SlowBlockTwo(10, { writeMs: 5 });
+  const cache = cacheOver(store, { writeDelayMs: 0 });
+  await cache.writeBlock(1, block(1));
+  await cache.writeBlock(2, block(2));
+  const flushed = cache.flush(); // waits for block 1 (quick) and block 2 (slow)
+  let settled;
+  flushed.then(() => (settled = 'resolved'), (err) => (settled = err.message));
+  await sleep(100);
+  assert.ok(store.blocks.get(1).equals(block(1)), 'block 1 stored while block 2 still uploads');
+  store.failWrites = 1;
+  await cache.writeBlock(1, block(3)); // its upload (quicker than block 2's) fails
+  await sleep(50);
+  assert.equal(stat(cache, 'block_cache_upload_errors'), 1, 'the new version of block 1 failed');
+  assert.equal(settled, undefined, 'the flush still waits for block 2');
+  await flushed;
+  assert.equal(settled, 'resolved');
+  assert.ok(store.blocks.get(2).equals(block(2)));
+  await cache.flush(); // block 1's new version, retried
+  assert.ok(store.blocks.get(1).equals(block(3)));
+  await cache.close();
+});
+
+test('a flush of thousands of dirty blocks stores each once and resolves after the last', async () => {
+  const store = new RecordingStore(5000, { writeMs: 0 });
+  const cache = cacheOver(store, { size: 5000, writeDelayMs: 60000, threads: 64 });
+  for (let n = 0; n < 5000; n++) await cache.writeBlock(n, block((n % 250) + 1));
+  assert.equal(store.writes.length, 0, 'nothing uploaded before the delay');
+  await cache.flush();
+  assert.equal(store.writes.length, 5000);
+  assert.equal(new Set(store.writes.map((w) => w.n)).size, 5000, 'each block once');
+  assert.equal(cache.dirtyCount, 0);
+  await cache.close();
+});
+
 test('zero writes upload as zeros (null); idle clean blocks expire with --blockCacheTimeout', async () => {
   const store = new RecordingStore(10);
   store.blocks.set(1, block(1));

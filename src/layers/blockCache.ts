@@ -1275,9 +1275,20 @@ export class BlockCache implements BlockStore, StatsSource {
     this.pump();
   }
 
+  /**
+   * Resolves the flushes whose blocks are all stored. Each waiter forgets its blocks as they are
+   * found stored, so the next check starts at the first one still waited for: called after every
+   * upload, a rescan from the start made a flush of a full cache quadratic (half a million entry
+   * visits, 17 MB of garbage, for a 256 MiB write's fsync).
+   */
   private settleFlushes(): void {
+    if (this.flushWaiters.length === 0) return;
     this.flushWaiters = this.flushWaiters.filter((w) => {
-      for (const [e, v] of w.versions) if (e.storedVersion < v) return true;
+      const versions = w.versions;
+      for (const e of versions.keys()) {
+        if (e.storedVersion < versions.get(e)!) return true;
+        versions.delete(e); // deleting the current key does not disturb a Map's iteration
+      }
       w.resolve();
       return false;
     });
