@@ -18,6 +18,7 @@ import { runCli } from './helpers/ours.mjs';
 
 const require = createRequire(import.meta.url);
 const { buildStack } = require('../dist/mount/stack.js');
+const { WRITE_BACK_TRIM_BLOCKS } = require('../dist/layers/blockCache.js');
 const { PartialBlockLayer } = require('../dist/layers/partialBlock.js');
 const { EcProtect } = require('../dist/layers/ecProtect.js');
 const { BlockBackend } = require('../dist/backend/blockBackend.js');
@@ -39,7 +40,8 @@ const cache = (extra = {}) => ({ ...noCache, size: 64, writeDelayMs: 60_000, ...
 
 /** The stack a mount builds, over `objects`; `httpStats` is the one the S3 store counts into. */
 function stack(objects, { numBlocks = 16, blockSize = BS, prefix = '', blockCache = cache(), httpStats = new HttpStats(), ...extra } = {}) {
-  const options = { blockSize, numBlocks, prefix, blockHashPrefix: false, blockCache, codec: createBlockCodec({ blockSize }), encodeWrites: false, ecProtect: undefined, ...extra };
+  // writeBackTrims 0: every trim goes down at once (the path these tests follow), unless a test asks.
+  const options = { blockSize, numBlocks, prefix, blockHashPrefix: false, blockCache, codec: createBlockCodec({ blockSize }), encodeWrites: false, ecProtect: undefined, writeBackTrims: 0, ...extra };
   const s = buildStack(objects, options, httpStats, silentLogger);
   const lines = () => Object.fromEntries(s.statsSources.flatMap((src) => [...src.statsLines(), ...(src.extraStatsLines?.() ?? [])]));
   return { ...s, httpStats, lines };
@@ -167,7 +169,7 @@ test('with a cache file, no slot claims a block whose delete is under way; a fai
       put: (k, body, options) => (puts.push(k), inner.put(k, body, options)),
     });
     const slots = SlotStores.createFile(join(dir, 'cache'), BS, 8, 1234);
-    const options = { blockSize: BS, numBlocks: 8, prefix: '', blockHashPrefix: false, blockCache: cache({ size: 8 }), codec: createBlockCodec({ blockSize: BS }), encodeWrites: false, ecProtect: undefined };
+    const options = { blockSize: BS, numBlocks: 8, prefix: '', blockHashPrefix: false, blockCache: cache({ size: 8 }), codec: createBlockCodec({ blockSize: BS }), encodeWrites: false, ecProtect: undefined, writeBackTrims: 0 };
     const s = buildStack(objects, options, new HttpStats(), silentLogger, slots);
     const claims = () => slots.entries().map((e) => `${e.block}${e.dirty ? ' dirty' : ''}`).sort();
     const waitForGate = async () => {
@@ -195,6 +197,43 @@ test('with a cache file, no slot claims a block whose delete is under way; a fai
     await s.top.close();
     assert.deepEqual(puts, [], 'the dirty block was never uploaded');
     for (const n of [2, 3]) assert.ok(!existsSync(join(stored, key('', n))), `block ${n}'s file is gone`);
+  }));
+
+test('a small trim is written back: zeros at once, its DELETEs not waited for, done by a flush; a bigger one goes out at once', () =>
+  inDir('trim-back-', async (dir) => {
+    const seeded = stack(new DirObjectStore(dir), { numBlocks: 64, blockCache: noCache });
+    await seeded.data.write(0, randomBytes(40 * BS));
+    await seeded.top.close();
+    const inner = new DirObjectStore(dir);
+    // Single DELETEs wait at a gate: the trim must not wait for them.
+    let open;
+    const gate = new Promise((r) => (open = r));
+    const deletes = [];
+    const objects = Object.assign(Object.create(inner), {
+      delete: async (k) => (await gate, deletes.push(k), inner.delete(k)),
+      deleteMany: (keys) => (deletes.push(...keys), inner.deleteMany(keys)),
+    });
+    const s = stack(objects, { numBlocks: 64, writeBackTrims: WRITE_BACK_TRIM_BLOCKS });
+    assert.equal(WRITE_BACK_TRIM_BLOCKS, 16);
+    // Blocks 2-17: sixteen whole blocks, and parts of blocks 1 and 18.
+    await s.data.zero(BS + 100, 17 * BS);
+    assert.deepEqual(deletes, [], 'the trim returned with no delete done');
+    open();
+    const after = await readAll(s.data);
+    assert.ok(after.subarray(BS + 100, 18 * BS + 100).every((b) => b === 0), 'the range reads as zeros at once');
+    await s.top.flush();
+    assert.deepEqual([...deletes].sort(), Array.from({ length: 16 }, (_, i) => key('', i + 2)).sort(), 'a DELETE of each whole block, done by the flush');
+    for (let n = 2; n <= 17; n++) assert.ok(!existsSync(join(dir, key('', n))), `block ${n}'s object is gone`);
+    // Seventeen whole blocks (20-36): sent down at once, as a multi-object delete, before the trim returns.
+    deletes.length = 0;
+    await s.data.zero(20 * BS, 17 * BS);
+    assert.equal(deletes.length, 17, 'deleted before the trim returned');
+    await s.top.close();
+    const reread = stack(new DirObjectStore(dir), { numBlocks: 64, blockCache: noCache });
+    const stored = await readAll(reread.data);
+    assert.ok(stored.subarray(BS + 100, 18 * BS + 100).every((b) => b === 0) && stored.subarray(20 * BS, 37 * BS).every((b) => b === 0), 'zeros in the store');
+    assert.ok(!stored.subarray(37 * BS, 40 * BS).every((b) => b === 0), 'the rest kept');
+    await reread.top.close();
   }));
 
 test('test mode: --test-errors faults hit the bulk delete too, and its retries ride them out', () =>

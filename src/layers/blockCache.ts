@@ -64,7 +64,21 @@ export interface BlockCacheOptions extends BlockCacheSettings {
   readonly session?: boolean | undefined;
   /** The write delay's and the idle sweep's time (tests drive it by hand). */
   readonly clock?: Clock | undefined;
+  /**
+   * A trim of at most this many blocks is a write of zeros (stored later, as any write is: a
+   * DELETE each) rather than a delete sent down at once and waited for; 0 or absent: none is.
+   */
+  readonly writeBackTrims?: number | undefined;
 }
+
+/**
+ * Trims written back (see writeBackTrims). The loop device sends nothing else while a discard is
+ * out, so a small one waited on (ext4's lazy zeroing of an inode table: 2 MiB, 8 blocks of 256k)
+ * held every write behind it for a round trip; upstream writes every trimmed block as zeros. Up to
+ * this many, the DELETEs that follow cost little next to that; a bigger trim is sent as
+ * multi-object deletes (1000 keys to a request) and waited for.
+ */
+export const WRITE_BACK_TRIM_BLOCKS = 16;
 
 interface Entry {
   readonly block: number;
@@ -885,7 +899,8 @@ export class BlockCache implements BlockStore, StatsSource {
   // ---- trims ----------------------------------------------------------------------------
 
   /**
-   * The blocks are zeros from now on. Their uploads and read-ahead are held back while this runs;
+   * The blocks are zeros from now on. A small trim (writeBackTrims) is written as zeros, stored
+   * later as any write is. Otherwise their uploads and read-ahead are held back while this runs;
    * loads and uploads already under way end first (none may land after the delete). Then the
    * trim goes down, write-through, and on success the copies go: clean slots are freed, dirty
    * data is superseded (a flush waiting for it is satisfied: the block's newest state, zeros, is
@@ -894,6 +909,10 @@ export class BlockCache implements BlockStore, StatsSource {
    */
   async trimBlocks(blockNums: readonly number[]): Promise<void> {
     for (const n of blockNums) checkBlockNum(this, n);
+    if (blockNums.length <= (this.options.writeBackTrims ?? 0) && !this.options.sync) {
+      await Promise.all(blockNums.map((n) => this.writeBlock(n, null)));
+      return;
+    }
     for (const n of blockNums) this.trimming.set(n, (this.trimming.get(n) ?? 0) + 1);
     try {
       await Promise.all(blockNums.map((n) => this.settle(n)));

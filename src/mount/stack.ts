@@ -7,7 +7,7 @@ import { BlockBackend } from '../backend/blockBackend';
 import type { HttpStats } from '../backend/httpStats';
 import { ZeroCache } from '../layers/zeroCache';
 import { ZeroBlocks } from '../layers/zeroBlocks';
-import { BlockCache } from '../layers/blockCache';
+import { BlockCache, WRITE_BACK_TRIM_BLOCKS } from '../layers/blockCache';
 import { EcProtect, type EcProtectOptions } from '../layers/ecProtect';
 import type { RetryPolicy } from '../util/retryPauses';
 import { BlockMaps, SlotStores, type BlockCodec, type BlockMap, type SlotStore } from '../native/addon';
@@ -45,6 +45,8 @@ export interface StackOptions extends BlockNaming {
   readonly ecProtect: (EcProtectOptions & RetryPolicy) | undefined;
   /** --sharedDiskMode: nothing is remembered about blocks (the config already turned the other caches off). */
   readonly sharedDisk?: boolean;
+  /** Trims of up to this many blocks the block cache writes back as zeros (WRITE_BACK_TRIM_BLOCKS; 0: none). */
+  readonly writeBackTrims?: number;
 }
 
 /** `cacheFile`: the slots of an opened --blockCacheFile; otherwise they live in anonymous memory. */
@@ -71,6 +73,7 @@ export function buildStack(objects: ObjectStore, options: StackOptions, httpStat
             knownZero: zeroBlocks,
             map: blockMap,
             session: true,
+            writeBackTrims: options.writeBackTrims ?? WRITE_BACK_TRIM_BLOCKS,
           },
           log,
         )
