@@ -427,6 +427,34 @@ test('a flush of thousands of dirty blocks stores each once and resolves after t
   await cache.close();
 });
 
+test('writeBackTrims: a trim of up to that many blocks (and a quarter of the slots) is written back as zeros; a bigger one goes down at once', async () => {
+  class TrimmingStore extends RecordingStore {
+    trims = [];
+    async trimBlocks(ns) {
+      this.trims.push([...ns]);
+      for (const n of ns) this.blocks.delete(n);
+    }
+  }
+  const store = new TrimmingStore(64);
+  const cache = cacheOver(store, { size: 16, writeDelayMs: 60000, writeBackTrims: 16 });
+  for (const n of [1, 2, 3, 4, 5, 6, 7]) store.blocks.set(n, block(n));
+  await cache.trimBlocks([1, 2, 3, 4]); // a quarter of 16 slots: written back
+  assert.deepEqual(store.trims, [], 'no trim sent down');
+  assert.equal(cache.dirtyCount, 4, 'four dirty blocks of zeros');
+  for (const n of [1, 4]) assert.ok((await cache.readBlock(n)).every((b) => b === 0), `block ${n} reads as zeros`);
+  assert.ok(store.blocks.has(1), 'still stored until uploaded');
+  await cache.trimBlocks([5, 6, 7, 8, 9]); // more than a quarter of the slots: down at once
+  assert.deepEqual(store.trims, [[5, 6, 7, 8, 9]]);
+  await cache.flush();
+  assert.deepEqual(store.writes.map((w) => w.n).sort(), [1, 2, 3, 4], 'the written-back trims are stored as zero writes');
+  for (const n of [1, 2, 3, 4]) assert.ok(!store.blocks.has(n), `block ${n} deleted`);
+  await cache.close();
+  const sync = cacheOver(new TrimmingStore(64), { size: 16, sync: true, writeBackTrims: 16 });
+  await sync.trimBlocks([1]);
+  assert.equal(sync.dirtyCount, 0, 'synchronous writes: every trim goes down');
+  await sync.close();
+});
+
 test('zero writes upload as zeros (null); idle clean blocks expire with --blockCacheTimeout', async () => {
   const store = new RecordingStore(10);
   store.blocks.set(1, block(1));

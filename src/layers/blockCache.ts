@@ -65,8 +65,9 @@ export interface BlockCacheOptions extends BlockCacheSettings {
   /** The write delay's and the idle sweep's time (tests drive it by hand). */
   readonly clock?: Clock | undefined;
   /**
-   * A trim of at most this many blocks is a write of zeros (stored later, as any write is: a
-   * DELETE each) rather than a delete sent down at once and waited for; 0 or absent: none is.
+   * A trim of at most this many blocks (and a quarter of the slots) is a write of zeros, stored
+   * later as any write is (a DELETE each), rather than a delete sent down at once and waited
+   * for; 0 or absent: none is. Never with synchronous writes.
    */
   readonly writeBackTrims?: number | undefined;
 }
@@ -909,7 +910,8 @@ export class BlockCache implements BlockStore, StatsSource {
    */
   async trimBlocks(blockNums: readonly number[]): Promise<void> {
     for (const n of blockNums) checkBlockNum(this, n);
-    if (blockNums.length <= (this.options.writeBackTrims ?? 0) && !this.options.sync) {
+    // At most a quarter of the slots, so that a small cache does not wait on its own DELETEs.
+    if (blockNums.length <= Math.min(this.options.writeBackTrims ?? 0, Math.floor(this.options.size / 4)) && !this.options.sync) {
       await Promise.all(blockNums.map((n) => this.writeBlock(n, null)));
       return;
     }
