@@ -151,6 +151,29 @@ test('fallocate: punch hole and zero range read back as zeros; allocation is a n
     assert.equal((await stat(file)).size, 1 << 20, 'the size is fixed');
   }));
 
+test('a discard of up to 16 whole blocks is written back as zeros (a DELETE each, done by fsync at the latest); a bigger one is trimmed in the store before it returns', { timeout: 120000 }, () =>
+  withTestMount('fuse-discard-back', ['--size=1m', '--blockSize=4k'], async (w) => {
+    const file = join(w.mnt, 'file');
+    const stats = async () => Object.fromEntries(Object.entries(parseStatsFile(await readFile(join(w.mnt, 'stats'), 'utf8'))).map(([k, v]) => [k, Number(v)]));
+    await run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=64k', 'count=16', 'conv=notrunc,fsync', 'status=none']);
+    const stored = async (n) => (await readdir(w.store)).includes(n.toString(16).padStart(8, '0'));
+    for (const n of [10, 25, 40, 80]) assert.ok(await stored(n), `block ${n} stored before the discards`);
+    const zerosBefore = (await stats()).http_zero_blocks_written;
+    // Blocks 10-25: sixteen, written back as zeros.
+    await run('fallocate', ['-p', '-o', String(10 * 4096), '-l', String(16 * 4096), file]);
+    assert.ok((await readFile(file)).subarray(10 * 4096, 26 * 4096).every((b) => b === 0), 'the range reads as zeros at once');
+    await run('sync', ['-f', file]);
+    for (let n = 10; n <= 25; n++) assert.ok(!(await stored(n)), `block ${n}'s object deleted by the fsync at the latest`);
+    assert.equal((await stats()).http_zero_blocks_written - zerosBefore, 16, 'a zero upload (DELETE) of each');
+    // Blocks 40-79: forty, trimmed in the store (a multi-object delete on S3) before fallocate returns.
+    await run('fallocate', ['-p', '-o', String(40 * 4096), '-l', String(40 * 4096), file]);
+    const after = await stats();
+    assert.equal(after.http_zero_blocks_written - zerosBefore, 16, 'no zero write for these: the store deleted them as a trim');
+    for (const n of [40, 79]) assert.ok(!(await stored(n)), `block ${n}'s object deleted at once`);
+    assert.ok(await stored(80), 'the block after the range kept');
+    assert.equal(after.discarded_blocks, 56);
+  }));
+
 test('-o uid=, gid= and umask= shape both files; chmod is refused', { timeout: 120000 }, () =>
   withTestMount('fuse-owner', ['--size=1m', '--blockSize=4k', '-o', 'uid=1234,gid=4321,umask=0027'], async (w) => {
     const file = await stat(join(w.mnt, 'file'));
