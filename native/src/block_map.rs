@@ -264,6 +264,9 @@ struct Piece {
     at: usize,
 }
 
+/// How long write_state tries before it sleeps (a 1 MiB read's copy, at most, on this hardware).
+const WRITE_SPIN: std::time::Duration = std::time::Duration::from_micros(100);
+
 pub struct Map {
     slots: Arc<Slots>,
     block_size: u64,
@@ -280,8 +283,19 @@ impl Map {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The JS thread's calls that change the map find it read-locked while the session copies a
+    /// read's bytes out of the slots (tens of microseconds): it tries for about that long before
+    /// it sleeps, since being woken again on busy cores took longer than the copy itself.
     fn write_state(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+        let started = std::time::Instant::now();
+        loop {
+            match self.state.try_write() {
+                Ok(guard) => return guard,
+                Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if started.elapsed() < WRITE_SPIN => std::hint::spin_loop(),
+                Err(std::sync::TryLockError::WouldBlock) => return self.state.write().unwrap_or_else(|e| e.into_inner()),
+            }
+        }
     }
 
     /// The state locked by `lock` once no cell of `pieces` is being copied into: a read or
