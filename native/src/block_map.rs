@@ -283,6 +283,12 @@ impl Map {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The session's own writes sleep at once when the map is locked: on a write's busy cores a
+    /// spinning FUSE thread took CPU that the thread it waited for needed.
+    fn session_write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The JS thread's calls that change the map find it read-locked while the session copies a
     /// read's bytes out of the slots (tens of microseconds): it tries for about that long before
     /// it sleeps, since being woken again on busy cores took longer than the copy itself.
@@ -658,7 +664,7 @@ impl Map {
     pub fn write_acked(&self, offset: u64, data: &[u8], ack: impl FnOnce()) -> Option<(u32, u32)> {
         let pieces = self.pieces(offset, data.len())?;
         let (first, last) = (pieces.first()?.block, pieces.last()?.block);
-        let mut state = self.settled(&pieces, |m| m.write_state());
+        let mut state = self.settled(&pieces, |m| m.session_write_state());
         if state.max_dirty == 0 || state.closed {
             return None;
         }
@@ -710,7 +716,7 @@ impl Map {
             let written = self.slots.write_part(slot, p.offset, &data[p.at..p.at + p.len]);
             debug_assert!(written.is_ok(), "{written:?}");
         }
-        let mut state = self.write_state();
+        let mut state = self.session_write_state();
         for p in &pieces {
             if let Some(cell) = state.cells.get_mut(&p.block) {
                 cell.copying = false;
