@@ -7,7 +7,7 @@
 // build or other Node flags is refused, and a run without one compiles everything again).
 //
 //   node bench/pairs.mjs --workload read|write [--delay 0] [--rounds 6] [--mb 256] [--warmMiB 0]
-//                        --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' --variant ...
+//                        [--phases] --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' --variant ...
 //
 // TREE `upstream` runs upstream's newest build instead (as run.mjs finds it).
 //
@@ -15,6 +15,10 @@
 // dropped, and a cold `dd` of the file; its time is the dd. write: per run a fresh mount, mkfs,
 // then `dd ... conv=fsync` of the file and both unmounts; its time runs until the process exits
 // (as run.mjs's "until stored"). CPU is user plus system of the whole process, start to exit.
+// --phases also splits each run's CPU by what the process was doing (its /proc stat read at each
+// step's end: the mount until its file is there, mkfs, the loop device's mount, the caches dropped
+// and memory warmed, the timed dd, the loop device's unmount, then the tool's unmount until its
+// exit), and prints each phase's median per variant: where ours and upstream's costs differ.
 // Needs root. Prints a line per run, then each variant's medians and how often it was fastest.
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -36,7 +40,7 @@ const median = (xs) => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const USAGE = `usage: node bench/pairs.mjs --workload read|write [--delay MS] [--rounds N] [--mb N] [--warmMiB N]
+const USAGE = `usage: node bench/pairs.mjs --workload read|write [--delay MS] [--rounds N] [--mb N] [--warmMiB N] [--phases]
        --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' (two or more; the flag fields may be empty;
        TREE upstream: upstream's newest build)`;
 const { values } = parseArgs({
@@ -47,6 +51,7 @@ const { values } = parseArgs({
     mb: { type: 'string', default: '256' },
     warmMiB: { type: 'string', default: '0' },
     variant: { type: 'string', multiple: true, default: [] },
+    phases: { type: 'boolean' },
     help: { type: 'boolean' },
   },
 });
@@ -60,6 +65,7 @@ requireRunnable('pairs', variants);
 const MB = Number(values.mb);
 const ROUNDS = Number(values.rounds);
 const WARM_MIB = Number(values.warmMiB);
+const PHASES = values.phases === true;
 
 const work = await mkdtemp(join(tmpdir(), 's3b-pairs-'));
 const mnt = join(work, 'mnt');
@@ -70,9 +76,37 @@ const source = join('/dev/shm', `s3b-pairs-${process.pid}`);
 const endpoint = await startEndpoint(Number(values.delay));
 let runs = 0;
 
+/** CPU-s (user plus system) a live process has used so far; its name may hold spaces and parentheses. */
+async function cpuSoFar(pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime: clock ticks of 1/100 s
+}
+
+/**
+ * The CPU a run spent in each of its steps: `step(name)` closes the step that ran since the last
+ * one; `end(totalCpuS)` closes the last with the whole process's figure once it has exited.
+ */
+function phaseClock(pid) {
+  const phases = {};
+  let last = 0;
+  return {
+    async step(name) {
+      if (!PHASES || pid === undefined) return;
+      const now = await cpuSoFar(pid).catch(() => last);
+      phases[name] = now - last;
+      last = now;
+    },
+    end(name, totalCpuS) {
+      if (PHASES && pid !== undefined) phases[name] = totalCpuS - last;
+      return phases;
+    },
+  };
+}
+
 /**
  * Mounts the variant in the foreground under rusage.py; resolves once its file is there, with
- * `finished` (its CPU and peak memory once it has exited).
+ * `finished` (its CPU and peak memory once it has exited) and `clock` (its CPU by step, --phases).
  */
 async function mount(v, prefix) {
   const env = { ...toolEnv, XDG_CACHE_HOME: join(work, `cache-${v.name}`) };
@@ -108,8 +142,13 @@ async function mount(v, prefix) {
         () => true,
         () => false,
       )
-    )
-      return { finished };
+    ) {
+      // The tool is rusage.py's only child.
+      const children = await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').catch(() => '');
+      const clock = phaseClock(Number(children.trim().split(' ')[0]) || undefined);
+      await clock.step('mount');
+      return { finished, clock };
+    }
   }
   throw new Error(`${v.name} did not mount: ${stderr.trim()}`);
 }
@@ -121,27 +160,37 @@ const dropCaches = () => run('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_cach
 /** One timed run of the workload: seconds, CPU-s and peak memory. */
 async function once(v, round) {
   if (WORKLOAD === 'read') {
-    const { finished } = await mount(v, 'disk');
+    const { finished, clock } = await mount(v, 'disk');
     await run('mount', ['-o', 'loop,ro', join(mnt, 'file'), data]);
+    await clock.step('loop mount');
     await dropCaches();
     if (WARM_MIB > 0) await warmMemory(WARM_MIB);
+    await clock.step('drop, warm');
     const t = now();
     await dd(`if=${join(data, 'big')}`, 'of=/dev/null');
     const seconds = now() - t;
+    await clock.step('dd');
     await umount(data);
+    await clock.step('loop umount');
     await umount(mnt);
-    return { seconds, ...(await finished) };
+    const usage = await finished;
+    return { seconds, ...usage, phases: clock.end('umount, exit', usage.cpuS) };
   }
-  const { finished } = await mount(v, `w-${v.name}-${round}`);
+  const { finished, clock } = await mount(v, `w-${v.name}-${round}`);
   await mkfs();
+  await clock.step('mkfs');
   await run('mount', ['-o', 'loop', join(mnt, 'file'), data]);
+  await clock.step('loop mount');
   if (WARM_MIB > 0) await warmMemory(WARM_MIB);
+  await clock.step('warm');
   const t = now();
   await dd(`if=${source}`, `of=${join(data, 'big')}`, 'conv=fsync');
+  await clock.step('dd');
   await umount(data);
+  await clock.step('loop umount');
   await umount(mnt);
   const usage = await finished;
-  return { seconds: now() - t, ...usage };
+  return { seconds: now() - t, ...usage, phases: clock.end('umount, exit', usage.cpuS) };
 }
 
 try {
@@ -188,6 +237,11 @@ try {
     console.log(
       `  ${v.name}: ${ms.toFixed(0)} ms, ${cpu.toFixed(3)} CPU-s, ${rss.toFixed(0)} MiB peak; fastest in ${wins.get(v.name)} of ${ROUNDS}`,
     );
+    if (PHASES) {
+      // /proc counts in ticks of 10 ms: a phase's median is good to about that.
+      const names = Object.keys(rs[0].phases);
+      console.log(`    CPU-s by phase: ${names.map((n) => `${n} ${median(rs.map((r) => r.phases[n])).toFixed(2)}`).join(', ')}`);
+    }
   }
 } finally {
   await umount(data).catch(() => {});
