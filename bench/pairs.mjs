@@ -85,7 +85,9 @@ async function cpuSoFar(pid) {
 
 /**
  * The CPU a run spent in each of its steps: `step(name)` closes the step that ran since the last
- * one; `end(totalCpuS)` closes the last with the whole process's figure once it has exited.
+ * one; `end(name, totalCpuS)` closes the last with the whole process's figure once it has exited.
+ * The reads of /proc inside a timed write (after its dd and its loop unmount) add well under a
+ * millisecond to it.
  */
 function phaseClock(pid) {
   const phases = {};
