@@ -1168,13 +1168,16 @@ export class BlockCache implements BlockStore, StatsSource {
   }
 
   /**
-   * A write of the block is under way, and an upload would read its slot in place: it waits for
-   * the write (whose end pumps again). Uploading now would send a version about to be replaced,
-   * and pin the slot under the writer, which would then need a copy or wait; with an upload
-   * restarted the moment one ends, the writer could wait forever.
+   * A write of the block is under way: its upload waits for the write (whose end pumps again).
+   * Uploading now would send a version about to be replaced. Reading the slot in place, it would
+   * pin the slot under the writer, which would then need a copy or wait; with an upload restarted
+   * the moment one ends, the writer could wait forever. With a cache file (a copy taken under the
+   * map's lock) an upload of zeros over an absent object ends without a request, so one started
+   * under a write found itself superseded and started again at once, in the same call: a fresh
+   * block being partly written while a flush hurried uploads recursed until the stack ran out.
    */
   private writeUnderWay(e: Entry): boolean {
-    return this.slotMemory !== null && e.pendingWrites > 0;
+    return e.pendingWrites > 0;
   }
 
   /** Starts uploading the entry's current version. */
