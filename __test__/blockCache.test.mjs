@@ -179,6 +179,28 @@ test('uploads run in parallel up to --blockCacheThreads', async () => {
   await cache.close();
 });
 
+test('more than 64 uploads run only while a flush waits on a slow store (its round trip timed on quiet uploads)', async () => {
+  const run = async (writeMs, { flush }) => {
+    const store = new RecordingStore(1000, { writeMs });
+    const cache = cacheOver(store, { size: 1000, threads: 96, writeDelayMs: flush ? 60000 : 0 });
+    // A few uploads on their own: what the round trip is timed on.
+    for (let n = 0; n < 4; n++) {
+      await cache.writeBlock(n, block(1));
+      await cache.flush();
+    }
+    store.maxInFlight = 0;
+    for (let n = 4; n < 400; n++) await cache.writeBlock(n, block((n % 200) + 1));
+    if (flush) await cache.flush();
+    else while (cache.dirtyCount > 0) await sleep(5);
+    assert.equal(store.blocks.size, 400, 'every block stored');
+    await cache.close();
+    return store.maxInFlight;
+  };
+  assert.equal(await run(15, { flush: true }), 96, 'a flush on a slow store: every thread');
+  assert.equal(await run(0, { flush: true }), 64, 'a flush on a quick store: 64');
+  assert.equal(await run(15, { flush: false }), 64, 'write-back nobody waits for, on a slow store: 64');
+});
+
 test('once the upload slots are full, uploads start again in batches, not one per completion', async () => {
   // Each upload waits until the test lets it end.
   const store = new RecordingStore(100);

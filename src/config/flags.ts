@@ -55,7 +55,7 @@ export const FLAGS: readonly FlagSpec[] = [
   f('blockCacheRecoverDirtyBlocks', 'boolean', 'upload the dirty blocks a crashed mount left in the cache file'),
   f('blockCacheSize', 'value', 'block cache size in blocks (0 = no cache)', { valueName: 'NUM', default: '1000' }),
   f('blockCacheSync', 'boolean', 'a write returns only once the block is uploaded'),
-  f('blockCacheThreads', 'value', 'uploads in flight at once (upstream: 20 threads)', { valueName: 'NUM', default: '64' }),
+  f('blockCacheThreads', 'value', 'uploads in flight at most; 64 unless a flush waits on a slow S3', { valueName: 'NUM', default: '96' }),
   f('blockCacheTimeout', 'value', 'evict clean blocks idle this long (0 = never)', { valueName: 'MILLIS', default: '0' }),
   f('blockCacheWriteDelay', 'value', 'upload dirty blocks after at most this long', { valueName: 'MILLIS', default: '250' }),
   f('blockCacheNumProtected', 'value', 'keep this many low-numbered blocks (metadata) longest', { valueName: 'NUM', default: '0' }),

@@ -31,7 +31,7 @@ export interface BlockCacheSettings {
   /** Blocks; 0 = no block cache. */
   readonly size: number;
   readonly writeDelayMs: number;
-  /** Uploads in flight at once. */
+  /** Uploads in flight at most: WRITE_BEHIND_UPLOADS of them unless a flush waits on a slow store. */
   readonly threads: number;
   /** Idle clean blocks are evicted after this long (0 = never). */
   readonly timeoutMs: number;
@@ -80,6 +80,27 @@ export interface BlockCacheOptions extends BlockCacheSettings {
  * multi-object deletes (1000 keys to a request) and waited for.
  */
 export const WRITE_BACK_TRIM_BLOCKS = 16;
+
+/**
+ * Uploads in flight at most while nobody waits for them, or while the store answers quickly:
+ * more only add work then, each upload taking longer on the same busy cores (128 made a 256 MiB
+ * write at 0 ms 6 % slower for 7 % more CPU, docs/performance.md).
+ */
+export const WRITE_BEHIND_UPLOADS = 64;
+/**
+ * A store whose round trip is at least this long is slow: a flush waiting on it may run up to
+ * `threads` uploads, the round trips and not the cores being what holds it (the bench's endpoint
+ * at 20 ms a request: the flush's tail went from 2.6-2.9 to 3.5 uploads a millisecond).
+ */
+export const SLOW_STORE_MS = 10;
+/**
+ * Uploads that start with at most this many others in flight are timed for the round trip: under
+ * load every upload's time stretches, on a local store too (quiet ones took 1-6 ms at 0 ms, 21-28
+ * at 20 ms; busy ones up to 29 ms at 0 ms).
+ */
+const QUIET_UPLOADS = 2;
+/** The round trip is the least of this many recent quiet uploads' times. */
+const ROUND_TRIP_SAMPLES = 8;
 
 interface Entry {
   readonly block: number;
@@ -149,6 +170,8 @@ export class BlockCache implements BlockStore, StatsSource {
   private dirtyWaiters: Array<() => void> = [];
   private flushWaiters: FlushWaiter[] = [];
   private uploadsInFlight = 0;
+  /** The times (ms) of the last quiet uploads, oldest first: the store's round trip is their least. */
+  private readonly quietUploadMs: number[] = [];
   /** The upload slots filled up with blocks still waiting: none starts until `refillBatch` are free. */
   private refilling = false;
   private readonly refillBatch: number;
@@ -1117,7 +1140,8 @@ export class BlockCache implements BlockStore, StatsSource {
     // start together rather than one per completion, and their Content-MD5s are taken side by
     // side (eight blocks to a thread-pool task cost about what one does alone). The uploads
     // still in flight end soon and pump again.
-    const free = this.options.threads - this.uploadsInFlight;
+    const cap = this.uploadCap();
+    const free = cap - this.uploadsInFlight;
     if (this.refilling && free < this.refillBatch) return;
     this.refilling = false;
     const now = this.clock.now();
@@ -1125,7 +1149,7 @@ export class BlockCache implements BlockStore, StatsSource {
     const hurry = this.urgent > 0 || this.flushWaiters.length > 0 || this.options.sync || this.dirty.size * 2 >= this.options.size;
     let nextDue = Infinity;
     for (const e of this.eager) {
-      if (this.uploadsInFlight >= this.options.threads) {
+      if (this.uploadsInFlight >= cap) {
         this.refilling = true;
         break;
       }
@@ -1136,7 +1160,7 @@ export class BlockCache implements BlockStore, StatsSource {
     // `dirty` is ordered by dirtySince, so without a hurry the scan stops at the first block not
     // yet due: a write costs O(1) here, not a pass over every dirty block.
     for (const e of this.dirty.values()) {
-      if (this.uploadsInFlight >= this.options.threads) {
+      if (this.uploadsInFlight >= cap) {
         this.refilling = true;
         break;
       }
@@ -1157,9 +1181,21 @@ export class BlockCache implements BlockStore, StatsSource {
     }
     this.cancelPump?.();
     this.cancelPump = undefined;
-    if (nextDue !== Infinity && this.uploadsInFlight < this.options.threads) {
+    if (nextDue !== Infinity && this.uploadsInFlight < cap) {
       this.cancelPump = this.clock.after(Math.max(1, nextDue - now), () => this.pump());
     }
+  }
+
+  /** Uploads allowed in flight now: all `threads` while a flush waits on a slow store, else at most WRITE_BEHIND_UPLOADS. */
+  private uploadCap(): number {
+    const calm = Math.min(this.options.threads, WRITE_BEHIND_UPLOADS);
+    if (calm === this.options.threads || this.flushWaiters.length === 0 || this.quietUploadMs.length === 0) return calm;
+    return Math.min(...this.quietUploadMs) >= SLOW_STORE_MS ? this.options.threads : calm;
+  }
+
+  private noteRoundTrip(ms: number): void {
+    this.quietUploadMs.push(ms);
+    if (this.quietUploadMs.length > ROUND_TRIP_SAMPLES) this.quietUploadMs.shift();
   }
 
   /** An upload of the block is under way, or about to be (the rest of it is being fetched first). */
@@ -1213,7 +1249,10 @@ export class BlockCache implements BlockStore, StatsSource {
         this.uploadsSkipped++;
       } else {
         e.storedAbsent = false; // unknown until the request succeeds
+        const quiet = this.uploadsInFlight <= QUIET_UPLOADS + 1;
+        const started = this.clock.now();
         etag = await this.inner.writeBlock(e.block, zero ? null : data);
+        if (quiet) this.noteRoundTrip(this.clock.now() - started);
         e.storedAbsent = zero;
       }
     } catch (err) {
@@ -1248,7 +1287,7 @@ export class BlockCache implements BlockStore, StatsSource {
     if (inPlace !== undefined) this.endInPlace(e, inPlace);
     // The store keeps nothing after resolving: the buffer serves the next upload (reused memory,
     // where a fresh one costs a page fault per 4 KiB). A failed upload's buffer is dropped.
-    else if (this.uploadBuffers.length < this.options.threads) this.uploadBuffers.push(data);
+    else if (this.uploadBuffers.length < WRITE_BEHIND_UPLOADS) this.uploadBuffers.push(data);
     this.settleFlushes();
     this.pump();
   }
