@@ -94,9 +94,9 @@ export const WRITE_BEHIND_UPLOADS = 64;
  */
 export const SLOW_STORE_MS = 10;
 /**
- * Uploads that start with at most this many others in flight are timed for the round trip: under
- * load every upload's time stretches, on a local store too (quiet ones took 1-6 ms at 0 ms, 21-28
- * at 20 ms; busy ones up to 29 ms at 0 ms).
+ * Uploads that start and end with at most this many others in flight are timed for the round
+ * trip: under load every upload's time stretches, on a local store too (quiet ones took 1-6 ms at
+ * 0 ms, 21-28 at 20 ms; ones that began quiet but ended among 60 others, 24 ms at 0 ms).
  */
 const QUIET_UPLOADS = 2;
 /** The round trip is the least of this many recent quiet uploads' times. */
@@ -1252,7 +1252,7 @@ export class BlockCache implements BlockStore, StatsSource {
         const quiet = this.uploadsInFlight <= QUIET_UPLOADS + 1;
         const started = this.clock.now();
         etag = await this.inner.writeBlock(e.block, zero ? null : data);
-        if (quiet) this.noteRoundTrip(this.clock.now() - started);
+        if (quiet && this.uploadsInFlight <= QUIET_UPLOADS + 1) this.noteRoundTrip(this.clock.now() - started);
         e.storedAbsent = zero;
       }
     } catch (err) {
