@@ -46,17 +46,28 @@ async function mountInChild(options) {
 
 test('configFor checks flags as the command line does, before anything mounts', () => {
   const base = { bucket: '/tmp/nowhere', mountpoint: '/tmp/nowhere-mnt' };
-  const refused = (flags, pattern) => assert.throws(() => api.configFor({ ...base, flags }), (e) => e instanceof api.ConfigError && pattern.test(e.message));
+  const refused = (flags, pattern) =>
+    assert.throws(
+      () => api.configFor({ ...base, flags }),
+      (e) => e instanceof api.ConfigError && pattern.test(e.message),
+    );
   refused({ test: true, noSuchFlag: 1 }, /unknown option noSuchFlag/);
   refused({ test: true, '--size': '1m' }, /without dashes/);
   refused({ test: true, readOnly: 'yes' }, /readOnly takes no value/);
   refused({ test: true, blockSize: true }, /blockSize needs a value/);
   refused({ test: true, blockSize: '3k', size: '1m' }, /block size|blockSize/i);
-  const config = api.configFor({ ...base, flags: { test: true, blockSize: '4k', size: '1m', readOnly: true, blockCacheSize: 20, compress: false } });
+  const config = api.configFor({
+    ...base,
+    flags: { test: true, blockSize: '4k', size: '1m', readOnly: true, blockCacheSize: 20, compress: false },
+  });
   assert.equal(config.readOnly, true);
   assert.equal(config.blockCache.size, 20, 'numbers are accepted as values');
   assert.equal(config.codec.compression, undefined, 'false leaves a flag out');
-  assert.equal(api.configFor({ ...base, flags: { test: true, compress: true } }).codec.compression, 'deflate', 'true on an optional value is the flag alone');
+  assert.equal(
+    api.configFor({ ...base, flags: { test: true, compress: true } }).codec.compression,
+    'deflate',
+    'true on an optional value is the flag alone',
+  );
 });
 
 test('mount(options): write through the file, flush() stores it, stats() counts it, unmount() ends it; a remount reads it back', async () => {
@@ -89,7 +100,10 @@ test('mount(options): write through the file, flush() stores it, stats() counts 
     await m.next('ready');
     const back = await readFile(join(dirs.mnt, 'file'));
     assert.ok(back.subarray(8192, 8192 + data.length).equals(data), 'a fresh mount reads the data back');
-    assert.equal(back.subarray(0, 8192).some((b) => b !== 0), false);
+    assert.equal(
+      back.subarray(0, 8192).some((b) => b !== 0),
+      false,
+    );
     m.send('unmount');
     await m.next('closed');
   } finally {
@@ -100,7 +114,11 @@ test('mount(options): write through the file, flush() stores it, stats() counts 
 test('mount(options) refuses a missing store with a clear error and leaves nothing mounted', async () => {
   const dirs = await workdir('api-bad');
   try {
-    const m = await mountInChild({ bucket: join(dirs.root, 'missing'), mountpoint: dirs.mnt, flags: { test: true, blockSize: '4k', size: '1m' } });
+    const m = await mountInChild({
+      bucket: join(dirs.root, 'missing'),
+      mountpoint: dirs.mnt,
+      flags: { test: true, blockSize: '4k', size: '1m' },
+    });
     const line = await m.next('error');
     assert.match(line, /StoreError: test directory .*missing does not exist/);
     assert.notEqual(await m.exited, 0);

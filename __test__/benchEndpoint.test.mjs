@@ -19,11 +19,14 @@ const md5 = (b, enc) => createHash('md5').update(b).digest(enc);
 
 function request(method, path, { body, headers = {}, port = endpoint.port } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers: body ? { 'content-length': body.length, ...headers } : headers }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path, headers: body ? { 'content-length': body.length, ...headers } : headers },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -33,7 +36,12 @@ test('objects: PUT with and without Content-MD5, GET with the kept headers, HEAD
   const body = randomBytes(300 * 1024);
   const put = await request('PUT', '/b/t1/obj', {
     body,
-    headers: { 'content-md5': md5(body, 'base64'), 'content-type': 'application/x-test', 'x-amz-meta-s3backer-hmac': 'abc', 'x-other': 'dropped' },
+    headers: {
+      'content-md5': md5(body, 'base64'),
+      'content-type': 'application/x-test',
+      'x-amz-meta-s3backer-hmac': 'abc',
+      'x-other': 'dropped',
+    },
   });
   assert.equal(put.status, 200);
   assert.equal(put.headers.etag, `"${md5(body, 'hex')}"`);
@@ -65,7 +73,10 @@ test('listing: v1 and v2, a prefix, pages by marker and continuation token, esca
   await request('PUT', '/b/t2x', { body: Buffer.from('outside the prefix') });
   const unescape = (s) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
   const listed = (xml) => [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => unescape(m[1]));
-  const v2 = async (token) => (await request('GET', `/b?list-type=2&prefix=t2%2F&max-keys=2${token ? `&continuation-token=${encodeURIComponent(token)}` : ''}`)).body.toString();
+  const v2 = async (token) =>
+    (
+      await request('GET', `/b?list-type=2&prefix=t2%2F&max-keys=2${token ? `&continuation-token=${encodeURIComponent(token)}` : ''}`)
+    ).body.toString();
   let xml = await v2();
   const seen = [];
   for (;;) {
@@ -135,15 +146,43 @@ test('a delay per request holds each answer back', { timeout: 120000 }, async ()
 test('a mount of ours on it: written, remounted, read back byte for byte', { timeout: 120000 }, async () => {
   const w = await workdir('bench-endpoint');
   try {
-    const flags = [`--baseURL=http://127.0.0.1:${endpoint.port}/`, '--accessId=x', '--accessKey=x', '--prefix=t4/', '--blockSize=64k', '--size=8m', 'b', w.mnt];
+    const flags = [
+      `--baseURL=http://127.0.0.1:${endpoint.port}/`,
+      '--accessId=x',
+      '--accessKey=x',
+      '--prefix=t4/',
+      '--blockSize=64k',
+      '--size=8m',
+      'b',
+      w.mnt,
+    ];
     const src = join(w.root, 'src');
     await writeFile(src, randomBytes(3 * 1024 * 1024 + 4096));
     let m = await startMount(flags, w.mnt);
-    await run('dd', [`if=${src}`, `of=${join(w.mnt, 'file')}`, 'bs=64k', 'seek=3', 'oflag=seek_bytes', 'conv=notrunc,fsync', 'status=none']);
+    await run('dd', [
+      `if=${src}`,
+      `of=${join(w.mnt, 'file')}`,
+      'bs=64k',
+      'seek=3',
+      'oflag=seek_bytes',
+      'conv=notrunc,fsync',
+      'status=none',
+    ]);
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    m = await startMount(flags.filter((f) => !f.startsWith('--size') && !f.startsWith('--blockSize')), w.mnt);
+    m = await startMount(
+      flags.filter((f) => !f.startsWith('--size') && !f.startsWith('--blockSize')),
+      w.mnt,
+    );
     const back = join(w.root, 'back');
-    await run('dd', [`if=${join(w.mnt, 'file')}`, `of=${back}`, 'bs=4k', 'skip=3', 'iflag=skip_bytes', `count=${3 * 256 + 1}`, 'status=none']);
+    await run('dd', [
+      `if=${join(w.mnt, 'file')}`,
+      `of=${back}`,
+      'bs=4k',
+      'skip=3',
+      'iflag=skip_bytes',
+      `count=${3 * 256 + 1}`,
+      'status=none',
+    ]);
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
     assert.equal(await sha256File(back), await sha256File(src));
   } finally {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { ManualClock } from './helpers/manualClock.mjs';
+import { cacheSettings } from './helpers/settings.mjs';
 
 const require = createRequire(import.meta.url);
 const { BlockCache } = require('../dist/layers/blockCache.js');
@@ -86,7 +87,7 @@ class RecordingStore {
   async close() {}
 }
 
-const defaults = { size: 8, writeDelayMs: 50, threads: 4, timeoutMs: 0, maxDirty: 0, sync: false, numProtected: 0, readAhead: 0, readAheadTrigger: 2, persistent: false };
+const defaults = cacheSettings({ persistent: false });
 const cacheOver = (store, opts = {}) => {
   const o = { ...defaults, ...opts };
   return new BlockCache(store, SlotStores.anonymous(BS, o.size), o, silentLogger);
@@ -242,7 +243,13 @@ test('a block rewritten during its upload is uploaded again, once, with the new 
   await cache.writeBlock(3, block(2));
   await cache.flush();
   await sleep(200);
-  assert.deepEqual(store.writes.map((w) => [w.n, w.first]), [[3, 1], [3, 2]]);
+  assert.deepEqual(
+    store.writes.map((w) => [w.n, w.first]),
+    [
+      [3, 1],
+      [3, 2],
+    ],
+  );
   assert.ok(store.blocks.get(3).equals(block(2)));
   await cache.close();
 });
@@ -281,11 +288,14 @@ test('read-ahead fetches the next blocks in parallel after sequential reads', as
   const before = store.reads.length;
   await cache.readBlock(12); // a hit (or joins the in-flight fetch), and the window moves on
   await cache.readBlock(13);
-  assert.ok(store.reads.slice(before).every((n) => n >= 16), 'no block fetched twice');
+  assert.ok(
+    store.reads.slice(before).every((n) => n >= 16),
+    'no block fetched twice',
+  );
   await cache.close();
 });
 
-test('warm fetches a block before any read, once; a read meanwhile joins that fetch; the view over the slots waits for a read; a failed warm-up is the next read\'s to retry', async () => {
+test("warm fetches a block before any read, once; a read meanwhile joins that fetch; the view over the slots waits for a read; a failed warm-up is the next read's to retry", async () => {
   const store = new RecordingStore(100, { readMs: 20 });
   store.blocks.set(0, block(7));
   store.blocks.set(1, block(8));
@@ -315,7 +325,15 @@ test('warm fetches a block before any read, once; a read meanwhile joins that fe
   await cache.readBlock(5);
   await new Promise((resolve) => setImmediate(resolve));
   await cache.readBlock(6);
-  assert.deepEqual(intos, [[0, 'buffer'], [5, 'none'], [6, 'slot']], "the first read's fetch made the view, not the warm-up's");
+  assert.deepEqual(
+    intos,
+    [
+      [0, 'buffer'],
+      [5, 'none'],
+      [6, 'slot'],
+    ],
+    "the first read's fetch made the view, not the warm-up's",
+  );
   cache.warm([1]);
   await sleep(5);
   assert.ok((await cache.readBlock(1)).equals(block(8)), 'read again after the failed warm-up');
@@ -421,7 +439,10 @@ test('a flush is settled by the versions it saw: a block it saw stored, written 
   await cache.writeBlock(2, block(2));
   const flushed = cache.flush(); // waits for block 1 (quick) and block 2 (slow)
   let settled;
-  flushed.then(() => (settled = 'resolved'), (err) => (settled = err.message));
+  flushed.then(
+    () => (settled = 'resolved'),
+    (err) => (settled = err.message),
+  );
   await sleep(100);
   assert.ok(store.blocks.get(1).equals(block(1)), 'block 1 stored while block 2 still uploads');
   store.failWrites = 1;
@@ -463,7 +484,11 @@ test('writeBackTrims: a trim of up to that many blocks (and a quarter of the slo
   await cache.trimBlocks([1, 2, 3, 4]); // a quarter of 16 slots: written back
   assert.deepEqual(store.trims, [], 'no trim sent down');
   assert.equal(cache.dirtyCount, 4, 'four dirty blocks of zeros');
-  for (const n of [1, 4]) assert.ok((await cache.readBlock(n)).every((b) => b === 0), `block ${n} reads as zeros`);
+  for (const n of [1, 4])
+    assert.ok(
+      (await cache.readBlock(n)).every((b) => b === 0),
+      `block ${n} reads as zeros`,
+    );
   assert.ok(store.blocks.has(1), 'still stored until uploaded');
   await cache.trimBlocks([5, 6, 7, 8, 9]); // more than a quarter of the slots: down at once
   assert.deepEqual(store.trims, [[5, 6, 7, 8, 9]]);
@@ -589,7 +614,10 @@ test('a trim waits for the fetch that completes a partly written block: the slot
   const trimmed = cache.trimBlocks([1]);
   const writing = trimmed.then(() => cache.writeBlock(2, block(2))); // takes the one slot once free
   const first = await reading;
-  assert.ok(first.equals(Buffer.concat([Buffer.alloc(BS / 4, 1), Buffer.alloc((3 * BS) / 4, 9)])), 'the read got the written quarter and the stored rest');
+  assert.ok(
+    first.equals(Buffer.concat([Buffer.alloc(BS / 4, 1), Buffer.alloc((3 * BS) / 4, 9)])),
+    'the read got the written quarter and the stored rest',
+  );
   await writing;
   await sleep(50); // any late copy of the fetch would have landed by now
   assert.ok((await cache.readBlock(2)).equals(block(2)), 'block 2 holds only its own data');
@@ -597,7 +625,7 @@ test('a trim waits for the fetch that completes a partly written block: the slot
   await cache.close();
 });
 
-test('readBlockPart copies just the range out of a cached block, into the caller\'s buffer', async () => {
+test("readBlockPart copies just the range out of a cached block, into the caller's buffer", async () => {
   const store = new RecordingStore(10);
   const data = Buffer.from(Array.from({ length: BS }, (_, i) => i & 0xff));
   store.blocks.set(4, data);
@@ -634,10 +662,17 @@ test('write-behind: a block a sequential writer moved past uploads at once, the 
   await cache.writeBlockPart(11, BS / 2, Buffer.alloc(BS / 2, 2)); // same block: nothing new
   await cache.writeBlock(20, block(3)); // a jump: 11 is not "moved past" in sequence
   await sleep(50);
-  assert.deepEqual(store.writes.map((w) => w.n), [10], 'only the block passed in sequence');
+  assert.deepEqual(
+    store.writes.map((w) => w.n),
+    [10],
+    'only the block passed in sequence',
+  );
   assert.equal(cache.dirtyCount, 2);
   await cache.flush();
-  assert.deepEqual(store.writes.map((w) => w.n).sort((a, b) => a - b), [10, 11, 20]);
+  assert.deepEqual(
+    store.writes.map((w) => w.n).sort((a, b) => a - b),
+    [10, 11, 20],
+  );
   await cache.close();
 });
 
@@ -664,8 +699,7 @@ test('a long sequential write, once stored, goes before the blocks used again an
 });
 
 /** Fails instead of hanging when `promise` does not settle within `ms`. */
-const within = (ms, promise, what) =>
-  Promise.race([promise, sleep(ms).then(() => assert.fail(`${what} still waiting after ${ms} ms`))]);
+const within = (ms, promise, what) => Promise.race([promise, sleep(ms).then(() => assert.fail(`${what} still waiting after ${ms} ms`))]);
 
 test('a writer waiting for a slot gets one when fetches in progress finish (nothing dirty to upload)', async () => {
   const store = new RecordingStore(100, { readMs: 30 });
@@ -719,17 +753,24 @@ test('a write and a read of another block in the same tick: the read cannot evic
   await cache.close();
 });
 
-test('cache memory is mapped in shortly after the first block comes in (not a warm-up\'s), in batches, up to 256 MiB; a cache file is left alone', async () => {
+test("cache memory is mapped in shortly after the first block comes in (not a warm-up's), in batches, up to 256 MiB; a cache file is left alone", async () => {
   const recording = (numSlots, blockSize) => {
     const slots = SlotStores.anonymous(blockSize, numSlots);
     const calls = [];
     const prefault = slots.prefault.bind(slots);
     // The map is made over the real store (a native method cannot take the proxy).
-    return { slots: new Proxy(slots, { get: (t, k) => (k === 'prefault' ? (first, count) => (calls.push([first, count]), prefault(first, count)) : t[k]?.bind?.(t) ?? t[k]) }), calls, map: new BlockMaps(slots) };
+    return {
+      slots: new Proxy(slots, {
+        get: (t, k) =>
+          k === 'prefault' ? (first, count) => (calls.push([first, count]), prefault(first, count)) : (t[k]?.bind?.(t) ?? t[k]),
+      }),
+      calls,
+      map: new BlockMaps(slots),
+    };
   };
   const mappedRange = async (calls) => {
     // Batches chain one after another: wait until no new one has started for a while.
-    for (let seen = -1; seen !== calls.length; ) {
+    for (let seen = -1; seen !== calls.length;) {
       seen = calls.length;
       await sleep(150);
     }
@@ -755,7 +796,12 @@ test('cache memory is mapped in shortly after the first block comes in (not a wa
   assert.equal(await mappedRange(small.calls), 300, 'a small cache is mapped in whole');
   await a.close();
   const lending = recording(300, BS);
-  const d = new BlockCache(new RecordingStore(1000), lending.slots, { ...defaults, size: 300, session: true, map: lending.map }, silentLogger);
+  const d = new BlockCache(
+    new RecordingStore(1000),
+    lending.slots,
+    { ...defaults, size: 300, session: true, map: lending.map },
+    silentLogger,
+  );
   await sleep(50);
   assert.deepEqual(lending.calls, [], 'nor the slots lent to the session at mount');
   await d.readBlock(7);
@@ -776,7 +822,7 @@ test('cache memory is mapped in shortly after the first block comes in (not a wa
   await c.close();
 });
 
-test('reload: a slot whose data does not give its entry\'s ETag is fetched in full, never served', async () => {
+test("reload: a slot whose data does not give its entry's ETag is fetched in full, never served", async () => {
   const md5 = (b) => createHash('md5').update(b).digest();
   const store = new RecordingStore(100);
   const good = [0, 1, 2, 3, 4].map((n) => block(n + 1));
@@ -839,7 +885,14 @@ test('reload: thousands of damaged slots make one warning, with the first few bl
   const slots = SlotStores.anonymous(BS, 3000);
   for (let s = 0; s < 3000; s++) {
     store.blocks.set(s, block((s % 250) + 1));
-    slots.setEntry(s, s, false, createHash('md5').update(block((s % 250) + 1)).digest()); // slots left zero
+    slots.setEntry(
+      s,
+      s,
+      false,
+      createHash('md5')
+        .update(block((s % 250) + 1))
+        .digest(),
+    ); // slots left zero
   }
   const warnings = [];
   const cache = new BlockCache(store, slots, { ...defaults, size: 3000, threads: 8 }, { ...silentLogger, warn: (m) => warnings.push(m) });
@@ -869,7 +922,10 @@ test('close waits for the cache-file entries of blocks fetched just before it', 
   assert.ok((await cache.readBlock(3)).equals(block(7)));
   assert.deepEqual(real.entries(), [], 'not claimed before its data is synced');
   await cache.close(); // an unmount right after the read
-  assert.deepEqual(real.entries().map((e) => [e.block, e.dirty, e.etag]), [[3, false, createHash('md5').update(block(7)).digest('hex')]]);
+  assert.deepEqual(
+    real.entries().map((e) => [e.block, e.dirty, e.etag]),
+    [[3, false, createHash('md5').update(block(7)).digest('hex')]],
+  );
 });
 
 /**
@@ -892,7 +948,7 @@ async function partialWritesOverCacheFile(t) {
     for (let n = 0; n < 8; n++) {
       // Eight 64-byte stripes of each block, all at once; then reads of others evict it.
       for (let stripe = 0; stripe < 8; stripe++) {
-        const part = Buffer.alloc(64, (round * 64 + n * 8 + stripe) % 251 + 1);
+        const part = Buffer.alloc(64, ((round * 64 + n * 8 + stripe) % 251) + 1);
         part.copy(expect(n), stripe * 64);
         work.push(cache.writeBlockPart(n, stripe * 64, part));
       }
@@ -915,7 +971,10 @@ async function partialWritesOverCacheFile(t) {
   }
 }
 
-test('with a cache file: partial writes of one block at once, evictions and refills keep every byte and the write order', partialWritesOverCacheFile);
+test(
+  'with a cache file: partial writes of one block at once, evictions and refills keep every byte and the write order',
+  partialWritesOverCacheFile,
+);
 
 test('with a cache file, an upload never starts under a write of its block (20 runs of the test above)', { timeout: 60000 }, async (t) => {
   // A fresh block's upload, hurried by a waiting writer or a flush, fetched its unwritten rest
@@ -954,7 +1013,10 @@ test('uploads read their blocks in place from the first one (no copy into a fres
   for (const n of [1, 2, 3]) await cache.writeBlock(n, block(n));
   await cache.flush();
   assert.equal(store.arrays.length, 3);
-  assert.ok(store.arrays.every((bytes) => bytes >= 8 * BS), `uploaded from ArrayBuffers of ${store.arrays} bytes, not the slots' view`);
+  assert.ok(
+    store.arrays.every((bytes) => bytes >= 8 * BS),
+    `uploaded from ArrayBuffers of ${store.arrays} bytes, not the slots' view`,
+  );
   for (const n of [1, 2, 3]) assert.deepEqual(store.blocks.get(n), block(n));
   await cache.close();
 });

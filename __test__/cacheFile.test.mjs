@@ -26,12 +26,22 @@ async function crash(m, writer) {
 
 test('SIGKILL loses nothing that reached the cache file: the next mount uploads it', { timeout: 180000 }, async () => {
   const cf = join(env.w.root, 'crash.cache');
-  const flags = [...s3Flags(env.server), '--prefix=k/', '--blockSize=64k', '--size=4m', `--blockCacheFile=${cf}`, '--blockCacheWriteDelay=600000'];
+  const flags = [
+    ...s3Flags(env.server),
+    '--prefix=k/',
+    '--blockSize=64k',
+    '--size=4m',
+    `--blockCacheFile=${cf}`,
+    '--blockCacheWriteDelay=600000',
+  ];
   let m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
   const blocks = [randomBytes(BS), randomBytes(BS), randomBytes(BS)];
   // Out of order: a writer moving on to the next block would have the finished one uploaded at once.
   const order = [1, 0, 2];
-  const writer = await holdWriter(join(env.w.mnt, 'file'), order.map((i) => [(i + 1) * BS, blocks[i]]));
+  const writer = await holdWriter(
+    join(env.w.mnt, 'file'),
+    order.map((i) => [(i + 1) * BS, blocks[i]]),
+  );
   await writer.written;
   await crash(m, writer);
   assert.equal(await getObject(env.server, 'disk', key('k/', 1)), null, 'never uploaded before the crash');
@@ -54,7 +64,10 @@ test('SIGKILL loses nothing that reached the cache file: the next mount uploads 
   // Without the recovery flag the crashed mount's flag refuses the mount, as upstream's; with
   // --force, dirty blocks are discarded with a warning that counts them.
   m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
-  const lost = await holdWriter(join(env.w.mnt, 'file'), [[0, randomBytes(BS)], [BS * 5, randomBytes(BS)]]);
+  const lost = await holdWriter(join(env.w.mnt, 'file'), [
+    [0, randomBytes(BS)],
+    [BS * 5, randomBytes(BS)],
+  ]);
   await lost.written;
   await crash(m, lost);
   const refused = await runCli(['-f', ...flags, 'disk', env.w.mnt]);
@@ -69,7 +82,9 @@ test('reloaded clean blocks are verified against S3; --blockCacheNoVerify trusts
   const cf = join(env.w.root, 'verify.cache');
   const flags = [...s3Flags(env.server), '--prefix=v/', '--blockSize=64k', '--size=1m', `--blockCacheFile=${cf}`, '--readAhead=0'];
   const original = randomBytes(BS);
-  await putObject(env.server, 'disk', key('v/', 0), original, { metadata: { 's3backer-blocksize': '65536', 's3backer-filesize': '1048576' } });
+  await putObject(env.server, 'disk', key('v/', 0), original, {
+    metadata: { 's3backer-blocksize': '65536', 's3backer-filesize': '1048576' },
+  });
   await putObject(env.server, 'disk', key('v/', 1), original);
   let m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
   await run('dd', [`if=${join(env.w.mnt, 'file')}`, 'of=/dev/null', 'bs=64k', 'count=2', 'iflag=direct', 'status=none']);
@@ -227,42 +242,64 @@ test('foreign, damaged or mismatched cache files are refused; a new size resizes
   assert.equal(text.stdout.split('\n').filter((l) => / clean {2}[0-9a-f]{32}$/.test(l)).length, 4);
 
   // The same file for a disk of another block size is refused, not reused.
-  res = await runCli(['-f', ...s3Flags(env.server), '--prefix=g/', '--blockSize=4k', '--size=1m', `--blockCacheFile=${cf}`, 'disk', env.w.mnt]);
+  res = await runCli([
+    '-f',
+    ...s3Flags(env.server),
+    '--prefix=g/',
+    '--blockSize=4k',
+    '--size=1m',
+    `--blockCacheFile=${cf}`,
+    'disk',
+    env.w.mnt,
+  ]);
   assert.equal(res.code, 1);
   assert.match(res.stderr, /holds blocks of 65536 bytes, but this disk's blocks are 4096 bytes/);
 });
 
-test('a full disk under the cache file: a clear error before mounting, and a file already in place keeps working', { timeout: 120000 }, async () => {
-  // A 1 MiB tmpfs cannot hold a 16-slot cache of 64 KiB blocks (1 MiB of data plus the table).
-  const small = join(env.w.root, 'small-fs');
-  await run('mkdir', ['-p', small]);
-  await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
-  try {
-    const base = [...s3Flags(env.server), '--prefix=full/', '--blockSize=64k', '--size=1m'];
-    let res = await runCli(['-f', ...base, `--blockCacheFile=${join(small, 'big.cache')}`, '--blockCacheSize=16', 'disk', env.w.mnt]);
-    assert.equal(res.code, 1);
-    assert.match(res.stderr, /cannot create cache file .*big\.cache.*No space left on device/);
-    assert.equal(await isMounted(env.w.mnt), false);
-    assert.equal(await getObject(env.server, 'disk', 'full/s3backer-mounted'), null, 'no flag left behind');
-    assert.deepEqual((await run('ls', ['-A', small])).stdout.trim(), '', 'the failed file is removed');
+test(
+  'a full disk under the cache file: a clear error before mounting, and a file already in place keeps working',
+  { timeout: 120000 },
+  async () => {
+    // A 1 MiB tmpfs cannot hold a 16-slot cache of 64 KiB blocks (1 MiB of data plus the table).
+    const small = join(env.w.root, 'small-fs');
+    await run('mkdir', ['-p', small]);
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+    try {
+      const base = [...s3Flags(env.server), '--prefix=full/', '--blockSize=64k', '--size=1m'];
+      let res = await runCli(['-f', ...base, `--blockCacheFile=${join(small, 'big.cache')}`, '--blockCacheSize=16', 'disk', env.w.mnt]);
+      assert.equal(res.code, 1);
+      assert.match(res.stderr, /cannot create cache file .*big\.cache.*No space left on device/);
+      assert.equal(await isMounted(env.w.mnt), false);
+      assert.equal(await getObject(env.server, 'disk', 'full/s3backer-mounted'), null, 'no flag left behind');
+      assert.deepEqual((await run('ls', ['-A', small])).stdout.trim(), '', 'the failed file is removed');
 
-    // A file that fits, then the disk fills up: its slots were reserved, so writing into them
-    // neither crashes (SIGBUS) nor corrupts what they held.
-    const cf = join(small, 'ok.cache');
-    let m = await startMount([...base, `--blockCacheFile=${cf}`, '--blockCacheSize=8', '--blockCacheWriteDelay=600000', 'disk', env.w.mnt], env.w.mnt);
-    await run('dd', ['if=/dev/zero', `of=${join(small, 'filler')}`, 'bs=64k', 'status=none']).catch(() => {}); // fills the tmpfs
-    const data = randomBytes(4 * BS);
-    await writeFile(join(env.w.root, 'four.bin'), data);
-    await run('dd', [`if=${join(env.w.root, 'four.bin')}`, `of=${join(env.w.mnt, 'file')}`, 'bs=64k', 'conv=notrunc,fsync', 'status=none']);
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    m = await startMount([...base, `--blockCacheFile=${cf}`, '--blockCacheSize=8', 'disk', env.w.mnt], env.w.mnt);
-    // The slots written on the full disk reload intact: each hashes to the MD5 its entry records.
-    assert.match(m.stderr(), /4 clean blocks reused \(4 verified, 0 refreshed\), 0 dirty/);
-    assert.doesNotMatch(m.stderr(), /did not match their checksum|had no checksum/);
-    const back = await readFile(join(env.w.mnt, 'file'));
-    assert.ok(back.subarray(0, 4 * BS).equals(data), 'read back through the reloaded cache file');
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-  } finally {
-    await run('umount', [small]).catch(() => {});
-  }
-});
+      // A file that fits, then the disk fills up: its slots were reserved, so writing into them
+      // neither crashes (SIGBUS) nor corrupts what they held.
+      const cf = join(small, 'ok.cache');
+      let m = await startMount(
+        [...base, `--blockCacheFile=${cf}`, '--blockCacheSize=8', '--blockCacheWriteDelay=600000', 'disk', env.w.mnt],
+        env.w.mnt,
+      );
+      await run('dd', ['if=/dev/zero', `of=${join(small, 'filler')}`, 'bs=64k', 'status=none']).catch(() => {}); // fills the tmpfs
+      const data = randomBytes(4 * BS);
+      await writeFile(join(env.w.root, 'four.bin'), data);
+      await run('dd', [
+        `if=${join(env.w.root, 'four.bin')}`,
+        `of=${join(env.w.mnt, 'file')}`,
+        'bs=64k',
+        'conv=notrunc,fsync',
+        'status=none',
+      ]);
+      assert.deepEqual(await m.stop(), { code: 0, signal: null });
+      m = await startMount([...base, `--blockCacheFile=${cf}`, '--blockCacheSize=8', 'disk', env.w.mnt], env.w.mnt);
+      // The slots written on the full disk reload intact: each hashes to the MD5 its entry records.
+      assert.match(m.stderr(), /4 clean blocks reused \(4 verified, 0 refreshed\), 0 dirty/);
+      assert.doesNotMatch(m.stderr(), /did not match their checksum|had no checksum/);
+      const back = await readFile(join(env.w.mnt, 'file'));
+      assert.ok(back.subarray(0, 4 * BS).equals(data), 'read back through the reloaded cache file');
+      assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    } finally {
+      await run('umount', [small]).catch(() => {});
+    }
+  },
+);

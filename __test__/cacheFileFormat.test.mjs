@@ -52,8 +52,14 @@ test("an earlier version's cache file is converted at mount, its dirty block rec
   const before = JSON.parse((await runCli(['cache', 'inspect', '--json', cf])).stdout);
   assert.deepEqual([before.format, before.dirty, before.clean, before.mountToken], ['s3bc', 1, 2, '00abc123']);
 
-  const m = await startMount([...flags, '--blockCacheSize=4', `--blockCacheFile=${cf}`, '--blockCacheRecoverDirtyBlocks', 'disk', env.w.mnt], env.w.mnt);
-  assert.match(m.stderr(), /converted from the format of earlier versions of this s3backer to upstream's, keeping 3 of 3 blocks \(1 dirty\)/);
+  const m = await startMount(
+    [...flags, '--blockCacheSize=4', `--blockCacheFile=${cf}`, '--blockCacheRecoverDirtyBlocks', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
+  assert.match(
+    m.stderr(),
+    /converted from the format of earlier versions of this s3backer to upstream's, keeping 3 of 3 blocks \(1 dirty\)/,
+  );
   assert.match(m.stderr(), /taking over/);
   assert.match(m.stderr(), /2 clean blocks reused \(2 verified, 0 refreshed\), 1 dirty blocks to upload/);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
@@ -69,36 +75,42 @@ async function resident(file) {
   return Number(stdout.trim());
 }
 
-test('--blockCacheFileAdvise keeps the cache file out of memory after reads (both forms); refused without a file', { timeout: 180000 }, async (t) => {
-  const base = [...s3Flags(env.server), '--prefix=fa/', '--blockSize=64k', '--size=2m', '--readAhead=0'];
-  const data = randomBytes(32 * BS);
-  const src = join(env.w.root, 'advise.bin');
-  await writeFile(src, data);
-  let m = await startMount([...base, '--blockCacheSize=0', 'disk', env.w.mnt], env.w.mnt);
-  await run('dd', [`if=${src}`, `of=${join(env.w.mnt, 'file')}`, 'bs=64k', 'conv=notrunc,fsync', 'status=none']);
-  assert.deepEqual(await m.stop(), { code: 0, signal: null });
-
-  const residentAfterRead = async (name, extra) => {
-    const cf = join(env.w.root, `${name}.cache`);
-    m = await startMount([...base, '--blockCacheSize=32', `--blockCacheFile=${cf}`, ...extra, 'disk', env.w.mnt], env.w.mnt);
-    // Twice: the first pass fills the slots (from S3), the second is served from them.
-    for (let pass = 0; pass < 2; pass++) {
-      await run('dd', [`if=${join(env.w.mnt, 'file')}`, 'of=/dev/null', 'bs=64k', 'iflag=direct', 'status=none']);
-    }
+test(
+  '--blockCacheFileAdvise keeps the cache file out of memory after reads (both forms); refused without a file',
+  { timeout: 180000 },
+  async (t) => {
+    const base = [...s3Flags(env.server), '--prefix=fa/', '--blockSize=64k', '--size=2m', '--readAhead=0'];
+    const data = randomBytes(32 * BS);
+    const src = join(env.w.root, 'advise.bin');
+    await writeFile(src, data);
+    let m = await startMount([...base, '--blockCacheSize=0', 'disk', env.w.mnt], env.w.mnt);
+    await run('dd', [`if=${src}`, `of=${join(env.w.mnt, 'file')}`, 'bs=64k', 'conv=notrunc,fsync', 'status=none']);
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    assert.equal(JSON.parse((await runCli(['cache', 'inspect', '--json', cf])).stdout).clean, 32);
-    return resident(cf);
-  };
-  const plain = await residentAfterRead('plain', []);
-  const flag = await residentAfterRead('flag', ['--blockCacheFileAdvise']);
-  const option = await residentAfterRead('option', ['-o', 'blockCacheFileAdvise']);
-  t.diagnostic(`resident bytes of a 32-slot cache file after two passes: ${plain} plain, ${flag} with --blockCacheFileAdvise, ${option} with -o`);
-  assert.ok(plain >= 30 * BS, `without the flag the slots stay in memory (${plain} bytes resident)`);
-  assert.ok(flag <= 4 * BS, `with --blockCacheFileAdvise they are dropped (${flag} bytes resident)`);
-  assert.ok(option <= 4 * BS, `with -o blockCacheFileAdvise too (${option} bytes resident)`);
 
-  const res = await runCli(['-f', ...base, '--blockCacheFileAdvise', 'disk', env.w.mnt]);
-  assert.equal(res.code, 1);
-  assert.match(res.stderr, /--blockCacheFileAdvise needs --blockCacheFile/);
-  assert.equal(await isMounted(env.w.mnt), false);
-});
+    const residentAfterRead = async (name, extra) => {
+      const cf = join(env.w.root, `${name}.cache`);
+      m = await startMount([...base, '--blockCacheSize=32', `--blockCacheFile=${cf}`, ...extra, 'disk', env.w.mnt], env.w.mnt);
+      // Twice: the first pass fills the slots (from S3), the second is served from them.
+      for (let pass = 0; pass < 2; pass++) {
+        await run('dd', [`if=${join(env.w.mnt, 'file')}`, 'of=/dev/null', 'bs=64k', 'iflag=direct', 'status=none']);
+      }
+      assert.deepEqual(await m.stop(), { code: 0, signal: null });
+      assert.equal(JSON.parse((await runCli(['cache', 'inspect', '--json', cf])).stdout).clean, 32);
+      return resident(cf);
+    };
+    const plain = await residentAfterRead('plain', []);
+    const flag = await residentAfterRead('flag', ['--blockCacheFileAdvise']);
+    const option = await residentAfterRead('option', ['-o', 'blockCacheFileAdvise']);
+    t.diagnostic(
+      `resident bytes of a 32-slot cache file after two passes: ${plain} plain, ${flag} with --blockCacheFileAdvise, ${option} with -o`,
+    );
+    assert.ok(plain >= 30 * BS, `without the flag the slots stay in memory (${plain} bytes resident)`);
+    assert.ok(flag <= 4 * BS, `with --blockCacheFileAdvise they are dropped (${flag} bytes resident)`);
+    assert.ok(option <= 4 * BS, `with -o blockCacheFileAdvise too (${option} bytes resident)`);
+
+    const res = await runCli(['-f', ...base, '--blockCacheFileAdvise', 'disk', env.w.mnt]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /--blockCacheFileAdvise needs --blockCacheFile/);
+    assert.equal(await isMounted(env.w.mnt), false);
+  },
+);

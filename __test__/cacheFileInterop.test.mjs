@@ -25,7 +25,10 @@ async function inspect(cf) {
 
 /** The disk's first `length` bytes through a fresh mount of ours without any cache. */
 async function readBack(prefix, length) {
-  const m = await startMount([...s3Flags(env.server), `--prefix=${prefix}`, '--blockSize=64k', '--size=4m', '--blockCacheSize=0', 'disk', env.w.mnt], env.w.mnt);
+  const m = await startMount(
+    [...s3Flags(env.server), `--prefix=${prefix}`, '--blockSize=64k', '--size=4m', '--blockCacheSize=0', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
   const data = (await readFile(join(env.w.mnt, 'file'))).subarray(0, length);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
   return data;
@@ -59,9 +62,15 @@ const statOf = (text, name) => Number(new RegExp(`^${name}\\s+(\\d+)`, 'm').exec
 
 test('dirty blocks of a SIGKILLed upstream are recovered by ours', { skip: NEWEST_UPSTREAM_SKIP, timeout: 180000 }, async () => {
   const cf = join(env.w.root, 'from-upstream.cache');
-  const up = startUpstream(env.server, 'disk', env.w.mnt, ['--prefix=a/', ...geometry, `--blockCacheFile=${cf}`, '--blockCacheWriteDelay=600000'], {
-    bin: NEWEST_UPSTREAM_BIN,
-  });
+  const up = startUpstream(
+    env.server,
+    'disk',
+    env.w.mnt,
+    ['--prefix=a/', ...geometry, `--blockCacheFile=${cf}`, '--blockCacheWriteDelay=600000'],
+    {
+      bin: NEWEST_UPSTREAM_BIN,
+    },
+  );
   await up.ready;
   const { model, writes } = dirtyWrites();
   const writer = await holdWriter(join(env.w.mnt, 'file'), writes, env.w.root);
@@ -72,7 +81,10 @@ test('dirty blocks of a SIGKILLed upstream are recovered by ours', { skip: NEWES
   assert.deepEqual([report.dirty, report.dirtyRanges], [3, ['1-3']], 'upstream left three dirty entries');
   assert.notEqual(report.mountToken, '00000000');
 
-  const m = await startMount([...s3Flags(env.server), '--prefix=a/', ...geometry, `--blockCacheFile=${cf}`, '--blockCacheRecoverDirtyBlocks', 'disk', env.w.mnt], env.w.mnt);
+  const m = await startMount(
+    [...s3Flags(env.server), '--prefix=a/', ...geometry, `--blockCacheFile=${cf}`, '--blockCacheRecoverDirtyBlocks', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
   assert.match(m.stderr(), /taking over/);
   assert.match(m.stderr(), /3 dirty blocks to upload/);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
@@ -81,16 +93,25 @@ test('dirty blocks of a SIGKILLed upstream are recovered by ours', { skip: NEWES
 
 test('dirty blocks of a SIGKILLed ours are recovered by upstream', { skip: NEWEST_UPSTREAM_SKIP, timeout: 180000 }, async () => {
   const cf = join(env.w.root, 'from-ours.cache');
-  const m = await startMount([...s3Flags(env.server), '--prefix=b/', ...geometry, `--blockCacheFile=${cf}`, '--blockCacheWriteDelay=600000', 'disk', env.w.mnt], env.w.mnt);
+  const m = await startMount(
+    [...s3Flags(env.server), '--prefix=b/', ...geometry, `--blockCacheFile=${cf}`, '--blockCacheWriteDelay=600000', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
   const { model, writes } = dirtyWrites();
   const writer = await holdWriter(join(env.w.mnt, 'file'), writes, env.w.root);
   await writer.written;
   await crash(m.child, m.exited, writer);
   assert.deepEqual((await inspect(cf)).dirtyRanges, ['1-3']);
 
-  const up = startUpstream(env.server, 'disk', env.w.mnt, ['--prefix=b/', ...geometry, `--blockCacheFile=${cf}`, '--blockCacheRecoverDirtyBlocks'], {
-    bin: NEWEST_UPSTREAM_BIN,
-  });
+  const up = startUpstream(
+    env.server,
+    'disk',
+    env.w.mnt,
+    ['--prefix=b/', ...geometry, `--blockCacheFile=${cf}`, '--blockCacheRecoverDirtyBlocks'],
+    {
+      bin: NEWEST_UPSTREAM_BIN,
+    },
+  );
   await up.ready;
   assert.match(up.output(), /3 dirty blocks in cache file .* will be recovered/);
   assert.equal((await stopUpstream(up)).code, 0, up.output());
@@ -98,61 +119,90 @@ test('dirty blocks of a SIGKILLed ours are recovered by upstream', { skip: NEWES
   assert.equal((await inspect(cf)).mountToken, '00000000', "upstream's clean unmount clears the file's token");
 });
 
-test('clean slots written by one program are verified and reused by the other', { skip: NEWEST_UPSTREAM_SKIP, timeout: 180000 }, async () => {
-  const data = randomBytes(4 * BS);
-  const flags = ['--prefix=c/', ...geometry, '--readAhead=0'];
-  // Ours writes four blocks and unmounts cleanly: their slots are clean, with S3's ETags.
-  const cf = join(env.w.root, 'clean.cache');
-  let m = await startMount([...s3Flags(env.server), ...flags, `--blockCacheFile=${cf}`, 'disk', env.w.mnt], env.w.mnt);
-  await writeInto(data, 'clean.bin');
-  assert.deepEqual(await m.stop(), { code: 0, signal: null });
-  assert.equal((await inspect(cf)).clean, 4);
+test(
+  'clean slots written by one program are verified and reused by the other',
+  { skip: NEWEST_UPSTREAM_SKIP, timeout: 180000 },
+  async () => {
+    const data = randomBytes(4 * BS);
+    const flags = ['--prefix=c/', ...geometry, '--readAhead=0'];
+    // Ours writes four blocks and unmounts cleanly: their slots are clean, with S3's ETags.
+    const cf = join(env.w.root, 'clean.cache');
+    let m = await startMount([...s3Flags(env.server), ...flags, `--blockCacheFile=${cf}`, 'disk', env.w.mnt], env.w.mnt);
+    await writeInto(data, 'clean.bin');
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+    assert.equal((await inspect(cf)).clean, 4);
 
-  // Upstream reads them through the same file: verified by ETag (304), none downloaded again.
-  let up = startUpstream(env.server, 'disk', env.w.mnt, [...flags, `--blockCacheFile=${cf}`], { bin: NEWEST_UPSTREAM_BIN });
-  await up.ready;
-  await run('dd', [`if=${join(env.w.mnt, 'file')}`, `of=${join(env.w.root, 'up-read.bin')}`, 'bs=64k', 'count=4', 'iflag=direct', 'status=none']);
-  assert.ok((await readFile(join(env.w.root, 'up-read.bin'))).equals(data));
-  let stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
-  assert.equal(statOf(stats, 'block_cache_verified'), 4, stats);
-  assert.equal(statOf(stats, 'block_cache_mismatch'), 0, stats);
-  assert.equal((await stopUpstream(up)).code, 0, up.output());
+    // Upstream reads them through the same file: verified by ETag (304), none downloaded again.
+    let up = startUpstream(env.server, 'disk', env.w.mnt, [...flags, `--blockCacheFile=${cf}`], { bin: NEWEST_UPSTREAM_BIN });
+    await up.ready;
+    await run('dd', [
+      `if=${join(env.w.mnt, 'file')}`,
+      `of=${join(env.w.root, 'up-read.bin')}`,
+      'bs=64k',
+      'count=4',
+      'iflag=direct',
+      'status=none',
+    ]);
+    assert.ok((await readFile(join(env.w.root, 'up-read.bin'))).equals(data));
+    let stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
+    assert.equal(statOf(stats, 'block_cache_verified'), 4, stats);
+    assert.equal(statOf(stats, 'block_cache_mismatch'), 0, stats);
+    assert.equal((await stopUpstream(up)).code, 0, up.output());
 
-  // The other way: upstream writes through a fresh file, then ours reuses its slots.
-  const ucf = join(env.w.root, 'clean-up.cache');
-  const other = randomBytes(4 * BS);
-  up = startUpstream(env.server, 'disk', env.w.mnt, [...flags, `--blockCacheFile=${ucf}`], { bin: NEWEST_UPSTREAM_BIN });
-  await up.ready;
-  await writeInto(other, 'other.bin');
-  assert.equal((await stopUpstream(up)).code, 0, up.output());
-  assert.equal((await inspect(ucf)).clean, 4);
-  m = await startMount([...s3Flags(env.server), ...flags, `--blockCacheFile=${ucf}`, 'disk', env.w.mnt], env.w.mnt);
-  assert.match(m.stderr(), /4 clean blocks reused \(4 verified, 0 refreshed\)/);
-  assert.doesNotMatch(m.stderr(), /did not match their checksum/);
-  stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
-  assert.equal(statOf(stats, 'http_verified'), 4, 'four 304s: no block downloaded again');
-  await run('dd', [`if=${join(env.w.mnt, 'file')}`, `of=${join(env.w.root, 'ours-read.bin')}`, 'bs=64k', 'count=4', 'iflag=direct', 'status=none']);
-  assert.ok((await readFile(join(env.w.root, 'ours-read.bin'))).equals(other));
-  stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
-  assert.equal(statOf(stats, 'block_cache_read_misses'), 0, 'every read served from the reused slots');
-  assert.deepEqual(await m.stop(), { code: 0, signal: null });
-});
+    // The other way: upstream writes through a fresh file, then ours reuses its slots.
+    const ucf = join(env.w.root, 'clean-up.cache');
+    const other = randomBytes(4 * BS);
+    up = startUpstream(env.server, 'disk', env.w.mnt, [...flags, `--blockCacheFile=${ucf}`], { bin: NEWEST_UPSTREAM_BIN });
+    await up.ready;
+    await writeInto(other, 'other.bin');
+    assert.equal((await stopUpstream(up)).code, 0, up.output());
+    assert.equal((await inspect(ucf)).clean, 4);
+    m = await startMount([...s3Flags(env.server), ...flags, `--blockCacheFile=${ucf}`, 'disk', env.w.mnt], env.w.mnt);
+    assert.match(m.stderr(), /4 clean blocks reused \(4 verified, 0 refreshed\)/);
+    assert.doesNotMatch(m.stderr(), /did not match their checksum/);
+    stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
+    assert.equal(statOf(stats, 'http_verified'), 4, 'four 304s: no block downloaded again');
+    await run('dd', [
+      `if=${join(env.w.mnt, 'file')}`,
+      `of=${join(env.w.root, 'ours-read.bin')}`,
+      'bs=64k',
+      'count=4',
+      'iflag=direct',
+      'status=none',
+    ]);
+    assert.ok((await readFile(join(env.w.root, 'ours-read.bin'))).equals(other));
+    stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
+    assert.equal(statOf(stats, 'block_cache_read_misses'), 0, 'every read served from the reused slots');
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  },
+);
 
-test("Debian's 1.5.4 cache file opens in ours, its clean slots verified", { skip: existsSync(UPSTREAM_BIN) ? false : `${UPSTREAM_BIN} is not installed`, timeout: 180000 }, async () => {
-  const cf = join(env.w.root, 'debian.cache');
-  const flags = ['--prefix=d/', ...geometry, '--readAhead=0'];
-  const data = randomBytes(2 * BS);
-  const up = startUpstream(env.server, 'disk', env.w.mnt, [...flags, `--blockCacheFile=${cf}`]);
-  await up.ready;
-  await writeInto(data, 'debian.bin');
-  assert.equal((await stopUpstream(up)).code, 0, up.output());
-  const report = await inspect(cf);
-  assert.equal(report.format, 'dcache', '1.5.4 writes the current format');
-  assert.equal(report.clean, 2);
+test(
+  "Debian's 1.5.4 cache file opens in ours, its clean slots verified",
+  { skip: existsSync(UPSTREAM_BIN) ? false : `${UPSTREAM_BIN} is not installed`, timeout: 180000 },
+  async () => {
+    const cf = join(env.w.root, 'debian.cache');
+    const flags = ['--prefix=d/', ...geometry, '--readAhead=0'];
+    const data = randomBytes(2 * BS);
+    const up = startUpstream(env.server, 'disk', env.w.mnt, [...flags, `--blockCacheFile=${cf}`]);
+    await up.ready;
+    await writeInto(data, 'debian.bin');
+    assert.equal((await stopUpstream(up)).code, 0, up.output());
+    const report = await inspect(cf);
+    assert.equal(report.format, 'dcache', '1.5.4 writes the current format');
+    assert.equal(report.clean, 2);
 
-  const m = await startMount([...s3Flags(env.server), ...flags, `--blockCacheFile=${cf}`, 'disk', env.w.mnt], env.w.mnt);
-  assert.match(m.stderr(), /2 clean blocks reused \(2 verified, 0 refreshed\)/);
-  await run('dd', [`if=${join(env.w.mnt, 'file')}`, `of=${join(env.w.root, 'debian-read.bin')}`, 'bs=64k', 'count=2', 'iflag=direct', 'status=none']);
-  assert.ok((await readFile(join(env.w.root, 'debian-read.bin'))).equals(data));
-  assert.deepEqual(await m.stop(), { code: 0, signal: null });
-});
+    const m = await startMount([...s3Flags(env.server), ...flags, `--blockCacheFile=${cf}`, 'disk', env.w.mnt], env.w.mnt);
+    assert.match(m.stderr(), /2 clean blocks reused \(2 verified, 0 refreshed\)/);
+    await run('dd', [
+      `if=${join(env.w.mnt, 'file')}`,
+      `of=${join(env.w.root, 'debian-read.bin')}`,
+      'bs=64k',
+      'count=2',
+      'iflag=direct',
+      'status=none',
+    ]);
+    assert.ok((await readFile(join(env.w.root, 'debian-read.bin'))).equals(data));
+    assert.deepEqual(await m.stop(), { code: 0, signal: null });
+  },
+);

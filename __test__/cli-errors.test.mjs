@@ -60,7 +60,10 @@ test('missing bucket, rejected credentials, unreachable endpoint', { timeout: 60
   );
   assert.ok(Date.now() - started < 20000, `gave up within the retry budget: ${res.stderr}`);
   // A name that does not resolve (.invalid never does).
-  await refused(['--baseURL=http://no-such-host.invalid/', '--accessId=a', '--accessKey=b', ...quick, '--size=1m', 'disk', env.w.mnt], /cannot reach bucket disk .*ENOTFOUND/);
+  await refused(
+    ['--baseURL=http://no-such-host.invalid/', '--accessId=a', '--accessKey=b', ...quick, '--size=1m', 'disk', env.w.mnt],
+    /cannot reach bucket disk .*ENOTFOUND/,
+  );
 });
 
 test('a set mounted flag refuses the mount until --force or --reset-mounted-flag', { timeout: 120000 }, async () => {
@@ -93,56 +96,61 @@ test('--help and --version', async () => {
   assert.match(version.stdout, /^s3backer version \d+\.\d+\.\d+/);
 });
 
-test('a table of bad values and malformed config files: each a one-line reason and exit 1, nothing mounted', { timeout: 120000 }, async () => {
-  const base = [...s3Flags(env.server), '--size=1m'];
-  const cfg = async (name, text) => {
-    const file = join(env.w.root, name);
-    await writeFile(file, text);
-    return file;
-  };
-  const loop = join(env.w.root, 'loop.conf');
-  await writeFile(loop, `--configFile=${loop}\n`);
-  const table = [
-    [['--blockSize=0'], /block size/i],
-    [['--blockSize=-4k'], /size/i],
-    [['--blockSize=4x'], /size/i],
-    [['--size=1q'], /size/i],
-    [['--size='], /size/i],
-    [['--blockCacheSize=-1'], /blockCacheSize/],
-    [['--blockCacheSize=many'], /blockCacheSize/],
-    [['--blockCacheThreads=0'], /blockCacheThreads/],
-    [['--blockCacheMaxDirty=5000'], /cannot exceed --blockCacheSize/],
-    [['--timeout=0'], /timeout/],
-    [['--initialRetryPause=500', '--maxRetryPause=100'], /--maxRetryPause must be at least --initialRetryPause/],
-    [['--readAheadTrigger=0'], /readAheadTrigger/],
-    [['--fileMode=999'], /fileMode/],
-    [['--fileMode=rw'], /fileMode/],
-    [['--compress=lzma'], /compress/i],
-    [['--encrypt=DES'], /cipher "DES" is not supported/],
-    [['--password=x'], /without --encrypt/],
-    [['--encrypt', '--password=x', `--passwordFile=${join(env.w.root, 'missing')}`], /cannot be combined/],
-    [['--encrypt', `--passwordFile=${join(env.w.root, 'missing')}`], /cannot read --passwordFile/],
-    [['--md5CacheTime=5'], /need the guard on/],
-    [['--baseURL=ftp://x/'], /baseURL/i],
-    [['--baseURL=not a url'], /baseURL/i],
-    [['--storageClass=CHEAP'], /storage ?class/i],
-    [['--accessFile=/nonexistent/passwd'], /cannot read --accessFile/],
-    [['-o', 'max_read=1,2'], /FUSE option/],
-    [['-o', 'fsname=a b'], /FUSE option|cannot be passed on/],
-    [[`--configFile=${join(env.w.root, 'nope.conf')}`], /configFile|nope\.conf/],
-    [[`--configFile=${loop}`], /too many levels of --configFile nesting/],
-    [['-F', await cfg('unknown.conf', '# comment\n--frobnicate\n')], /unknown option/],
-    [['-F', await cfg('badvalue.conf', '--blockSize=3k\n')], /not a power of two/],
-  ];
-  for (const [args, pattern] of table) {
-    // The table's own value of a flag replaces the base's; an access file replaces the keys.
-    const replaced = (a) => args.some((x) => x.split('=')[0] === a.split('=')[0] || (x.startsWith('--accessFile=') && /^--access(Id|Key)=/.test(a)));
-    const res = await runCli(['-f', ...base.filter((a) => !replaced(a)), ...args, 'disk', env.w.mnt]);
-    assert.equal(res.code, 1, `${args.join(' ')}: exit code; stderr: ${res.stderr}`);
-    assert.match(res.stderr, pattern, args.join(' '));
-    assert.match(res.stderr, /^s3backer: /, args.join(' '));
-    assert.ok(!res.stderr.includes('    at '), `${args.join(' ')}: no stack trace`);
-  }
-  assert.equal(await isMounted(env.w.mnt), false, 'nothing mounted');
-  assert.equal(await headObject(env.server, 'disk', 's3backer-mounted'), null, 'no mounted flag');
-});
+test(
+  'a table of bad values and malformed config files: each a one-line reason and exit 1, nothing mounted',
+  { timeout: 120000 },
+  async () => {
+    const base = [...s3Flags(env.server), '--size=1m'];
+    const cfg = async (name, text) => {
+      const file = join(env.w.root, name);
+      await writeFile(file, text);
+      return file;
+    };
+    const loop = join(env.w.root, 'loop.conf');
+    await writeFile(loop, `--configFile=${loop}\n`);
+    const table = [
+      [['--blockSize=0'], /block size/i],
+      [['--blockSize=-4k'], /size/i],
+      [['--blockSize=4x'], /size/i],
+      [['--size=1q'], /size/i],
+      [['--size='], /size/i],
+      [['--blockCacheSize=-1'], /blockCacheSize/],
+      [['--blockCacheSize=many'], /blockCacheSize/],
+      [['--blockCacheThreads=0'], /blockCacheThreads/],
+      [['--blockCacheMaxDirty=5000'], /cannot exceed --blockCacheSize/],
+      [['--timeout=0'], /timeout/],
+      [['--initialRetryPause=500', '--maxRetryPause=100'], /--maxRetryPause must be at least --initialRetryPause/],
+      [['--readAheadTrigger=0'], /readAheadTrigger/],
+      [['--fileMode=999'], /fileMode/],
+      [['--fileMode=rw'], /fileMode/],
+      [['--compress=lzma'], /compress/i],
+      [['--encrypt=DES'], /cipher "DES" is not supported/],
+      [['--password=x'], /without --encrypt/],
+      [['--encrypt', '--password=x', `--passwordFile=${join(env.w.root, 'missing')}`], /cannot be combined/],
+      [['--encrypt', `--passwordFile=${join(env.w.root, 'missing')}`], /cannot read --passwordFile/],
+      [['--md5CacheTime=5'], /need the guard on/],
+      [['--baseURL=ftp://x/'], /baseURL/i],
+      [['--baseURL=not a url'], /baseURL/i],
+      [['--storageClass=CHEAP'], /storage ?class/i],
+      [['--accessFile=/nonexistent/passwd'], /cannot read --accessFile/],
+      [['-o', 'max_read=1,2'], /FUSE option/],
+      [['-o', 'fsname=a b'], /FUSE option|cannot be passed on/],
+      [[`--configFile=${join(env.w.root, 'nope.conf')}`], /configFile|nope\.conf/],
+      [[`--configFile=${loop}`], /too many levels of --configFile nesting/],
+      [['-F', await cfg('unknown.conf', '# comment\n--frobnicate\n')], /unknown option/],
+      [['-F', await cfg('badvalue.conf', '--blockSize=3k\n')], /not a power of two/],
+    ];
+    for (const [args, pattern] of table) {
+      // The table's own value of a flag replaces the base's; an access file replaces the keys.
+      const replaced = (a) =>
+        args.some((x) => x.split('=')[0] === a.split('=')[0] || (x.startsWith('--accessFile=') && /^--access(Id|Key)=/.test(a)));
+      const res = await runCli(['-f', ...base.filter((a) => !replaced(a)), ...args, 'disk', env.w.mnt]);
+      assert.equal(res.code, 1, `${args.join(' ')}: exit code; stderr: ${res.stderr}`);
+      assert.match(res.stderr, pattern, args.join(' '));
+      assert.match(res.stderr, /^s3backer: /, args.join(' '));
+      assert.ok(!res.stderr.includes('    at '), `${args.join(' ')}: no stack trace`);
+    }
+    assert.equal(await isMounted(env.w.mnt), false, 'nothing mounted');
+    assert.equal(await headObject(env.server, 'disk', 's3backer-mounted'), null, 'no mounted flag');
+  },
+);

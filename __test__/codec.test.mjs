@@ -48,7 +48,10 @@ test('the codec round-trips and refuses what it cannot trust', async () => {
   tampered[0] ^= 1;
   await assert.rejects(codec.decode(1, tampered, e.contentEncoding, e.hmac), /HMAC mismatch/);
   // An encoding nobody wrote is refused, never passed through as data.
-  await assert.rejects(createBlockCodec({ blockSize: 4096, compression: 'deflate' }).decode(1, Buffer.from('abcd'), 'x-unknown', null), /x-unknown/);
+  await assert.rejects(
+    createBlockCodec({ blockSize: 4096, compression: 'deflate' }).decode(1, Buffer.from('abcd'), 'x-unknown', null),
+    /x-unknown/,
+  );
   await assert.rejects(codec.decode(1, Buffer.from('abcd'), 'deflate', null), /not encrypted, but encryption is configured/);
   assert.throws(() => createBlockCodec({ blockSize: 4096, cipher: 'DES-CBC', password: 'x' }), /not supported/);
 });
@@ -71,7 +74,10 @@ async function writeModel(file, model) {
 for (const upstream of UPSTREAM_BUILDS) {
   // A prefix per build: the salt (bucket/prefix) and the keys stay apart.
   const tag = upstream.bin === UPSTREAM_BIN ? 'debian' : 'newest';
-  for (const [name, flags] of [['--compress', ['--compress']], ['--encrypt --passwordFile', ['--encrypt', null]]]) {
+  for (const [name, flags] of [
+    ['--compress', ['--compress']],
+    ['--encrypt --passwordFile', ['--encrypt', null]],
+  ]) {
     const bucketSuffix = name === '--compress' ? 'z' : 'e';
     const args = () => [`--prefix=${tag}/`, ...flags.map((f) => f ?? `--passwordFile=${passwordFile}`)];
 

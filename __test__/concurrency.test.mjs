@@ -81,7 +81,9 @@ test('concurrent writers and readers on shared blocks: the stored result equals 
   const model = Buffer.alloc(REGION);
   try {
     const readers = Array.from({ length: READERS }, () => child(readerScript, [file]));
-    const writers = await Promise.all(Array.from({ length: WRITERS }, (_, k) => child(writerScript, [file, String(k), String(WRITERS), '400']).done));
+    const writers = await Promise.all(
+      Array.from({ length: WRITERS }, (_, k) => child(writerScript, [file, String(k), String(WRITERS), '400']).done),
+    );
     for (const r of readers) r.proc.kill('SIGTERM');
     const readResults = await Promise.all(readers.map((r) => r.done));
     for (const r of readResults) {

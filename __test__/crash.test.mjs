@@ -39,7 +39,16 @@ for (let i = 0; ; i++) {
 
 async function crashRound(label, extraFlags, recoverFlags) {
   const prefix = `${label}/`;
-  const flags = [`--baseURL=${env.proxy.endpoint}/`, '--accessId=S3RVER', '--accessKey=S3RVER', `--prefix=${prefix}`, '--blockSize=4k', '--size=64m', '--blockCacheSize=256', ...extraFlags];
+  const flags = [
+    `--baseURL=${env.proxy.endpoint}/`,
+    '--accessId=S3RVER',
+    '--accessKey=S3RVER',
+    `--prefix=${prefix}`,
+    '--blockSize=4k',
+    '--size=64m',
+    '--blockCacheSize=256',
+    ...extraFlags,
+  ];
   const data = join(env.w.root, `${label}-data`);
   await mkdir(data, { recursive: true });
   let m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
@@ -55,7 +64,10 @@ async function crashRound(label, extraFlags, recoverFlags) {
   await sleep(randomInt(100, 1500));
   m.child.kill('SIGKILL');
   await m.exited;
-  const synced = out.split('\n').filter((l) => l.includes(' ')).map((l) => l.split(' '));
+  const synced = out
+    .split('\n')
+    .filter((l) => l.includes(' '))
+    .map((l) => l.split(' '));
   writer.kill('SIGKILL');
   await run('umount', ['-l', data]).catch(() => {});
   await run('umount', ['-l', env.w.mnt]).catch(() => {});
@@ -65,13 +77,18 @@ async function crashRound(label, extraFlags, recoverFlags) {
   // Remount: the flag a crash left is taken over (--force, or the cache file's own token).
   m = await startMount([...flags, ...recoverFlags, 'disk', env.w.mnt], env.w.mnt);
   try {
-    await run('mount', ['-o', 'loop', image, data]).catch((err) => { throw new Error(err.message + m.stderr()); }); // replays the journal
+    await run('mount', ['-o', 'loop', image, data]).catch((err) => {
+      throw new Error(err.message + m.stderr());
+    }); // replays the journal
     for (const [name, sha] of synced) {
       const content = await readFile(join(data, name));
       assert.equal(createHash('sha256').update(content).digest('hex'), sha, `${label}: ${name} intact`);
     }
     await run('umount', [data]);
-    const fsck = await run('e2fsck', ['-fn', image]).then(() => 0, (err) => err.code);
+    const fsck = await run('e2fsck', ['-fn', image]).then(
+      () => 0,
+      (err) => err.code,
+    );
     assert.equal(fsck, 0, `${label}: e2fsck finds the filesystem clean`);
   } finally {
     await run('umount', [data]).catch(() => {});
@@ -80,13 +97,21 @@ async function crashRound(label, extraFlags, recoverFlags) {
   return synced.length;
 }
 
-test('SIGKILL during fsync-heavy ext4 writes, no cache file: clean after journal replay, every fsync\'d file present', { timeout: 240000 }, async () => {
-  for (let round = 0; round < 2; round++) await crashRound(`mem${round}`, [], ['--force']);
-});
+test(
+  "SIGKILL during fsync-heavy ext4 writes, no cache file: clean after journal replay, every fsync'd file present",
+  { timeout: 240000 },
+  async () => {
+    for (let round = 0; round < 2; round++) await crashRound(`mem${round}`, [], ['--force']);
+  },
+);
 
-test('SIGKILL during fsync-heavy ext4 writes, with a cache file: recovered from the file, clean, every fsync\'d file present', { timeout: 240000 }, async () => {
-  for (let round = 0; round < 2; round++) {
-    const cf = join(env.w.root, `crash${round}.cache`);
-    await crashRound(`file${round}`, [`--blockCacheFile=${cf}`, '--blockCacheWriteDelay=2000'], ['--blockCacheRecoverDirtyBlocks']);
-  }
-});
+test(
+  "SIGKILL during fsync-heavy ext4 writes, with a cache file: recovered from the file, clean, every fsync'd file present",
+  { timeout: 240000 },
+  async () => {
+    for (let round = 0; round < 2; round++) {
+      const cf = join(env.w.root, `crash${round}.cache`);
+      await crashRound(`file${round}`, [`--blockCacheFile=${cf}`, '--blockCacheWriteDelay=2000'], ['--blockCacheRecoverDirtyBlocks']);
+    }
+  },
+);

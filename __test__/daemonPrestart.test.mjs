@@ -50,38 +50,49 @@ test('the guess from the raw arguments: a mount without -f, -d or another mode, 
   }
 });
 
-test('without -f: the serving process started ahead gets the password asked on the terminal, and leaves when the flags are wrong', { timeout: 120000 }, async () => {
-  const w = await workdir('prestart');
-  const mark = `prestart-${process.pid}-${Date.now()}`;
-  const env = { ...process.env, S3BACKER_TEST_MARK: mark };
-  const disk = ['--test', '--encrypt', '--size=1m', '--blockSize=4k'];
-  try {
-    const asked = await answerOnTerminal([...disk, w.store, w.mnt], 'Password: ', 'sesame\r', { env });
-    assert.equal(asked.code, 0, asked.output);
-    assert.equal(await isMounted(w.mnt), true, 'mounted when the command returned');
-    const serving = await processesWith(mark);
-    assert.equal(serving.length, 1, 'one process serves the mount');
-    assert.ok(serving[0].includes('S3BACKER_DAEMON_WAIT=1'), 'and it was started ahead of the flags');
-    await writeFile(join(w.mnt, 'file'), Buffer.alloc(4096, 0x5a), { flag: 'r+' });
-    await run('umount', [w.mnt]);
-    await waitFor('the serving process to exit', async () => (await processesWith(mark)).length === 0);
-
-    // The blocks were encrypted with the password typed: a mount given it reads them back.
-    const m = await startMount([...disk, '--password=sesame', w.store, w.mnt], w.mnt);
+test(
+  'without -f: the serving process started ahead gets the password asked on the terminal, and leaves when the flags are wrong',
+  { timeout: 120000 },
+  async () => {
+    const w = await workdir('prestart');
+    const mark = `prestart-${process.pid}-${Date.now()}`;
+    const env = { ...process.env, S3BACKER_TEST_MARK: mark };
+    const disk = ['--test', '--encrypt', '--size=1m', '--blockSize=4k'];
     try {
-      assert.ok((await readFile(join(w.mnt, 'file'))).subarray(0, 4096).equals(Buffer.alloc(4096, 0x5a)));
-    } finally {
-      assert.equal((await m.stop()).code, 0);
-    }
+      const asked = await answerOnTerminal([...disk, w.store, w.mnt], 'Password: ', 'sesame\r', { env });
+      assert.equal(asked.code, 0, asked.output);
+      assert.equal(await isMounted(w.mnt), true, 'mounted when the command returned');
+      const serving = await processesWith(mark);
+      assert.equal(serving.length, 1, 'one process serves the mount');
+      assert.ok(serving[0].includes('S3BACKER_DAEMON_WAIT=1'), 'and it was started ahead of the flags');
+      await writeFile(join(w.mnt, 'file'), Buffer.alloc(4096, 0x5a), { flag: 'r+' });
+      await run('umount', [w.mnt]);
+      await waitFor('the serving process to exit', async () => (await processesWith(mark)).length === 0);
 
-    // A wrong flag: one message from the command, and no process left behind.
-    const bad = await runCli(['--test', '--size=1m', '--noSuchFlag', w.store, w.mnt], { env });
-    assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /noSuchFlag/);
-    assert.equal(bad.stderr.trim().split('\n').filter((l) => l.startsWith('s3backer:')).length, 1, bad.stderr);
-    await waitFor('the process started ahead to leave', async () => (await processesWith(mark)).length === 0, 5000);
-    assert.equal(await isMounted(w.mnt), false);
-  } finally {
-    await w.cleanup();
-  }
-});
+      // The blocks were encrypted with the password typed: a mount given it reads them back.
+      const m = await startMount([...disk, '--password=sesame', w.store, w.mnt], w.mnt);
+      try {
+        assert.ok((await readFile(join(w.mnt, 'file'))).subarray(0, 4096).equals(Buffer.alloc(4096, 0x5a)));
+      } finally {
+        assert.equal((await m.stop()).code, 0);
+      }
+
+      // A wrong flag: one message from the command, and no process left behind.
+      const bad = await runCli(['--test', '--size=1m', '--noSuchFlag', w.store, w.mnt], { env });
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /noSuchFlag/);
+      assert.equal(
+        bad.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('s3backer:')).length,
+        1,
+        bad.stderr,
+      );
+      await waitFor('the process started ahead to leave', async () => (await processesWith(mark)).length === 0, 5000);
+      assert.equal(await isMounted(w.mnt), false);
+    } finally {
+      await w.cleanup();
+    }
+  },
+);

@@ -12,10 +12,14 @@ import { startMount, workdir, run } from './helpers/ours.mjs';
 const env = useRecordedS3('cache', { before, after, workdir, startS3Server });
 
 const flags = () => [`--baseURL=${env.proxy.endpoint}/`, '--accessId=S3RVER', '--accessKey=S3RVER'];
-const blockPuts = (prefix) => env.proxy.requests.filter((r) => r.method === 'PUT' && r.key.startsWith(prefix) && !r.key.endsWith('mounted'));
+const blockPuts = (prefix) =>
+  env.proxy.requests.filter((r) => r.method === 'PUT' && r.key.startsWith(prefix) && !r.key.endsWith('mounted'));
 
 test('write-back: uploads run --blockCacheThreads at a time and fsync waits for them all', { timeout: 120000 }, async () => {
-  const m = await startMount([...flags(), '--prefix=wb/', '--blockSize=64k', '--size=8m', '--blockCacheThreads=3', 'disk', env.w.mnt], env.w.mnt);
+  const m = await startMount(
+    [...flags(), '--prefix=wb/', '--blockSize=64k', '--size=8m', '--blockCacheThreads=3', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
   try {
     env.proxy.clear();
     const data = randomBytes(2 << 20);
@@ -33,7 +37,10 @@ test('write-back: uploads run --blockCacheThreads at a time and fsync waits for 
     env.proxy.clear();
     const back = await readFile(join(env.w.mnt, 'file'));
     assert.ok(back.subarray(0, data.length).equals(data));
-    assert.equal(env.proxy.requests.filter((r) => r.method === 'GET' && r.key.startsWith('wb/') && parseInt(r.key.slice(3), 16) < 32).length, 0);
+    assert.equal(
+      env.proxy.requests.filter((r) => r.method === 'GET' && r.key.startsWith('wb/') && parseInt(r.key.slice(3), 16) < 32).length,
+      0,
+    );
     const stats = await readFile(join(env.w.mnt, 'stats'), 'utf8');
     assert.match(stats, /^block_cache_read_hits\s+[1-9]\d*$/m);
     assert.match(stats, /^block_cache_dirty_ratio\s+0\.00000000$/m);
@@ -43,7 +50,10 @@ test('write-back: uploads run --blockCacheThreads at a time and fsync waits for 
 });
 
 test('closing the file uploads everything still dirty, however long the write delay', { timeout: 120000 }, async () => {
-  const m = await startMount([...flags(), '--prefix=um/', '--blockSize=64k', '--size=4m', '--blockCacheWriteDelay=60000', 'disk', env.w.mnt], env.w.mnt);
+  const m = await startMount(
+    [...flags(), '--prefix=um/', '--blockSize=64k', '--size=4m', '--blockCacheWriteDelay=60000', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
   try {
     const data = randomBytes(1 << 20);
     const src = join(env.w.root, 'um.bin');

@@ -17,7 +17,6 @@ after(async () => {
   await server?.stop();
 });
 
-
 test('ext4 on S3: write, unmount, remount with auto-detection, verify, e2fsck clean', { timeout: 600000 }, async () => {
   const w = await workdir('s3');
   try {
@@ -65,7 +64,10 @@ test('ext4 on S3: write, unmount, remount with auto-detection, verify, e2fsck cl
     for (const key of keys.slice(0, 40)) {
       const obj = await getObject(server, 'disk', key);
       assert.equal(obj.body.length, 65536);
-      assert.ok(obj.body.some((b) => b !== 0), `${key} is not an all-zero block`);
+      assert.ok(
+        obj.body.some((b) => b !== 0),
+        `${key} is not an all-zero block`,
+      );
     }
 
     // New process, no geometry flags: block 0 tells the sizes. Read-ahead on (the default), and

@@ -35,7 +35,10 @@ test('--test mode: ext4 on the file survives a remount with auto-detected geomet
       assert.match(name, /^[0-9a-f]{8}$/);
       const body = await readFile(join(w.store, name));
       assert.equal(body.length, 16384);
-      assert.ok(body.some((b) => b !== 0), `stored block ${name} is not all zeros`);
+      assert.ok(
+        body.some((b) => b !== 0),
+        `stored block ${name} is not all zeros`,
+      );
     }
 
     // No --size or --blockSize: both come from block 0.
@@ -67,33 +70,40 @@ test('--test mode: ext4 on the file survives a remount with auto-detected geomet
   }
 });
 
-test('mkfs.ext4 writing 1 KiB pieces into 4 KiB blocks over a slow store: after a remount every byte it wrote is there, e2fsck clean', { timeout: 300000 }, async () => {
-  // Each piece after the first lands while the first one's upload fetches the rest of the block;
-  // a fetch that came back after the block was full once overwrote it with the store's old zeros.
-  const w = await workdir('pieces');
-  const flags = ['--test', '--test-delays', '--size=64m', '--blockSize=4k', '--blockCacheSize=256', '--blockCacheWriteDelay=0'];
-  const file = join(w.mnt, 'file');
-  try {
-    for (let round = 0; round < 3; round++) {
-      const store = join(w.root, `store${round}`); // empty: the fetch finds zeros, not mkfs's last run
-      await mkdir(store);
-      let m = await startMount([...flags, store, w.mnt], w.mnt);
-      await run('mkfs.ext4', ['-q', '-F', '-b', '1024', '-E', 'nodiscard', file]);
-      const head = await firstMiB(file); // the group descriptors and the resize inode's blocks
-      assert.deepEqual(await m.stop(), { code: 0, signal: null });
-      m = await startMount([...flags, store, w.mnt], w.mnt);
-      try {
-        assert.ok((await firstMiB(file)).equals(head), `round ${round}: the first MiB reads back after the remount`);
-        const fsck = await run('e2fsck', ['-fn', file]).then(() => 0, (err) => `${err.code}: ${err.stdout}`);
-        assert.equal(fsck, 0, `round ${round}: e2fsck finds the filesystem clean`);
-      } finally {
+test(
+  'mkfs.ext4 writing 1 KiB pieces into 4 KiB blocks over a slow store: after a remount every byte it wrote is there, e2fsck clean',
+  { timeout: 300000 },
+  async () => {
+    // Each piece after the first lands while the first one's upload fetches the rest of the block;
+    // a fetch that came back after the block was full once overwrote it with the store's old zeros.
+    const w = await workdir('pieces');
+    const flags = ['--test', '--test-delays', '--size=64m', '--blockSize=4k', '--blockCacheSize=256', '--blockCacheWriteDelay=0'];
+    const file = join(w.mnt, 'file');
+    try {
+      for (let round = 0; round < 3; round++) {
+        const store = join(w.root, `store${round}`); // empty: the fetch finds zeros, not mkfs's last run
+        await mkdir(store);
+        let m = await startMount([...flags, store, w.mnt], w.mnt);
+        await run('mkfs.ext4', ['-q', '-F', '-b', '1024', '-E', 'nodiscard', file]);
+        const head = await firstMiB(file); // the group descriptors and the resize inode's blocks
         assert.deepEqual(await m.stop(), { code: 0, signal: null });
+        m = await startMount([...flags, store, w.mnt], w.mnt);
+        try {
+          assert.ok((await firstMiB(file)).equals(head), `round ${round}: the first MiB reads back after the remount`);
+          const fsck = await run('e2fsck', ['-fn', file]).then(
+            () => 0,
+            (err) => `${err.code}: ${err.stdout}`,
+          );
+          assert.equal(fsck, 0, `round ${round}: e2fsck finds the filesystem clean`);
+        } finally {
+          assert.deepEqual(await m.stop(), { code: 0, signal: null });
+        }
       }
+    } finally {
+      await w.cleanup();
     }
-  } finally {
-    await w.cleanup();
-  }
-});
+  },
+);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function firstMiB(file) {
@@ -195,49 +205,57 @@ test('restoring a disk image with dd or cp (both open with O_TRUNC) works and re
   }
 });
 
-test('a mount that runs a few seconds leaves its code cache; the next start uses it and leaves it as it is', { timeout: 120000 }, async () => {
-  const w = await workdir('codecache');
-  const env = { ...process.env, XDG_CACHE_HOME: join(w.root, 'xdg') };
-  const cacheDir = join(w.root, 'xdg', 's3backer', 'code-cache');
-  const files = () => readdir(cacheDir).catch(() => []);
-  try {
-    // In the background, as users mount: the daemon's process is the one that lives long enough.
-    const res = await runCli(['--test', '--size=1m', w.store, w.mnt], { env });
-    assert.equal(res.code, 0, res.stderr);
-    await waitFor('the code cache', async () => (await files()).length === 1, 15000);
-    await run('umount', [w.mnt]);
-    await waitFor('the flag to clear', async () => !(await readdir(w.store)).includes('s3backer-mounted'));
-    const [name] = await files();
-    const made = (await stat(join(cacheDir, name))).mtimeMs;
+test(
+  'a mount that runs a few seconds leaves its code cache; the next start uses it and leaves it as it is',
+  { timeout: 120000 },
+  async () => {
+    const w = await workdir('codecache');
+    const env = { ...process.env, XDG_CACHE_HOME: join(w.root, 'xdg') };
+    const cacheDir = join(w.root, 'xdg', 's3backer', 'code-cache');
+    const files = () => readdir(cacheDir).catch(() => []);
+    try {
+      // In the background, as users mount: the daemon's process is the one that lives long enough.
+      const res = await runCli(['--test', '--size=1m', w.store, w.mnt], { env });
+      assert.equal(res.code, 0, res.stderr);
+      await waitFor('the code cache', async () => (await files()).length === 1, 15000);
+      await run('umount', [w.mnt]);
+      await waitFor('the flag to clear', async () => !(await readdir(w.store)).includes('s3backer-mounted'));
+      const [name] = await files();
+      const made = (await stat(join(cacheDir, name))).mtimeMs;
 
-    const m = await startMount(['--test', '--size=1m', w.store, w.mnt], w.mnt, { env });
-    const bytes = await readFile(join(w.mnt, 'file'));
-    assert.equal(bytes.length, 1 << 20);
-    await sleep(SAVE_AFTER_MS + 1000);
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    assert.deepEqual(await files(), [name]);
-    assert.equal((await stat(join(cacheDir, name))).mtimeMs, made, 'a start that used the cache does not write it again');
-  } finally {
-    await w.cleanup();
-  }
-});
+      const m = await startMount(['--test', '--size=1m', w.store, w.mnt], w.mnt, { env });
+      const bytes = await readFile(join(w.mnt, 'file'));
+      assert.equal(bytes.length, 1 << 20);
+      await sleep(SAVE_AFTER_MS + 1000);
+      assert.deepEqual(await m.stop(), { code: 0, signal: null });
+      assert.deepEqual(await files(), [name]);
+      assert.equal((await stat(join(cacheDir, name))).mtimeMs, made, 'a start that used the cache does not write it again');
+    } finally {
+      await w.cleanup();
+    }
+  },
+);
 
-test('zeros written over part of a block the store lacks send no delete; zeros over a stored block remove it', { timeout: 120000 }, async () => {
-  await withTestMount('zero-parts', ['--size=8m', '--blockSize=64k'], async (w) => {
-    const file = join(w.mnt, 'file');
-    const stats = async () => parseStatsFile(await readFile(join(w.mnt, 'stats'), 'utf8'));
-    // 4 KiB of zeros inside block 5, never written: fetched (absent), all zeros, nothing to delete.
-    await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=4096', 'seek=81', 'count=1', 'conv=notrunc,fsync', 'status=none']);
-    let s = await stats();
-    assert.equal(s.block_cache_zero_uploads_skipped, '1');
-    assert.equal(s.http_zero_blocks_written, '0', 'no delete sent');
-    // Block 6 stored, then its only data zeroed: the object goes.
-    await run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=4096', 'seek=97', 'count=1', 'conv=notrunc,fsync', 'status=none']);
-    assert.ok((await readdir(w.store)).includes('00000006'));
-    await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=4096', 'seek=97', 'count=1', 'conv=notrunc,fsync', 'status=none']);
-    s = await stats();
-    assert.equal(s.http_zero_blocks_written, '1', 'one delete, for the stored block');
-    assert.ok(!(await readdir(w.store)).includes('00000006'), 'its object is gone');
-    assert.ok(!(await readdir(w.store)).includes('00000005'));
-  });
-});
+test(
+  'zeros written over part of a block the store lacks send no delete; zeros over a stored block remove it',
+  { timeout: 120000 },
+  async () => {
+    await withTestMount('zero-parts', ['--size=8m', '--blockSize=64k'], async (w) => {
+      const file = join(w.mnt, 'file');
+      const stats = async () => parseStatsFile(await readFile(join(w.mnt, 'stats'), 'utf8'));
+      // 4 KiB of zeros inside block 5, never written: fetched (absent), all zeros, nothing to delete.
+      await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=4096', 'seek=81', 'count=1', 'conv=notrunc,fsync', 'status=none']);
+      let s = await stats();
+      assert.equal(s.block_cache_zero_uploads_skipped, '1');
+      assert.equal(s.http_zero_blocks_written, '0', 'no delete sent');
+      // Block 6 stored, then its only data zeroed: the object goes.
+      await run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=4096', 'seek=97', 'count=1', 'conv=notrunc,fsync', 'status=none']);
+      assert.ok((await readdir(w.store)).includes('00000006'));
+      await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=4096', 'seek=97', 'count=1', 'conv=notrunc,fsync', 'status=none']);
+      s = await stats();
+      assert.equal(s.http_zero_blocks_written, '1', 'one delete, for the stored block');
+      assert.ok(!(await readdir(w.store)).includes('00000006'), 'its object is gone');
+      assert.ok(!(await readdir(w.store)).includes('00000005'));
+    });
+  },
+);

@@ -12,7 +12,15 @@ import { startMount, workdir, run, runCli } from './helpers/ours.mjs';
 const env = useRecordedS3('ec', { before, after, workdir, startS3Server });
 
 const BS = 65536;
-const base = (prefix) => [`--baseURL=${env.proxy.endpoint}/`, '--accessId=S3RVER', '--accessKey=S3RVER', `--prefix=${prefix}`, '--blockSize=64k', '--size=1m', '--blockCacheSize=0'];
+const base = (prefix) => [
+  `--baseURL=${env.proxy.endpoint}/`,
+  '--accessId=S3RVER',
+  '--accessKey=S3RVER',
+  `--prefix=${prefix}`,
+  '--blockSize=64k',
+  '--size=1m',
+  '--blockCacheSize=0',
+];
 
 async function writeBlock(file, n, data) {
   const src = join(env.w.root, `b${n}.bin`);
@@ -49,7 +57,12 @@ test('without the guard, a stale endpoint hands back the old block', { timeout: 
 });
 
 test('with --md5CacheSize, stale answers are rejected and retried until the new data comes', { timeout: 60000 }, async () => {
-  const { read, v2, stats } = await staleScenario('guard/', ['--md5CacheSize=100', '--md5CacheTime=10000', '--minWriteDelay=0', '--initialRetryPause=20']);
+  const { read, v2, stats } = await staleScenario('guard/', [
+    '--md5CacheSize=100',
+    '--md5CacheTime=10000',
+    '--minWriteDelay=0',
+    '--initialRetryPause=20',
+  ]);
   assert.ok(read.equals(v2), 'the current data, not the stale one');
   assert.match(stats, /^md5_cache_stale_reads\s+2$/m);
   assert.match(stats, /^md5_cache_current_size\s+1 blocks$/m);

@@ -30,7 +30,11 @@ async function writeAt(w, file, offset, data) {
 /** Random data in some places, zeros written over data in another, untouched elsewhere. */
 async function writePattern(w, file) {
   const model = Buffer.alloc(SIZE);
-  for (const [offset, length] of [[0, 300 * 1024], [1 << 20, 2 << 20], [SIZE - 64 * 1024, 64 * 1024]]) {
+  for (const [offset, length] of [
+    [0, 300 * 1024],
+    [1 << 20, 2 << 20],
+    [SIZE - 64 * 1024, 64 * 1024],
+  ]) {
     const data = randomBytes(length);
     data.copy(model, offset);
     await writeAt(w, file, offset, data);
@@ -63,7 +67,10 @@ for (const upstream of UPSTREAM_BUILDS) {
   test(`a bucket written by ours reads back identically through ${upstream.name}`, { skip, timeout: 300000 }, async () => {
     const w = await workdir('interop-ours');
     try {
-      const ours = await startMount([...s3Flags(server), `--prefix=${tag}-ours/`, '--blockSize=64k', `--size=${SIZE}`, 'interop', w.mnt], w.mnt);
+      const ours = await startMount(
+        [...s3Flags(server), `--prefix=${tag}-ours/`, '--blockSize=64k', `--size=${SIZE}`, 'interop', w.mnt],
+        w.mnt,
+      );
       const model = await writePattern(w, join(w.mnt, 'file'));
       assert.deepEqual(await ours.stop(), { code: 0, signal: null });
 

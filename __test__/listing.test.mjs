@@ -12,7 +12,16 @@ import { useRecordedS3 } from './helpers/recordingProxy.mjs';
 import * as io from './helpers/blockIO.mjs';
 import { holdWriter } from './helpers/holdWriter.mjs';
 import { startMount, runCli, workdir, run, isMounted, unstamped } from './helpers/ours.mjs';
-import { LIST_REQUEST, listRequests, mostAtOnce, startAfterOf, statsNow, waitForListing, waitForLog, waitUntil } from './helpers/listing.mjs';
+import {
+  LIST_REQUEST,
+  listRequests,
+  mostAtOnce,
+  startAfterOf,
+  statsNow,
+  waitForListing,
+  waitForLog,
+  waitUntil,
+} from './helpers/listing.mjs';
 
 const require = createRequire(import.meta.url);
 const { blockHash, hex8 } = require('../dist/format/blockNames.js');
@@ -29,7 +38,8 @@ const writeBlock = (n, data) => io.writeAt(env.w.root, file(), n * BS, data, { b
 const readBlock = (n) => io.readAt(env.w.root, file(), n * BS, BS, { bs: BS });
 const ZERO = Buffer.alloc(BS);
 const blockKey = (prefix, n, hashed = false) => `${prefix}${hashed ? `${hex8(blockHash(n))}-` : ''}${hex8(n)}`;
-const listOnly = (prefix, startAfter) => new RegExp(`^GET /disk/?\\?(.*&)?list-type=2.*start-after=${encodeURIComponent(prefix + startAfter)}(&|$)`);
+const listOnly = (prefix, startAfter) =>
+  new RegExp(`^GET /disk/?\\?(.*&)?list-type=2.*start-after=${encodeURIComponent(prefix + startAfter)}(&|$)`);
 
 /** Stores each block straight into s3rver (no mount, no proxy); returns block number -> data. */
 async function seed(prefix, blocks, hashed = false) {
@@ -59,7 +69,10 @@ test('the mount is served while a slow listing runs, and nothing written meanwhi
   // blocks in between is missing from it.
   p.inject('slow', { only: listOnly(prefix, '0000002f'), delayMs: 8000 });
   p.clear();
-  const m = await startMount([...via(p), `--prefix=${prefix}`, ...geometry(N), '--listBlocks', '--listBlocksThreads=4', 'disk', env.w.mnt], env.w.mnt);
+  const m = await startMount(
+    [...via(p), `--prefix=${prefix}`, ...geometry(N), '--listBlocks', '--listBlocksThreads=4', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
   try {
     // The first three ranges are learned as they end (15 zero blocks each), the last still runs.
     const early = await waitUntil('three ranges learned', async () => {
@@ -105,88 +118,119 @@ async function seedJunk(prefix, hashed, numBlocks) {
 }
 
 for (const hashed of [false, true]) {
-  test(`N listers run side by side over disjoint ranges${hashed ? ' of the hash space' : ''} and find what one lister finds`, { timeout: 180000 }, async () => {
-    const p = env.proxy;
-    const prefix = hashed ? 'parh/' : 'par/';
-    const N = 256;
-    const stored = [0, 2, 63, 64, 100, 127, 128, 129, 191, 192, 200, 254, 255, ...Array.from({ length: 30 }, (_, i) => 3 + i * 8)];
-    const model = await seed(prefix, stored, hashed);
-    await seedJunk(prefix, hashed, N);
-    const expectedKeys = [...model.keys()].map((n) => blockKey(prefix, n, hashed)).sort();
-    const base = [...via(p), `--prefix=${prefix}`, ...geometry(N), ...(hashed ? ['--blockHashPrefix'] : []), '--listBlocks'];
-    const starts = hashed ? [null, '3fffffff', '7fffffff', 'bfffffff'] : [null, '0000003f', '0000007f', '000000bf'];
-    const found = {};
-    for (const [name, threads] of [['serial', ['--listBlocksThreads=1']], ['parallel', ['-o', 'listBlocksThreads=4']]]) {
-      p.clear();
-      // Every answer held a second: listers that run side by side overlap.
-      p.inject('slow', { only: LIST_REQUEST, delayMs: 1000, count: 100 });
-      const m = await startMount([...base, ...threads, 'disk', env.w.mnt], env.w.mnt);
-      try {
-        const stats = await waitForListing(env.w.mnt);
-        p.clearFaults();
-        assert.match(m.stderr(), new RegExp(`found ${model.size} non-zero blocks in`), name);
-        assert.equal(Number.parseFloat(stats.zero_block_cache_size), N - model.size, `${name}: every other block known zero`);
-        const lists = listRequests(p);
-        const afters = lists.map(startAfterOf).map((a) => a && a.slice(prefix.length)).sort();
-        if (name === 'serial') assert.deepEqual(afters, [null], 'one lister, from the start');
-        else {
-          assert.deepEqual(afters, [...starts].sort(), 'one request per range, each starting after the key before it');
-          assert.equal(mostAtOnce(lists), 4, 'all four in flight at once');
-        }
-        // Reading the whole disk fetches exactly the blocks found (but block 0, which the mount
-        // fetched as it started): the rest are known zero.
-        const gets = () => new Set(p.requests.filter((q) => q.method === 'GET' && q.key !== '').map((q) => q.key));
-        assert.ok(gets().has(blockKey(prefix, 0, hashed)), `${name}: block 0 fetched at the mount's start`);
+  test(
+    `N listers run side by side over disjoint ranges${hashed ? ' of the hash space' : ''} and find what one lister finds`,
+    { timeout: 180000 },
+    async () => {
+      const p = env.proxy;
+      const prefix = hashed ? 'parh/' : 'par/';
+      const N = 256;
+      const stored = [0, 2, 63, 64, 100, 127, 128, 129, 191, 192, 200, 254, 255, ...Array.from({ length: 30 }, (_, i) => 3 + i * 8)];
+      const model = await seed(prefix, stored, hashed);
+      await seedJunk(prefix, hashed, N);
+      const expectedKeys = [...model.keys()].map((n) => blockKey(prefix, n, hashed)).sort();
+      const base = [...via(p), `--prefix=${prefix}`, ...geometry(N), ...(hashed ? ['--blockHashPrefix'] : []), '--listBlocks'];
+      const starts = hashed ? [null, '3fffffff', '7fffffff', 'bfffffff'] : [null, '0000003f', '0000007f', '000000bf'];
+      const found = {};
+      for (const [name, threads] of [
+        ['serial', ['--listBlocksThreads=1']],
+        ['parallel', ['-o', 'listBlocksThreads=4']],
+      ]) {
         p.clear();
-        const content = await io.readAt(env.w.root, file(), 0, N * BS);
-        for (let n = 0; n < N; n++) assert.ok(content.subarray(n * BS, (n + 1) * BS).equals(model.get(n) ?? ZERO), `${name}: block ${n}`);
-        found[name] = [...gets()].sort();
-        assert.deepEqual(found[name], expectedKeys.filter((k) => k !== blockKey(prefix, 0, hashed)), `${name}: GETs for the found blocks only`);
+        // Every answer held a second: listers that run side by side overlap.
+        p.inject('slow', { only: LIST_REQUEST, delayMs: 1000, count: 100 });
+        const m = await startMount([...base, ...threads, 'disk', env.w.mnt], env.w.mnt);
+        try {
+          const stats = await waitForListing(env.w.mnt);
+          p.clearFaults();
+          assert.match(m.stderr(), new RegExp(`found ${model.size} non-zero blocks in`), name);
+          assert.equal(Number.parseFloat(stats.zero_block_cache_size), N - model.size, `${name}: every other block known zero`);
+          const lists = listRequests(p);
+          const afters = lists
+            .map(startAfterOf)
+            .map((a) => a && a.slice(prefix.length))
+            .sort();
+          if (name === 'serial') assert.deepEqual(afters, [null], 'one lister, from the start');
+          else {
+            assert.deepEqual(afters, [...starts].sort(), 'one request per range, each starting after the key before it');
+            assert.equal(mostAtOnce(lists), 4, 'all four in flight at once');
+          }
+          // Reading the whole disk fetches exactly the blocks found (but block 0, which the mount
+          // fetched as it started): the rest are known zero.
+          const gets = () => new Set(p.requests.filter((q) => q.method === 'GET' && q.key !== '').map((q) => q.key));
+          assert.ok(gets().has(blockKey(prefix, 0, hashed)), `${name}: block 0 fetched at the mount's start`);
+          p.clear();
+          const content = await io.readAt(env.w.root, file(), 0, N * BS);
+          for (let n = 0; n < N; n++) assert.ok(content.subarray(n * BS, (n + 1) * BS).equals(model.get(n) ?? ZERO), `${name}: block ${n}`);
+          found[name] = [...gets()].sort();
+          assert.deepEqual(
+            found[name],
+            expectedKeys.filter((k) => k !== blockKey(prefix, 0, hashed)),
+            `${name}: GETs for the found blocks only`,
+          );
+        } finally {
+          p.clearFaults();
+          assert.deepEqual(await m.stop(), { code: 0, signal: null });
+        }
+      }
+      assert.deepEqual(found.parallel, found.serial);
+    },
+  );
+}
+
+test(
+  'a listing that fails leaves the mount working and correct, warned once; only whole ranges are learned',
+  { timeout: 180000 },
+  async () => {
+    const p = env.proxy;
+    const prefix = 'fail/';
+    const N = 64;
+    const model = await seed(prefix, [3, 20, 40, 60]);
+    const flags = [...via(p), `--prefix=${prefix}`, ...geometry(N), '--listBlocks', '--listBlocksThreads=4', 'disk', env.w.mnt];
+    for (const [name, only, failed] of [
+      ['every range', LIST_REQUEST, [0, 1, 2, 3]],
+      ['the third range', listOnly(prefix, '0000001f'), [2]],
+    ]) {
+      // What each range would teach: its blocks without data. A range that ends is learned whole,
+      // the failed ones never (and the others may be stopped by the failure before they end).
+      const teaches = [0, 1, 2, 3].filter((r) => !failed.includes(r)).map((r) => 16 - [...model.keys()].filter((n) => n >> 4 === r).length);
+      const possible = teaches.reduce((sums, t) => [...sums, ...sums.map((x) => x + t)], [0]);
+      p.inject('status', { status: 500, only, count: 1000 });
+      p.clear();
+      const m = await startMount(flags, env.w.mnt);
+      try {
+        const stats = await waitForListing(env.w.mnt, 'failed');
+        p.clearFaults();
+        const warnings = m
+          .stderr()
+          .split('\n')
+          .filter((l) => /listing the blocks failed/.test(l))
+          .map(unstamped);
+        assert.equal(warnings.length, 1, `${name}: warned once: ${m.stderr()}`);
+        assert.match(
+          warnings[0],
+          /^s3backer: warn: listing the blocks failed after \d+\.\d s \(LIST fail\/.* failed after 4 attempts: .*\); blocks it did not cover are read from the store$/,
+        );
+        const known = Number.parseFloat(stats.zero_block_cache_size);
+        assert.ok(possible.includes(known), `${name}: ${known} blocks known zero, not one of ${possible}`);
+        p.clear();
+        for (const [n, data] of model) assert.ok((await readBlock(n)).equals(data), `${name}: block ${n}`);
+        assert.ok((await readBlock(35)).equals(ZERO));
+        assert.ok(
+          p.requests.some((q) => q.method === 'GET' && q.key === blockKey(prefix, 35)),
+          `${name}: an absent block of the failed range is asked for`,
+        );
+        model.set(name === 'every range' ? 10 : 36, randomBytes(BS));
+        for (const [n, data] of model) await writeBlock(n, data);
+        for (const [n, data] of model) assert.ok((await readBlock(n)).equals(data), `${name}: block ${n} after writes`);
       } finally {
         p.clearFaults();
         assert.deepEqual(await m.stop(), { code: 0, signal: null });
       }
     }
-    assert.deepEqual(found.parallel, found.serial);
-  });
-}
-
-test('a listing that fails leaves the mount working and correct, warned once; only whole ranges are learned', { timeout: 180000 }, async () => {
-  const p = env.proxy;
-  const prefix = 'fail/';
-  const N = 64;
-  const model = await seed(prefix, [3, 20, 40, 60]);
-  const flags = [...via(p), `--prefix=${prefix}`, ...geometry(N), '--listBlocks', '--listBlocksThreads=4', 'disk', env.w.mnt];
-  for (const [name, only, failed] of [['every range', LIST_REQUEST, [0, 1, 2, 3]], ['the third range', listOnly(prefix, '0000001f'), [2]]]) {
-    // What each range would teach: its blocks without data. A range that ends is learned whole,
-    // the failed ones never (and the others may be stopped by the failure before they end).
-    const teaches = [0, 1, 2, 3].filter((r) => !failed.includes(r)).map((r) => 16 - [...model.keys()].filter((n) => n >> 4 === r).length);
-    const possible = teaches.reduce((sums, t) => [...sums, ...sums.map((x) => x + t)], [0]);
-    p.inject('status', { status: 500, only, count: 1000 });
-    p.clear();
-    const m = await startMount(flags, env.w.mnt);
-    try {
-      const stats = await waitForListing(env.w.mnt, 'failed');
-      p.clearFaults();
-      const warnings = m.stderr().split('\n').filter((l) => /listing the blocks failed/.test(l)).map(unstamped);
-      assert.equal(warnings.length, 1, `${name}: warned once: ${m.stderr()}`);
-      assert.match(warnings[0], /^s3backer: warn: listing the blocks failed after \d+\.\d s \(LIST fail\/.* failed after 4 attempts: .*\); blocks it did not cover are read from the store$/);
-      const known = Number.parseFloat(stats.zero_block_cache_size);
-      assert.ok(possible.includes(known), `${name}: ${known} blocks known zero, not one of ${possible}`);
-      p.clear();
-      for (const [n, data] of model) assert.ok((await readBlock(n)).equals(data), `${name}: block ${n}`);
-      assert.ok((await readBlock(35)).equals(ZERO));
-      assert.ok(p.requests.some((q) => q.method === 'GET' && q.key === blockKey(prefix, 35)), `${name}: an absent block of the failed range is asked for`);
-      model.set(name === 'every range' ? 10 : 36, randomBytes(BS));
-      for (const [n, data] of model) await writeBlock(n, data);
-      for (const [n, data] of model) assert.ok((await readBlock(n)).equals(data), `${name}: block ${n} after writes`);
-    } finally {
-      p.clearFaults();
-      assert.deepEqual(await m.stop(), { code: 0, signal: null });
-    }
-  }
-  await assertStored(prefix, N, model);
-});
+    await assertStored(prefix, N, model);
+  },
+);
 
 test('an unmount during the listing stops it: the process ends cleanly and the data is stored', { timeout: 120000 }, async () => {
   const p = env.proxy;
@@ -195,7 +239,10 @@ test('an unmount during the listing stops it: the process ends cleanly and the d
   const model = await seed(prefix, [2, 33]);
   // Never answered, and a request timeout longer than the unmount is given: only stopping ends it.
   p.inject('hang', { only: LIST_REQUEST, count: 100 });
-  const m = await startMount([...via(p), `--prefix=${prefix}`, ...geometry(N), '--timeout=300', '--listBlocks', 'disk', env.w.mnt], env.w.mnt);
+  const m = await startMount(
+    [...via(p), `--prefix=${prefix}`, ...geometry(N), '--timeout=300', '--listBlocks', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
   try {
     await waitUntil('the listers to ask', () => listRequests(p).length >= 1);
     model.set(9, randomBytes(BS));
@@ -218,8 +265,15 @@ test('blocks a cache file recovers dirty are not called zeros by the listing bef
   // Uploads wait ten minutes: the recovered blocks stay dirty while the listing runs.
   const flags = [...direct(), `--prefix=${prefix}`, ...geometry(N), `--blockCacheFile=${cacheFile}`, '--blockCacheWriteDelay=600000'];
   let m = await startMount([...flags, 'disk', env.w.mnt], env.w.mnt);
-  const blocks = new Map([[5, randomBytes(BS)], [30, randomBytes(BS)]]);
-  const writer = await holdWriter(file(), [...blocks].map(([n, data]) => [n * BS, data]), env.w.root);
+  const blocks = new Map([
+    [5, randomBytes(BS)],
+    [30, randomBytes(BS)],
+  ]);
+  const writer = await holdWriter(
+    file(),
+    [...blocks].map(([n, data]) => [n * BS, data]),
+    env.w.root,
+  );
   await writer.written;
   m.child.kill('SIGKILL');
   await m.exited;
@@ -254,22 +308,37 @@ test('--listBlocksThreads must be a whole number of at least 1: one line, nothin
 });
 
 for (const hashed of [false, true]) {
-  test(`--erase lists with the same parallel listers${hashed ? ' (hash prefix)' : ''}, and deletes blocks past the disk's size too`, { timeout: 120000 }, async () => {
-    const p = env.proxy;
-    const prefix = hashed ? 'erh/' : 'er/';
-    const N = 256;
-    const blocks = [0, 1, 70, 130, 200, 255, 300];
-    for (const n of blocks) {
-      const metadata = n === 0 ? { 's3backer-blocksize': String(BS), 's3backer-filesize': String(N * BS) } : undefined;
-      await putObject(env.server, 'disk', blockKey(prefix, n, hashed), randomBytes(BS), { metadata });
-    }
-    await putObject(env.server, 'disk', `${prefix}unrelated.txt`, 'keep me');
-    p.clear();
-    const r = await runCli([...via(p), `--prefix=${prefix}`, ...(hashed ? ['--blockHashPrefix'] : []), '--listBlocksThreads=4', '--erase', '--force', 'disk']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, new RegExp(`erased ${blocks.length} blocks`));
-    const afters = listRequests(p).map(startAfterOf).map((a) => a && a.slice(prefix.length)).sort();
-    assert.deepEqual(afters, (hashed ? [null, '3fffffff', '7fffffff', 'bfffffff'] : [null, '0000003f', '0000007f', '000000bf']).sort());
-    assert.deepEqual(await listKeys(env.server, 'disk', prefix), [`${prefix}unrelated.txt`]);
-  });
+  test(
+    `--erase lists with the same parallel listers${hashed ? ' (hash prefix)' : ''}, and deletes blocks past the disk's size too`,
+    { timeout: 120000 },
+    async () => {
+      const p = env.proxy;
+      const prefix = hashed ? 'erh/' : 'er/';
+      const N = 256;
+      const blocks = [0, 1, 70, 130, 200, 255, 300];
+      for (const n of blocks) {
+        const metadata = n === 0 ? { 's3backer-blocksize': String(BS), 's3backer-filesize': String(N * BS) } : undefined;
+        await putObject(env.server, 'disk', blockKey(prefix, n, hashed), randomBytes(BS), { metadata });
+      }
+      await putObject(env.server, 'disk', `${prefix}unrelated.txt`, 'keep me');
+      p.clear();
+      const r = await runCli([
+        ...via(p),
+        `--prefix=${prefix}`,
+        ...(hashed ? ['--blockHashPrefix'] : []),
+        '--listBlocksThreads=4',
+        '--erase',
+        '--force',
+        'disk',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`erased ${blocks.length} blocks`));
+      const afters = listRequests(p)
+        .map(startAfterOf)
+        .map((a) => a && a.slice(prefix.length))
+        .sort();
+      assert.deepEqual(afters, (hashed ? [null, '3fffffff', '7fffffff', 'bfffffff'] : [null, '0000003f', '0000007f', '000000bf']).sort());
+      assert.deepEqual(await listKeys(env.server, 'disk', prefix), [`${prefix}unrelated.txt`]);
+    },
+  );
 }

@@ -65,7 +65,8 @@ async function listenersOn(port) {
   return found;
 }
 
-const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*)?\})? (-?[0-9.eE+-]+|\+Inf|-Inf|NaN)$/;
+const SAMPLE =
+  /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*)?\})? (-?[0-9.eE+-]+|\+Inf|-Inf|NaN)$/;
 
 /**
  * Parses exposition text strictly enough to catch format mistakes: every line a comment of the
@@ -145,7 +146,10 @@ test('histogram: le is inclusive, buckets cumulative, +Inf equals count, sum kep
   assert.equal(snap.count, 7);
   assert.ok(Math.abs(snap.sum - 32.665) < 1e-9);
   h.reset();
-  assert.deepEqual(h.snapshot().buckets.map(([, c]) => c), [0, 0, 0, 0]);
+  assert.deepEqual(
+    h.snapshot().buckets.map(([, c]) => c),
+    [0, 0, 0, 0],
+  );
   assert.throws(() => new Histogram([1, 0.5]), /increasing/);
   assert.throws(() => new Histogram([0.1, Infinity]), /finite/);
   // The default bounds are Prometheus-like seconds.
@@ -228,7 +232,10 @@ test('stats as JSON: the stats file names, numbers, seconds for times', () => {
       ['http_gets', 4],
       ['http_avg_get_time', '0.012 sec'],
     ]),
-    source([['block_cache_dirty_ratio', '0.2500'], ['odd', 'n/a']]),
+    source([
+      ['block_cache_dirty_ratio', '0.2500'],
+      ['odd', 'n/a'],
+    ]),
   ]);
   assert.deepEqual(json, { http_gets: 4, http_avg_get_time: 0.012, block_cache_dirty_ratio: 0.25, odd: 'n/a', out_of_memory_errors: 0 });
   assert.equal(numericValue('3'), 3);
@@ -246,7 +253,10 @@ test('--metricsPort is validated with clear messages', () => {
   assert.equal(configOf('--metricsPort=9100', '--size=1m', 'b', 'mnt').metricsPort, 9100);
   assert.equal(configOf('-o', 'metricsPort=9101', '--size=1m', 'b', 'mnt').metricsPort, 9101);
   const refused = (args, pattern) =>
-    assert.throws(() => configOf(...args, '--size=1m', 'b', 'mnt'), (e) => e instanceof ConfigError && pattern.test(e.message));
+    assert.throws(
+      () => configOf(...args, '--size=1m', 'b', 'mnt'),
+      (e) => e instanceof ConfigError && pattern.test(e.message),
+    );
   refused(['--metricsPort=abc'], /^--metricsPort: "abc" is not a whole number$/);
   refused(['--metricsPort=0'], /^--metricsPort: 0 is not a TCP port \(1-65535\)$/);
   refused(['--metricsPort=65536'], /^--metricsPort: 65536 is not a TCP port \(1-65535\)$/);
@@ -266,7 +276,10 @@ test('metrics server: loopback only, 503 until served, 404 elsewhere, port in us
     assert.equal(server.port, port);
     assert.deepEqual(await listenersOn(port), ['0100007F'], 'bound to 127.0.0.1 and nothing else');
     assert.equal((await get(port, '/metrics')).status, 503, 'nothing to serve before the mount is up');
-    await assert.rejects(MetricsServer.listen(port), (e) => e instanceof ConfigError && /port \d+ on 127\.0\.0\.1 is already in use/.test(e.message));
+    await assert.rejects(
+      MetricsServer.listen(port),
+      (e) => e instanceof ConfigError && /port \d+ on 127\.0\.0\.1 is already in use/.test(e.message),
+    );
     server.serve({ prometheus: () => '# HELP x y\n# TYPE x gauge\nx 1\n', json: () => ({ a: 1 }) });
     const metrics = await get(port, '/metrics?x=1');
     assert.equal(metrics.status, 200);
@@ -318,7 +331,9 @@ test('the API handle gives statsJSON() and metrics() (test mode, in a child proc
     const parsed = parseExposition(metrics);
     assert.equal(value(parsed, 's3backer_http_normal_blocks_written_total'), 2);
     // New whole blocks are written in the session, the rest in the stack: both series are there.
-    const writes = ['stack', 'session'].map((where) => checkHistogram(parsed, 's3backer_fuse_request_duration_seconds', { operation: 'write', answered_in: where }));
+    const writes = ['stack', 'session'].map((where) =>
+      checkHistogram(parsed, 's3backer_fuse_request_duration_seconds', { operation: 'write', answered_in: where }),
+    );
     assert.ok(writes[0] + writes[1] >= 1, `writes counted: ${writes}`);
     assert.equal(await isMounted(w.mnt), false);
   } finally {
@@ -335,7 +350,6 @@ before(async () => {
 after(async () => {
   await s3?.stop();
 });
-
 
 test('a real mount serves /metrics and /stats.json consistent with its stats file', { timeout: 180000 }, async () => {
   const w = await workdir('metrics');
@@ -417,67 +431,89 @@ test('a real mount serves /metrics and /stats.json consistent with its stats fil
   }
 });
 
-test('/metrics has the process, the build and the traffic: CPU, memory, event-loop lag, bytes each way, dirty and in-flight blocks; --metricsAddress', { timeout: 180000 }, async () => {
-  const w = await workdir('metrics-process');
-  const port = await freePort();
-  try {
-    // Blocks stay dirty until the fsync (a ten-minute write delay): the gauge can be caught at 8.
-    const args = [...s3Flags(s3), '--prefix=pm/', '--size=1m', '--blockSize=4k', '--blockCacheWriteDelay=600000', `--metricsPort=${port}`, '--metricsAddress=127.0.0.2', 'disk', w.mnt];
-    const started = Date.now() / 1000;
-    const m = await startMount(args, w.mnt);
-    assert.deepEqual(await listenersOn(port), ['0200007F'], 'listening on 127.0.0.2 as told');
-    assert.notEqual(await connectOutcome(port, '127.0.0.1'), 'connected');
-    assert.match(m.stderr(), new RegExp(`metrics on http://127\\.0\\.0\\.2:${port}/metrics and /stats\\.json`));
-    const scrape = async () => parseExposition((await get(port, '/metrics', { host: '127.0.0.2' })).body);
-    const first = await scrape();
-
-    const info = first.samples.find((x) => x.family === 's3backer_build_info');
-    const pkg = JSON.parse(await readFile(join(REPO_DIR, 'package.json'), 'utf8'));
-    assert.deepEqual(info?.labels, { version: pkg.version, node: process.version, bucket: `s3://disk/pm/`, mountpoint: w.mnt });
-    assert.equal(info.value, 1);
-    assert.ok(value(first, 'process_resident_memory_bytes') > 20 * 2 ** 20, 'resident memory');
-    assert.ok(value(first, 'process_open_fds') > 3);
-    const startTime = value(first, 'process_start_time_seconds');
-    assert.ok(startTime > started - 5 && startTime <= Date.now() / 1000, `started at ${startTime}`);
-    for (const name of ['nodejs_eventloop_lag_mean_seconds', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_eventloop_lag_max_seconds', 'nodejs_heap_size_used_bytes']) {
-      assert.ok(value(first, name) >= 0 && first.types.get(name) === 'gauge', name);
-    }
-    assert.equal(first.types.get('process_cpu_seconds_total'), 'counter');
-    const cpu0 = value(first, 'process_cpu_seconds_total');
-    assert.ok(Math.abs(cpu0 - value(first, 'process_cpu_user_seconds_total') - value(first, 'process_cpu_system_seconds_total')) < 1e-6);
-    const sent0 = value(first, 's3backer_http_sent_bytes_total');
-    const received0 = value(first, 's3backer_http_received_bytes_total');
-    assert.ok(sent0 > 0 && received0 > 0, 'the mount\'s own requests (HEAD, the flag) counted');
-
-    const payload = randomBytes(8 * 4096);
-    const src = join(w.root, 'payload');
-    await writeFile(src, payload);
-    const fh = await open(join(w.mnt, 'file'), 'r+');
+test(
+  '/metrics has the process, the build and the traffic: CPU, memory, event-loop lag, bytes each way, dirty and in-flight blocks; --metricsAddress',
+  { timeout: 180000 },
+  async () => {
+    const w = await workdir('metrics-process');
+    const port = await freePort();
     try {
-      await fh.write(payload, 0, payload.length, 0);
-      let dirty;
-      for (let i = 0; i < 100 && dirty !== 8; i++) {
-        dirty = value(await scrape(), 's3backer_block_cache_dirty_blocks');
-        if (dirty !== 8) await new Promise((r) => setTimeout(r, 50));
+      // Blocks stay dirty until the fsync (a ten-minute write delay): the gauge can be caught at 8.
+      const args = [
+        ...s3Flags(s3),
+        '--prefix=pm/',
+        '--size=1m',
+        '--blockSize=4k',
+        '--blockCacheWriteDelay=600000',
+        `--metricsPort=${port}`,
+        '--metricsAddress=127.0.0.2',
+        'disk',
+        w.mnt,
+      ];
+      const started = Date.now() / 1000;
+      const m = await startMount(args, w.mnt);
+      assert.deepEqual(await listenersOn(port), ['0200007F'], 'listening on 127.0.0.2 as told');
+      assert.notEqual(await connectOutcome(port, '127.0.0.1'), 'connected');
+      assert.match(m.stderr(), new RegExp(`metrics on http://127\\.0\\.0\\.2:${port}/metrics and /stats\\.json`));
+      const scrape = async () => parseExposition((await get(port, '/metrics', { host: '127.0.0.2' })).body);
+      const first = await scrape();
+
+      const info = first.samples.find((x) => x.family === 's3backer_build_info');
+      const pkg = JSON.parse(await readFile(join(REPO_DIR, 'package.json'), 'utf8'));
+      assert.deepEqual(info?.labels, { version: pkg.version, node: process.version, bucket: `s3://disk/pm/`, mountpoint: w.mnt });
+      assert.equal(info.value, 1);
+      assert.ok(value(first, 'process_resident_memory_bytes') > 20 * 2 ** 20, 'resident memory');
+      assert.ok(value(first, 'process_open_fds') > 3);
+      const startTime = value(first, 'process_start_time_seconds');
+      assert.ok(startTime > started - 5 && startTime <= Date.now() / 1000, `started at ${startTime}`);
+      for (const name of [
+        'nodejs_eventloop_lag_mean_seconds',
+        'nodejs_eventloop_lag_p99_seconds',
+        'nodejs_eventloop_lag_max_seconds',
+        'nodejs_heap_size_used_bytes',
+      ]) {
+        assert.ok(value(first, name) >= 0 && first.types.get(name) === 'gauge', name);
       }
-      assert.equal(dirty, 8, 'eight blocks written, none stored yet');
-      await fh.sync();
+      assert.equal(first.types.get('process_cpu_seconds_total'), 'counter');
+      const cpu0 = value(first, 'process_cpu_seconds_total');
+      assert.ok(Math.abs(cpu0 - value(first, 'process_cpu_user_seconds_total') - value(first, 'process_cpu_system_seconds_total')) < 1e-6);
+      const sent0 = value(first, 's3backer_http_sent_bytes_total');
+      const received0 = value(first, 's3backer_http_received_bytes_total');
+      assert.ok(sent0 > 0 && received0 > 0, "the mount's own requests (HEAD, the flag) counted");
+
+      const payload = randomBytes(8 * 4096);
+      const src = join(w.root, 'payload');
+      await writeFile(src, payload);
+      const fh = await open(join(w.mnt, 'file'), 'r+');
+      try {
+        await fh.write(payload, 0, payload.length, 0);
+        let dirty;
+        for (let i = 0; i < 100 && dirty !== 8; i++) {
+          dirty = value(await scrape(), 's3backer_block_cache_dirty_blocks');
+          if (dirty !== 8) await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.equal(dirty, 8, 'eight blocks written, none stored yet');
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      const after = await scrape();
+      assert.equal(value(after, 's3backer_block_cache_dirty_blocks'), 0, 'the fsync stored them');
+      assert.equal(value(after, 's3backer_block_cache_uploads_in_flight'), 0);
+      assert.equal(value(after, 's3backer_block_cache_fetches_in_flight'), 0);
+      const sent = value(after, 's3backer_http_sent_bytes_total') - sent0;
+      assert.ok(
+        sent >= payload.length && sent < payload.length + 8 * 4096,
+        `${sent} bytes sent for ${payload.length} of blocks and their heads`,
+      );
+      assert.ok(value(after, 's3backer_http_received_bytes_total') > received0, 'the answers counted');
+      assert.ok(value(after, 'process_cpu_seconds_total') > cpu0, 'CPU time moved');
+      assert.deepEqual(await m.stop(), { code: 0, signal: null });
     } finally {
-      await fh.close();
+      await w.cleanup();
     }
-    const after = await scrape();
-    assert.equal(value(after, 's3backer_block_cache_dirty_blocks'), 0, 'the fsync stored them');
-    assert.equal(value(after, 's3backer_block_cache_uploads_in_flight'), 0);
-    assert.equal(value(after, 's3backer_block_cache_fetches_in_flight'), 0);
-    const sent = value(after, 's3backer_http_sent_bytes_total') - sent0;
-    assert.ok(sent >= payload.length && sent < payload.length + 8 * 4096, `${sent} bytes sent for ${payload.length} of blocks and their heads`);
-    assert.ok(value(after, 's3backer_http_received_bytes_total') > received0, 'the answers counted');
-    assert.ok(value(after, 'process_cpu_seconds_total') > cpu0, 'CPU time moved');
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-  } finally {
-    await w.cleanup();
-  }
-});
+  },
+);
 
 test('a metrics port in use fails the mount: clear message, exit 1, nothing mounted or flagged', { timeout: 120000 }, async () => {
   const w = await workdir('metrics-busy');

@@ -63,8 +63,10 @@ test('mount -t s3backer and an fstab line of type s3backer mount through mount.s
     await useAndUnmount(dirs);
 
     // A bad option fails mount(8) with s3backer's message, and nothing is left mounted.
-    const failed = await run('mount', ['-t', 's3backer', dirs.store, dirs.mnt, '-o', 'test,blockSize=4k,size=1m,noSuchFlag=1']).catch((e) => e);
-    assert.equal(failed.code, 32, 'mount failure (mount(8)\'s status 32)');
+    const failed = await run('mount', ['-t', 's3backer', dirs.store, dirs.mnt, '-o', 'test,blockSize=4k,size=1m,noSuchFlag=1']).catch(
+      (e) => e,
+    );
+    assert.equal(failed.code, 32, "mount failure (mount(8)'s status 32)");
     assert.match(String(failed.stderr), /unknown FUSE option "-o noSuchFlag=1"/);
     assert.equal(await isMounted(dirs.mnt), false);
     // The helper's own statuses: 32 when the mount fails (here: no such directory), 1 for usage.

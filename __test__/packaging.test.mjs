@@ -45,7 +45,11 @@ test('npm pack: the main package ships what runs and nothing else; the platform 
     's3backer-linux-x64-gnu': pkg.version,
     's3backer-linux-x64-musl': pkg.version,
   });
-  assert.equal(published.optionalDependencies[platformPkg.name], platformPkg.version, 'as published, it depends on exactly this platform package');
+  assert.equal(
+    published.optionalDependencies[platformPkg.name],
+    platformPkg.version,
+    'as published, it depends on exactly this platform package',
+  );
   assert.deepEqual(pkg.man, ['./man/s3backer.1']);
 });
 
@@ -63,19 +67,30 @@ async function nodeBinaries() {
 async function glibcFloor(file) {
   const r = await exec('objdump', ['-T', file]);
   assert.equal(r.code, 0, `objdump -T (binutils): ${r.stderr}`);
-  const versions = [...r.stdout.matchAll(/\bGLIBC_(\d+)\.(\d+)(?:\.(\d+))?\b/g)].map((m) => [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)]);
+  const versions = [...r.stdout.matchAll(/\bGLIBC_(\d+)\.(\d+)(?:\.(\d+))?\b/g)].map((m) => [
+    Number(m[1]),
+    Number(m[2]),
+    Number(m[3] ?? 0),
+  ]);
   assert.ok(versions.length > 0, 'the binary names glibc symbol versions');
   return versions.reduce((a, b) => (a[0] !== b[0] ? (a[0] > b[0] ? a : b) : a[1] !== b[1] ? (a[1] > b[1] ? a : b) : a[2] >= b[2] ? a : b));
 }
 
-test('the native core loads on glibc 2.17 and later (RHEL/Alma/Rocky 8, Amazon Linux 2, Debian 11, Ubuntu 20.04)', { skip: MUSL && 'a musl build: no glibc symbols' }, async () => {
-  const file = join(REPO, 'native', BINARY);
-  const [major, minor, patch] = await glibcFloor(file);
-  assert.ok(major < 2 || (major === 2 && minor <= 17), `native/${BINARY} needs GLIBC_${major}.${minor}${patch ? `.${patch}` : ''}: build it with npm run build:native (glibc 2.17 toolchain), not against this machine's glibc`);
-  // Its C parts (zstd) were built by that toolchain's gcc too: no libstdc++ symbols to carry a floor of their own.
-  const symbols = await exec('objdump', ['-T', file]);
-  assert.doesNotMatch(symbols.stdout, /GLIBCXX_/);
-});
+test(
+  'the native core loads on glibc 2.17 and later (RHEL/Alma/Rocky 8, Amazon Linux 2, Debian 11, Ubuntu 20.04)',
+  { skip: MUSL && 'a musl build: no glibc symbols' },
+  async () => {
+    const file = join(REPO, 'native', BINARY);
+    const [major, minor, patch] = await glibcFloor(file);
+    assert.ok(
+      major < 2 || (major === 2 && minor <= 17),
+      `native/${BINARY} needs GLIBC_${major}.${minor}${patch ? `.${patch}` : ''}: build it with npm run build:native (glibc 2.17 toolchain), not against this machine's glibc`,
+    );
+    // Its C parts (zstd) were built by that toolchain's gcc too: no libstdc++ symbols to carry a floor of their own.
+    const symbols = await exec('objdump', ['-T', file]);
+    assert.doesNotMatch(symbols.stdout, /GLIBCXX_/);
+  },
+);
 
 test('installed from the two tarballs with no build tools: --version, a --test mount, the man page', { timeout: 600000 }, async (t) => {
   const w = await workdir('packaging');
@@ -119,8 +134,21 @@ test('installed from the two tarballs with no build tools: --version, a --test m
       ['package.json', 'README.md', 'CHANGELOG.md', 'man/s3backer.1', 'native/index.js', 'native/index.d.ts'].includes(p) ||
       /^LICEN[CS]E(\.\w+)?$/i.test(p) ||
       /^dist\/.+\.(js|d\.ts)$/.test(p);
-    assert.deepEqual(main.files.filter((p) => !allowed(p)), [], 'unexpected files in the main package');
-    for (const p of ['dist/cli/main.js', 'dist/cli/s3backer.bundle.js', 'dist/index.js', 'dist/index.d.ts', 'native/index.js', 'man/s3backer.1', 'README.md', 'CHANGELOG.md']) {
+    assert.deepEqual(
+      main.files.filter((p) => !allowed(p)),
+      [],
+      'unexpected files in the main package',
+    );
+    for (const p of [
+      'dist/cli/main.js',
+      'dist/cli/s3backer.bundle.js',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'native/index.js',
+      'man/s3backer.1',
+      'README.md',
+      'CHANGELOG.md',
+    ]) {
       assert.ok(main.files.includes(p), `${p} is in the main package`);
     }
     if (existsSync(join(REPO, 'LICENSE'))) assert.ok(main.files.includes('LICENSE'));
@@ -145,12 +173,29 @@ test('installed from the two tarballs with no build tools: --version, a --test m
     const started = Date.now();
     const install = await exec(
       'npm',
-      ['i', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', platform.tarball, main.tarball],
+      [
+        'i',
+        '-g',
+        '--prefix',
+        prefix,
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        '--foreground-scripts',
+        platform.tarball,
+        main.tarball,
+      ],
       { cwd: w.root, env: installEnv },
     );
     const output = `${install.stdout}\n${install.stderr}`;
-    if (install.code !== 0 && /E(NOTFOUND|AI_AGAIN|CONNREFUSED|CONNRESET|TIMEDOUT|NETUNREACH)|network/i.test(output) && !/E404/.test(output)) {
-      t.skip(`the npm registry is not reachable from here, so the dependencies (@aws-sdk/*, commander) cannot be installed: ${output.trim().split('\n').slice(-3).join(' | ')}`);
+    if (
+      install.code !== 0 &&
+      /E(NOTFOUND|AI_AGAIN|CONNREFUSED|CONNRESET|TIMEDOUT|NETUNREACH)|network/i.test(output) &&
+      !/E404/.test(output)
+    ) {
+      t.skip(
+        `the npm registry is not reachable from here, so the dependencies (@aws-sdk/*, commander) cannot be installed: ${output.trim().split('\n').slice(-3).join(' | ')}`,
+      );
       return;
     }
     assert.equal(install.code, 0, `npm i -g failed:\n${output}`);
@@ -158,19 +203,31 @@ test('installed from the two tarballs with no build tools: --version, a --test m
 
     // Nothing was compiled.
     assert.ok(!existsSync(marker), `a build tool was called during install: ${existsSync(marker) ? await readFile(marker, 'utf8') : ''}`);
-    assert.doesNotMatch(output, /gyp (info|ERR!|WARN)|node-gyp rebuild|Compiling |cargo build|napi build/, 'no compile in the install output');
+    assert.doesNotMatch(
+      output,
+      /gyp (info|ERR!|WARN)|node-gyp rebuild|Compiling |cargo build|napi build/,
+      'no compile in the install output',
+    );
     const installed = join(prefix, 'lib', 'node_modules', pkg.name);
     assert.ok(existsSync(join(installed, 'dist', 'cli', 'main.js')));
     assert.ok(!existsSync(join(installed, 'native', 'target')), 'no native/target in the installed package');
     assert.ok(!existsSync(join(installed, 'target')), 'no target/ in the installed package');
     const installedNative = await readdir(join(installed, 'native'));
-    assert.deepEqual(installedNative.filter((n) => n.endsWith('.node')), [], 'the main package carries no binary');
+    assert.deepEqual(
+      installedNative.filter((n) => n.endsWith('.node')),
+      [],
+      'the main package carries no binary',
+    );
 
     // The platform package came from our tarball and satisfies the optional dependency (deduped,
     // not fetched again under s3backer/node_modules).
     const platformInstalled = join(prefix, 'lib', 'node_modules', platformPkg.name);
     const installedBinary = await readFile(join(platformInstalled, BINARY));
-    assert.equal(sha256(installedBinary), sha256(await readFile(join(REPO, 'native', BINARY))), 'the installed binary is the one built here');
+    assert.equal(
+      sha256(installedBinary),
+      sha256(await readFile(join(REPO, 'native', BINARY))),
+      'the installed binary is the one built here',
+    );
     assert.ok(!existsSync(join(installed, 'node_modules', platformPkg.name)), 'no second copy of the platform package');
     const ls = await exec('npm', ['ls', '-g', '--prefix', prefix, '--all'], { cwd: w.root, env: installEnv });
     assert.match(ls.stdout, new RegExp(`${platformPkg.name}@${pkg.version.replace(/\./g, '\\.')} deduped`), ls.stdout);
@@ -207,7 +264,13 @@ test('installed from the two tarballs with no build tools: --version, a --test m
       { cwd: w.root, env: { ...runEnv, NODE_PATH: join(prefix, 'lib', 'node_modules') } },
     );
     assert.equal(api.code, 0, api.stderr);
-    assert.deepEqual(JSON.parse(api.stdout), { mount: 'function', inspect: 'function', version: pkg.version, pkg: pkg.version, deep: 'ERR_PACKAGE_PATH_NOT_EXPORTED' });
+    assert.deepEqual(JSON.parse(api.stdout), {
+      mount: 'function',
+      inspect: 'function',
+      version: pkg.version,
+      pkg: pkg.version,
+      deep: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
+    });
     assert.ok((await stat(join(installed, 'dist', 'index.d.ts'))).size > 0, 'the types the exports map names');
 
     // The installed copy on each Node.js release line it supports (setup.sh unpacks 22, 24 and 26
@@ -220,7 +283,11 @@ test('installed from the two tarballs with no build tools: --version, a --test m
       assert.equal(says.stdout.trim(), `s3backer version ${pkg.version}`, `on Node.js ${v}: ${says.stderr}`);
       const store = join(w.root, `store-${v}`);
       await mkdir(store);
-      const m = await startMount(['--test', '--size=1m', '--blockSize=64k', store, w.mnt], w.mnt, { command: cli, cwd: w.root, env: runEnv });
+      const m = await startMount(['--test', '--size=1m', '--blockSize=64k', store, w.mnt], w.mnt, {
+        command: cli,
+        cwd: w.root,
+        env: runEnv,
+      });
       const data = randomBytes(128 * 1024);
       const fh = await open(join(w.mnt, 'file'), 'r+');
       try {
@@ -236,7 +303,11 @@ test('installed from the two tarballs with no build tools: --version, a --test m
     }
 
     // A --test mount served by the installed copy (its native core from the platform package).
-    const mounted = await startMount(['--test', '--size=2m', '--blockSize=64k', w.store, w.mnt], w.mnt, { command: [bin], cwd: w.root, env: runEnv });
+    const mounted = await startMount(['--test', '--size=2m', '--blockSize=64k', w.store, w.mnt], w.mnt, {
+      command: [bin],
+      cwd: w.root,
+      env: runEnv,
+    });
     child = mounted.child;
     const file = join(w.mnt, 'file');
     assert.equal((await stat(file)).size, 2 * 2 ** 20);
@@ -258,7 +329,11 @@ test('installed from the two tarballs with no build tools: --version, a --test m
     const stored = (await readdir(w.store)).filter((n) => !n.startsWith('.')).sort();
     assert.ok(!stored.includes('s3backer-mounted'), 'the mounted flag is cleared');
     for (const k of ['00000002', '00000003', '00000004']) assert.ok(stored.includes(k), `block ${k} stored: ${stored}`);
-    assert.deepEqual(stored.filter((k) => !['00000000', '00000002', '00000003', '00000004'].includes(k)), [], 'only the blocks written (and block 0)');
+    assert.deepEqual(
+      stored.filter((k) => !['00000000', '00000002', '00000003', '00000004'].includes(k)),
+      [],
+      'only the blocks written (and block 0)',
+    );
     const blocks = await Promise.all(['00000002', '00000003', '00000004'].map((k) => readFile(join(w.store, k))));
     assert.ok(Buffer.concat(blocks).equals(data), 'the stored blocks hold the data');
     child = undefined;

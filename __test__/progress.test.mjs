@@ -29,7 +29,11 @@ test('redraws are throttled and each redraws the same line', () => {
     c.t += 50; // 15 updates over 750 ms: drawn at 250, 500 and 750 ms only
     p.update(i);
   }
-  assert.deepEqual(s.writes.map((w) => w.match(/: (\d+)\//)[1]), ['5', '10', '15'], s.writes.join('|'));
+  assert.deepEqual(
+    s.writes.map((w) => w.match(/: (\d+)\//)[1]),
+    ['5', '10', '15'],
+    s.writes.join('|'),
+  );
   for (const w of s.writes) {
     assert.ok(w.startsWith('\rthings: '), JSON.stringify(w));
     assert.ok(w.endsWith('\x1b[K'), 'clears what a longer line left');
@@ -98,7 +102,11 @@ test('finish without any reported work prints nothing', () => {
 });
 
 test('nothing at all when the stream is not a terminal, or with quiet', () => {
-  for (const [s, quiet] of [[fakeStream(false), false], [{ ...fakeStream(), isTTY: undefined }, false], [fakeStream(true), true]]) {
+  for (const [s, quiet] of [
+    [fakeStream(false), false],
+    [{ ...fakeStream(), isTTY: undefined }, false],
+    [fakeStream(true), true],
+  ]) {
     const c = fakeClock();
     const p = createProgress('x', 10, { stream: s, now: c.now, quiet });
     for (let i = 1; i <= 10; i++) {
@@ -164,7 +172,11 @@ function runOnTerminal(args, { mountpoint, ready = async () => true } = {}) {
     });
     if (mountpoint) {
       (async () => {
-        const mounted = () => stat(join(mountpoint, 'file')).then(() => true, () => false);
+        const mounted = () =>
+          stat(join(mountpoint, 'file')).then(
+            () => true,
+            () => false,
+          );
         while (!exited && !((await mounted()) && (await ready(output)))) {
           await new Promise((r) => setTimeout(r, 50));
         }

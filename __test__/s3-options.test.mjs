@@ -25,7 +25,16 @@ async function writeBlock(file, blockSize, blockNum, data) {
 test('PUT headers: ACL, storage class, SSE, Content-MD5, content type, block 0 geometry', { timeout: 120000 }, async () => {
   env.proxy.clear();
   const m = await startMount(
-    [...via(env.proxy), '--prefix=h/', '--size=1m', '--accessType=public-read', '--storageClass=STANDARD_IA', '--sse=AES256', 'disk', env.w.mnt],
+    [
+      ...via(env.proxy),
+      '--prefix=h/',
+      '--size=1m',
+      '--accessType=public-read',
+      '--storageClass=STANDARD_IA',
+      '--sse=AES256',
+      'disk',
+      env.w.mnt,
+    ],
     env.w.mnt,
   );
   const data = randomBytes(4096);
@@ -49,12 +58,18 @@ test('PUT headers: ACL, storage class, SSE, Content-MD5, content type, block 0 g
   const flag = puts('h/s3backer-mounted')[0];
   assert.equal(flag.headers['content-type'], 'text/plain');
   assert.match(flag.headers['x-amz-meta-s3backer-mount-token'], /^[0-9a-f]{8}$/);
-  assert.ok(env.proxy.requests.some((r) => r.method === 'DELETE' && r.key === 'h/s3backer-mounted'), 'flag cleared');
+  assert.ok(
+    env.proxy.requests.some((r) => r.method === 'DELETE' && r.key === 'h/s3backer-mounted'),
+    'flag cleared',
+  );
 });
 
 test('--sse=aws:kms sends the key id; --rrs the reduced redundancy class', { timeout: 120000 }, async () => {
   for (const [extra, check] of [
-    [['--sse=aws:kms', '--sse-key-id=my-key'], (h) => h['x-amz-server-side-encryption'] === 'aws:kms' && h['x-amz-server-side-encryption-aws-kms-key-id'] === 'my-key'],
+    [
+      ['--sse=aws:kms', '--sse-key-id=my-key'],
+      (h) => h['x-amz-server-side-encryption'] === 'aws:kms' && h['x-amz-server-side-encryption-aws-kms-key-id'] === 'my-key',
+    ],
     [['--rrs'], (h) => h['x-amz-storage-class'] === 'REDUCED_REDUNDANCY'],
   ]) {
     env.proxy.clear();
@@ -70,7 +85,12 @@ test('--sse=aws:kms sends the key id; --rrs the reduced redundancy class', { tim
 test('URL style: path by default, virtual-host with --region or --vhost, path again with --no-vhost', { timeout: 120000 }, async () => {
   const childEnv = { ...process.env, NODE_OPTIONS: `--require ${join(REPO, '__test__/helpers/resolve-localhost.cjs')}` };
   const base = [`--baseURL=${env.proxy.localhostEndpoint}/`, ...keys, '--reset-mounted-flag', 'disk'];
-  for (const [extra, vhost] of [[[], false], [['--region=us-east-1'], true], [['--vhost'], true], [['--region=eu-west-1', '--no-vhost'], false]]) {
+  for (const [extra, vhost] of [
+    [[], false],
+    [['--region=us-east-1'], true],
+    [['--vhost'], true],
+    [['--region=eu-west-1', '--no-vhost'], false],
+  ]) {
     env.proxy.clear();
     const res = await runCli([...extra, ...base], { env: childEnv });
     assert.equal(res.code, 0, res.stderr);
@@ -95,7 +115,10 @@ test('failed requests are retried with pauses and counted', { timeout: 120000 },
   const heads = env.proxy.requests.filter((r) => r.method === 'HEAD' && r.key === '' && r.bucket === 'disk').map((r) => r.at);
   const gaps = heads.slice(1, 4).map((at, i) => at - heads[i]);
   for (const [i, pause] of [20, 40, 80].entries()) {
-    assert.ok(gaps[i] >= pause - 2 && gaps[i] < pause + 1000, `attempt ${i + 2} came ${gaps[i]} ms after the one before, pause ${pause} ms`);
+    assert.ok(
+      gaps[i] >= pause - 2 && gaps[i] < pause + 1000,
+      `attempt ${i + 2} came ${gaps[i]} ms after the one before, pause ${pause} ms`,
+    );
   }
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
 });
@@ -103,7 +126,17 @@ test('failed requests are retried with pauses and counted', { timeout: 120000 },
 test('--maxUploadSpeed and --maxDownloadSpeed pace each transfer', { timeout: 120000 }, async () => {
   // 64 KiB at 1 Mibit/s takes at least half a second each way (no block cache: every read fetches).
   const m = await startMount(
-    [...via(env.proxy), '--prefix=s/', '--blockSize=64k', '--size=1m', '--blockCacheSize=0', '--maxUploadSpeed=1m', '--maxDownloadSpeed=1m', 'disk', env.w.mnt],
+    [
+      ...via(env.proxy),
+      '--prefix=s/',
+      '--blockSize=64k',
+      '--size=1m',
+      '--blockCacheSize=0',
+      '--maxUploadSpeed=1m',
+      '--maxDownloadSpeed=1m',
+      'disk',
+      env.w.mnt,
+    ],
     env.w.mnt,
   );
   try {
@@ -122,9 +155,19 @@ test('EC2 role credentials are fetched again before they expire', { timeout: 600
   // The SDK renews credentials that expire within minutes: with a 1-minute expiry every request renews.
   const imds = await startFakeImds({ role: 'short', expiresInMs: 60000 });
   try {
-    const res = await runCli([`--baseURL=${env.proxy.endpoint}/`, '--accessEC2IAM=short', '--initialRetryPause=50', '--maxRetryPause=100', '--reset-mounted-flag', 'disk'], {
-      env: { PATH: process.env.PATH, HOME: env.w.root, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint },
-    });
+    const res = await runCli(
+      [
+        `--baseURL=${env.proxy.endpoint}/`,
+        '--accessEC2IAM=short',
+        '--initialRetryPause=50',
+        '--maxRetryPause=100',
+        '--reset-mounted-flag',
+        'disk',
+      ],
+      {
+        env: { PATH: process.env.PATH, HOME: env.w.root, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint },
+      },
+    );
     assert.equal(res.code, 1, 's3rver rejects the role key, which is fine here');
     const fetches = imds.requests.filter((r) => r.url.endsWith('/security-credentials/short')).length;
     assert.ok(fetches >= 2, `credentials fetched ${fetches} times`);
@@ -142,50 +185,70 @@ test('--debug-http logs request lines and statuses, never credentials', { timeou
 });
 
 test('--defaultContentEncoding applies to blocks stored without one', { timeout: 60000 }, async () => {
-  await putObject(env.server, 'disk', 'e/00000000', Buffer.alloc(4096, 1), { metadata: { 's3backer-blocksize': '4096', 's3backer-filesize': '65536' } });
-  const m = await startMount([...via(env.proxy), '--prefix=e/', '--defaultContentEncoding=deflate', '--readOnly', 'disk', env.w.mnt], env.w.mnt);
+  await putObject(env.server, 'disk', 'e/00000000', Buffer.alloc(4096, 1), {
+    metadata: { 's3backer-blocksize': '4096', 's3backer-filesize': '65536' },
+  });
+  const m = await startMount(
+    [...via(env.proxy), '--prefix=e/', '--defaultContentEncoding=deflate', '--readOnly', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
   const dd = await run('dd', [`if=${join(env.w.mnt, 'file')}`, 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct']).catch((e) => e);
   assert.match(dd.stderr, /Input\/output error/);
   assert.match(m.stderr(), /block 0: corrupt compressed data/);
   await m.stop();
 });
 
-test('credentials: access file, --accessKeyEnv, environment, profile, EC2 role (IMDSv1 and v2), anonymous', { timeout: 120000 }, async () => {
-  const answering = await startRecordingProxy();
-  const imds = await startFakeImds({ role: 'disk-role' });
-  const imds2 = await startFakeImds({ role: 'v2-role', accessKeyId: 'AKIAIMDSV2', requireV2: true });
-  const home = join(env.w.root, 'home');
-  await mkdir(join(home, '.aws'), { recursive: true });
-  await writeFile(join(home, 'passwd'), 'FILEKEY:file-secret\n');
-  await writeFile(join(home, '.aws', 'credentials'), '[work]\naws_access_key_id = PROFILEKEY\naws_secret_access_key = profile-secret\n');
-  const clean = { PATH: process.env.PATH, HOME: home };
-  const credentialOf = async (args, env) => {
-    answering.clear();
-    const res = await runCli([`--baseURL=${answering.endpoint}/`, '--reset-mounted-flag', ...args, 'disk'], { env: { ...clean, ...env } });
-    assert.equal(res.code, 0, res.stderr);
-    const auth = answering.requests[0].headers.authorization;
-    return { id: auth === undefined ? undefined : /Credential=([^/]+)\//.exec(auth)?.[1], token: answering.requests[0].headers['x-amz-security-token'] };
-  };
-  try {
-    assert.equal((await credentialOf([`--accessFile=${join(home, 'passwd')}`])).id, 'FILEKEY');
-    assert.equal((await credentialOf(['--accessId=NAMED', '--accessKeyEnv=MY_SECRET'], { MY_SECRET: 's' })).id, 'NAMED');
-    assert.equal((await credentialOf([], { AWS_ACCESS_KEY_ID: 'ENVKEY', AWS_SECRET_ACCESS_KEY: 'env-secret' })).id, 'ENVKEY');
-    assert.equal((await credentialOf([], { AWS_PROFILE: 'work' })).id, 'PROFILEKEY');
-    const v1 = await credentialOf(['--accessEC2IAM=disk-role'], { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint });
-    assert.deepEqual(v1, { id: 'AKIAIMDS', token: 'imds-session-token' });
-    assert.ok(imds.requests.some((r) => r.url === '/latest/meta-data/iam/security-credentials/disk-role'));
-    const v2 = await credentialOf(['--accessEC2IAM', '--accessEC2IAM-IMDSv2'], { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds2.endpoint });
-    assert.equal(v2.id, 'AKIAIMDSV2');
-    assert.ok(imds2.requests.some((r) => r.method === 'PUT' && r.url === '/latest/api/token'), 'IMDSv2 session token fetched');
-    assert.equal((await credentialOf(['--accessId='])).id, undefined, 'unsigned');
-    const none = await runCli([`--baseURL=${answering.endpoint}/`, '--reset-mounted-flag', '--initialRetryPause=50', '--maxRetryPause=100', 'disk'], {
-      env: { ...clean, AWS_EC2_METADATA_DISABLED: 'true' },
-    });
-    assert.equal(none.code, 1);
-    assert.match(none.stderr, /no usable S3 credentials/);
-  } finally {
-    await answering.stop();
-    await imds.stop();
-    await imds2.stop();
-  }
-});
+test(
+  'credentials: access file, --accessKeyEnv, environment, profile, EC2 role (IMDSv1 and v2), anonymous',
+  { timeout: 120000 },
+  async () => {
+    const answering = await startRecordingProxy();
+    const imds = await startFakeImds({ role: 'disk-role' });
+    const imds2 = await startFakeImds({ role: 'v2-role', accessKeyId: 'AKIAIMDSV2', requireV2: true });
+    const home = join(env.w.root, 'home');
+    await mkdir(join(home, '.aws'), { recursive: true });
+    await writeFile(join(home, 'passwd'), 'FILEKEY:file-secret\n');
+    await writeFile(join(home, '.aws', 'credentials'), '[work]\naws_access_key_id = PROFILEKEY\naws_secret_access_key = profile-secret\n');
+    const clean = { PATH: process.env.PATH, HOME: home };
+    const credentialOf = async (args, env) => {
+      answering.clear();
+      const res = await runCli([`--baseURL=${answering.endpoint}/`, '--reset-mounted-flag', ...args, 'disk'], {
+        env: { ...clean, ...env },
+      });
+      assert.equal(res.code, 0, res.stderr);
+      const auth = answering.requests[0].headers.authorization;
+      return {
+        id: auth === undefined ? undefined : /Credential=([^/]+)\//.exec(auth)?.[1],
+        token: answering.requests[0].headers['x-amz-security-token'],
+      };
+    };
+    try {
+      assert.equal((await credentialOf([`--accessFile=${join(home, 'passwd')}`])).id, 'FILEKEY');
+      assert.equal((await credentialOf(['--accessId=NAMED', '--accessKeyEnv=MY_SECRET'], { MY_SECRET: 's' })).id, 'NAMED');
+      assert.equal((await credentialOf([], { AWS_ACCESS_KEY_ID: 'ENVKEY', AWS_SECRET_ACCESS_KEY: 'env-secret' })).id, 'ENVKEY');
+      assert.equal((await credentialOf([], { AWS_PROFILE: 'work' })).id, 'PROFILEKEY');
+      const v1 = await credentialOf(['--accessEC2IAM=disk-role'], { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint });
+      assert.deepEqual(v1, { id: 'AKIAIMDS', token: 'imds-session-token' });
+      assert.ok(imds.requests.some((r) => r.url === '/latest/meta-data/iam/security-credentials/disk-role'));
+      const v2 = await credentialOf(['--accessEC2IAM', '--accessEC2IAM-IMDSv2'], { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds2.endpoint });
+      assert.equal(v2.id, 'AKIAIMDSV2');
+      assert.ok(
+        imds2.requests.some((r) => r.method === 'PUT' && r.url === '/latest/api/token'),
+        'IMDSv2 session token fetched',
+      );
+      assert.equal((await credentialOf(['--accessId='])).id, undefined, 'unsigned');
+      const none = await runCli(
+        [`--baseURL=${answering.endpoint}/`, '--reset-mounted-flag', '--initialRetryPause=50', '--maxRetryPause=100', 'disk'],
+        {
+          env: { ...clean, AWS_EC2_METADATA_DISABLED: 'true' },
+        },
+      );
+      assert.equal(none.code, 1);
+      assert.match(none.stderr, /no usable S3 credentials/);
+    } finally {
+      await answering.stop();
+      await imds.stop();
+      await imds2.stop();
+    }
+  },
+);

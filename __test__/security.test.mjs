@@ -18,7 +18,18 @@ const base = () => [`--baseURL=${env.server.endpoint}/`, '--accessId=S3RVER', '-
 test('keys and passwords never reach the log, the stats file, the metrics, errors or the command line', { timeout: 120000 }, async () => {
   const port = await freePort();
   const m = await startMount(
-    [...base(), `--accessKey=${SECRET}`, '--encrypt', `--password=${PASSWORD}`, '--prefix=sec/', '--debug', '--debug-http', `--metricsPort=${port}`, 'disk', env.w.mnt],
+    [
+      ...base(),
+      `--accessKey=${SECRET}`,
+      '--encrypt',
+      `--password=${PASSWORD}`,
+      '--prefix=sec/',
+      '--debug',
+      '--debug-http',
+      `--metricsPort=${port}`,
+      'disk',
+      env.w.mnt,
+    ],
     env.w.mnt,
   );
   let cmdline;
@@ -39,7 +50,13 @@ test('keys and passwords never reach the log, the stats file, the metrics, error
   assert.match(metrics, /^# TYPE s3backer_s3_request_duration_seconds histogram$/m, 'the metrics were served');
   assert.match(statsJson, /"http_puts"/);
   assert.match(log, /warning: --password is visible to other users of this machine; --passwordFile is safer/);
-  for (const [where, text] of [['log', log], ['stats', stats], ['command line', cmdline], ['metrics', metrics], ['stats.json', statsJson]]) {
+  for (const [where, text] of [
+    ['log', log],
+    ['stats', stats],
+    ['command line', cmdline],
+    ['metrics', metrics],
+    ['stats.json', statsJson],
+  ]) {
     assert.ok(!text.includes(SECRET), `secret key in the ${where}`);
     assert.ok(!text.includes(PASSWORD), `password in the ${where}`);
     assert.doesNotMatch(text, /Signature=|Credential=/, `signing material in the ${where}`);
@@ -49,7 +66,16 @@ test('keys and passwords never reach the log, the stats file, the metrics, error
   // Failures name what failed, never the secret: a missing bucket, and a wrong password.
   let res = await runCli(['-f', ...base(), `--accessKey=${SECRET}`, '--prefix=sec/', 'missing-bucket', env.w.mnt]);
   assert.equal(res.code, 1);
-  res = await runCli(['-f', ...base(), `--accessKey=${SECRET}`, '--encrypt', `--password=${PASSWORD}x`, '--prefix=sec/', 'disk', env.w.mnt]);
+  res = await runCli([
+    '-f',
+    ...base(),
+    `--accessKey=${SECRET}`,
+    '--encrypt',
+    `--password=${PASSWORD}x`,
+    '--prefix=sec/',
+    'disk',
+    env.w.mnt,
+  ]);
   assert.equal(res.code, 1);
   assert.match(res.stderr, /password/i);
   assert.ok(!res.stderr.includes(SECRET) && !res.stderr.includes(PASSWORD), res.stderr);
@@ -60,7 +86,17 @@ test('an access file or password file open to other users draws a warning; mode 
   const passwordFile = join(env.w.root, 'password');
   await writeFile(accessFile, `S3RVER:${SECRET}\n`);
   await writeFile(passwordFile, `${PASSWORD}\n`);
-  const args = [`--baseURL=${env.server.endpoint}/`, `--accessFile=${accessFile}`, '--encrypt', `--passwordFile=${passwordFile}`, '--prefix=pf/', '--blockSize=4k', '--size=1m', '--reset-mounted-flag', 'disk'];
+  const args = [
+    `--baseURL=${env.server.endpoint}/`,
+    `--accessFile=${accessFile}`,
+    '--encrypt',
+    `--passwordFile=${passwordFile}`,
+    '--prefix=pf/',
+    '--blockSize=4k',
+    '--size=1m',
+    '--reset-mounted-flag',
+    'disk',
+  ];
   await chmod(accessFile, 0o644);
   await chmod(passwordFile, 0o640);
   let res = await runCli(args);
@@ -84,7 +120,10 @@ test('allow_other only when asked for; the file and stats modes as documented', 
   } finally {
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }
-  m = await startMount([...base(), `--accessKey=${SECRET}`, '--prefix=ao/', '-o', 'allow_other', '--fileMode=0640', 'disk', env.w.mnt], env.w.mnt);
+  m = await startMount(
+    [...base(), `--accessKey=${SECRET}`, '--prefix=ao/', '-o', 'allow_other', '--fileMode=0640', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
   try {
     assert.match(await mountOptions(), /allow_other/);
     assert.equal((await stat(join(env.w.mnt, 'file'))).mode & 0o777, 0o640);
@@ -120,7 +159,10 @@ test('with allow_other the modes shown are what the kernel enforces for other us
   } finally {
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }
-  m = await startMount([...base(), `--accessKey=${SECRET}`, '--prefix=perm/', '-o', 'allow_other', '--fileMode=0666', 'disk', env.w.mnt], env.w.mnt);
+  m = await startMount(
+    [...base(), `--accessKey=${SECRET}`, '--prefix=perm/', '-o', 'allow_other', '--fileMode=0666', 'disk', env.w.mnt],
+    env.w.mnt,
+  );
   try {
     assert.equal((await asNobody(`printf welcome | dd of=${file} conv=notrunc status=none`)).code, 0, 'a 0666 file takes writes');
     assert.equal((await readFile(file)).subarray(0, 7).toString('latin1'), 'welcome');

@@ -13,7 +13,12 @@ const env = useS3Server('stats', { before, after, workdir });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** [name, value] pairs in file order (a name longer than the 28 columns pushes its value right). */
-const lines = (text) => text.trim().split('\n').filter((l) => l !== '').map((l) => /^(\S+)\s+(.*)$/.exec(l).slice(1));
+const lines = (text) =>
+  text
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => /^(\S+)\s+(.*)$/.exec(l).slice(1));
 /** The form of a value: digits replaced, so "0.011 sec" and "1.234 sec" match. */
 const form = (value) => value.replace(/\d+/g, 'N');
 
@@ -43,7 +48,11 @@ test("the stats file's lines: upstream's names, order and units, then ours", { s
     assert.deepEqual(await m.stop(), { code: 0, signal: null });
   }
   const expected = theirs.filter(([name]) => !NOT_OURS.includes(name));
-  assert.deepEqual(mine.slice(0, expected.length).map(([name]) => name), expected.map(([name]) => name), "upstream's lines first, in its order");
+  assert.deepEqual(
+    mine.slice(0, expected.length).map(([name]) => name),
+    expected.map(([name]) => name),
+    "upstream's lines first, in its order",
+  );
   for (const [i, [name, value]] of expected.entries()) assert.equal(form(mine[i][1]), form(value), `the unit of ${name}`);
   const ours = mine.slice(expected.length).map(([name]) => name);
   assert.ok(ours.length > 0 && ours.every((name) => !theirs.some(([n]) => n === name)), `then ours: ${ours.join(', ')}`);
@@ -77,41 +86,66 @@ test('removing the stats file resets the counters, as upstream', { timeout: 6000
   }
 });
 
-test('--statsFileMirror: a copy replaced atomically every interval; removing it resets the counters; the last copy at unmount', { timeout: 60000 }, async () => {
-  const mirror = join(env.w.root, 'mirror.prom');
-  const m = await startMount(
-    [...s3Flags(env.server), '--prefix=mirror/', '--blockSize=64k', '--size=1m', '-o', `statsFileMirror=${mirror},statsFileMirrorInterval=100`, 'disk', env.w.mnt],
-    env.w.mnt,
-  );
-  let puts;
-  try {
-    for (let i = 0; i < 50 && !(await stat(mirror).catch(() => undefined)); i++) await sleep(50);
-    const first = await readFile(mirror, 'utf8');
-    assert.deepEqual(lines(first).map(([n]) => n), lines(await readFile(join(env.w.mnt, 'stats'), 'utf8')).map(([n]) => n), 'the stats file, line for line');
-    await workload(env.w.mnt);
-    // Updated within a few intervals; never seen half written (each read parses whole).
-    let seen = 0;
-    for (let i = 0; i < 40 && !(seen >= 3); i++) {
-      const text = await readFile(mirror, 'utf8');
-      assert.equal(lines(text).length, lines(first).length, 'each version whole');
-      seen = valueOf(text, 'http_puts');
-      await sleep(50);
+test(
+  '--statsFileMirror: a copy replaced atomically every interval; removing it resets the counters; the last copy at unmount',
+  { timeout: 60000 },
+  async () => {
+    const mirror = join(env.w.root, 'mirror.prom');
+    const m = await startMount(
+      [
+        ...s3Flags(env.server),
+        '--prefix=mirror/',
+        '--blockSize=64k',
+        '--size=1m',
+        '-o',
+        `statsFileMirror=${mirror},statsFileMirrorInterval=100`,
+        'disk',
+        env.w.mnt,
+      ],
+      env.w.mnt,
+    );
+    let puts;
+    try {
+      for (let i = 0; i < 50 && !(await stat(mirror).catch(() => undefined)); i++) await sleep(50);
+      const first = await readFile(mirror, 'utf8');
+      assert.deepEqual(
+        lines(first).map(([n]) => n),
+        lines(await readFile(join(env.w.mnt, 'stats'), 'utf8')).map(([n]) => n),
+        'the stats file, line for line',
+      );
+      await workload(env.w.mnt);
+      // Updated within a few intervals; never seen half written (each read parses whole).
+      let seen = 0;
+      for (let i = 0; i < 40 && !(seen >= 3); i++) {
+        const text = await readFile(mirror, 'utf8');
+        assert.equal(lines(text).length, lines(first).length, 'each version whole');
+        seen = valueOf(text, 'http_puts');
+        await sleep(50);
+      }
+      assert.ok(seen >= 3, `the mirror caught up with the writes (http_puts ${seen})`);
+      await rm(mirror);
+      let reset = NaN;
+      for (let i = 0; i < 40 && !(reset === 0); i++) {
+        await sleep(50);
+        reset = valueOf(await readFile(mirror, 'utf8').catch(() => ''), 'http_puts');
+      }
+      assert.equal(reset, 0, 'rewritten with the counters reset');
+      assert.equal(valueOf(await statsNow(env.w.mnt), 'http_puts'), 0, 'the stats file too');
+      await run('dd', [
+        'if=/dev/urandom',
+        `of=${join(env.w.mnt, 'file')}`,
+        'bs=64k',
+        'count=2',
+        'seek=8',
+        'conv=notrunc,fsync',
+        'status=none',
+      ]);
+      puts = valueOf(await statsNow(env.w.mnt), 'http_puts');
+    } finally {
+      assert.deepEqual(await m.stop(), { code: 0, signal: null });
     }
-    assert.ok(seen >= 3, `the mirror caught up with the writes (http_puts ${seen})`);
-    await rm(mirror);
-    let reset = NaN;
-    for (let i = 0; i < 40 && !(reset === 0); i++) {
-      await sleep(50);
-      reset = valueOf(await readFile(mirror, 'utf8').catch(() => ''), 'http_puts');
-    }
-    assert.equal(reset, 0, 'rewritten with the counters reset');
-    assert.equal(valueOf(await statsNow(env.w.mnt), 'http_puts'), 0, 'the stats file too');
-    await run('dd', ['if=/dev/urandom', `of=${join(env.w.mnt, 'file')}`, 'bs=64k', 'count=2', 'seek=8', 'conv=notrunc,fsync', 'status=none']);
-    puts = valueOf(await statsNow(env.w.mnt), 'http_puts');
-  } finally {
-    assert.deepEqual(await m.stop(), { code: 0, signal: null });
-  }
-  assert.ok(puts >= 2);
-  assert.ok(valueOf(await readFile(mirror, 'utf8'), 'http_puts') >= puts, 'the copy left at unmount has the final counts');
-  assert.equal(await stat(`${mirror}.new`).catch(() => 'gone'), 'gone', 'no temporary file left');
-});
+    assert.ok(puts >= 2);
+    assert.ok(valueOf(await readFile(mirror, 'utf8'), 'http_puts') >= puts, 'the copy left at unmount has the final counts');
+    assert.equal(await stat(`${mirror}.new`).catch(() => 'gone'), 'gone', 'no temporary file left');
+  },
+);

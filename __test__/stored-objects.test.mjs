@@ -99,7 +99,8 @@ for (const upstream of UPSTREAM_BUILDS) {
       for (const key of Object.keys(theirs)) {
         assert.deepEqual(comparable(mine[key]), comparable(theirs[key]), `headers of block ${key}`);
       }
-      for (const headers of Object.values(mine)) assert.equal(headers[HMAC] !== undefined, mode === 'encrypt', `${HMAC} only when encrypting`);
+      for (const headers of Object.values(mine))
+        assert.equal(headers[HMAC] !== undefined, mode === 'encrypt', `${HMAC} only when encrypting`);
     });
   }
 }

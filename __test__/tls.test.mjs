@@ -27,15 +27,22 @@ after(async () => {
 });
 
 const flags = () => [
-  `--baseURL=${front.endpoint}/`, '--ssl',
-  `--accessId=${server.accessKeyId}`, `--accessKey=${server.secretAccessKey}`,
-  '--size=1m', '--initialRetryPause=50', '--maxRetryPause=100',
+  `--baseURL=${front.endpoint}/`,
+  '--ssl',
+  `--accessId=${server.accessKeyId}`,
+  `--accessKey=${server.secretAccessKey}`,
+  '--size=1m',
+  '--initialRetryPause=50',
+  '--maxRetryPause=100',
 ];
 
 test('an untrusted certificate is refused', { timeout: 60000 }, async () => {
   const res = await runCli(['-f', ...flags(), 'disk', w.mnt]);
   assert.equal(res.code, 1);
-  assert.match(res.stderr, /cannot reach bucket disk .*self[- ]signed certificate.*\(a private CA\? trust it with --cacert=FILE, or skip the check with --insecure\)/);
+  assert.match(
+    res.stderr,
+    /cannot reach bucket disk .*self[- ]signed certificate.*\(a private CA\? trust it with --cacert=FILE, or skip the check with --insecure\)/,
+  );
 });
 
 test('--insecure accepts it; --cacert trusts it', { timeout: 60000 }, async () => {
@@ -57,12 +64,17 @@ test('a CA in the system bundle is trusted without --cacert, as upstream (libcur
   const squash = (pem) => pem.replace(/\s+/g, '');
   assert.ok(extra.map(squash).includes(squash(await readFile(certFile, 'utf8'))), 'the test CA is taken');
   const bundled = new Set(rootCertificates.map(squash));
-  assert.ok(extra.every((pem) => !bundled.has(squash(pem))), 'none that Node already has');
+  assert.ok(
+    extra.every((pem) => !bundled.has(squash(pem))),
+    'none that Node already has',
+  );
   assert.deepEqual(systemOnlyCAs({ SSL_CERT_FILE: join(w.root, 'no-such-bundle.pem') }), []);
   const m = await startMount([...flags(), 'disk', w.mnt], w.mnt, { env: { ...process.env, SSL_CERT_FILE: bundle } });
   await run('dd', ['if=/dev/urandom', `of=${join(w.mnt, 'file')}`, 'bs=4096', 'count=1', 'conv=notrunc,fsync', 'status=none']);
   assert.deepEqual(await m.stop(), { code: 0, signal: null });
   // The system's own bundle does not have it: refused, as in the first test.
-  const res = await runCli(['-f', ...flags(), 'disk', w.mnt], { env: { ...process.env, SSL_CERT_FILE: '/etc/ssl/certs/ca-certificates.crt' } });
+  const res = await runCli(['-f', ...flags(), 'disk', w.mnt], {
+    env: { ...process.env, SSL_CERT_FILE: '/etc/ssl/certs/ca-certificates.crt' },
+  });
   assert.equal(res.code, 1);
 });

@@ -16,12 +16,20 @@ const env = useS3Server('flags', { before, after, workdir });
 async function stats(mnt) {
   await run('stat', ['--cached=never', '--format=%s', join(mnt, 'stats')]);
   const text = await readFile(join(mnt, 'stats'), 'utf8');
-  return Object.fromEntries(text.trim().split('\n').map((l) => /^(\S+)\s+(\S+)/.exec(l).slice(1)).map(([k, v]) => [k, Number.parseFloat(v)]));
+  return Object.fromEntries(
+    text
+      .trim()
+      .split('\n')
+      .map((l) => /^(\S+)\s+(\S+)/.exec(l).slice(1))
+      .map(([k, v]) => [k, Number.parseFloat(v)]),
+  );
 }
 
 /** Captures the IP headers of packets carrying data to `port` on loopback until stop(). */
 async function capture(port) {
-  const child = spawn('tcpdump', ['-i', 'lo', '-n', '-v', '-l', `tcp dst port ${port} and (tcp[tcpflags] & tcp-push != 0)`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('tcpdump', ['-i', 'lo', '-n', '-v', '-l', `tcp dst port ${port} and (tcp[tcpflags] & tcp-push != 0)`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   await new Promise((resolve, reject) => {
@@ -43,9 +51,16 @@ async function writeSome(mnt, blocks = 4) {
 }
 
 test('--ipTOS sets the type of service of every packet a request sends (names and numbers, as upstream)', { timeout: 120000 }, async () => {
-  for (const [flag, tos] of [['--ipTOS=lowdelay', '0x10'], ['-oipTOS=0x28', '0x28'], [undefined, '0x0']]) {
+  for (const [flag, tos] of [
+    ['--ipTOS=lowdelay', '0x10'],
+    ['-oipTOS=0x28', '0x28'],
+    [undefined, '0x0'],
+  ]) {
     const seen = await capture(env.server.port);
-    const m = await startMount([...s3Flags(env.server), '--prefix=tos/', '--blockSize=4k', '--size=1m', ...(flag ? [flag] : []), 'disk', env.w.mnt], env.w.mnt);
+    const m = await startMount(
+      [...s3Flags(env.server), '--prefix=tos/', '--blockSize=4k', '--size=1m', ...(flag ? [flag] : []), 'disk', env.w.mnt],
+      env.w.mnt,
+    );
     try {
       await writeSome(env.w.mnt);
     } finally {
@@ -61,20 +76,30 @@ test('--ipTOS sets the type of service of every packet a request sends (names an
   assert.match((await runCli([...s3Flags(env.server), '--ipTOS=256', 'disk', env.w.mnt])).stderr, /--ipTOS: "256"/);
 });
 
-test('--noCurlCache opens a connection for every request; without it they are reused; --http11 is accepted', { timeout: 120000 }, async () => {
-  for (const [flags, reused] of [[['--noCurlCache'], false], [['-o', 'http11'], true]]) {
-    const m = await startMount([...s3Flags(env.server), '--prefix=conn/', '--blockSize=4k', '--size=1m', '--blockCacheThreads=1', ...flags, 'disk', env.w.mnt], env.w.mnt);
-    try {
-      await writeSome(env.w.mnt, 8);
-      const s = await stats(env.w.mnt);
-      assert.ok(s.http_puts >= 8);
-      if (reused) assert.ok(s.curl_handle_reuse_ratio > 0.5, `kept-alive connections reused: ${s.curl_handle_reuse_ratio}`);
-      else assert.equal(s.curl_handle_reuse_ratio, 0, 'no connection reused');
-    } finally {
-      assert.deepEqual(await m.stop(), { code: 0, signal: null });
+test(
+  '--noCurlCache opens a connection for every request; without it they are reused; --http11 is accepted',
+  { timeout: 120000 },
+  async () => {
+    for (const [flags, reused] of [
+      [['--noCurlCache'], false],
+      [['-o', 'http11'], true],
+    ]) {
+      const m = await startMount(
+        [...s3Flags(env.server), '--prefix=conn/', '--blockSize=4k', '--size=1m', '--blockCacheThreads=1', ...flags, 'disk', env.w.mnt],
+        env.w.mnt,
+      );
+      try {
+        await writeSome(env.w.mnt, 8);
+        const s = await stats(env.w.mnt);
+        assert.ok(s.http_puts >= 8);
+        if (reused) assert.ok(s.curl_handle_reuse_ratio > 0.5, `kept-alive connections reused: ${s.curl_handle_reuse_ratio}`);
+        else assert.equal(s.curl_handle_reuse_ratio, 0, 'no connection reused');
+      } finally {
+        assert.deepEqual(await m.stop(), { code: 0, signal: null });
+      }
     }
-  }
-});
+  },
+);
 
 test('--test-errors: one in ten block operations fails; the retries ride them out and nothing is lost', { timeout: 120000 }, async () => {
   const w = await workdir('test-errors');
@@ -89,7 +114,10 @@ test('--test-errors: one in ten block operations fails; the retries ride them ou
     } finally {
       assert.deepEqual(await m.stop(), { code: 0, signal: null });
     }
-    assert.ok(s.http_5xx_error > 0 && s.http_num_retries === s.http_5xx_error, `injected failures retried: ${s.http_5xx_error} / ${s.http_num_retries}`);
+    assert.ok(
+      s.http_5xx_error > 0 && s.http_num_retries === s.http_5xx_error,
+      `injected failures retried: ${s.http_5xx_error} / ${s.http_num_retries}`,
+    );
     const again = await startMount(['--test', '--test-errors', '--initialRetryPause=5', w.store, w.mnt], w.mnt);
     try {
       assert.ok((await readFile(join(w.mnt, 'file'))).equals(data), 'every block stored and read back despite the errors');

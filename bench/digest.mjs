@@ -38,9 +38,15 @@ async function measure(digest, inflight) {
   return { mibs: (gib * 1024) / seconds, cpuPerGiB: (cpu.user + cpu.system) / 1e6 / gib };
 }
 
-console.log(`Upload digest (zero check + MD5) of ${SIZE / 1024} KiB blocks: MiB/s, and CPU-s per GiB (the whole process, thread pool included):\n`);
+console.log(
+  `Upload digest (zero check + MD5) of ${SIZE / 1024} KiB blocks: MiB/s, and CPU-s per GiB (the whole process, thread pool included):\n`,
+);
 console.log(`| in flight | ${Object.keys(ways).join(' | ')} |`);
-console.log(`| --- |${Object.keys(ways).map(() => ' --- |').join('')}`);
+console.log(
+  `| --- |${Object.keys(ways)
+    .map(() => ' --- |')
+    .join('')}`,
+);
 for (const inflight of [1, 8, 32]) {
   const cells = [];
   for (const digest of Object.values(ways)) {

@@ -12,7 +12,10 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The endpoint's binary, built (cargo does nothing when it is up to date). */
 export function endpointBinary() {
-  execFileSync('cargo', ['build', '--release', '--quiet', '-p', 's3backer-bench-endpoint'], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('cargo', ['build', '--release', '--quiet', '-p', 's3backer-bench-endpoint'], {
+    cwd: REPO,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   return join(REPO, 'target', 'release', 'bench-s3');
 }
 

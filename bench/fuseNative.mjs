@@ -27,8 +27,15 @@ export async function ensureFuseNative() {
   if (!existsSync(MODULE)) {
     try {
       await promisify(execFile)('npm', [
-        'install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error',
-        '--prefix', PREFIX, `fuse-native@${VERSION}`,
+        'install',
+        '--no-save',
+        '--no-package-lock',
+        '--no-audit',
+        '--no-fund',
+        '--loglevel=error',
+        '--prefix',
+        PREFIX,
+        `fuse-native@${VERSION}`,
       ]);
     } catch (err) {
       return `npm could not install fuse-native@${VERSION} into ${PREFIX}: ${String(err.stderr || err.message).trim()}`;

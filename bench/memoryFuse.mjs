@@ -47,7 +47,9 @@ if (metricsPort !== undefined) {
     { labels: { operation: op, answered_in: 'session' }, histogram: sessionSizes[op] },
   ]);
   const histograms = [{ name: 'fuse_request_bytes', help: 'Sizes of FUSE reads and writes, as the kernel sent them', series }];
-  createServer((_req, res) => res.end(renderPrometheus({ stats: [], histograms }))).listen(Number(metricsPort), '127.0.0.1').unref();
+  createServer((_req, res) => res.end(renderPrometheus({ stats: [], histograms })))
+    .listen(Number(metricsPort), '127.0.0.1')
+    .unref();
 }
 
 const read = (buf, len, pos) => {
@@ -63,8 +65,16 @@ if (binding === 'native' || binding === 'native-map') {
   const { FuseSessions } = require('../dist/native/addon.js');
   const { sessionOptions } = require('../dist/fuse/fuseSession.js');
   const options = sessionOptions({
-    mountpoint, filename: 'file', statsFilename: 'stats', fileMode: 0o600, blockSize, numBlocks: size / blockSize,
-    readOnly: false, directIO: false, description: 'ceiling', fuseOptions: [],
+    mountpoint,
+    filename: 'file',
+    statsFilename: 'stats',
+    fileMode: 0o600,
+    blockSize,
+    numBlocks: size / blockSize,
+    readOnly: false,
+    directIO: false,
+    description: 'ceiling',
+    fuseOptions: [],
   });
   // replyData copies, so one buffer serves every read.
   let buf = Buffer.alloc(1024 * 1024);
@@ -92,7 +102,7 @@ if (binding === 'native' || binding === 'native-map') {
           break;
         case 'zero':
           if (slots) {
-            for (let at = r.offset; at < r.offset + r.length; ) {
+            for (let at = r.offset; at < r.offset + r.length;) {
               const within = at % blockSize;
               const n = Math.min(blockSize - within, r.offset + r.length - at);
               slots.writePart(Math.floor(at / blockSize), within, zeros.subarray(0, n));
@@ -109,7 +119,7 @@ if (binding === 'native' || binding === 'native-map') {
         case 'write':
           return session.reply(r.id, write(r.data, r.data.length, r.offset));
         case 'zero':
-          for (let done = 0; done < r.length; ) done += writeSync(fd, zeros, 0, Math.min(zeros.length, r.length - done), r.offset + done);
+          for (let done = 0; done < r.length;) done += writeSync(fd, zeros, 0, Math.min(zeros.length, r.length - done), r.offset + done);
           return session.reply(r.id, 0);
         case 'stats':
           return session.replyStats(r.id, Buffer.from('memory FUSE file: no stats\n'));

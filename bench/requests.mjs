@@ -10,6 +10,7 @@ import { startEndpoint } from './endpoint.mjs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createHash, randomBytes } from 'node:crypto';
+import { s3StoreOptions } from '../__test__/helpers/settings.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -40,11 +41,21 @@ function rawClient(port, inflight) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: inflight });
   const request = (method, path, body) =>
     new Promise((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-length': body.length, 'content-md5': md5Of(body) } : {} }, (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => (res.statusCode < 300 ? resolve(Buffer.concat(chunks)) : reject(new Error(`HTTP ${res.statusCode}`))));
-      });
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method,
+          path,
+          agent,
+          headers: body ? { 'content-length': body.length, 'content-md5': md5Of(body) } : {},
+        },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => (res.statusCode < 300 ? resolve(Buffer.concat(chunks)) : reject(new Error(`HTTP ${res.statusCode}`))));
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -60,13 +71,15 @@ async function ourClient(port, inflight) {
   const { HttpStats } = await import(pathToFileURL(join(HERE, '..', 'dist', 'backend', 'httpStats.js')).href);
   const log = { error() {}, warn() {}, info() {}, debug() {}, http() {} };
   const store = new S3ObjectStore(
-    {
-      bucket: 'bench', prefix: '', baseURL: `http://127.0.0.1:${port}/`, region: 'us-east-1', accessType: 'private',
-      vhost: false, storageClass: undefined, sse: undefined, sseKeyId: undefined, insecure: false, cacert: undefined,
-      maxUploadSpeed: undefined, maxDownloadSpeed: undefined, debugHttp: false, timeoutMs: 30000,
-      initialRetryPauseMs: 200, maxRetryPauseMs: 30000, concurrency: inflight,
-      credentials: { kind: 'static', accessKeyId: 'bench', secretAccessKey: 'bench', from: 'bench' },
-    },
+    s3StoreOptions(`http://127.0.0.1:${port}/`, {
+      bucket: 'bench',
+      timeoutMs: 30000,
+      initialRetryPauseMs: 200,
+      maxRetryPauseMs: 30000,
+      concurrency: inflight,
+      accessKeyId: 'bench',
+      secretAccessKey: 'bench',
+    }),
     new HttpStats(),
     log,
   );
@@ -83,7 +96,10 @@ export async function measureRequests({ seconds = 4, inflight = 32, size = 65536
   const keys = 256;
   const out = {};
   try {
-    for (const [name, make] of [['raw', rawClient], ['ours', ourClient]]) {
+    for (const [name, make] of [
+      ['raw', rawClient],
+      ['ours', ourClient],
+    ]) {
       const client = await make(endpoint.port, inflight);
       const prefix = `${name}-`;
       // Warm-up (JIT, sockets), then measure.
@@ -106,7 +122,8 @@ export const percent = (a, b) => `${Math.round((100 * a) / b)} %`;
 
 /** The figures as a Markdown table, as the README shows them. */
 export function formatRequests(r) {
-  const line = (verb, key) => `| ${verb} | ${r.raw[key].toFixed(0)}/s | ${r.ours[key].toFixed(0)}/s | ${percent(r.ours[key], r.raw[key])} |`;
+  const line = (verb, key) =>
+    `| ${verb} | ${r.raw[key].toFixed(0)}/s | ${r.ours[key].toFixed(0)}/s | ${percent(r.ours[key], r.raw[key])} |`;
   return [
     '',
     `${r.size / 1024} KiB objects, ${r.inflight} in flight, in-memory S3 on loopback, 0 ms per request.`,

@@ -96,7 +96,10 @@ const OURS_FLAGS = (process.env.S3BACKER_BENCH_OURS_FLAGS ?? '').split(' ').filt
 const TOOL_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
 
 /** Without python3 there is no wait4(), so no CPU figures; everything else still runs. */
-const HAVE_WAIT4 = await run('python3', ['-c', 'import os; os.wait4']).then(() => true, () => false);
+const HAVE_WAIT4 = await run('python3', ['-c', 'import os; os.wait4']).then(
+  () => true,
+  () => false,
+);
 
 /**
  * Node's own start and exit (`node -e 0`, the median of 11), the floor under our time to first
@@ -143,9 +146,15 @@ async function mountTool(tool, args, mnt, { usage = false, metrics = false, poll
     const u = JSON.parse(await readFile(usageFile, 'utf8'));
     return { cpuS: u.userS + u.systemS, maxRssKiB: u.maxRssKiB };
   });
-  for (const deadline = now() + 60; now() < deadline; ) {
+  for (const deadline = now() + 60; now() < deadline;) {
     if (done) throw new Error(`${tool.name} exited: ${stderr}`);
-    if (await stat(join(mnt, 'file')).then(() => true, () => false)) return { finished, port };
+    if (
+      await stat(join(mnt, 'file')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return { finished, port };
     await sleep(pollMs);
   }
   throw new Error(`${tool.name} did not mount`);
@@ -216,8 +225,14 @@ async function dropCaches() {
 
 const dd = (...args) => run('dd', ['bs=1M', 'status=none', ...args]);
 const toolArgs = (tool, endpoint) => [
-  `--baseURL=http://127.0.0.1:${endpoint.port}/`, '--accessId=bench', '--accessKey=bench',
-  `--prefix=${tool.id}/`, `--blockSize=${BLOCK_SIZE}`, '--size=1g', ...tool.extra, 'bench',
+  `--baseURL=http://127.0.0.1:${endpoint.port}/`,
+  '--accessId=bench',
+  '--accessKey=bench',
+  `--prefix=${tool.id}/`,
+  `--blockSize=${BLOCK_SIZE}`,
+  '--size=1g',
+  ...tool.extra,
+  'bench',
 ];
 const cpuPerGiB = (u) => (u ? u.cpuS / GIB : undefined);
 
@@ -317,8 +332,16 @@ async function benchTool(tool, endpoint, work, source) {
     // Random 4 KiB reads on a warm cache (the reads above filled it), then writes.
     const fio = async (rw, ...extra) => {
       const r = await run('fio', [
-        `--name=${rw}`, `--filename=${join(data, 'big')}`, `--rw=${rw}`, '--bs=4k', '--direct=1',
-        '--ioengine=psync', '--runtime=5', '--time_based', '--output-format=json', ...extra,
+        `--name=${rw}`,
+        `--filename=${join(data, 'big')}`,
+        `--rw=${rw}`,
+        '--bs=4k',
+        '--direct=1',
+        '--ioengine=psync',
+        '--runtime=5',
+        '--time_based',
+        '--output-format=json',
+        ...extra,
       ]);
       return JSON.parse(r.stdout).jobs[0];
     };
@@ -338,7 +361,9 @@ async function benchTool(tool, endpoint, work, source) {
 
 /** The endpoint's object count under a prefix (its ListObjectsV2, one page). */
 async function countObjects(endpoint, prefix) {
-  const xml = await (await fetch(`http://127.0.0.1:${endpoint.port}/bench?list-type=2&prefix=${encodeURIComponent(prefix)}&max-keys=100000`)).text();
+  const xml = await (
+    await fetch(`http://127.0.0.1:${endpoint.port}/bench?list-type=2&prefix=${encodeURIComponent(prefix)}&max-keys=100000`)
+  ).text();
   return (xml.match(/<Key>/g) ?? []).length;
 }
 
@@ -353,7 +378,9 @@ async function trimDeleted(tool, endpoint, work, source) {
   await mkdir(mnt, { recursive: true });
   await mkdir(data, { recursive: true });
   const prefix = `${tool.id}-trim/`;
-  const args = toolArgs(tool, endpoint).map((a) => (a.startsWith('--prefix=') ? `--prefix=${prefix}` : a === '--size=1g' ? '--size=2g' : a));
+  const args = toolArgs(tool, endpoint).map((a) =>
+    a.startsWith('--prefix=') ? `--prefix=${prefix}` : a === '--size=1g' ? '--size=2g' : a,
+  );
   const m = await mountTool(tool, args, mnt);
   try {
     await run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', join(mnt, 'file')]);
@@ -365,7 +392,10 @@ async function trimDeleted(tool, endpoint, work, source) {
     await run('rm', [join(data, 'big')]);
     await run('sync', ['-f', data]);
     const t0 = now();
-    const trimmed = await run('fstrim', [data]).then(() => true, () => false);
+    const trimmed = await run('fstrim', [data]).then(
+      () => true,
+      () => false,
+    );
     await run('sync', ['-f', join(mnt, 'file')]);
     const trimS = now() - t0;
     const left = await countObjects(endpoint, prefix);
@@ -425,7 +455,8 @@ async function loopDirect(tool, work, source) {
   await mkdir(mnt, { recursive: true });
   await mkdir(data, { recursive: true });
   const args = toolArgs(tool, { port: 0 });
-  const attach = async (...extra) => (await run('losetup', ['--find', '--show', '--direct-io=on', ...extra, join(mnt, 'file')])).stdout.trim();
+  const attach = async (...extra) =>
+    (await run('losetup', ['--find', '--show', '--direct-io=on', ...extra, join(mnt, 'file')])).stdout.trim();
   let device;
   const detach = async () => {
     if (device) await run('losetup', ['-d', device]);
@@ -497,9 +528,11 @@ async function benchCeiling(bindings, work, source, rounds) {
       for (const b of order) {
         process.stderr.write(`bench: FUSE ceiling, round ${round + 1}/${rounds}, ${b.name}, ${what[kind] ?? `dd ${kind}`}...\n`);
         got[b.binding][kind] =
-          kind === 'ext4' ? await benchTool(b, { port: 0 }, work, source)
-          : kind === 'ext4dio' ? await loopDirect(b, work, source)
-          : await straight(b, kind, work, source);
+          kind === 'ext4'
+            ? await benchTool(b, { port: 0 }, work, source)
+            : kind === 'ext4dio'
+              ? await loopDirect(b, work, source)
+              : await straight(b, kind, work, source);
       }
     }
     for (const b of bindings) all[b.binding].push(got[b.binding]);
@@ -547,7 +580,11 @@ function ceilingTable(ceiling, skipped) {
     row('read straight, iflag=direct', (c) => c.direct.MBs, 'MB/s'),
     row('read straight, buffered', (c) => c.buffered.MBs, 'MB/s'),
     row('write through ext4 on a loop device (until exited)', (c) => c.ext4.writeMBs, 'MB/s'),
-    row('the same, until the loop device is gone (every write in the FUSE server; its exit not counted)', (c) => c.ext4.writeReachedMBs, 'MB/s'),
+    row(
+      'the same, until the loop device is gone (every write in the FUSE server; its exit not counted)',
+      (c) => c.ext4.writeReachedMBs,
+      'MB/s',
+    ),
     row('read through ext4 on a loop device (cold)', (c) => c.ext4.readMBs, 'MB/s'),
     row('write through ext4, loop device with --direct-io=on (until exited)', (c) => c.ext4dio?.writeMBs, 'MB/s'),
     row('read through ext4, loop device with --direct-io=on (cold)', (c) => c.ext4dio?.readMBs, 'MB/s'),
@@ -590,8 +627,8 @@ function delayTable(delay, results, ceiling, notes) {
     row('random 4 KiB reads (warm cache)', 'randReadIOPS', 'IOPS', 0),
     row('random 4 KiB writes (warm cache)', 'randWriteIOPS', 'IOPS', 0),
     row('fstrim of a deleted 1 GiB file', 'trimS', 's', 2, false),
-    row('objects left after it (of the file\'s and ext4\'s)', 'trimObjectsLeft', '', 0, false),
-    row('time to first byte after mount (from the command\'s start)', 'firstByteMs', 'ms', 0, false),
+    row("objects left after it (of the file's and ext4's)", 'trimObjectsLeft', '', 0, false),
+    row("time to first byte after mount (from the command's start)", 'firstByteMs', 'ms', 0, false),
     row('time to first byte once the file is there', 'firstByteMountedMs', 'ms', 1, false),
     row('peak resident memory while writing', 'peakRssMiB', 'MiB', 0, false),
     row('CPU-s per GiB written', 'writeCpuSPerGiB', 's', 2),
@@ -610,15 +647,29 @@ function delayTable(delay, results, ceiling, notes) {
 const NEWEST = newestUpstream();
 if (NEWEST.bin) {
   // "s3backer version 2.1.6 (2.1.6-12-g76bab14)": the describe in parentheses names the commit.
-  const text = await run(NEWEST.bin, ['--version']).then((r) => r.stdout + r.stderr, () => '');
+  const text = await run(NEWEST.bin, ['--version']).then(
+    (r) => r.stdout + r.stderr,
+    () => '',
+  );
   NEWEST.version = /version \S+ \(([^)]+)\)/.exec(text)?.[1] ?? /version (\S+)/.exec(text)?.[1];
   NEWEST.name = `upstream newest (${NEWEST.version ?? NEWEST.bin})`;
 }
 const work = await mkdtemp(join(tmpdir(), 's3backer-bench-'));
 const shm = (name) => `/dev/shm/s3backer-bench-${name}-${process.pid}`;
 // Which code ran: results are cited by file, and the code they measured must be findable.
-const commit = await run('git', ['-C', join(HERE, '..'), 'rev-parse', 'HEAD']).then((r) => r.stdout.trim(), () => undefined);
-const output = { date: new Date().toISOString(), commit, ...(OURS_FLAGS.length ? { oursFlags: OURS_FLAGS } : {}), node: process.version, mb: MB, blockSize: BLOCK_SIZE, upstreamNewest: NEWEST };
+const commit = await run('git', ['-C', join(HERE, '..'), 'rev-parse', 'HEAD']).then(
+  (r) => r.stdout.trim(),
+  () => undefined,
+);
+const output = {
+  date: new Date().toISOString(),
+  commit,
+  ...(OURS_FLAGS.length ? { oursFlags: OURS_FLAGS } : {}),
+  node: process.version,
+  mb: MB,
+  blockSize: BLOCK_SIZE,
+  upstreamNewest: NEWEST,
+};
 try {
   // In memory: the read tests drop the page cache, and a source read back from disk would time the disk.
   const source = shm('source');
@@ -630,13 +681,21 @@ try {
     process.stderr.write(`bench: upstream's newest build is missing (${NEWEST.missing}): its column stays empty\n`);
   }
   const tools = [
-    { id: 'ours', name: `s3backer (this package)${OURS_FLAGS.length ? ` ${OURS_FLAGS.join(' ')}` : ''}`, command: [process.execPath, CLI], extra: OURS_FLAGS, metrics: true },
+    {
+      id: 'ours',
+      name: `s3backer (this package)${OURS_FLAGS.length ? ` ${OURS_FLAGS.join(' ')}` : ''}`,
+      command: [process.execPath, CLI],
+      extra: OURS_FLAGS,
+      metrics: true,
+    },
     ...(NEWEST.bin ? [{ id: 'upstream', name: NEWEST.name, command: [NEWEST.bin], extra: [] }] : []),
     ...(existsSync(DEBIAN) ? [{ id: 'debian', name: 's3backer 1.5.4 (Debian)', command: [DEBIAN], extra: [] }] : []),
   ].filter((t) => wanted(t.id));
   if (tools.some((t) => t.id === 'ours')) {
     output.nodeStartExitMs = await nodeStartExitMs();
-    notes.push(`Node by itself (\`node -e 0\`, ${process.version}, start to exit, the median of 11): ${output.nodeStartExitMs.toFixed(0)} ms, the floor under ours' time to first byte.`);
+    notes.push(
+      `Node by itself (\`node -e 0\`, ${process.version}, start to exit, the median of 11): ${output.nodeStartExitMs.toFixed(0)} ms, the floor under ours' time to first byte.`,
+    );
   }
 
   // The network ceiling: raw node:http against the same endpoint, and our request path.
@@ -652,8 +711,12 @@ try {
     const skipped = await ensureFuseNative();
     if (skipped) process.stderr.write(`bench: the fuse-native column is skipped: ${skipped}\n`);
     const binding = (b, name) => ({
-      id: `ceiling-${b}`, binding: b, name, metrics: true,
-      command: [process.execPath, join(HERE, 'memoryFuse.mjs')], extra: [`--binding=${b}`, `--store=${shm(`ceiling-${b}`)}`],
+      id: `ceiling-${b}`,
+      binding: b,
+      name,
+      metrics: true,
+      command: [process.execPath, join(HERE, 'memoryFuse.mjs')],
+      extra: [`--binding=${b}`, `--store=${shm(`ceiling-${b}`)}`],
     });
     const bindings = [
       binding('native', 'memory FUSE file, native session'),

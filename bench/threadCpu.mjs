@@ -60,4 +60,5 @@ const rows = Object.entries(after)
   .sort((a, b) => b.user + b.system - (a.user + a.system));
 const total = rows.reduce((s, r) => s + r.user + r.system, 0);
 console.log(`${total.toFixed(2)} CPU-s in ${seconds.toFixed(2)} s (threads that ended meanwhile are not counted)`);
-for (const r of rows) console.log(`${(r.user + r.system).toFixed(2).padStart(7)}  user ${r.user.toFixed(2)}  system ${r.system.toFixed(2)}  ${r.name}`);
+for (const r of rows)
+  console.log(`${(r.user + r.system).toFixed(2).padStart(7)}  user ${r.user.toFixed(2)}  system ${r.system.toFixed(2)}  ${r.name}`);

@@ -33,8 +33,21 @@ const t = args.indexOf('--target');
 const target = t >= 0 ? args[t + 1] : HOST_TRIPLE[process.arch];
 const rest = t >= 0 ? [...args.slice(0, t), ...args.slice(t + 2)] : args;
 const napiBuild = [
-  'build', '--platform', '--release', '--manifest-path', 'native/Cargo.toml', '--package-json-path', 'package.json',
-  '--output-dir', 'native', '--js', 'index.js', '--dts', 'index.d.ts', ...(target ? ['--target', target] : []), ...rest,
+  'build',
+  '--platform',
+  '--release',
+  '--manifest-path',
+  'native/Cargo.toml',
+  '--package-json-path',
+  'package.json',
+  '--output-dir',
+  'native',
+  '--js',
+  'index.js',
+  '--dts',
+  'index.d.ts',
+  ...(target ? ['--target', target] : []),
+  ...rest,
 ];
 
 function napi(extra) {

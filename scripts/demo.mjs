@@ -40,7 +40,13 @@ async function mountS3backer(args) {
   exited.then((c) => (code = c));
   for (let i = 0; i < 400; i++) {
     if (code !== undefined) throw new Error(`s3backer exited with ${code}`);
-    if (await stat(join(mnt, 'file')).then(() => true, () => false)) return { exited };
+    if (
+      await stat(join(mnt, 'file')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return { exited };
     await sleep(50);
   }
   throw new Error('s3backer did not mount within 20 s');

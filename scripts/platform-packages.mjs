@@ -32,11 +32,17 @@ export function withPlatformPackages(pkg, repo = REPO) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (!process.argv.includes('--write')) {
-    console.error('usage: node scripts/platform-packages.mjs --write   (adds the platform packages to package.json as optionalDependencies)');
+    console.error(
+      'usage: node scripts/platform-packages.mjs --write   (adds the platform packages to package.json as optionalDependencies)',
+    );
     process.exit(2);
   }
   const file = join(REPO, 'package.json');
   const pkg = withPlatformPackages(JSON.parse(readFileSync(file, 'utf8')));
   writeFileSync(file, `${JSON.stringify(pkg, null, 2)}\n`);
-  console.log(`optionalDependencies: ${Object.entries(pkg.optionalDependencies).map(([n, v]) => `${n}@${v}`).join(', ')}`);
+  console.log(
+    `optionalDependencies: ${Object.entries(pkg.optionalDependencies)
+      .map(([n, v]) => `${n}@${v}`)
+      .join(', ')}`,
+  );
 }

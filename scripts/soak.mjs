@@ -40,7 +40,13 @@ async function mountOurs(args, mnt) {
   }, 200);
   exited.then(() => clearInterval(sampler));
   for (let i = 0; i < 1200; i++) {
-    if (await stat(join(mnt, 'file')).then(() => true, () => false)) return { exited, memory, stderr: () => stderr };
+    if (
+      await stat(join(mnt, 'file')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return { exited, memory, stderr: () => stderr };
     await sleep(25);
   }
   throw new Error(`s3backer did not mount: ${stderr}`);
@@ -52,7 +58,15 @@ const data = join(work, 'data');
 await mkdir(mnt);
 await mkdir(data);
 const endpoint = await startEndpoint(5);
-const args = [`--baseURL=http://127.0.0.1:${endpoint.port}/`, '--accessId=soak', '--accessKey=soak', '--blockSize=256k', '--size=1g', '--blockCacheSize=64', 'soak'];
+const args = [
+  `--baseURL=http://127.0.0.1:${endpoint.port}/`,
+  '--accessId=soak',
+  '--accessKey=soak',
+  '--blockSize=256k',
+  '--size=1g',
+  '--blockCacheSize=64',
+  'soak',
+];
 let failed = false;
 try {
   let m = await mountOurs(args, mnt);
@@ -62,10 +76,22 @@ try {
   const fio = await run(
     'fio',
     [
-      '--name=soak', `--filename=${join(data, 'soak.bin')}`, `--size=${MB}M`, '--rw=randrw', '--rwmixread=50', '--bs=4k',
-      '--direct=1', '--ioengine=psync', '--numjobs=1', '--verify=crc32c', '--verify_backlog=4096', '--verify_fatal=1',
+      '--name=soak',
+      `--filename=${join(data, 'soak.bin')}`,
+      `--size=${MB}M`,
+      '--rw=randrw',
+      '--rwmixread=50',
+      '--bs=4k',
+      '--direct=1',
+      '--ioengine=psync',
+      '--numjobs=1',
+      '--verify=crc32c',
+      '--verify_backlog=4096',
+      '--verify_fatal=1',
       '--verify_state_save=0', // else fio leaves local-soak-0-verify.state in the working directory
-      `--runtime=${Math.round(MINUTES * 60)}`, '--time_based', '--output-format=json',
+      `--runtime=${Math.round(MINUTES * 60)}`,
+      '--time_based',
+      '--output-format=json',
     ],
     { maxBuffer: 64 * 1024 * 1024 },
   );
@@ -86,16 +112,18 @@ try {
 
   const errors = job.error + (code === 0 ? 0 : 1) + (before === after ? 0 : 1);
   failed = errors !== 0;
-  console.log([
-    '',
-    `| soak (${MINUTES} min, ${MB} MiB, 64-block cache, 5 ms per request) | result |`,
-    '| --- | --- |',
-    `| fio reads / writes | ${job.read.total_ios} / ${job.write.total_ios} |`,
-    `| fio errors (verification included) | ${job.error} |`,
-    `| s3backer exit code | ${code} |`,
-    `| content after a fresh mount | ${before === after ? 'identical' : 'DIFFERENT'} |`,
-    `| peak resident memory | ${peak.toFixed(0)} MiB |`,
-  ].join('\n'));
+  console.log(
+    [
+      '',
+      `| soak (${MINUTES} min, ${MB} MiB, 64-block cache, 5 ms per request) | result |`,
+      '| --- | --- |',
+      `| fio reads / writes | ${job.read.total_ios} / ${job.write.total_ios} |`,
+      `| fio errors (verification included) | ${job.error} |`,
+      `| s3backer exit code | ${code} |`,
+      `| content after a fresh mount | ${before === after ? 'identical' : 'DIFFERENT'} |`,
+      `| peak resident memory | ${peak.toFixed(0)} MiB |`,
+    ].join('\n'),
+  );
 } catch (err) {
   failed = true;
   console.error(`soak: ${err.message}\n${err.stdout ?? ''}`);

@@ -1,7 +1,14 @@
 // The EC2 instance metadata service on loopback, for --accessEC2IAM tests (IMDSv1 and v2).
 import * as http from 'node:http';
 
-export async function startFakeImds({ role = 'test-role', accessKeyId = 'AKIAIMDS', secretAccessKey = 'imds-secret', token = 'imds-session-token', requireV2 = false, expiresInMs = 6 * 3600e3 } = {}) {
+export async function startFakeImds({
+  role = 'test-role',
+  accessKeyId = 'AKIAIMDS',
+  secretAccessKey = 'imds-secret',
+  token = 'imds-session-token',
+  requireV2 = false,
+  expiresInMs = 6 * 3600e3,
+} = {}) {
   const requests = [];
   const sessionToken = 'v2-token-123';
   const server = http.createServer((req, res) => {
@@ -18,11 +25,18 @@ export async function startFakeImds({ role = 'test-role', accessKeyId = 'AKIAIMD
     const base = '/latest/meta-data/iam/security-credentials/';
     if (req.method === 'GET' && req.url === base) return send(200, `${role}\n`);
     if (req.method === 'GET' && req.url === base + role) {
-      return send(200, JSON.stringify({
-        Code: 'Success', LastUpdated: new Date().toISOString(), Type: 'AWS-HMAC',
-        AccessKeyId: accessKeyId, SecretAccessKey: secretAccessKey, Token: token,
-        Expiration: new Date(Date.now() + expiresInMs).toISOString(),
-      }));
+      return send(
+        200,
+        JSON.stringify({
+          Code: 'Success',
+          LastUpdated: new Date().toISOString(),
+          Type: 'AWS-HMAC',
+          AccessKeyId: accessKeyId,
+          SecretAccessKey: secretAccessKey,
+          Token: token,
+          Expiration: new Date(Date.now() + expiresInMs).toISOString(),
+        }),
+      );
     }
     return send(404);
   });

@@ -50,7 +50,8 @@ export async function startMoto({ buckets = ['disk'] } = {}) {
   if (!MOTO_BIN) throw new Error(MOTO_SKIP);
   const port = await freePort();
   // A watchdog shell ends moto when this process goes away, however it ends.
-  const script = '"$1" -H 127.0.0.1 -p "$2" & m=$!; while kill -0 "$3" 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null; wait $m';
+  const script =
+    '"$1" -H 127.0.0.1 -p "$2" & m=$!; while kill -0 "$3" 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null; wait $m';
   const child = spawn('sh', ['-c', script, 'moto', MOTO_BIN, String(port), String(process.pid)], {
     stdio: ['ignore', 'ignore', 'pipe'],
     detached: true, // its own process group: stop() ends the shell and moto together
@@ -116,6 +117,15 @@ export async function startMoto({ buckets = ['disk'] } = {}) {
   }
   return server;
 }
+
+/** Flags for a 1 MiB disk under `prefix` in bucket "disk" on moto, reached at `endpoint` (moto itself, or the proxy in front). */
+export const motoDiskFlags = (endpoint, prefix) => [
+  `--baseURL=${endpoint}/`,
+  '--accessId=testing',
+  '--accessKey=testing',
+  `--prefix=${prefix}`,
+  '--size=1m',
+];
 
 /**
  * Registers before/after hooks for a test file: two work directories (for two mounts side by side)

@@ -79,7 +79,12 @@ export async function isMounted(mountpoint) {
 /** The stats file's `%-28s value` lines as { name: value }. */
 export function parseStatsFile(text) {
   // A name, then its value after the padding to column 28 (or one space, for names longer than that).
-  return Object.fromEntries(text.trim().split('\n').map((l) => /^(\S+)\s+(.*)$/.exec(l)?.slice(1, 3) ?? [l.trim(), '']));
+  return Object.fromEntries(
+    text
+      .trim()
+      .split('\n')
+      .map((l) => /^(\S+)\s+(.*)$/.exec(l)?.slice(1, 3) ?? [l.trim(), '']),
+  );
 }
 
 /**
@@ -89,7 +94,11 @@ export function parseStatsFile(text) {
  * @param {string} mountpoint
  * @param {{ filename?: string, timeoutMs?: number, env?: NodeJS.ProcessEnv, cwd?: string, command?: string[] }} [options]
  */
-export async function startMount(args, mountpoint, { filename = 'file', timeoutMs = 60000, env = process.env, cwd, command = [process.execPath, CLI] } = {}) {
+export async function startMount(
+  args,
+  mountpoint,
+  { filename = 'file', timeoutMs = 60000, env = process.env, cwd, command = [process.execPath, CLI] } = {},
+) {
   const [program, ...before] = command;
   const child = spawn(program, [...before, '-f', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd });
   let stderr = '';
@@ -101,7 +110,13 @@ export async function startMount(args, mountpoint, { filename = 'file', timeoutM
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (done) throw new Error(`s3backer exited before mounting: ${stderr}`);
-    if (await stat(join(mountpoint, filename)).then(() => true, () => false)) break;
+    if (
+      await stat(join(mountpoint, filename)).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`s3backer did not mount within ${timeoutMs} ms: ${stderr}`);

@@ -33,7 +33,12 @@ function answer(req, res, record, fault) {
     res.end(req.method === 'HEAD' ? undefined : body);
     return;
   }
-  const head = [`HTTP/1.1 ${fault.status} ${http.STATUS_CODES[fault.status] ?? 'Whatever'}`, ...headers.map(([n, v]) => `${n}: ${v}`), `content-length: ${fault.contentLength}`, 'connection: close'];
+  const head = [
+    `HTTP/1.1 ${fault.status} ${http.STATUS_CODES[fault.status] ?? 'Whatever'}`,
+    ...headers.map(([n, v]) => `${n}: ${v}`),
+    `content-length: ${fault.contentLength}`,
+    'connection: close',
+  ];
   socket.write(`${head.join('\r\n')}\r\n\r\n`, 'latin1');
   socket.end(body);
 }
@@ -96,7 +101,13 @@ export async function startRecordingProxy({ target } = {}) {
       }
       if (fault.kind === 'status') {
         req.resume();
-        req.on('end', () => reply(fault.status, xmlError(fault.status === 503 ? 'SlowDown' : fault.status >= 500 ? 'InternalError' : 'AccessDenied', 'injected'), { 'content-type': 'application/xml' }));
+        req.on('end', () =>
+          reply(
+            fault.status,
+            xmlError(fault.status === 503 ? 'SlowDown' : fault.status >= 500 ? 'InternalError' : 'AccessDenied', 'injected'),
+            { 'content-type': 'application/xml' },
+          ),
+        );
         return;
       }
       if (fault.kind === 'reset') return req.socket.destroy();
@@ -108,7 +119,9 @@ export async function startRecordingProxy({ target } = {}) {
     if (failures.length > 0 && failOnly.test(`${req.method} ${req.url}`)) {
       const status = failures.shift();
       req.resume();
-      req.on('end', () => reply(status, xmlError(status >= 500 ? 'ServiceUnavailable' : 'AccessDenied', 'injected'), { 'content-type': 'application/xml' }));
+      req.on('end', () =>
+        reply(status, xmlError(status >= 500 ? 'ServiceUnavailable' : 'AccessDenied', 'injected'), { 'content-type': 'application/xml' }),
+      );
       return;
     }
     if (!target) {
@@ -116,7 +129,9 @@ export async function startRecordingProxy({ target } = {}) {
       req.on('end', () => {
         if (record.key === '') {
           if (req.method === 'HEAD') return reply(bucket.startsWith('missing') ? 404 : 200);
-          return reply(200, '<?xml version="1.0"?><ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>', { 'content-type': 'application/xml' });
+          return reply(200, '<?xml version="1.0"?><ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>', {
+            'content-type': 'application/xml',
+          });
         }
         if (req.method === 'PUT') return reply(200, '', { etag: '"0"' });
         if (req.method === 'DELETE') return reply(204);
@@ -134,7 +149,14 @@ export async function startRecordingProxy({ target } = {}) {
       return;
     }
     const upstream = http.request(
-      { host: '127.0.0.1', port: target.port, method: req.method, path: path + url.search, headers: { ...req.headers, host: `127.0.0.1:${target.port}` }, agent },
+      {
+        host: '127.0.0.1',
+        port: target.port,
+        method: req.method,
+        path: path + url.search,
+        headers: { ...req.headers, host: `127.0.0.1:${target.port}` },
+        agent,
+      },
       async (up) => {
         if (fault?.kind === 'answer') {
           // Forwarded (so a PUT is stored), but the client gets the injected answer instead.
@@ -189,7 +211,9 @@ export async function startRecordingProxy({ target } = {}) {
         record.body = body.toString('utf8');
         if (!md5) {
           upstream.destroy();
-          return reply(400, xmlError('InvalidRequest', 'Missing required header for this request: Content-Md5'), { 'content-type': 'application/xml' });
+          return reply(400, xmlError('InvalidRequest', 'Missing required header for this request: Content-Md5'), {
+            'content-type': 'application/xml',
+          });
         }
       }
       if (Number(req.headers['content-length'] ?? body.length) !== body.length) {

@@ -52,10 +52,7 @@ export async function startS3Server({ buckets = ['test'], startTimeoutMs = START
   let port;
   try {
     port = await new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`s3rver did not start within ${startTimeoutMs} ms\n${stderr}`)),
-        startTimeoutMs,
-      );
+      const timer = setTimeout(() => reject(new Error(`s3rver did not start within ${startTimeoutMs} ms\n${stderr}`)), startTimeoutMs);
       child.on('message', (msg) => {
         if (msg && msg.type === 'listening') {
           clearTimeout(timer);
@@ -172,13 +169,7 @@ function clientOf(server) {
 }
 
 function isNotFound(err) {
-  return (
-    err &&
-    (err.name === 'NotFound' ||
-      err.name === 'NoSuchKey' ||
-      err.Code === 'NoSuchKey' ||
-      err.$metadata?.httpStatusCode === 404)
-  );
+  return err && (err.name === 'NotFound' || err.name === 'NoSuchKey' || err.Code === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404);
 }
 
 /** All keys under `prefix` (ListObjectsV2, following continuation tokens), sorted. */
@@ -188,9 +179,7 @@ export async function listKeys(server, bucket, prefix = '') {
   const keys = [];
   let ContinuationToken;
   for (let page = 0; page < 100_000; page++) {
-    const out = await client.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken }),
-    );
+    const out = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken }));
     for (const o of out.Contents || []) keys.push(o.Key);
     if (!out.IsTruncated) break;
     ContinuationToken = out.NextContinuationToken;

@@ -14,8 +14,23 @@ import { run } from './ours.mjs';
 export async function startTlsFront(server, dir) {
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile,
-    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+  ]);
   const front = tls.createServer({ key: await readFile(keyFile), cert: await readFile(certFile) }, (socket) => {
     const upstream = net.connect(server.port, '127.0.0.1');
     socket.pipe(upstream).pipe(socket);

@@ -137,8 +137,7 @@ export function startUpstream(server, bucket, mountpoint, extraArgs = [], opts =
     while (Date.now() < deadline) {
       if (exitInfo) {
         throw new Error(
-          `s3backer exited before the mount was ready (code ${exitInfo.code}, signal ${exitInfo.signal})\n` +
-            `${handle.command}\n${out}`,
+          `s3backer exited before the mount was ready (code ${exitInfo.code}, signal ${exitInfo.signal})\n` + `${handle.command}\n${out}`,
         );
       }
       if ((await isFuseMounted(mnt)) && (await exists(`${mnt}/${filename}`))) return handle;

@@ -58,15 +58,28 @@ const asObjectStore = (store) => /** @type {ObjectStore} */ (store);
 async function list(store, options) {
   const found = [];
   const done = [];
-  await listBlockObjects(asObjectStore(store), options, (n, key) => found.push([n, key]), (r) => done.push(r));
+  await listBlockObjects(
+    asObjectStore(store),
+    options,
+    (n, key) => found.push([n, key]),
+    (r) => done.push(r),
+  );
   return { found: found.sort((a, b) => a[0] - b[0]), done };
 }
 
 test('ranges: near-equal, disjoint, in order, never empty; the last one reaches the end', () => {
-  assert.deepEqual(splitKeySpace(10, 4), [{ first: 0, end: 2 }, { first: 2, end: 5 }, { first: 5, end: 7 }, { first: 7, end: 10 }]);
+  assert.deepEqual(splitKeySpace(10, 4), [
+    { first: 0, end: 2 },
+    { first: 2, end: 5 },
+    { first: 5, end: 7 },
+    { first: 7, end: 10 },
+  ]);
   assert.deepEqual(splitKeySpace(3, 16).length, 3, 'never more ranges than numbers');
   const naming = { prefix: 'p/', blockHashPrefix: false };
-  assert.deepEqual(listingRanges({ ...naming, numBlocks: MAX_BLOCKS, spread: 100, threads: 2 }, true), [{ first: 0, end: 50 }, { first: 50, end: MAX_BLOCKS }]);
+  assert.deepEqual(listingRanges({ ...naming, numBlocks: MAX_BLOCKS, spread: 100, threads: 2 }, true), [
+    { first: 0, end: 50 },
+    { first: 50, end: MAX_BLOCKS },
+  ]);
   assert.deepEqual(listingRanges({ ...naming, numBlocks: 100, threads: 2 }, false), [{ first: 0, end: MAX_BLOCKS }], 'one plain listing');
   assert.equal(listingRanges({ ...naming, blockHashPrefix: true, numBlocks: 100, threads: 4 }, true).at(-1).end, MAX_BLOCKS);
 });
@@ -88,7 +101,8 @@ for (const blockHashPrefix of [false, true]) {
       assert.equal(done.length, listingRanges({ ...naming, numBlocks, threads }, true).length, 'every range reported done');
       if (!blockHashPrefix) {
         // Each range stops at the first key past its end: no page starts beyond it.
-        for (const r of store.requests) assert.ok(r.after < `d/${hex8(numBlocks)}` || r.startAfter === '', `no request past the disk: ${r.after}`);
+        for (const r of store.requests)
+          assert.ok(r.after < `d/${hex8(numBlocks)}` || r.startAfter === '', `no request past the disk: ${r.after}`);
       }
     }
   });
@@ -99,11 +113,23 @@ test('a failing range stops the others and is the rejection; an abort ends it wi
   const keys = Array.from({ length: 60 }, (_, n) => blockKey(naming, n));
   const store = new PagedStore(keys);
   const list = store.list.bind(store);
-  store.list = (prefix, onKeys, options) => (options.startAfter === 'd/0000001d' ? Promise.reject(new Error('range 2 broke')) : list(prefix, onKeys, options));
+  store.list = (prefix, onKeys, options) =>
+    options.startAfter === 'd/0000001d' ? Promise.reject(new Error('range 2 broke')) : list(prefix, onKeys, options);
   const done = [];
-  await assert.rejects(listBlockObjects(asObjectStore(store), { ...naming, numBlocks: 60, threads: 4 }, () => {}, (r) => done.push(r)), /range 2 broke/);
+  await assert.rejects(
+    listBlockObjects(
+      asObjectStore(store),
+      { ...naming, numBlocks: 60, threads: 4 },
+      () => {},
+      (r) => done.push(r),
+    ),
+    /range 2 broke/,
+  );
   assert.ok(!done.some((r) => r.first === 30), 'the failed range is never done');
   const controller = new AbortController();
   controller.abort(new Error('unmounting'));
-  await assert.rejects(listBlockObjects(asObjectStore(new PagedStore(keys)), { ...naming, numBlocks: 60, threads: 4, signal: controller.signal }, () => {}), /unmounting/);
+  await assert.rejects(
+    listBlockObjects(asObjectStore(new PagedStore(keys)), { ...naming, numBlocks: 60, threads: 4, signal: controller.signal }, () => {}),
+    /unmounting/,
+  );
 });

@@ -11,6 +11,7 @@ import { BlockCache } from '../../dist/layers/blockCache.js';
 import { ZeroCache } from '../../dist/layers/zeroCache.js';
 import { SlotStores, BlockMaps } from '../../dist/native/addon.js';
 import { silentLogger } from '../../dist/util/log.js';
+import { cacheSettings } from '../helpers/settings.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const BS = 512;
@@ -69,7 +70,7 @@ class MemoryStore {
   async close() {}
 }
 
-const defaults = { size: 8, writeDelayMs: 50, threads: 4, timeoutMs: 0, maxDirty: 0, sync: false, numProtected: 0, readAhead: 0, readAheadTrigger: 2, persistent: false };
+const defaults = cacheSettings({ persistent: false });
 
 function cacheWithMap(store, opts = {}, slots = SlotStores.anonymous(BS, opts.size ?? defaults.size), real = slots) {
   const map = new BlockMaps(real);
@@ -89,7 +90,7 @@ async function viewed(cache) {
 const report = (map, top) => top.noteWritten(map.takeWritten());
 const stat = (cache, name) => Object.fromEntries([...cache.statsLines(), ...cache.extraStatsLines()])[name];
 
-test('the LRU order is the map\'s: a block the session read is kept over one read only earlier in JS', async () => {
+test("the LRU order is the map's: a block the session read is kept over one read only earlier in JS", async () => {
   const store = new MemoryStore(100);
   for (const n of [1, 2, 3, 4]) store.blocks.set(n, block(n));
   const { cache, map } = cacheWithMap(store, { size: 3 });
@@ -167,7 +168,10 @@ test('uploading a copy, a session write during an upload of the same block is up
   report(map, cache);
   await cache.flush();
   assert.deepEqual(store.blocks.get(3), block(2), 'the newest data is stored');
-  assert.deepEqual(store.writes.map((w) => w.first), [1, 2]);
+  assert.deepEqual(
+    store.writes.map((w) => w.first),
+    [1, 2],
+  );
   // And with no report at all: the generation the upload copied is old, so the block stays dirty
   // and is uploaded again on its own.
   await cache.writeBlock(4, block(1));
@@ -188,7 +192,10 @@ test('uploading in place, a session write during an upload of the same block goe
   await cache.writeBlock(3, block(2)); // what the front end does with a refused write
   await cache.flush();
   assert.deepEqual(store.blocks.get(3), block(2), 'the newest data is stored');
-  assert.deepEqual(store.writes.map((w) => w.first), [1, 2]);
+  assert.deepEqual(
+    store.writes.map((w) => w.first),
+    [1, 2],
+  );
   assert.equal(map.write(3 * BS, block(4)), true, 'the session writes the block again once stored');
   await cache.close();
 });
@@ -221,7 +228,7 @@ test('the session is held to the dirty cap, and kept out by a cache file or sync
 
   const sync = cacheWithMap(new MemoryStore(10), { sync: true });
   await sync.cache.readBlock(1);
-  assert.equal(sync.map.write(BS, block(1)), false, 'synchronous writes are each the cache\'s');
+  assert.equal(sync.map.write(BS, block(1)), false, "synchronous writes are each the cache's");
 
   const dir = await mkdtemp(join(tmpdir(), 's3b-map-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
@@ -229,7 +236,7 @@ test('the session is held to the dirty cap, and kept out by a cache file or sync
   const persistent = cacheWithMap(new MemoryStore(10), { persistent: true }, file);
   await persistent.cache.readBlock(1);
   assert.equal(persistent.map.write(BS, block(1)), false, 'a cache file orders each write itself');
-  assert.deepEqual((await persistent.cache.readBlock(1)), block(0), 'and the session still reads it');
+  assert.deepEqual(await persistent.cache.readBlock(1), block(0), 'and the session still reads it');
 });
 
 test('a trim drops a block the session wrote; the late report of that write uploads nothing', async () => {
@@ -248,7 +255,7 @@ test('a trim drops a block the session wrote; the late report of that write uplo
   assert.deepEqual(await cache.readBlock(4), block(0));
 });
 
-test('the map holds each block\'s state: loading while fetched, uploading while stored, one upload at a time', async () => {
+test("the map holds each block's state: loading while fetched, uploading while stored, one upload at a time", async () => {
   const store = new MemoryStore(100, { writeMs: 40 });
   store.blocks.set(7, block(7));
   const { cache, map } = cacheWithMap(store, { writeDelayMs: 0 });
@@ -268,7 +275,11 @@ test('the map holds each block\'s state: loading while fetched, uploading while 
   assert.equal(map.isUploading(3), false);
   assert.equal(map.uploading, 0);
   assert.equal(map.isDirty(3), false);
-  assert.deepEqual(store.writes.map((w) => w.n), [3], 'uploaded once');
+  assert.deepEqual(
+    store.writes.map((w) => w.n),
+    [3],
+    'uploaded once',
+  );
   await cache.close();
   assert.equal(map.read(3 * BS, 10), null, 'closed: the session reads nothing more');
 });

@@ -98,5 +98,8 @@ test('without a writable cache directory the bundle runs and saving reports fail
   assert.equal(run.cacheUse, 'none');
   assert.equal(run.save(), false);
   assert.equal(runBundle(file, undefined).cacheUse, 'none');
-  assert.deepEqual(globalThis.codeCacheRuns.map((r) => r.value), ['AAAA', 'AAAA']);
+  assert.deepEqual(
+    globalThis.codeCacheRuns.map((r) => r.value),
+    ['AAAA', 'AAAA'],
+  );
 });

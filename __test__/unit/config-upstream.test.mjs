@@ -43,7 +43,11 @@ const configOf = (argv, env = { HOME: '/nonexistent-home' }) => buildConfig(runA
  * @param {NodeJS.ProcessEnv} [env]
  */
 const refused = (argv, pattern, env) =>
-  assert.throws(() => configOf(argv, env), (err) => err instanceof ConfigError && pattern.test(err.message), argv.join(' '));
+  assert.throws(
+    () => configOf(argv, env),
+    (err) => err instanceof ConfigError && pattern.test(err.message),
+    argv.join(' '),
+  );
 
 test('--region picks the regional endpoint and virtual-host style, --no-vhost keeps path style', () => {
   const plain = configOf(['--size=1m', 'b', 'm']);
@@ -62,7 +66,16 @@ test('--region picks the regional endpoint and virtual-host style, --no-vhost ke
 });
 
 test('storage class, SSE, TLS and speed flags', () => {
-  const c = configOf(['--size=1m', '--storageClass=STANDARD_IA', '--sse=aws:kms', '--sse-key-id=k1', '--insecure', '--maxUploadSpeed=8m', 'b', 'm']);
+  const c = configOf([
+    '--size=1m',
+    '--storageClass=STANDARD_IA',
+    '--sse=aws:kms',
+    '--sse-key-id=k1',
+    '--insecure',
+    '--maxUploadSpeed=8m',
+    'b',
+    'm',
+  ]);
   assert.equal(c.storageClass, 'STANDARD_IA');
   assert.equal(c.sse, 'aws:kms');
   assert.equal(c.sseKeyId, 'k1');
@@ -130,7 +143,10 @@ test('codec flags: optional values only with =, so a bare flag never swallows th
   assert.equal(configOf(['--compress=zstd', '--compress-level=9', 'b', 'm']).codec.level, 9);
   assert.equal(configOf(['--compress=3', 'b', 'm']).codec.level, 3);
   const e = configOf(['--encrypt', '--password=pw', 'b', 'm']);
-  assert.deepEqual([e.codec.cipher, e.codec.compression, e.codec.password, e.codec.passwordFromCommandLine], ['AES-128-CBC', 'deflate', 'pw', true]);
+  assert.deepEqual(
+    [e.codec.cipher, e.codec.compression, e.codec.password, e.codec.passwordFromCommandLine],
+    ['AES-128-CBC', 'deflate', 'pw', true],
+  );
   assert.equal(configOf(['--encrypt=aes-256-cbc', '--password=pw', 'b', 'm']).codec.cipher, 'AES-256-CBC');
   assert.equal(configOf(['--accessEC2IAM', 'b', 'm']).bucket, 'b');
   refused(['--compress=lz4', 'b', 'm'], /--compress: "lz4"/);
@@ -158,25 +174,29 @@ test('-o with a valued flag but no value is refused instead of swallowing the ne
   assert.equal(c.blockSize, 4096);
 });
 
-test("every flag upstream's newest --help lists is one of ours, as --flag and -o flag (NBD mode refused with its own line)", { skip: NEWEST_UPSTREAM_SKIP }, () => {
-  const theirs = spawnSync(NEWEST_UPSTREAM_BIN, ['--help'], { encoding: 'utf8' });
-  // --help and --version are commander's here, not flags of the table; upstream's help misspells
-  // --sse-key-id as --ss-key-id (its parser knows only the former, as ours does).
-  const names = [...new Set([...`${theirs.stdout}${theirs.stderr}`.matchAll(/^\s+--([A-Za-z0-9-]+)/gm)].map((m) => m[1]))]
-    .filter((name) => name !== 'help' && name !== 'version')
-    .map((name) => (name === 'ss-key-id' ? 'sse-key-id' : name));
-  assert.ok(names.length > 60, `upstream's --help listed ${names.length} flags`);
-  const ourHelp = exitOutput(parseCommandLine(['--help'], '0'));
-  for (const name of names) {
-    const spec = FLAG_BY_NAME.get(name);
-    assert.ok(spec, `--${name} is known`);
-    if (spec.supported) assert.ok(ourHelp.includes(`--${name}`), `--${name} is in our --help`);
-    else assert.match(spec.refusal ?? '', /NBD mode is not available/, `--${name}: only NBD mode is refused`);
-    // The fstab form reaches the same flag (valued ones need a value there; -o configFile= is
-    // read at once, tested above).
-    if (name === 'configFile') continue;
-    const form = spec.kind === 'value' ? `${name}=1` : name;
-    const parsed = runArgs(parseCommandLine(['-o', form, 'bucket', '/mnt'], '0'));
-    assert.ok(Object.hasOwn(parsed.flags, name), `-o ${form} is the flag, not a FUSE option`);
-  }
-});
+test(
+  "every flag upstream's newest --help lists is one of ours, as --flag and -o flag (NBD mode refused with its own line)",
+  { skip: NEWEST_UPSTREAM_SKIP },
+  () => {
+    const theirs = spawnSync(NEWEST_UPSTREAM_BIN, ['--help'], { encoding: 'utf8' });
+    // --help and --version are commander's here, not flags of the table; upstream's help misspells
+    // --sse-key-id as --ss-key-id (its parser knows only the former, as ours does).
+    const names = [...new Set([...`${theirs.stdout}${theirs.stderr}`.matchAll(/^\s+--([A-Za-z0-9-]+)/gm)].map((m) => m[1]))]
+      .filter((name) => name !== 'help' && name !== 'version')
+      .map((name) => (name === 'ss-key-id' ? 'sse-key-id' : name));
+    assert.ok(names.length > 60, `upstream's --help listed ${names.length} flags`);
+    const ourHelp = exitOutput(parseCommandLine(['--help'], '0'));
+    for (const name of names) {
+      const spec = FLAG_BY_NAME.get(name);
+      assert.ok(spec, `--${name} is known`);
+      if (spec.supported) assert.ok(ourHelp.includes(`--${name}`), `--${name} is in our --help`);
+      else assert.match(spec.refusal ?? '', /NBD mode is not available/, `--${name}: only NBD mode is refused`);
+      // The fstab form reaches the same flag (valued ones need a value there; -o configFile= is
+      // read at once, tested above).
+      if (name === 'configFile') continue;
+      const form = spec.kind === 'value' ? `${name}=1` : name;
+      const parsed = runArgs(parseCommandLine(['-o', form, 'bucket', '/mnt'], '0'));
+      assert.ok(Object.hasOwn(parsed.flags, name), `-o ${form} is the flag, not a FUSE option`);
+    }
+  },
+);

@@ -125,7 +125,12 @@ test("each flag's default is written once: the flag table's value is what the co
   // Geometry flags change what else is checked; the rest must not change the configuration at all.
   const base = ['--size=1m', '--blockSize=4k', 'bucket', 'mnt'];
   // Flags that only count beside another one get it.
-  const along = { md5CacheTime: ['--md5CacheSize=10'], minWriteDelay: ['--md5CacheSize=10'], statsFileMirrorInterval: ['--statsFileMirror=/tmp/m'], metricsAddress: ['--metricsPort=9100'] };
+  const along = {
+    md5CacheTime: ['--md5CacheSize=10'],
+    minWriteDelay: ['--md5CacheSize=10'],
+    statsFileMirrorInterval: ['--statsFileMirror=/tmp/m'],
+    metricsAddress: ['--metricsPort=9100'],
+  };
   const plain = configOf(...base);
   for (const f of withDefaults.filter((f) => f.name !== 'blockSize')) {
     const extra = along[f.name] ?? [];

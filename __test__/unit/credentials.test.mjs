@@ -22,10 +22,18 @@ test('access file: id:key lines, first one by default, matching --accessId other
     assert.equal(first.accessKeyId, 'AKIA1');
     assert.equal(first.secretAccessKey, 'secret1');
     // From the access file: static credentials (the first test above checks the kind).
-    const second = /** @type {StaticCredentials} */ (resolveCredentials({ ...noKeys, accessId: 'AKIA2', accessFile: file, accessFileGiven: true }));
+    const second = /** @type {StaticCredentials} */ (
+      resolveCredentials({ ...noKeys, accessId: 'AKIA2', accessFile: file, accessFileGiven: true })
+    );
     assert.equal(second.secretAccessKey, 'sec:ret2');
-    assert.throws(() => resolveCredentials({ ...noKeys, accessId: 'NOPE', accessFile: file, accessFileGiven: true }), /no key for access ID/);
-    assert.throws(() => resolveCredentials({ ...noKeys, accessFile: join(dir, 'missing'), accessFileGiven: true }), /cannot read --accessFile/);
+    assert.throws(
+      () => resolveCredentials({ ...noKeys, accessId: 'NOPE', accessFile: file, accessFileGiven: true }),
+      /no key for access ID/,
+    );
+    assert.throws(
+      () => resolveCredentials({ ...noKeys, accessFile: join(dir, 'missing'), accessFileGiven: true }),
+      /cannot read --accessFile/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -51,7 +51,8 @@ after(() => {
 });
 
 const pool = (maxIdle = 4) => new HttpConnections({ protocol: 'http:', host: '127.0.0.1', port, maxIdle });
-const get = (p, path = '/k', extra = {}) => p.request({ method: 'GET', path, headers: { host: 'x' }, timeoutMs: 2000, maxBodyBytes: 1 << 20, ...extra });
+const get = (p, path = '/k', extra = {}) =>
+  p.request({ method: 'GET', path, headers: { host: 'x' }, timeoutMs: 2000, maxBodyBytes: 1 << 20, ...extra });
 
 /** Writes the pieces with a pause between, so they arrive as separate reads. */
 async function dribble(socket, pieces) {
@@ -84,7 +85,7 @@ test('bodyInto: a 200 body of exactly its length is read into it; another length
   const into = Buffer.alloc(5, 0x2e);
   answer = (head, socket) => dribble(socket, ['HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe', 'llo']);
   const fits = await get(p, '/k', { bodyInto: into });
-  assert.equal(fits.body, into, 'the caller\'s buffer, filled');
+  assert.equal(fits.body, into, "the caller's buffer, filled");
   assert.equal(into.toString(), 'hello');
   answer = (head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhello!');
   const longer = await get(p, '/k', { bodyInto: into });
@@ -93,7 +94,7 @@ test('bodyInto: a 200 body of exactly its length is read into it; another length
   answer = (head, socket) => socket.write('HTTP/1.1 503 Slow Down\r\nContent-Length: 5\r\n\r\nslow!');
   const failed = await get(p, '/k', { bodyInto: into });
   assert.equal(failed.status, 503);
-  assert.notEqual(failed.body, into, 'an error answer never lands in the caller\'s buffer');
+  assert.notEqual(failed.body, into, "an error answer never lands in the caller's buffer");
   assert.equal(into.toString(), 'hello', 'which keeps what it had');
   p.close();
 });
@@ -104,7 +105,8 @@ test('a block body waiting whole in the socket lands in its buffer, not copied o
   const block = Buffer.alloc(256 * 1024);
   for (let i = 0; i < block.length; i++) block[i] = (i * 7) & 0xff;
   // Head and body in one write: the whole answer is in the socket before the client reads any.
-  answer = (head, socket) => socket.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${block.length}\r\n\r\n`), block]));
+  answer = (head, socket) =>
+    socket.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${block.length}\r\n\r\n`), block]));
   try {
     for (let round = 0; round < 3; round++) {
       const into = Buffer.alloc(block.length);
@@ -127,7 +129,10 @@ test('answers arriving piecewise on several sockets at once keep their own bytes
     if (head.startsWith('GET /slow')) return dribble(socket, slow.match(/.{1,7}/gs));
     if (head.startsWith('GET /chunked')) return dribble(socket, chunked.match(/.{1,5}/gs));
     // Meanwhile another socket's reads fill the shared buffer again and again.
-    return dribble(socket, [`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n`, ...Array.from({ length: 12 }, (_, i) => big.subarray(i * 25600, (i + 1) * 25600))]);
+    return dribble(socket, [
+      `HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n`,
+      ...Array.from({ length: 12 }, (_, i) => big.subarray(i * 25600, (i + 1) * 25600)),
+    ]);
   };
   const [a, b, c] = await Promise.all([get(p, '/slow'), get(p, '/chunked'), get(p, '/big')]);
   assert.equal(a.headers.etag, '"slow"');
@@ -141,7 +146,13 @@ test('answers arriving piecewise on several sockets at once keep their own bytes
 test('chunked bodies (extensions, trailers, split lines) and bodies framed by the close', async () => {
   const p = pool();
   answer = (head, socket) =>
-    dribble(socket, ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r', '\nhel', 'lo\r\n', '6\r\n world\r\n0\r\nX-Trailer: t\r\n', '\r\n']);
+    dribble(socket, [
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r',
+      '\nhel',
+      'lo\r\n',
+      '6\r\n world\r\n0\r\nX-Trailer: t\r\n',
+      '\r\n',
+    ]);
   assert.equal((await get(p)).body.toString(), 'hello world');
   answer = (head, socket) => dribble(socket, ['HTTP/1.1 200 OK\r\n\r\nuntil ', 'the end']).then(() => socket.end());
   assert.equal((await get(p)).body.toString(), 'until the end');
@@ -171,7 +182,10 @@ test('a PUT body follows its head; a value with a line break is refused before a
   await p.request({ method: 'PUT', path: '/k', headers: { 'content-length': '10' }, body, timeoutMs: 2000, maxBodyBytes: 10 });
   assert.ok(received.at(-1).body.equals(body));
   const before = received.length;
-  await assert.rejects(p.request({ method: 'GET', path: '/k', headers: { 'x-amz-meta-a': 'v\r\nx-evil: 1' }, timeoutMs: 2000, maxBodyBytes: 10 }), TypeError);
+  await assert.rejects(
+    p.request({ method: 'GET', path: '/k', headers: { 'x-amz-meta-a': 'v\r\nx-evil: 1' }, timeoutMs: 2000, maxBodyBytes: 10 }),
+    TypeError,
+  );
   await sleep(20);
   assert.equal(received.length, before, 'nothing went out');
   p.close();
@@ -180,7 +194,10 @@ test('a PUT body follows its head; a value with a line break is refused before a
 test('no answer, a cut answer, a slow one, an oversized or malformed one: each a clear transport error', async () => {
   const p = pool();
   const fails = async (code, pattern) => {
-    const err = await get(p).then(() => assert.fail('expected a failure'), (e) => e);
+    const err = await get(p).then(
+      () => assert.fail('expected a failure'),
+      (e) => e,
+    );
     assert.ok(err instanceof HttpTransportError, String(err));
     assert.equal(err.code, code);
     assert.match(err.message, pattern);
@@ -191,7 +208,10 @@ test('no answer, a cut answer, a slow one, an oversized or malformed one: each a
   await fails('ESHORT', /middle of the answer/);
   answer = () => {}; // never answers
   const started = Date.now();
-  await assert.rejects(get(p, '/k', { timeoutMs: 200 }), (/** @type {NodeJS.ErrnoException} */ e) => e.code === 'ETIMEDOUT' && /timed out after 200 ms/.test(e.message));
+  await assert.rejects(
+    get(p, '/k', { timeoutMs: 200 }),
+    (/** @type {NodeJS.ErrnoException} */ e) => e.code === 'ETIMEDOUT' && /timed out after 200 ms/.test(e.message),
+  );
   assert.ok(Date.now() - started < 1500);
   answer = (head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n');
   await fails('EOVERSIZED', /larger than any block object/);

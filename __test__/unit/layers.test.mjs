@@ -126,11 +126,20 @@ test('block backend over a directory: zero blocks deleted, block 0 carries the g
     const objects = new DirObjectStore(dir);
     const stats = new HttpStats();
     const codec = createBlockCodec({ blockSize: 512 });
-    const backend = new BlockBackend(objects, { prefix: 'p-', blockHashPrefix: false, blockSize: 512, numBlocks: 8, codec, encodeWrites: false }, stats);
+    const backend = new BlockBackend(
+      objects,
+      { prefix: 'p-', blockHashPrefix: false, blockSize: 512, numBlocks: 8, codec, encodeWrites: false },
+      stats,
+    );
     const data = randomBytes(512);
     await backend.writeBlock(0, data);
     await backend.writeBlock(5, Buffer.alloc(512, 9));
-    assert.deepEqual(readdirSync(dir).filter((n) => !n.startsWith('.')).sort(), ['p-00000000', 'p-00000005']);
+    assert.deepEqual(
+      readdirSync(dir)
+        .filter((n) => !n.startsWith('.'))
+        .sort(),
+      ['p-00000000', 'p-00000005'],
+    );
     const head = await objects.head('p-00000000');
     assert.equal(head.metadata['s3backer-blocksize'], '512');
     assert.equal(head.metadata['s3backer-filesize'], '4096');
@@ -142,7 +151,7 @@ test('block backend over a directory: zero blocks deleted, block 0 carries the g
     // A caller's buffer (a cache slot) gets an absent block's zeros in place of a new buffer.
     const into = Buffer.alloc(512, 0xee);
     const absent = await backend.readBlockTagged(5, into);
-    assert.equal(absent.data, into, 'the zeros are in the caller\'s buffer');
+    assert.equal(absent.data, into, "the zeros are in the caller's buffer");
     assert.ok(into.equals(Buffer.alloc(512)));
     const listed = [];
     await backend.listNonZero((n) => listed.push(n));
@@ -165,16 +174,24 @@ test("block backend's ETags: what it writes is what it reads, and storesAs re-en
   const { createHash } = await import('node:crypto');
   const md5 = (b) => createHash('md5').update(b).digest('hex');
   try {
-    for (const codecOptions of [{}, { compression: 'deflate' }, { compression: 'deflate', cipher: 'AES-128-CBC', password: 'pw', salt: 'b/' }]) {
+    for (const codecOptions of [
+      {},
+      { compression: 'deflate' },
+      { compression: 'deflate', cipher: 'AES-128-CBC', password: 'pw', salt: 'b/' },
+    ]) {
       const objects = new DirObjectStore(join(dir, String(Object.keys(codecOptions).length)));
       const codec = createBlockCodec({ blockSize: 4096, ...codecOptions });
       const encodeWrites = codecOptions.compression !== undefined;
-      const backend = new BlockBackend(objects, { prefix: '', blockHashPrefix: false, blockSize: 4096, numBlocks: 8, codec, encodeWrites }, new HttpStats());
+      const backend = new BlockBackend(
+        objects,
+        { prefix: '', blockHashPrefix: false, blockSize: 4096, numBlocks: 8, codec, encodeWrites },
+        new HttpStats(),
+      );
       const data = Buffer.concat([Buffer.alloc(2048, 7), randomBytes(2048)]);
       const etag = await backend.writeBlock(3, data);
       const stored = await objects.get('00000003');
       assert.equal(etag, md5(stored.body), 'the ETag is the MD5 of the stored body');
-      assert.equal(encodeWrites, etag !== md5(data), 'which differs from the data\'s when encoded');
+      assert.equal(encodeWrites, etag !== md5(data), "which differs from the data's when encoded");
       assert.deepEqual(await backend.readBlockTagged(3), { data, etag });
       assert.equal(await backend.storesAs(3, data, etag), true, 'our encoding reproduces the body');
       const changed = Buffer.from(data);

@@ -34,16 +34,31 @@ test('a loop over 1.2 times the cache holds during its second pass, and stays he
 });
 
 test('one long scan, and random reads over ten times the cache, never hold', () => {
-  assert.deepEqual(run(1000, Array.from({ length: 20000 }, (_, i) => i)), []);
+  assert.deepEqual(
+    run(
+      1000,
+      Array.from({ length: 20000 }, (_, i) => i),
+    ),
+    [],
+  );
   let seed = 7;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  assert.deepEqual(run(1000, Array.from({ length: 50000 }, () => Math.floor(random() * 10000))), []);
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  assert.deepEqual(
+    run(
+      1000,
+      Array.from({ length: 50000 }, () => Math.floor(random() * 10000)),
+    ),
+    [],
+  );
 });
 
 test('a hold ends soon after the reads turn to blocks not seen lately', () => {
   const reads = [...loop(1200, 3), ...Array.from({ length: 500 }, (_, i) => 5000 + i)];
   const events = run(1000, reads);
-  assert.deepEqual(events.map((e) => e[0]), ['hold', 'release']);
+  assert.deepEqual(
+    events.map((e) => e[0]),
+    ['hold', 'release'],
+  );
   assert.ok(events[1][1] - 3600 < 40, `released ${events[1][1] - 3600} reads into the new blocks`);
 });
 

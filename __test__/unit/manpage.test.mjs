@@ -18,9 +18,7 @@ const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
 async function helpFlags() {
   const { stdout } = await run(process.execPath, [CLI, '--help']);
   assert.match(stdout, /^Usage: s3backer/m);
-  return [...new Set(stdout.match(/(?<![\w-])--[A-Za-z][\w-]*/g) ?? [])]
-    .map((f) => f.replace(/-+$/, ''))
-    .sort();
+  return [...new Set(stdout.match(/(?<![\w-])--[A-Za-z][\w-]*/g) ?? [])].map((f) => f.replace(/-+$/, '')).sort();
 }
 
 /** The page's text with roff escapes for dashes and fonts removed, comments dropped. */
@@ -45,10 +43,11 @@ test('the man page describes every flag of --help', async () => {
   assert.deepEqual(missing, [], `flags of --help missing from man/s3backer.1: ${missing.join(' ')}`);
   // Each option of the list has its own entry (a .TP paragraph starting with the flag).
   const { stdout } = await run(process.execPath, [CLI, '--help']);
-  const optionLines = stdout.split('\n').map((l) => /^  (?:-\w, )?(--[\w-]+)/.exec(l)?.[1]).filter(Boolean);
-  const entries = new Set(
-    [...manText.matchAll(/^\.TP\n\.(?:B|BI|BR|IR|I)\s+(?:-\w\s*"?,\s*"?\s*)?(--[\w-]+)/gm)].map((m) => m[1]),
-  );
+  const optionLines = stdout
+    .split('\n')
+    .map((l) => /^  (?:-\w, )?(--[\w-]+)/.exec(l)?.[1])
+    .filter(Boolean);
+  const entries = new Set([...manText.matchAll(/^\.TP\n\.(?:B|BI|BR|IR|I)\s+(?:-\w\s*"?,\s*"?\s*)?(--[\w-]+)/gm)].map((m) => m[1]));
   const noEntry = optionLines.filter((f) => !entries.has(f));
   assert.deepEqual(noEntry, [], `options without their own entry in OPTIONS: ${noEntry.join(' ')}`);
 });
@@ -98,7 +97,34 @@ test('the man page renders without warnings', async (t) => {
   }
   // No formatter here: check the macros at least.
   t.diagnostic('no mandoc, groff or man installed: checked the roff macros only');
-  const known = new Set(['TH', 'SH', 'SS', 'TP', 'PP', 'P', 'LP', 'IP', 'RS', 'RE', 'B', 'I', 'BI', 'BR', 'IB', 'IR', 'RB', 'RI', 'nf', 'fi', 'br', 'nh', 'ad', 'sp', 'EX', 'EE']);
+  const known = new Set([
+    'TH',
+    'SH',
+    'SS',
+    'TP',
+    'PP',
+    'P',
+    'LP',
+    'IP',
+    'RS',
+    'RE',
+    'B',
+    'I',
+    'BI',
+    'BR',
+    'IB',
+    'IR',
+    'RB',
+    'RI',
+    'nf',
+    'fi',
+    'br',
+    'nh',
+    'ad',
+    'sp',
+    'EX',
+    'EE',
+  ]);
   const lines = source.split('\n');
   lines.forEach((line, i) => {
     if (!line.startsWith('.') || /^\.\s*\\"/.test(line)) return;

@@ -48,11 +48,13 @@ test('blockDigestsAsync matches blockDigest, in order, zero blocks null, mixed l
   });
 });
 
-test('the upload path\'s digests, batched per turn of the event loop, each answer its own block', async () => {
+test("the upload path's digests, batched per turn of the event loop, each answer its own block", async () => {
   const blocks = Array.from({ length: 21 }, (_, i) => (i === 4 ? Buffer.alloc(4096) : randomBytes(4096)));
   // 21 in one turn (two full batches and a rest), then one alone in a later turn.
   const digests = await Promise.all(blocks.map((b) => batched.blockDigest(b)));
-  digests.forEach((d, i) => (i === 4 ? assert.equal(d, null) : assert.ok(d.equals(createHash('md5').update(blocks[i]).digest()), `block ${i}`)));
+  digests.forEach((d, i) =>
+    i === 4 ? assert.equal(d, null) : assert.ok(d.equals(createHash('md5').update(blocks[i]).digest()), `block ${i}`),
+  );
   const late = randomBytes(4096);
   assert.ok((await batched.blockDigest(late)).equals(createHash('md5').update(late).digest()));
 });

@@ -38,6 +38,9 @@ test("a block's filled byte ranges merge, and what is missing is their gaps", ()
   r = addRange(r, 300, 400, 1000);
   r = addRange(r, 150, 320, 1000);
   assert.deepEqual(r, [[100, 400]]);
-  assert.deepEqual(gaps(r, 1000), [[0, 100], [400, 1000]]);
+  assert.deepEqual(gaps(r, 1000), [
+    [0, 100],
+    [400, 1000],
+  ]);
   assert.equal(addRange(addRange(r, 0, 100, 1000), 400, 1000, 1000), null, 'covered: the block is whole');
 });

@@ -10,6 +10,7 @@ import { S3Http, encodeKey } from '../../dist/backend/s3/s3Http.js';
 import { S3ObjectStore } from '../../dist/backend/s3/s3ObjectStore.js';
 import { HttpStats } from '../../dist/backend/httpStats.js';
 import { silentLogger } from '../../dist/util/log.js';
+import { s3StoreOptions } from '../helpers/settings.mjs';
 
 /** A peer that records each request and answers with `answer(req, body)`. */
 async function peer(answer) {
@@ -55,14 +56,17 @@ function expectedSignature(req, secret, region) {
  * @param {Partial<import('../../dist/backend/s3/s3ObjectStore.js').S3StoreOptions>} [extra]
  * @returns {import('../../dist/backend/s3/s3ObjectStore.js').S3StoreOptions}
  */
-const storeOptions = (baseURL, extra = {}) => ({
-  bucket: 'bkt', prefix: '', baseURL, region: 'eu-west-3', accessType: 'private', vhost: false, storageClass: undefined,
-  sse: undefined, sseKeyId: undefined, insecure: false, cacert: undefined, maxUploadSpeed: undefined, maxDownloadSpeed: undefined,
-  // listBlocksThreads undefined: the listing agent's default socket limit.
-  debugHttp: false, ipTos: undefined, noCurlCache: false, listBlocksThreads: undefined, timeoutMs: 5000, initialRetryPauseMs: 10, maxRetryPauseMs: 30, concurrency: 4,
-  credentials: { kind: 'static', accessKeyId: 'AKID', secretAccessKey: 'sekrit/key+1', from: 'test' },
-  ...extra,
-});
+const storeOptions = (baseURL, extra = {}) =>
+  s3StoreOptions(baseURL, {
+    bucket: 'bkt',
+    region: 'eu-west-3',
+    timeoutMs: 5000,
+    initialRetryPauseMs: 10,
+    maxRetryPauseMs: 30,
+    concurrency: 4,
+    secretAccessKey: 'sekrit/key+1',
+    ...extra,
+  });
 
 test('every request carries a SigV4 signature that verifies from what the server received', async () => {
   const p = await peer((req, res) => {
@@ -72,7 +76,11 @@ test('every request carries a SigV4 signature that verifies from what the server
   const store = new S3ObjectStore(storeOptions(p.url), new HttpStats(), silentLogger);
   try {
     const key = 'pre fix/blk+01~(x)*!';
-    await store.put(key, Buffer.from('data'), { contentType: 'application/x-s3backer-block', contentMD5: 'jXd/OF09/siBXSD3SWAm3A==', metadata: { 's3backer-blocksize': '4' } });
+    await store.put(key, Buffer.from('data'), {
+      contentType: 'application/x-s3backer-block',
+      contentMD5: 'jXd/OF09/siBXSD3SWAm3A==',
+      metadata: { 's3backer-blocksize': '4' },
+    });
     const got = await store.get(key);
     assert.equal(got.body.toString(), 'abc');
     assert.deepEqual(got.metadata, { 's3backer-hmac': '"h"' });
@@ -80,9 +88,21 @@ test('every request carries a SigV4 signature that verifies from what the server
     for (let i = 0; i < 3; i++) await store.head(key); // repeated signing (remembered HMACs) stays right
     assert.equal(p.seen.length, 6);
     for (const req of p.seen) {
-      assert.equal(req.url, `/bkt/${encodeURIComponent(key).replace(/%2F/g, '/').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`);
-      assert.match(req.headers.authorization, /^AWS4-HMAC-SHA256 Credential=AKID\/\d{8}\/eu-west-3\/s3\/aws4_request, SignedHeaders=[^,]*content-md5|^AWS4-HMAC-SHA256 /);
-      assert.equal(/Signature=([0-9a-f]{64})/.exec(req.headers.authorization)[1], expectedSignature(req, 'sekrit/key+1', 'eu-west-3'), `${req.method} signature`);
+      assert.equal(
+        req.url,
+        `/bkt/${encodeURIComponent(key)
+          .replace(/%2F/g, '/')
+          .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`,
+      );
+      assert.match(
+        req.headers.authorization,
+        /^AWS4-HMAC-SHA256 Credential=AKID\/\d{8}\/eu-west-3\/s3\/aws4_request, SignedHeaders=[^,]*content-md5|^AWS4-HMAC-SHA256 /,
+      );
+      assert.equal(
+        /Signature=([0-9a-f]{64})/.exec(req.headers.authorization)[1],
+        expectedSignature(req, 'sekrit/key+1', 'eu-west-3'),
+        `${req.method} signature`,
+      );
     }
     const put = p.seen[0];
     assert.equal(put.headers['content-md5'], 'jXd/OF09/siBXSD3SWAm3A==');
@@ -104,7 +124,16 @@ test('keys are encoded once, as S3 expects', () => {
 
 test('virtual-host style only where the bucket can be a host label', async () => {
   const host = (baseURL, bucket) => {
-    const h = new S3Http({ baseURL, bucket, vhost: true, region: 'us-east-1', credentials: undefined, timeoutMs: 1000, maxSockets: 1, maxBodyBytes: 1 });
+    const h = new S3Http({
+      baseURL,
+      bucket,
+      vhost: true,
+      region: 'us-east-1',
+      credentials: undefined,
+      timeoutMs: 1000,
+      maxSockets: 1,
+      maxBodyBytes: 1,
+    });
     // hostname and bucketPath are private: the test reads what the constructor made of the URL.
     const inside = /** @type {any} */ (h);
     return `${inside.hostname} ${inside.bucketPath}`;
@@ -147,12 +176,16 @@ test('a missing bucket, an oversized or a short body is an error, never a block 
 
 test('a listing that is not XML, and an answer without an ETag or with an unknown encoding, fail clearly', async () => {
   const p = await peer((req, res) => {
-    if (req.url.includes('list-type=2')) return res.writeHead(200, { 'content-type': 'application/xml' }).end('<ListBucketResult><Contents><Key>unterminated');
+    if (req.url.includes('list-type=2'))
+      return res.writeHead(200, { 'content-type': 'application/xml' }).end('<ListBucketResult><Contents><Key>unterminated');
     res.writeHead(200, { 'content-length': 4, 'content-encoding': 'x-unknown' }).end('abcd');
   });
   const store = new S3ObjectStore(storeOptions(p.url, { maxRetryPauseMs: 10 }), new HttpStats(), silentLogger);
   try {
-    await assert.rejects(store.list('', () => {}), (err) => err instanceof Error && !/^\s*at /.test(err.message));
+    await assert.rejects(
+      store.list('', () => {}),
+      (err) => err instanceof Error && !/^\s*at /.test(err.message),
+    );
     const got = await store.get('k');
     assert.equal(got.etag, undefined, 'no ETag: none is made up');
     assert.equal(got.contentEncoding, 'x-unknown', 'passed on for the codec to refuse');
