@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openSync, writeSync, closeSync } from 'node:fs';
-import { startMount, runCli, workdir, makeExt4, loopMount, run, isMounted, withTestMount, parseStatsFile } from './helpers/ours.mjs';
+import { openSync, writeSync, closeSync, existsSync, watch } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { CLI, startMount, runCli, workdir, makeExt4, loopMount, run, isMounted, withTestMount, parseStatsFile } from './helpers/ours.mjs';
 import { SAVE_AFTER_MS } from '../dist/cli/codeCache.js';
 
 test('--test mode: ext4 on the file survives a remount with auto-detected geometry', { timeout: 300000 }, async () => {
@@ -173,6 +174,38 @@ test('SIGTERM and SIGINT unmount cleanly, store what was written and clear the f
     await w.cleanup();
   }
 });
+
+test(
+  'a signal the moment the mounted flag is up, before the mount serves: it still unmounts cleanly and clears the flag',
+  { timeout: 120000 },
+  async () => {
+    const w = await workdir('early-signal');
+    try {
+      for (const signal of ['SIGTERM', 'SIGINT', 'SIGTERM', 'SIGINT', 'SIGTERM']) {
+        const child = spawn(process.execPath, [CLI, '-f', '--test', '--size=1m', '--blockSize=4k', w.store, w.mnt], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        const exited = new Promise((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+        // Signalled as soon as the flag is there: the FUSE session is starting, or just started.
+        const watcher = watch(w.store, () => {
+          if (existsSync(join(w.store, 's3backer-mounted'))) {
+            watcher.close();
+            child.kill(signal);
+          }
+        });
+        const result = await exited;
+        watcher.close();
+        assert.deepEqual(result, { code: 0, signal: null }, `${signal}: ${stderr}`);
+        assert.equal(await isMounted(w.mnt), false, `${signal}: nothing left mounted`);
+        assert.ok(!(await readdir(w.store)).includes('s3backer-mounted'), `${signal}: flag cleared`);
+      }
+    } finally {
+      await w.cleanup();
+    }
+  },
+);
 
 test('restoring a disk image with dd or cp (both open with O_TRUNC) works and reads back byte for byte', { timeout: 120000 }, async () => {
   const w = await workdir('restore');

@@ -14,6 +14,7 @@ import { isDaemonChild, reportToParent, runAsDaemon } from './daemon';
 import { awaitGo, PRESTART_ENV, releasePrestarted, takePrestarted } from './daemonPrestart';
 import { fileOutput, openLogFile, stderrOutput, syslogOutput, type LogWrite } from './logOutput';
 import { UsageError, UserError } from '../errors';
+import type { MountHandle } from '../mount/mount';
 
 /** Where log lines go once the configuration is known (the background process's fatal line too). */
 let logWrite: LogWrite | undefined;
@@ -104,14 +105,11 @@ async function main(argv: readonly string[]): Promise<void> {
     await (await import('../mount/erase')).erase(config, log);
     return;
   }
-  const handle = await (await import('../mount/mount')).mount(config, log);
-  if (daemon) {
-    // Paths in the config are absolute: leave the directory we were started in, as daemons do.
-    process.chdir('/');
-    reportToParent({ type: 'ready' });
-  }
+  // SIGINT and SIGTERM unmount. Until the mount begins to change the bucket (its mounted flag)
+  // there is nothing to undo and a signal ends the process as by default; from then on, the
+  // moments before the mount's handle comes included, it unmounts, once the handle is there.
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = (handle: MountHandle, signal: string): void => {
     // While an unmount waits on a store that refuses the unsaved blocks, a signal gives up on them.
     if (handle.abandon()) {
       log.warn(`${signal}: giving up on the blocks not stored yet`);
@@ -129,8 +127,27 @@ async function main(argv: readonly string[]): Promise<void> {
       log.error((err as Error).message);
     });
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  let handle: MountHandle | undefined = undefined;
+  let committed = false;
+  let pending: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (handle !== undefined) return stop(handle, signal);
+    if (committed) {
+      pending ??= signal;
+      return;
+    }
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  handle = await (await import('../mount/mount')).mount(config, log, { onCommit: () => (committed = true) });
+  if (daemon) {
+    // Paths in the config are absolute: leave the directory we were started in, as daemons do.
+    process.chdir('/');
+    reportToParent({ type: 'ready' });
+  }
+  if (pending !== undefined) stop(handle, pending);
   await handle.closed;
   process.exit(0);
 }

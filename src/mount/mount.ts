@@ -40,12 +40,20 @@ export interface MountHandle {
   readonly closed: Promise<void>;
 }
 
-export async function mount(config: Config, log: Logger): Promise<MountHandle> {
+export interface MountHooks {
+  /**
+   * Called as the mount begins to change the bucket (its mounted flag), before the file appears:
+   * from then on the mount must be ended by an unmount (once the handle comes), not by an exit.
+   */
+  readonly onCommit?: () => void;
+}
+
+export async function mount(config: Config, log: Logger, hooks: MountHooks = {}): Promise<MountHandle> {
   const checked = await preflight(config, log);
   try {
     const built = await assemble(config, checked, log);
     const stats = mountStatistics(built.stack.statsSources, checked.httpStats, checked.objects.description, checked.mountpoint);
-    const served = await serve(config, checked, built, stats, log);
+    const served = await serve(config, checked, built, stats, log, hooks.onCommit);
     const unmounting = superviseUnmount(config, checked, built, served, stats, log);
     return {
       mountpoint: checked.mountpoint,

@@ -24,7 +24,14 @@ export interface Served {
   releaseFlag(): Promise<void>;
 }
 
-export async function serve(config: Config, checked: Preflight, built: Assembled, stats: MountStatistics, log: Logger): Promise<Served> {
+export async function serve(
+  config: Config,
+  checked: Preflight,
+  built: Assembled,
+  stats: MountStatistics,
+  log: Logger,
+  onCommit?: () => void,
+): Promise<Served> {
   const { objects, naming, flag, geometry, mountpoint, metricsServer } = checked;
   const { stack, cacheFile } = built;
   const frontEnd = new FuseFrontEnd(
@@ -49,6 +56,7 @@ export async function serve(config: Config, checked: Preflight, built: Assembled
   stack.blockCache?.warm([0]);
   // Read-only mounts leave the flag alone, as upstream; shared ones write the shared token unless
   // it is there already, and leave it up (it marks the disk as shared, not one mount).
+  onCommit?.();
   let claim: FlagClaim | undefined;
   if (!config.readOnly && !(config.sharedDiskMode && isSharedFlag(flag))) {
     const token = config.sharedDiskMode ? SHARED_DISK_TOKEN : newMountToken();
