@@ -148,10 +148,10 @@ test('without -f: returns once mounted, serves in the background, unmounts clean
   }
 });
 
-test('SIGTERM and SIGINT unmount cleanly, store what was written and clear the flag', { timeout: 120000 }, async () => {
+test('SIGTERM, SIGINT and SIGHUP unmount cleanly, store what was written and clear the flag', { timeout: 120000 }, async () => {
   const w = await workdir('sigterm');
   try {
-    for (const signal of ['SIGTERM', 'SIGINT']) {
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
       const m = await startMount(['--test', '--size=1m', '--blockSize=4k', '--blockCacheWriteDelay=600000', w.store, w.mnt], w.mnt);
       assert.ok((await readdir(w.store)).includes('s3backer-mounted'));
       // Written by a process still holding the file open: dirty in the cache when the signal comes.

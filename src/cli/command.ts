@@ -83,9 +83,9 @@ async function main(argv: readonly string[]): Promise<void> {
     );
   }
   releasePrestarted(); // not a background mount after all
-  // A background process's stderr is the log file or the pipe into logger: a write that fails
-  // there (logger gone) must not end the mount.
-  if (daemon) process.stderr.on('error', () => {});
+  // A write to stderr that fails (a background process's pipe into logger gone, a foreground
+  // mount's terminal closed) must not end the mount.
+  process.stderr.on('error', () => {});
   logWrite = config.logFile !== undefined ? fileOutput(openLogFile(config.logFile)) : daemon ? syslogOutput() : stderrOutput();
   const log = createLogger({ debug: config.debug, quiet: config.quiet, write: logWrite });
   // Whatever escapes is logged where the mount logs (syslog, the file) before the process ends.
@@ -105,7 +105,8 @@ async function main(argv: readonly string[]): Promise<void> {
     await (await import('../mount/erase')).erase(config, log);
     return;
   }
-  // SIGINT and SIGTERM unmount. Until the mount begins to change the bucket (its mounted flag)
+  // SIGINT, SIGTERM and SIGHUP (as libfuse's handlers: a terminal closed under a foreground
+  // mount) unmount. Until the mount begins to change the bucket (its mounted flag)
   // there is nothing to undo and a signal ends the process as by default; from then on, the
   // moments before the mount's handle comes included, it unmounts, once the handle is there.
   let stopping = false;
@@ -139,8 +140,7 @@ async function main(argv: readonly string[]): Promise<void> {
     process.removeAllListeners(signal);
     process.kill(process.pid, signal);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
   handle = await (await import('../mount/mount')).mount(config, log, { onCommit: () => (committed = true) });
   if (daemon) {
     // Paths in the config are absolute: leave the directory we were started in, as daemons do.
