@@ -207,6 +207,55 @@ test(
   },
 );
 
+test(
+  'Ctrl-C while a background mount starts cancels it: at once before the flag, by a clean unmount after',
+  { timeout: 120000 },
+  async () => {
+    const w = await workdir('bg-cancel');
+    const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+    /** Whether a process still has this mount point on its command line (the background one). */
+    const serving = () =>
+      run('pgrep', ['-f', w.mnt]).then(
+        () => true,
+        () => false,
+      );
+    try {
+      for (const when of ['soon', 'at the flag', 'soon', 'at the flag']) {
+        const log = join(w.root, 'bg.log');
+        const parent = spawn(process.execPath, [CLI, '--test', '--size=1m', '--blockSize=4k', `--logFile=${log}`, w.store, w.mnt], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let stderr = '';
+        parent.stderr.on('data', (d) => (stderr += d));
+        const exited = new Promise((resolve) => parent.on('exit', (code, sig) => resolve({ code, signal: sig })));
+        let watcher;
+        if (when === 'soon') setTimeout(() => parent.kill('SIGINT'), 40);
+        else
+          watcher = watch(w.store, () => {
+            if (existsSync(join(w.store, 's3backer-mounted'))) {
+              watcher.close();
+              parent.kill('SIGINT');
+            }
+          });
+        const result = await exited;
+        watcher?.close();
+        if (when === 'at the flag') {
+          assert.deepEqual(result, { code: 130, signal: null }, `${when}: ${stderr}`);
+          assert.match(stderr, /SIGINT: mount cancelled \(the background process exited with 0\)/);
+        } else {
+          assert.notDeepEqual(result, { code: 0, signal: null }, `${when}: not reported as mounted`);
+        }
+        for (let i = 0; i < 100 && (await serving()); i++) await pause(50);
+        assert.equal(await serving(), false, `${when}: no background process left`);
+        assert.equal(await isMounted(w.mnt), false, `${when}: nothing mounted`);
+        assert.ok(!(await readdir(w.store)).includes('s3backer-mounted'), `${when}: no flag left`);
+      }
+    } finally {
+      await w.cleanup();
+    }
+  },
+);
+
 test('restoring a disk image with dd or cp (both open with O_TRUNC) works and reads back byte for byte', { timeout: 120000 }, async () => {
   const w = await workdir('restore');
   try {

@@ -4,6 +4,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { childProcesses } from './childProcesses';
 import { accessSync, constants } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { closeLogFile, openLogFile } from './logOutput';
@@ -15,6 +16,8 @@ export { DAEMON_ENV };
 export function isDaemonChild(): boolean {
   return process.env[DAEMON_ENV] === '1' && typeof process.send === 'function';
 }
+
+const osSignals = osConstants.signals;
 
 type DaemonMessage = { type: 'ready' } | { type: 'error'; message: string };
 
@@ -92,20 +95,39 @@ export function runAsDaemon(
   }
   return new Promise((resolve) => {
     let settled = false;
+    // A signal while we wait (Ctrl-C on a mount that takes long) cancels the mount: passed on to
+    // the serving process, which ends at once before the bucket is marked, or else unmounts as
+    // soon as it is up; we then exit as the signal says.
+    let stoppedBy: NodeJS.Signals | undefined;
+    const forward = (signal: NodeJS.Signals): void => {
+      stoppedBy ??= signal;
+      child.kill(signal);
+    };
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+    for (const signal of signals) process.on(signal, forward);
     const settle = (code: number, message?: string): void => {
       if (settled) return;
       settled = true;
+      for (const signal of signals) process.off(signal, forward);
       if (message) process.stderr.write(`s3backer: ${message}\n`);
       if (child.connected) child.disconnect();
       child.unref();
       resolve(code);
     };
     child.on('message', (msg: DaemonMessage) => {
-      if (msg.type === 'ready') settle(0);
-      else settle(1, msg.message);
+      // Ready, but told to stop meanwhile: it is unmounting; wait for its exit.
+      if (msg.type === 'ready' && stoppedBy === undefined) settle(0);
+      else if (msg.type === 'error') settle(1, msg.message);
     });
     child.on('error', (err) => settle(1, `cannot start the background process: ${err.message}`));
-    child.on('exit', (code, signal) => settle(1, `the background process exited (${signal ?? `code ${code}`}) before mounting`));
+    child.on('exit', (code, signal) => {
+      if (stoppedBy !== undefined)
+        settle(
+          128 + osSignals[stoppedBy],
+          `${stoppedBy}: mount cancelled (the background process ${signal === null ? `exited with ${code}` : `ended by ${signal}`})`,
+        );
+      else settle(1, `the background process exited (${signal ?? `code ${code}`}) before mounting`);
+    });
   });
 }
 
