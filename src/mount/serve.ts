@@ -54,9 +54,10 @@ export async function serve(
   // probe of mount or blkid): fetched while the flag goes up and the session starts, that first
   // read is answered from the cache instead of waiting for S3.
   stack.blockCache?.warm([0]);
+  // From here the bucket changes: a stop must now come as an unmount.
+  onCommit?.();
   // Read-only mounts leave the flag alone, as upstream; shared ones write the shared token unless
   // it is there already, and leave it up (it marks the disk as shared, not one mount).
-  onCommit?.();
   let claim: FlagClaim | undefined;
   if (!config.readOnly && !(config.sharedDiskMode && isSharedFlag(flag))) {
     const token = config.sharedDiskMode ? SHARED_DISK_TOKEN : newMountToken();
