@@ -5,9 +5,20 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openSync, writeSync, closeSync, existsSync, watch } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { CLI, startMount, runCli, workdir, makeExt4, loopMount, run, isMounted, withTestMount, parseStatsFile } from './helpers/ours.mjs';
+import { openSync, writeSync, closeSync } from 'node:fs';
+import {
+  spawnCli,
+  whenFlagAppears,
+  startMount,
+  runCli,
+  workdir,
+  makeExt4,
+  loopMount,
+  run,
+  isMounted,
+  withTestMount,
+  parseStatsFile,
+} from './helpers/ours.mjs';
 import { SAVE_AFTER_MS } from '../dist/cli/codeCache.js';
 
 test('--test mode: ext4 on the file survives a remount with auto-detected geometry', { timeout: 300000 }, async () => {
@@ -182,22 +193,12 @@ test(
     const w = await workdir('early-signal');
     try {
       for (const signal of ['SIGTERM', 'SIGINT', 'SIGTERM', 'SIGINT', 'SIGTERM']) {
-        const child = spawn(process.execPath, [CLI, '-f', '--test', '--size=1m', '--blockSize=4k', w.store, w.mnt], {
-          stdio: ['ignore', 'ignore', 'pipe'],
-        });
-        let stderr = '';
-        child.stderr.on('data', (d) => (stderr += d));
-        const exited = new Promise((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+        const { child, exited, stderr } = spawnCli(['-f', '--test', '--size=1m', '--blockSize=4k', w.store, w.mnt]);
         // Signalled as soon as the flag is there: the FUSE session is starting, or just started.
-        const watcher = watch(w.store, () => {
-          if (existsSync(join(w.store, 's3backer-mounted'))) {
-            watcher.close();
-            child.kill(signal);
-          }
-        });
+        const unwatch = whenFlagAppears(w.store, () => child.kill(signal));
         const result = await exited;
-        watcher.close();
-        assert.deepEqual(result, { code: 0, signal: null }, `${signal}: ${stderr}`);
+        unwatch();
+        assert.deepEqual(result, { code: 0, signal: null }, `${signal}: ${stderr()}`);
         assert.equal(await isMounted(w.mnt), false, `${signal}: nothing left mounted`);
         assert.ok(!(await readdir(w.store)).includes('s3backer-mounted'), `${signal}: flag cleared`);
       }
@@ -222,26 +223,15 @@ test(
     try {
       for (const when of ['soon', 'at the flag', 'soon', 'at the flag']) {
         const log = join(w.root, 'bg.log');
-        const parent = spawn(process.execPath, [CLI, '--test', '--size=1m', '--blockSize=4k', `--logFile=${log}`, w.store, w.mnt], {
-          stdio: ['ignore', 'ignore', 'pipe'],
-        });
-        let stderr = '';
-        parent.stderr.on('data', (d) => (stderr += d));
-        const exited = new Promise((resolve) => parent.on('exit', (code, sig) => resolve({ code, signal: sig })));
-        let watcher;
+        const { child: parent, exited, stderr } = spawnCli(['--test', '--size=1m', '--blockSize=4k', `--logFile=${log}`, w.store, w.mnt]);
+        let unwatch = () => {};
         if (when === 'soon') setTimeout(() => parent.kill('SIGINT'), 40);
-        else
-          watcher = watch(w.store, () => {
-            if (existsSync(join(w.store, 's3backer-mounted'))) {
-              watcher.close();
-              parent.kill('SIGINT');
-            }
-          });
+        else unwatch = whenFlagAppears(w.store, () => parent.kill('SIGINT'));
         const result = await exited;
-        watcher?.close();
+        unwatch();
         if (when === 'at the flag') {
-          assert.deepEqual(result, { code: 130, signal: null }, `${when}: ${stderr}`);
-          assert.match(stderr, /SIGINT: mount cancelled \(the background process exited with 0\)/);
+          assert.deepEqual(result, { code: 130, signal: null }, `${when}: ${stderr()}`);
+          assert.match(stderr(), /SIGINT: mount cancelled \(the background process exited with 0\)/);
         } else {
           assert.notDeepEqual(result, { code: 0, signal: null }, `${when}: not reported as mounted`);
         }

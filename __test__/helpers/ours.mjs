@@ -5,6 +5,7 @@ import { spawn, execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { stat, mkdtemp, rm, readFile } from 'node:fs/promises';
+import { existsSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,6 +89,34 @@ export function parseStatsFile(text) {
 }
 
 /**
+ * Starts the CLI with `args` as given (no -f added): the child, what it printed (stdout and
+ * stderr together) so far, and its exit status once it ends.
+ * @param {string[]} args
+ * @param {{ env?: NodeJS.ProcessEnv, cwd?: string, command?: string[] }} [options]
+ */
+export function spawnCli(args, { env = process.env, cwd, command = [process.execPath, CLI] } = {}) {
+  const [program, ...before] = command;
+  const child = spawn(program, [...before, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  /** @type {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} */
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, exited, stderr: () => output };
+}
+
+/** Calls `then` once, the moment the mounted flag appears in a --test store; returns a stop for the watch. */
+export function whenFlagAppears(store, then) {
+  const watcher = watch(store, () => {
+    if (existsSync(join(store, 's3backer-mounted'))) {
+      watcher.close();
+      then();
+    }
+  });
+  return () => watcher.close();
+}
+
+/**
  * Starts `s3backer -f ARGS` and resolves once <mountpoint>/<filename> is there. `command` runs
  * another s3backer executable (an installed copy) instead of this checkout's CLI.
  * @param {string[]} args
@@ -99,17 +128,12 @@ export async function startMount(
   mountpoint,
   { filename = 'file', timeoutMs = 60000, env = process.env, cwd, command = [process.execPath, CLI] } = {},
 ) {
-  const [program, ...before] = command;
-  const child = spawn(program, [...before, '-f', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd });
-  let stderr = '';
-  child.stdout.on('data', (d) => (stderr += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const { child, exited, stderr: output } = spawnCli(['-f', ...args], { env, cwd, command });
   let done = false;
   exited.then(() => (done = true));
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (done) throw new Error(`s3backer exited before mounting: ${stderr}`);
+    if (done) throw new Error(`s3backer exited before mounting: ${output()}`);
     if (
       await stat(join(mountpoint, filename)).then(
         () => true,
@@ -119,14 +143,14 @@ export async function startMount(
       break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`s3backer did not mount within ${timeoutMs} ms: ${stderr}`);
+      throw new Error(`s3backer did not mount within ${timeoutMs} ms: ${output()}`);
     }
     await sleep(50);
   }
   return {
     child,
     exited,
-    stderr: () => stderr,
+    stderr: output,
     /** Unmounts as a user would (umount) and resolves with the exit status. */
     async stop({ timeoutMs: stopTimeout = 120000 } = {}) {
       if (!done) await run('umount', [mountpoint]).catch(() => {});
