@@ -4,7 +4,9 @@
 // replaced spent 0.4-0.9 ms of CPU per 256 KiB PUT (its garbage collector, copies) on the same
 // two cores as the tools, and capped how fast a tool overlapping its uploads with writes could go.
 import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import * as http from 'node:http';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,19 +21,32 @@ export function endpointBinary() {
   return join(REPO, 'target', 'release', 'bench-s3');
 }
 
-export async function startEndpoint(delay = 0, { warm = true } = {}) {
-  const child = spawn(endpointBinary(), ['--delay', String(delay)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise((resolve, reject) => {
+/**
+ * Starts the endpoint at `delay` ms per request. With `tls`, the tools reach it over HTTPS (as
+ * they reach S3) on a port of its own, trusting the self-signed certificate it wrote; the
+ * bench's own requests (counts, listings, the warm-up) keep to plain HTTP.
+ */
+export async function startEndpoint(delay = 0, { warm = true, tls = false } = {}) {
+  const caFile = tls ? join(mkdtempSync(join(tmpdir(), 'bench-s3-')), 'ca.pem') : undefined;
+  const args = ['--delay', String(delay), ...(caFile ? ['--tls', caFile] : [])];
+  const child = spawn(endpointBinary(), args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ports = await new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => {
-      const m = /listening (\d+)/.exec(d.toString());
-      if (m) resolve(Number(m[1]));
+      const m = /listening (\d+)(?: tls (\d+))?/.exec(d.toString());
+      if (m) resolve({ port: Number(m[1]), tlsPort: m[2] ? Number(m[2]) : undefined });
     });
     child.on('error', reject);
     child.on('exit', () => reject(new Error('endpoint exited')));
   });
-  if (warm) await warmUp(port);
-  return { port, stop: () => child.kill() };
+  if (warm) await warmUp(ports.port);
+  return { ...ports, caFile, stop: () => child.kill() };
 }
+
+/** The flags that point a tool (ours, upstream's, Debian's: the same flags) at the endpoint. */
+export const storeFlags = (endpoint) =>
+  endpoint.tlsPort
+    ? [`--baseURL=https://127.0.0.1:${endpoint.tlsPort}/`, `--cacert=${endpoint.caFile}`]
+    : [`--baseURL=http://127.0.0.1:${endpoint.port}/`];
 
 /**
  * S3 is never cold, and a fresh endpoint process is: its heap has yet to grow to hold the

@@ -7,7 +7,7 @@
 // build or other Node flags is refused, and a run without one compiles everything again).
 //
 //   node bench/pairs.mjs --workload read|write [--delay 0] [--rounds 6] [--mb 256] [--warmMiB 0]
-//                        [--phases] --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' --variant ...
+//                        [--phases] [--tls] --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' --variant ...
 //
 // TREE `upstream` runs upstream's newest build instead (as run.mjs finds it).
 //
@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify, parseArgs } from 'node:util';
-import { startEndpoint } from './endpoint.mjs';
+import { startEndpoint, storeFlags } from './endpoint.mjs';
 import { parseVariants, requireRunnable, toolEnv } from './variants.mjs';
 import { warmMemory } from './hostMemory.mjs';
 
@@ -40,7 +40,7 @@ const median = (xs) => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const USAGE = `usage: node bench/pairs.mjs --workload read|write [--delay MS] [--rounds N] [--mb N] [--warmMiB N] [--phases]
+const USAGE = `usage: node bench/pairs.mjs --workload read|write [--delay MS] [--rounds N] [--mb N] [--warmMiB N] [--phases] [--tls]
        --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' (two or more; the flag fields may be empty;
        TREE upstream: upstream's newest build)`;
 const { values } = parseArgs({
@@ -52,6 +52,7 @@ const { values } = parseArgs({
     warmMiB: { type: 'string', default: '0' },
     variant: { type: 'string', multiple: true, default: [] },
     phases: { type: 'boolean' },
+    tls: { type: 'boolean' },
     help: { type: 'boolean' },
   },
 });
@@ -73,7 +74,7 @@ const data = join(work, 'data');
 await mkdir(mnt);
 await mkdir(data);
 const source = join('/dev/shm', `s3b-pairs-${process.pid}`);
-const endpoint = await startEndpoint(Number(values.delay));
+const endpoint = await startEndpoint(Number(values.delay), { tls: values.tls === true });
 let runs = 0;
 
 /** CPU-s (user plus system) a live process has used so far; its name may hold spaces and parentheses. */
@@ -118,7 +119,7 @@ async function mount(v, prefix) {
     usage,
     ...v.command,
     '-f',
-    `--baseURL=http://127.0.0.1:${endpoint.port}/`,
+    ...storeFlags(endpoint),
     '--accessId=bench',
     '--accessKey=bench',
     `--prefix=${prefix}/`,

@@ -22,7 +22,7 @@
 // Needs root. Writes Markdown tables to stdout and JSON to bench/results/.
 //   node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3]
 import { spawn, execFile } from 'node:child_process';
-import { startEndpoint } from './endpoint.mjs';
+import { startEndpoint, storeFlags } from './endpoint.mjs';
 import { measureRequests, formatRequests, percent } from './requests.mjs';
 import { ensureFuseNative } from './fuseNative.mjs';
 import { warmMemory } from './hostMemory.mjs';
@@ -34,9 +34,10 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3] [--blockSize 256k] [--warmMiB 2048]
+const USAGE = `usage: node bench/run.mjs [--delays 0,20] [--mb N] [--tools requests,ceiling,ours,upstream,debian] [--rounds 3] [--ceilingRounds 3] [--blockSize 256k] [--warmMiB 2048] [--tls]
   Needs root; takes about 30 minutes with everything. Tables go to stdout, JSON to bench/results/.
   --warmMiB: memory touched and freed before each timed sequential pass (bench/hostMemory.mjs); 0: none.
+  --tls: the tools reach the endpoint over HTTPS (TLS 1.3, a self-signed certificate passed with --cacert).
   S3BACKER_UPSTREAM_BIN=path names upstream's newest build (else the one scripts/setup.sh built).
   S3BACKER_BENCH_OURS_FLAGS='--flag ...' adds flags to ours (to measure a setting; the JSON records them).`;
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -58,6 +59,8 @@ const ROUNDS = Number(option('rounds') ?? 3);
 /** Every tool's --blockSize (upstream's syntax: 64k, 1m); 256k unless given. */
 const BLOCK_SIZE = option('blockSize') ?? '256k';
 const WARM_MIB = Number(option('warmMiB') ?? 2048);
+/** The tools reach the endpoint over HTTPS, as they reach S3 (TLS 1.3, the endpoint's self-signed certificate). */
+const TLS = process.argv.includes('--tls');
 /** Speeds of the warm-ups (MB/s): how fast this machine gave fresh memory during the run. */
 const warmSpeeds = [];
 /** Before a timed pass that fills the page cache: backed memory on the free lists (bench/hostMemory.mjs). */
@@ -225,7 +228,7 @@ async function dropCaches() {
 
 const dd = (...args) => run('dd', ['bs=1M', 'status=none', ...args]);
 const toolArgs = (tool, endpoint) => [
-  `--baseURL=http://127.0.0.1:${endpoint.port}/`,
+  ...storeFlags(endpoint),
   '--accessId=bench',
   '--accessKey=bench',
   `--prefix=${tool.id}/`,
@@ -668,6 +671,7 @@ const output = {
   node: process.version,
   mb: MB,
   blockSize: BLOCK_SIZE,
+  ...(TLS ? { tls: true } : {}),
   upstreamNewest: NEWEST,
 };
 try {
@@ -733,7 +737,7 @@ try {
   output.runs = [];
   output.rounds = ROUNDS;
   for (const delay of tools.length > 0 ? DELAYS : []) {
-    const endpoint = await startEndpoint(delay);
+    const endpoint = await startEndpoint(delay, { tls: TLS });
     try {
       // As in the ceiling: the tools take turns, the first changes every round, figures are medians.
       const rounds = Object.fromEntries(tools.map((t) => [t.id, []]));

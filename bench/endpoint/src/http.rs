@@ -2,7 +2,6 @@
 //! `Expect: 100-continue` (libcurl sends it before large PUTs).
 
 use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
-use std::net::TcpStream;
 
 pub struct Request {
     pub method: String,
@@ -40,7 +39,7 @@ fn bad(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
-fn read_line(r: &mut BufReader<TcpStream>, line: &mut String, budget: &mut usize) -> io::Result<usize> {
+fn read_line<S: Read>(r: &mut BufReader<S>, line: &mut String, budget: &mut usize) -> io::Result<usize> {
     line.clear();
     let n = r.by_ref().take(*budget as u64).read_line(line)?;
     *budget = budget.saturating_sub(n);
@@ -51,7 +50,7 @@ fn read_line(r: &mut BufReader<TcpStream>, line: &mut String, budget: &mut usize
 }
 
 /// Reads the next request on the connection; `None` once the client has closed it.
-pub fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
+pub fn read_request<S: Read + Write>(r: &mut BufReader<S>) -> io::Result<Option<Request>> {
     let mut budget = MAX_HEAD;
     let mut line = String::new();
     loop {
@@ -89,6 +88,7 @@ pub fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>>
     }
     if req.header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
         r.get_mut().write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        r.get_mut().flush()?;
     }
     if req.header("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked")) {
         req.body = read_chunked(r)?;
@@ -100,7 +100,7 @@ pub fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>>
     Ok(Some(req))
 }
 
-fn read_chunked(r: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
+fn read_chunked<S: Read>(r: &mut BufReader<S>) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     let mut line = String::new();
     loop {
@@ -120,7 +120,7 @@ fn read_chunked(r: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
     }
 }
 
-pub fn write_response(w: &mut TcpStream, res: &Response) -> io::Result<()> {
+pub fn write_response<W: Write>(w: &mut W, res: &Response) -> io::Result<()> {
     let reason = match res.status {
         200 => "OK",
         204 => "No Content",
@@ -151,7 +151,7 @@ pub fn write_response(w: &mut TcpStream, res: &Response) -> io::Result<()> {
         head = &head[from_head..];
         body = &body[n - from_head..];
     }
-    Ok(())
+    w.flush()
 }
 
 /// `a=b&c=d` as URLSearchParams reads it: `+` is a space, `%XX` a byte.

@@ -1,39 +1,48 @@
 //! The benchmarks' stand-in for S3: objects in memory, an optional delay before each answer
 //! (S3's first-byte latency), a thread per connection. S3 costs its clients' machine nothing;
 //! an endpoint in Node spent 0.4-0.9 ms of CPU per 256 KiB PUT (its garbage collector, copies)
-//! on the two cores the tools run on. Prints "listening PORT" once it accepts connections.
-//!   bench-s3 [--port N] [--delay MS]
+//! on the two cores the tools run on. Prints "listening PORT" once it accepts connections; with
+//! `--tls CERT_FILE` also HTTPS on a second port ("listening PORT tls PORT"), with a fresh
+//! self-signed certificate for 127.0.0.1 written to CERT_FILE for the clients to trust.
+//!   bench-s3 [--port N] [--delay MS] [--tls CERT_FILE]
 
 mod http;
 mod s3;
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn arg(name: &str, default: u64) -> u64 {
+fn arg_text(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == &format!("--{name}")) {
-        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-            eprintln!("bench-s3: --{name} takes a number");
-            std::process::exit(2)
-        }),
-        None => default,
-    }
+    let i = args.iter().position(|a| a == &format!("--{name}"))?;
+    Some(args.get(i + 1).cloned().unwrap_or_else(|| {
+        eprintln!("bench-s3: --{name} takes a value");
+        std::process::exit(2)
+    }))
 }
 
-fn serve(stream: TcpStream, store: &s3::Store, delay: Duration) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+fn arg(name: &str, default: u64) -> u64 {
+    arg_text(name).map_or(default, |v| {
+        v.parse().unwrap_or_else(|_| {
+            eprintln!("bench-s3: --{name} takes a number");
+            std::process::exit(2)
+        })
+    })
+}
+
+/// Answers the connection's requests until it closes. Answers go out through the reader's
+/// stream: HTTP/1.1 without pipelining never has a request waiting while one is answered.
+fn serve<S: Read + Write>(mut reader: BufReader<S>, store: &s3::Store, delay: Duration) -> std::io::Result<()> {
     loop {
         let mut req = match http::read_request(&mut reader) {
             Ok(Some(req)) => req,
             Ok(None) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 let answer = format!("HTTP/1.1 400 Bad Request\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{e}", e.to_string().len());
-                return writer.write_all(answer.as_bytes());
+                reader.get_mut().write_all(answer.as_bytes())?;
+                return reader.get_mut().flush();
             }
             Err(e) => return Err(e),
         };
@@ -41,10 +50,60 @@ fn serve(stream: TcpStream, store: &s3::Store, delay: Duration) -> std::io::Resu
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
-        http::write_response(&mut writer, &answer.response(req.method == "HEAD"))?;
+        http::write_response(reader.get_mut(), &answer.response(req.method == "HEAD"))?;
         if req.close {
             return Ok(());
         }
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, its PEM written to `path`.
+fn tls_config(path: &str) -> Arc<rustls::ServerConfig> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+        eprintln!("bench-s3: {what}: {e}");
+        std::process::exit(1)
+    };
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap_or_else(|e| fail("making a certificate", &e));
+    std::fs::write(path, made.cert.pem()).unwrap_or_else(|e| fail(&format!("writing {path}"), &e));
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
+    // ring builds with a C compiler alone; its lack of post-quantum key exchange (the deprecation)
+    // is beside the point on loopback.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(vec![made.cert.der().clone()], key))
+        .unwrap_or_else(|e| fail("setting up TLS", &e));
+    Arc::new(config)
+}
+
+fn listen() -> TcpListener {
+    TcpListener::bind(("127.0.0.1", 0)).unwrap_or_else(|e| {
+        eprintln!("bench-s3: cannot listen: {e}");
+        std::process::exit(1)
+    })
+}
+
+/// Serves each connection the listener accepts on a thread of its own, through `wrap`.
+fn accept_all<S: Read + Write + 'static>(
+    listener: TcpListener,
+    store: Arc<s3::Store>,
+    delay: Duration,
+    wrap: impl Fn(TcpStream) -> Option<S> + Send + Sync + 'static,
+) {
+    let wrap = Arc::new(wrap);
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        if stream.set_nodelay(true).is_err() {
+            continue;
+        }
+        let (store, wrap) = (Arc::clone(&store), Arc::clone(&wrap));
+        std::thread::spawn(move || {
+            if let Some(s) = wrap(stream) {
+                let _ = serve(BufReader::with_capacity(64 * 1024, s), &store, delay);
+            }
+        });
     }
 }
 
@@ -54,7 +113,20 @@ fn main() {
         eprintln!("bench-s3: cannot listen: {e}");
         std::process::exit(1)
     });
-    println!("listening {}", listener.local_addr().unwrap().port());
+    let store = Arc::new(s3::Store::default());
+    let mut line = format!("listening {}", listener.local_addr().unwrap().port());
+    if let Some(path) = arg_text("tls") {
+        let config = tls_config(&path);
+        let tls = listen();
+        line += &format!(" tls {}", tls.local_addr().unwrap().port());
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            accept_all(tls, store, delay, move |s| {
+                rustls::ServerConnection::new(Arc::clone(&config)).ok().map(|c| rustls::StreamOwned::new(c, s))
+            });
+        });
+    }
+    println!("{line}");
     std::io::stdout().flush().unwrap();
     // Exit with the parent (the bench), even if it dies without stopping us.
     let parent = std::os::unix::process::parent_id();
@@ -64,12 +136,5 @@ fn main() {
             std::process::exit(0);
         }
     });
-    let store = Arc::new(s3::Store::default());
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let store = Arc::clone(&store);
-        std::thread::spawn(move || {
-            let _ = serve(stream, &store, delay);
-        });
-    }
+    accept_all(listener, store, delay, Some);
 }
