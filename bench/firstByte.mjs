@@ -5,7 +5,7 @@
 // fetches while it mounts; --block 100 reads one it does not). The file is looked for every
 // millisecond, and read from this process (no command started in between).
 //
-//   node bench/firstByte.mjs [--delay 0] [--rounds 10] [--block 0]
+//   node bench/firstByte.mjs [--delay 0] [--rounds 10] [--block 0] [--tls]
 //                            --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' --variant ...
 //
 // TREE `upstream` runs upstream's newest build (as run.mjs finds it). Before the timed rounds each
@@ -17,7 +17,7 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startEndpoint } from './endpoint.mjs';
+import { startEndpoint, storeFlags } from './endpoint.mjs';
 import { parseVariants, requireRunnable, toolEnv } from './variants.mjs';
 
 const BLOCK_SIZE = 256 * 1024;
@@ -27,13 +27,14 @@ const median = (xs) => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const USAGE = `usage: node bench/firstByte.mjs [--delay MS] [--rounds N] [--block N]
+const USAGE = `usage: node bench/firstByte.mjs [--delay MS] [--rounds N] [--block N] [--tls]
        --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' (two or more; TREE upstream: upstream's newest build)`;
 const { values } = parseArgs({
   options: {
     delay: { type: 'string', default: '0' },
     rounds: { type: 'string', default: '10' },
     block: { type: 'string', default: '0' },
+    tls: { type: 'boolean' },
     variant: { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean' },
   },
@@ -56,12 +57,12 @@ requireRunnable('firstByte', variants);
 const work = await mkdtemp(join(tmpdir(), 's3b-firstbyte-'));
 const mnt = join(work, 'mnt');
 await mkdir(mnt);
-const endpoint = await startEndpoint(Number(values.delay));
+const endpoint = await startEndpoint(Number(values.delay), { tls: values.tls === true });
 
 /** Starts the variant; resolves once the file is there, with the ms that took and its exit. */
 async function mount(v, index) {
   const t0 = performance.now();
-  const argv = [...v.command.slice(1), '-f', `--baseURL=http://127.0.0.1:${endpoint.port}/`, '--accessId=bench', '--accessKey=bench'];
+  const argv = [...v.command.slice(1), '-f', ...storeFlags(endpoint), '--accessId=bench', '--accessKey=bench'];
   argv.push(`--prefix=fb${index}/`, '--blockSize=256k', '--size=1g', ...v.flags, 'bench', mnt);
   const child = spawn(v.command[0], argv, {
     stdio: ['ignore', 'ignore', 'pipe'],
