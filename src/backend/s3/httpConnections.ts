@@ -75,6 +75,8 @@ const FORBIDDEN = /[\r\n\0]/;
 const MAX_HEAD_BYTES = 64 * 1024;
 /** Idle sockets older than this are not reused. */
 const MAX_IDLE_MS = 4000;
+/** Over TLS, bodies this long are written apart from their head (one TLS record's worth). */
+const SEPARATE_TLS_BODY = 16 * 1024;
 
 /** The answer being read on one socket. */
 class Exchange {
@@ -280,6 +282,7 @@ export class HttpConnections {
   private readonly idle: Connection[] = [];
   private closed = false;
   private tosWarned = false;
+  private readonly encrypted: boolean;
   /** What precedes a path on the request line: the origin for a request through a proxy. */
   private readonly target: string;
   /** The header line sent to the proxy on each request, if any. */
@@ -287,6 +290,7 @@ export class HttpConnections {
 
   constructor(private readonly options: HttpConnectionsOptions) {
     const { proxy, protocol, host, port } = options;
+    this.encrypted = protocol === 'https:';
     const forward = proxy !== undefined && protocol === 'http:';
     this.target = forward ? `http://${net.isIPv6(host) ? `[${host}]` : host}:${port}` : '';
     this.proxyHeader = forward && proxy.authorization !== undefined ? `proxy-authorization: ${proxy.authorization}\r\n` : '';
@@ -362,10 +366,15 @@ export class HttpConnections {
       conn.exchange = exchange;
       const counters = this.options.counters;
       if (counters) counters.bytesSent += head.length + (req.body?.length ?? 0); // the head is latin1: a byte a character
-      conn.socket.cork();
+      const body = req.body !== undefined && req.body.length > 0 ? req.body : undefined;
+      // Corked, head and body go out in one system call. A TLS socket given two buffers at once
+      // copies them into a fresh one before encrypting (node's TLSWrap), a whole block per PUT
+      // whose memory then stays with the process: there a large body goes in a write of its own.
+      const together = body === undefined || !this.encrypted || body.length < SEPARATE_TLS_BODY;
+      if (together) conn.socket.cork();
       conn.socket.write(head, 'latin1');
-      if (req.body !== undefined && req.body.length > 0) conn.socket.write(req.body);
-      conn.socket.uncork();
+      if (body !== undefined) conn.socket.write(body);
+      if (together) conn.socket.uncork();
     });
   }
 
