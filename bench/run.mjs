@@ -619,7 +619,7 @@ function delayTable(delay, results, ceiling, notes) {
   const requests = (label, key) => `| ${label} | ${requestCell(ours?.[key])} | n/a | | n/a | | ${requestCell(ceiling?.[key])} | |`;
   return [
     '',
-    `Block size ${BLOCK_SIZE}, ${MB} MiB through ext4 on a loop device, in-memory S3 on loopback, ${delay} ms per request. Figures: medians of ${ROUNDS} rounds, the tools taking turns; ratios: the median of the rounds' ratios (their range). CPU: the whole process, mount to exit; lower is better for time, memory and CPU.`,
+    `Block size ${BLOCK_SIZE}, ${MB} MiB through ext4 on a loop device, in-memory S3 on loopback${TLS ? ' over HTTPS' : ''}, ${delay} ms per request. Figures: medians of ${ROUNDS} rounds, the tools taking turns; ratios: the median of the rounds' ratios (their range). CPU: the whole process, mount to exit; lower is better for time, memory and CPU.`,
     ...notes.map((n) => `\n${n}`),
     '',
     `| workload | ours | ${NEWEST.name ?? 'upstream newest'} | ours / newest | Debian s3backer 1.5.4 | ours / 1.5.4 | memory FUSE file, native session (ceiling) | ours / ceiling |`,
