@@ -4,9 +4,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { connect } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startEndpoint } from '../bench/endpoint.mjs';
 import { startMount, workdir, run, sha256File } from './helpers/ours.mjs';
@@ -142,6 +143,54 @@ test('a delay per request holds each answer back', { timeout: 120000 }, async ()
     slow.stop();
   }
 });
+
+test(
+  '--tls: HTTPS on a second port with a certificate the client is given, the same objects as over HTTP',
+  { timeout: 120000 },
+  async () => {
+    const secure = await startEndpoint(0, { warm: false, tls: true });
+    try {
+      assert.ok(secure.tlsPort > 0 && secure.tlsPort !== secure.port);
+      const ca = await readFile(secure.caFile);
+      const over = (method, path, body, headers = {}) =>
+        new Promise((resolve, reject) => {
+          const req = https.request(
+            {
+              host: '127.0.0.1',
+              port: secure.tlsPort,
+              method,
+              path,
+              ca,
+              headers: body ? { 'content-length': body.length, ...headers } : headers,
+            },
+            (res) => {
+              const chunks = [];
+              res.on('data', (c) => chunks.push(c));
+              res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks) }));
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+      const body = randomBytes(300 * 1024);
+      // libcurl asks before a large body (Expect: 100-continue); the answer must go out over TLS at once.
+      assert.equal((await over('PUT', '/b/tls/obj', body, { 'content-md5': md5(body, 'base64'), expect: '100-continue' })).status, 200);
+      const got = await over('GET', '/b/tls/obj');
+      assert.equal(got.status, 200);
+      assert.ok(got.body.equals(body), 'the same bytes back over HTTPS');
+      assert.ok((await request('GET', '/b/tls/obj', { port: secure.port })).body.equals(body), 'and over plain HTTP');
+      // Not trusted without the certificate.
+      await assert.rejects(
+        new Promise((resolve, reject) =>
+          https.get({ host: '127.0.0.1', port: secure.tlsPort, path: '/b/tls/obj' }, resolve).on('error', reject),
+        ),
+        /self[- ]signed|unable to verify/i,
+      );
+    } finally {
+      secure.stop();
+    }
+  },
+);
 
 test('a mount of ours on it: written, remounted, read back byte for byte', { timeout: 120000 }, async () => {
   const w = await workdir('bench-endpoint');
