@@ -144,6 +144,40 @@ test('a delay per request holds each answer back', { timeout: 120000 }, async ()
   }
 });
 
+test('--connect-delay holds a new connection, not the requests after; --idle-close closes an idle one', { timeout: 120000 }, async () => {
+  const far = await startEndpoint(0, { warm: false, connectDelay: 150, idleCloseMs: 400 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const sockets = new Set();
+  const timed = async () => {
+    const t = performance.now();
+    const res = await new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: far.port, method: 'HEAD', path: '/b/none', agent }, resolve);
+      req.on('socket', (s) => sockets.add(s));
+      req.on('error', reject);
+      req.end();
+    });
+    res.resume();
+    await new Promise((r) => res.on('end', r));
+    assert.equal(res.statusCode, 404);
+    return performance.now() - t;
+  };
+  try {
+    assert.ok((await timed()) >= 150, 'the first request waits for its new connection');
+    assert.ok((await timed()) < 100, 'the next one, on the same connection, does not');
+    assert.equal(sockets.size, 1);
+    const [socket] = sockets;
+    const closed = new Promise((r) => socket.once('close', r));
+    const t = performance.now();
+    await closed;
+    const idled = performance.now() - t;
+    assert.ok(idled >= 300 && idled < 2000, `closed by the endpoint after ${idled} ms idle`);
+    assert.ok((await timed()) >= 150, 'a new connection again');
+  } finally {
+    agent.destroy();
+    far.stop();
+  }
+});
+
 test(
   '--tls: HTTPS on a second port with a certificate the client is given, the same objects as over HTTP',
   { timeout: 120000 },

@@ -24,11 +24,15 @@ export function endpointBinary() {
 /**
  * Starts the endpoint at `delay` ms per request. With `tls`, the tools reach it over HTTPS (as
  * they reach S3) on a port of its own, trusting the self-signed certificate it wrote; the
- * bench's own requests (counts, listings, the warm-up) keep to plain HTTP.
+ * bench's own requests (counts, listings, the warm-up) keep to plain HTTP. `connectDelay` ms hold
+ * each new connection before it is served (a distant S3's handshake round trips); `idleCloseMs`
+ * closes connections idle that long (S3 closes them after about 20 s).
  */
-export async function startEndpoint(delay = 0, { warm = true, tls = false } = {}) {
+export async function startEndpoint(delay = 0, { warm = true, tls = false, connectDelay = 0, idleCloseMs = 0 } = {}) {
   const caFile = tls ? join(mkdtempSync(join(tmpdir(), 'bench-s3-')), 'ca.pem') : undefined;
   const args = ['--delay', String(delay), ...(caFile ? ['--tls', caFile] : [])];
+  if (connectDelay > 0) args.push('--connect-delay', String(connectDelay));
+  if (idleCloseMs > 0) args.push('--idle-close', String(idleCloseMs));
   const child = spawn(endpointBinary(), args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const ports = await new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => {

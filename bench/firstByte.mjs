@@ -11,21 +11,14 @@
 // TREE `upstream` runs upstream's newest build (as run.mjs finds it). Before the timed rounds each
 // variant mounts once, writes the block, reads another and stays up 3.5 s: ours then keeps a code
 // cache with the read path in it, as a mount that has run for a while does. Needs root.
-import { spawn, execFileSync } from 'node:child_process';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startEndpoint, storeFlags } from './endpoint.mjs';
-import { parseVariants, requireRunnable, toolEnv } from './variants.mjs';
-
-const BLOCK_SIZE = 256 * 1024;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+import { startEndpoint } from './endpoint.mjs';
+import { parseVariants, requireRunnable } from './variants.mjs';
+import { BLOCK_SIZE, median, mountVariant, read4k, sleep, unmount, unmountQuietly } from './fileMount.mjs';
 
 const USAGE = `usage: node bench/firstByte.mjs [--delay MS] [--rounds N] [--block N] [--tls]
        --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' (two or more; TREE upstream: upstream's newest build)`;
@@ -59,43 +52,8 @@ const mnt = join(work, 'mnt');
 await mkdir(mnt);
 const endpoint = await startEndpoint(Number(values.delay), { tls: values.tls === true });
 
-/** Starts the variant; resolves once the file is there, with the ms that took and its exit. */
-async function mount(v, index) {
-  const t0 = performance.now();
-  const argv = [...v.command.slice(1), '-f', ...storeFlags(endpoint), '--accessId=bench', '--accessKey=bench'];
-  argv.push(`--prefix=fb${index}/`, '--blockSize=256k', '--size=1g', ...v.flags, 'bench', mnt);
-  const child = spawn(v.command[0], argv, {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...toolEnv, XDG_CACHE_HOME: join(work, `cache-${index}`) },
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise((r) => child.on('exit', (code) => r(code)));
-  for (;;) {
-    try {
-      statSync(join(mnt, 'file'));
-      return { mountedMs: performance.now() - t0, exited };
-    } catch {
-      if (performance.now() - t0 > 30000 || child.exitCode !== null) throw new Error(`${v.name} did not mount: ${stderr.trim()}`);
-      await sleep(1);
-    }
-  }
-}
-
-function read4k(block) {
-  const fd = openSync(join(mnt, 'file'), 'r');
-  try {
-    readSync(fd, Buffer.alloc(4096), 0, 4096, block * BLOCK_SIZE);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-async function unmount(exited) {
-  execFileSync('umount', [mnt]);
-  const code = await exited;
-  if (code !== 0) throw new Error(`exited with ${code}`);
-}
+const mount = (v, index) =>
+  mountVariant(v, { endpoint, mnt, prefix: `fb${index}/`, env: { XDG_CACHE_HOME: join(work, `cache-${index}`) } });
 
 try {
   // Each variant's own bucket prefix: the block stored, the read path run, the code cache made.
@@ -105,9 +63,9 @@ try {
       '-c',
       `head -c ${BLOCK_SIZE} /dev/urandom | dd of=${join(mnt, 'file')} bs=${BLOCK_SIZE} seek=${BLOCK} conv=notrunc,fsync status=none`,
     ]);
-    read4k(BLOCK === 50 ? 51 : 50);
+    read4k(mnt, BLOCK === 50 ? 51 : 50);
     await sleep(3500);
-    await unmount(exited);
+    await unmount(mnt, exited, v.name);
   }
   const results = variants.map(() => []);
   for (let round = 1; round <= Number(values.rounds); round++) {
@@ -115,10 +73,8 @@ try {
     if (round % 2 === 0) order.reverse();
     for (const i of order) {
       const { mountedMs, exited } = await mount(variants[i], i);
-      const t = performance.now();
-      read4k(BLOCK);
-      const firstMs = performance.now() - t;
-      await unmount(exited);
+      const firstMs = read4k(mnt, BLOCK);
+      await unmount(mnt, exited, variants[i].name);
       results[i].push({ mountedMs, firstMs });
       console.log(
         `round ${round} ${variants[i].name}: file there at ${mountedMs.toFixed(1)} ms, block ${BLOCK}'s first 4 KiB ${firstMs.toFixed(2)} ms after`,
@@ -133,10 +89,6 @@ try {
     );
   }
 } finally {
-  try {
-    execFileSync('umount', [mnt], { stdio: 'ignore' });
-  } catch {
-    // not mounted
-  }
+  unmountQuietly(mnt);
   endpoint.stop();
 }

@@ -174,7 +174,7 @@ export async function startRecordingProxy({ target } = {}) {
           up.on('data', (c) => {
             if (sent < half) res.write(c.subarray(0, half - sent));
             sent += c.length;
-            if (sent >= half) res.socket?.destroy();
+            if (sent >= half) res.socket?.end(); // after the half already written (destroy would drop it)
           });
           return;
         }

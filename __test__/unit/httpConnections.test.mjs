@@ -100,7 +100,7 @@ test('bodyInto: a 200 body of exactly its length is read into it; another length
 });
 
 test('a block body waiting whole in the socket lands in its buffer, not copied out of the shared read buffer', async () => {
-  const counters = { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0, bodyBytesCopied: 0 };
+  const counters = { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0, bodyBytesCopied: 0, resent: 0 };
   const p = new HttpConnections({ protocol: 'http:', host: '127.0.0.1', port, maxIdle: 4, counters });
   const block = Buffer.alloc(256 * 1024);
   for (let i = 0; i < block.length; i++) block[i] = (i * 7) & 0xff;
@@ -232,5 +232,82 @@ test('a refused connection is an error with its code', async () => {
   await new Promise((r) => closed.close(r));
   const p = new HttpConnections({ protocol: 'http:', host: '127.0.0.1', port: deadPort, maxIdle: 1 });
   await assert.rejects(get(p), (/** @type {NodeJS.ErrnoException} */ e) => e.code === 'ECONNREFUSED' && /ECONNREFUSED/.test(e.message));
+  p.close();
+});
+
+test('a kept-alive socket that closes as a request goes out: the request goes again at once on a new socket', async () => {
+  for (const cut of ['end', 'reset']) {
+    const counters = { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0, bodyBytesCopied: 0, resent: 0 };
+    const p = new HttpConnections({ protocol: 'http:', host: '127.0.0.1', port, maxIdle: 4, counters });
+    const ok = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+    answer = (head, socket) => socket.write(ok);
+    await get(p);
+    const first = received.at(-1).connection;
+    // The server drops the socket it kept alive the moment the next request arrives on it.
+    answer = (head, socket, n) => {
+      if (n !== first) return socket.write(ok);
+      if (cut === 'reset') socket.resetAndDestroy();
+      else socket.destroy();
+    };
+    const before = received.length;
+    const started = Date.now();
+    const body = Buffer.from('0123456789');
+    const res = await p.request({
+      method: 'PUT',
+      path: '/k',
+      headers: { 'content-length': '10' },
+      body,
+      timeoutMs: 2000,
+      maxBodyBytes: 10,
+    });
+    assert.equal(res.status, 200);
+    assert.ok(Date.now() - started < 1000, 'no retry pause');
+    const sent = received.slice(before);
+    assert.deepEqual(
+      sent.map((r) => r.connection === first),
+      [true, false],
+      `${cut}: sent on the kept-alive socket, then once on a new one`,
+    );
+    assert.ok(sent[1].body.equals(body), 'the body went again whole');
+    assert.equal(counters.resent, 1);
+    assert.equal(counters.created, 2);
+    p.close();
+  }
+});
+
+test('a request is not sent again by the pool when its socket was new, it timed out, or part of an answer came', async () => {
+  const p = pool();
+  const ok = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+  const sentFor = async (respond, code, extra = {}) => {
+    answer = (head, socket) => socket.write(ok);
+    await get(p); // a socket to keep alive
+    answer = respond;
+    const before = received.length;
+    await assert.rejects(get(p, '/k', extra), (/** @type {NodeJS.ErrnoException} */ e) => e.code === code);
+    return received.length - before;
+  };
+  assert.equal(await sentFor((head, socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nok'), 'ESHORT'), 1);
+  assert.equal(await sentFor(() => {}, 'ETIMEDOUT', { timeoutMs: 150 }), 1);
+  // Every socket closes unanswered: the kept-alive one, then the new one; that failure is the caller's.
+  assert.equal(await sentFor((head, socket) => socket.destroy(), 'ECONNRESET'), 2);
+  p.close();
+});
+
+test('an idle socket older than maxIdleMs is closed, not reused', async () => {
+  const p = new HttpConnections({ protocol: 'http:', host: '127.0.0.1', port, maxIdle: 4, maxIdleMs: 100 });
+  const sockets = new Map();
+  answer = (head, socket, n) => {
+    sockets.set(n, socket);
+    socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  };
+  await get(p);
+  await get(p);
+  const [a, b] = received.slice(-2);
+  assert.equal(a.connection, b.connection, 'reused within the limit');
+  const closed = new Promise((r) => sockets.get(b.connection).once('close', r));
+  await sleep(200);
+  await get(p);
+  assert.notEqual(received.at(-1).connection, b.connection, 'a new socket after the limit');
+  await closed; // the stale one was closed by the client
   p.close();
 });

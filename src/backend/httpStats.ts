@@ -30,7 +30,7 @@ export class HttpStats implements StatsSource {
   otherStatusErrors = 0;
   redirectErrors = 0;
   /** Requests sent on a new connection, and on a kept-alive one (upstream: cURL handles). */
-  readonly connections: ConnectionCounters = { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0, bodyBytesCopied: 0 };
+  readonly connections: ConnectionCounters = { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0, bodyBytesCopied: 0, resent: 0 };
   timeouts = 0;
   connectFailures = 0;
   unknownHosts = 0;
@@ -119,12 +119,13 @@ export class HttpStats implements StatsSource {
       // S3 traffic, heads and bodies as HTTP carries them (before TLS), retries included.
       ['http_bytes_sent', this.connections.bytesSent],
       ['http_bytes_received', this.connections.bytesReceived],
+      ['http_resent_on_new_connection', this.connections.resent],
     ];
   }
 
   resetStats(): void {
     // The histograms stay: the S3 client holds them, and Prometheus wants them monotonic.
     Object.assign(this, new HttpStats(this.listBlocks), { latency: this.latency, connections: this.connections });
-    Object.assign(this.connections, { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0, bodyBytesCopied: 0 });
+    Object.assign(this.connections, { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0, bodyBytesCopied: 0, resent: 0 });
   }
 }

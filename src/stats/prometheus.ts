@@ -87,6 +87,7 @@ const STAT_METRICS: Readonly<Record<string, StatMetric>> = {
   discarded_blocks: counter('Whole blocks dropped by TRIM / discard requests'),
   http_bytes_sent: counter('Bytes of S3 requests sent, heads and bodies (HTTP, before TLS), retries included', 'http_sent_bytes'),
   http_bytes_received: counter('Bytes of S3 answers received, heads and bodies (HTTP, after TLS), retries included', 'http_received_bytes'),
+  http_resent_on_new_connection: counter('Requests sent again at once on a new connection: the kept-alive one closed before any answer'),
   block_cache_dirty_blocks: gauge('Blocks written and not yet in S3'),
   block_cache_uploads_in_flight: gauge('Block uploads under way'),
   block_cache_fetches_in_flight: gauge('Block fetches into the cache under way (demand misses and read-ahead)'),

@@ -4,7 +4,10 @@
 //! on the two cores the tools run on. Prints "listening PORT" once it accepts connections; with
 //! `--tls CERT_FILE` also HTTPS on a second port ("listening PORT tls PORT"), with a fresh
 //! self-signed certificate for 127.0.0.1 written to CERT_FILE for the clients to trust.
-//!   bench-s3 [--port N] [--delay MS] [--tls CERT_FILE]
+//! `--connect-delay MS` holds each new connection that long before serving it (the round trips
+//! of a TCP and TLS handshake with a distant S3); `--idle-close MS` closes a connection idle that
+//! long (S3 closes idle keep-alive connections after about 20 s).
+//!   bench-s3 [--port N] [--delay MS] [--tls CERT_FILE] [--connect-delay MS] [--idle-close MS]
 
 mod http;
 mod s3;
@@ -85,11 +88,20 @@ fn listen() -> TcpListener {
     })
 }
 
+/// How each connection is served: the delay before each answer, and the connection's own.
+#[derive(Clone, Copy)]
+struct Timing {
+    delay: Duration,
+    connect_delay: Duration,
+    /// Zero: never closed for idling.
+    idle_close: Duration,
+}
+
 /// Serves each connection the listener accepts on a thread of its own, through `wrap`.
 fn accept_all<S: Read + Write + 'static>(
     listener: TcpListener,
     store: Arc<s3::Store>,
-    delay: Duration,
+    timing: Timing,
     wrap: impl Fn(TcpStream) -> Option<S> + Send + Sync + 'static,
 ) {
     let wrap = Arc::new(wrap);
@@ -98,17 +110,29 @@ fn accept_all<S: Read + Write + 'static>(
         if stream.set_nodelay(true).is_err() {
             continue;
         }
+        // A read that waits longer ends the connection (serve returns its error): only a client
+        // that sends nothing for that long meets it, mid-request or between requests.
+        if !timing.idle_close.is_zero() && stream.set_read_timeout(Some(timing.idle_close)).is_err() {
+            continue;
+        }
         let (store, wrap) = (Arc::clone(&store), Arc::clone(&wrap));
         std::thread::spawn(move || {
+            if !timing.connect_delay.is_zero() {
+                std::thread::sleep(timing.connect_delay);
+            }
             if let Some(s) = wrap(stream) {
-                let _ = serve(BufReader::with_capacity(64 * 1024, s), &store, delay);
+                let _ = serve(BufReader::with_capacity(64 * 1024, s), &store, timing.delay);
             }
         });
     }
 }
 
 fn main() {
-    let delay = Duration::from_millis(arg("delay", 0));
+    let timing = Timing {
+        delay: Duration::from_millis(arg("delay", 0)),
+        connect_delay: Duration::from_millis(arg("connect-delay", 0)),
+        idle_close: Duration::from_millis(arg("idle-close", 0)),
+    };
     let listener = TcpListener::bind(("127.0.0.1", arg("port", 0) as u16)).unwrap_or_else(|e| {
         eprintln!("bench-s3: cannot listen: {e}");
         std::process::exit(1)
@@ -121,7 +145,7 @@ fn main() {
         line += &format!(" tls {}", tls.local_addr().unwrap().port());
         let store = Arc::clone(&store);
         std::thread::spawn(move || {
-            accept_all(tls, store, delay, move |s| {
+            accept_all(tls, store, timing, move |s| {
                 rustls::ServerConnection::new(Arc::clone(&config)).ok().map(|c| rustls::StreamOwned::new(c, s))
             });
         });
@@ -136,5 +160,5 @@ fn main() {
             std::process::exit(0);
         }
     });
-    accept_all(listener, store, delay, Some);
+    accept_all(listener, store, timing, Some);
 }

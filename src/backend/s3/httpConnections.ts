@@ -23,6 +23,8 @@ export class HttpTransportError extends Error {
     readonly code: string,
     /** The status a proxy refused a tunnel with (code EPROXY). */
     readonly proxyStatus?: number,
+    /** The socket closed or was reset before a byte of the answer came (not a timeout). */
+    readonly unanswered = false,
   ) {
     super(message);
     this.name = 'HttpTransportError';
@@ -40,6 +42,8 @@ export interface HttpConnectionsOptions {
   readonly proxy?: Proxy | undefined;
   /** Counted per request (sent on a new socket, or on a kept-alive one) and per byte (HTTP, before TLS). */
   readonly counters?: ConnectionCounters | undefined;
+  /** Idle sockets older than this are closed rather than reused (default MAX_IDLE_MS). */
+  readonly maxIdleMs?: number | undefined;
   /** False: every request on a socket of its own, closed after the answer (--noCurlCache). */
   readonly keepAlive?: boolean | undefined;
   /** The IP type of service of every socket (--ipTOS). */
@@ -55,6 +59,8 @@ export interface ConnectionCounters {
   bytesReceived: number;
   /** Bytes of bodies copied out of the shared read buffer rather than read where they are kept. */
   bodyBytesCopied: number;
+  /** Requests sent again at once on a new socket: the kept-alive one closed before answering. */
+  resent: number;
 }
 
 export interface HttpRequest {
@@ -73,8 +79,12 @@ const HEADER_END = Buffer.from('\r\n\r\n');
 const FORBIDDEN = /[\r\n\0]/;
 /** Header lines of an answer, at most: a bigger head is not S3 talking. */
 const MAX_HEAD_BYTES = 64 * 1024;
-/** Idle sockets older than this are not reused. */
-const MAX_IDLE_MS = 4000;
+/**
+ * Idle sockets older than this are closed rather than reused. S3 closes its side after about 20 s
+ * (reported by its users, not documented); a socket it closes earlier is dropped when its FIN
+ * arrives, and a request that meets the close on its way out goes again on a new socket.
+ */
+const MAX_IDLE_MS = 15_000;
 /** Over TLS, bodies this long are written apart from their head (one TLS record's worth). */
 const SEPARATE_TLS_BODY = 16 * 1024;
 
@@ -140,8 +150,13 @@ class Exchange {
       this.complete(this.body.subarray(0, this.received));
       return;
     }
-    if (!this.started) this.fail(new HttpTransportError('connection closed before any answer', 'ECONNRESET'));
+    if (!this.started) this.fail(new HttpTransportError('connection closed before any answer', 'ECONNRESET', undefined, true));
     else this.fail(new HttpTransportError('connection closed in the middle of the answer', 'ESHORT'));
+  }
+
+  /** The socket failed (reset, broken pipe): unanswered if no byte of the answer came. */
+  lost(code: string, message: string): void {
+    this.fail(new HttpTransportError(`${code}: ${message}`, code, undefined, !this.started));
   }
 
   fail(err: HttpTransportError): void {
@@ -308,12 +323,23 @@ export class HttpConnections {
     }
     head += '\r\n';
     const idle = this.reusable();
+    if (idle === undefined) return this.fresh(head, req);
     const counters = this.options.counters;
-    if (idle !== undefined) {
-      if (counters) counters.reused++;
-      return this.exchange(idle, head, req);
-    }
-    if (counters) counters.created++;
+    if (counters) counters.reused++;
+    // A server closes an idle keep-alive socket when it likes; a request that went out as it did
+    // gets no answer at all. It goes again at once on a new socket, as curl does, rather than
+    // through the retry layer's pause: the server never saw it. A request that timed out, or got
+    // part of an answer, is not sent again here.
+    return this.exchange(idle, head, req).catch((err: unknown) => {
+      if (!(err instanceof HttpTransportError) || !err.unanswered || this.closed) throw err;
+      if (counters) counters.resent++;
+      return this.fresh(head, req);
+    });
+  }
+
+  /** The request on a new socket (through the proxy's tunnel for https: through a proxy). */
+  private fresh(head: string, req: HttpRequest): Promise<HttpAnswer> {
+    if (this.options.counters) this.options.counters.created++;
     const { proxy, protocol } = this.options;
     if (proxy !== undefined && protocol === 'https:') {
       // Each new socket first asks the proxy for a tunnel; TLS then runs inside it.
@@ -325,12 +351,11 @@ export class HttpConnections {
   }
 
   /**
-   * The most recently used idle socket, if it has not idled long: servers close idle keep-alive
-   * connections after a few seconds (Node's own after 5), and a request sent just as that happens
-   * fails (and is retried, with a pause). Older idle sockets are closed instead.
+   * The most recently used idle socket, if it has not idled longer than MAX_IDLE_MS (older ones
+   * are closed): one the server closed is already gone from the list, once its FIN came.
    */
   private reusable(): Connection | undefined {
-    const fresh = Date.now() - MAX_IDLE_MS;
+    const fresh = Date.now() - (this.options.maxIdleMs ?? MAX_IDLE_MS);
     const i = this.idle.findIndex((c) => c.idleSince >= fresh);
     for (const stale of this.idle.splice(0, i < 0 ? this.idle.length : i)) stale.socket.destroy();
     return this.idle.pop();
@@ -430,10 +455,8 @@ export class HttpConnections {
       if (i >= 0) this.idle.splice(i, 1);
       const exchange = conn.exchange;
       if (exchange === undefined) return;
-      if (err) {
-        const code = (err as { code?: string }).code ?? 'ECONNRESET';
-        exchange.fail(new HttpTransportError(`${code}: ${err.message}`, code));
-      } else exchange.closed();
+      if (err) exchange.lost((err as { code?: string }).code ?? 'ECONNRESET', err.message);
+      else exchange.closed();
     };
     socket.on('error', gone);
     socket.on('close', () => gone());
