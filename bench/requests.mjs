@@ -2,7 +2,8 @@
 // The network path: requests per second of 64 KiB objects against bench/endpoint/ with 0 ms
 // delay, from raw node:http (keep-alive, no signing: the issue's ceiling for a Node client) and
 // from our S3 request path (src/backend/s3/s3ObjectStore.ts: SigV4 signing, retries, stats, on our
-// own sockets), same concurrency.
+// own sockets), same concurrency. Our store is opened as a mount opens it, from a command line
+// (its defaults: timeouts, retry pauses, the requests allowed in flight).
 //   node bench/requests.mjs [--seconds N] [--inflight N] [--size BYTES]
 // Prints a table and returns the figures when imported (measureRequests()).
 import * as http from 'node:http';
@@ -10,7 +11,6 @@ import { startEndpoint } from './endpoint.mjs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createHash, randomBytes } from 'node:crypto';
-import { s3StoreOptions } from '../__test__/helpers/settings.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -66,23 +66,15 @@ function rawClient(port, inflight) {
   };
 }
 
-async function ourClient(port, inflight) {
-  const { S3ObjectStore } = await import(pathToFileURL(join(HERE, '..', 'dist', 'backend', 's3', 's3ObjectStore.js')).href);
-  const { HttpStats } = await import(pathToFileURL(join(HERE, '..', 'dist', 'backend', 'httpStats.js')).href);
+async function ourClient(port) {
+  const load = (...path) => import(pathToFileURL(join(HERE, '..', 'dist', ...path)).href);
+  const { parseCommandLine } = await load('cli', 'parseArgs.js');
+  const { buildConfig } = await load('config', 'config.js');
+  const { openObjects } = await load('mount', 'openObjects.js');
+  const { HttpStats } = await load('backend', 'httpStats.js');
+  const cli = parseCommandLine([`--baseURL=http://127.0.0.1:${port}/`, '--accessId=bench', '--accessKey=bench', 'bench', '/unused'], '0');
   const log = { error() {}, warn() {}, info() {}, debug() {}, http() {} };
-  const store = new S3ObjectStore(
-    s3StoreOptions(`http://127.0.0.1:${port}/`, {
-      bucket: 'bench',
-      timeoutMs: 30000,
-      initialRetryPauseMs: 200,
-      maxRetryPauseMs: 30000,
-      concurrency: inflight,
-      accessKeyId: 'bench',
-      secretAccessKey: 'bench',
-    }),
-    new HttpStats(),
-    log,
-  );
+  const store = openObjects(buildConfig(cli.args), new HttpStats(), log);
   return {
     put: (key, body) => store.put(key, body, { contentType: 'application/x-s3backer-block', contentMD5: md5Of(body) }),
     get: async (key) => (await store.get(key)).body,
