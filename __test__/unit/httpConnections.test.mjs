@@ -311,3 +311,23 @@ test('an idle socket older than maxIdleMs is closed, not reused', async () => {
   await closed; // the stale one was closed by the client
   p.close();
 });
+
+test('against a server closing sockets idle 40 ms, requests 30-50 ms apart all get their answer', { timeout: 30000 }, async () => {
+  const counters = { created: 0, reused: 0, bytesSent: 0, bytesReceived: 0, bodyBytesCopied: 0, resent: 0 };
+  const p = new HttpConnections({ protocol: 'http:', host: '127.0.0.1', port, maxIdle: 4, counters });
+  // Each answer starts the socket's idle clock: 40 ms without a request, and the server ends it.
+  answer = (head, socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    if (socket.listenerCount('timeout') === 0) socket.on('timeout', () => socket.end());
+    socket.setTimeout(40);
+  };
+  for (let i = 0; i < 150; i++) {
+    assert.equal((await get(p)).body.toString(), 'ok');
+    await sleep(30 + (i % 21));
+  }
+  assert.ok(
+    counters.created > 10 && counters.reused > 10,
+    `${JSON.stringify(counters)}: the server closed some sockets, others were reused`,
+  );
+  p.close();
+});
