@@ -326,15 +326,7 @@ export class HttpConnections {
     if (idle === undefined) return this.fresh(head, req);
     const counters = this.options.counters;
     if (counters) counters.reused++;
-    // A server closes an idle keep-alive socket when it likes; a request that went out as it did
-    // gets no answer at all. It goes again at once on a new socket, as curl does, rather than
-    // through the retry layer's pause: the server never saw it. A request that timed out, or got
-    // part of an answer, is not sent again here.
-    return this.exchange(idle, head, req).catch((err: unknown) => {
-      if (!(err instanceof HttpTransportError) || !err.unanswered || this.closed) throw err;
-      if (counters) counters.resent++;
-      return this.fresh(head, req);
-    });
+    return this.exchange(idle, head, req, true);
   }
 
   /** The request on a new socket (through the proxy's tunnel for https: through a proxy). */
@@ -361,7 +353,8 @@ export class HttpConnections {
     return this.idle.pop();
   }
 
-  private exchange(conn: Connection, head: string, req: HttpRequest): Promise<HttpAnswer> {
+  /** `reused`: the socket was kept alive; a request it gets no answer to at all goes again. */
+  private exchange(conn: Connection, head: string, req: HttpRequest, reused = false): Promise<HttpAnswer> {
     return new Promise<HttpAnswer>((resolve, reject) => {
       const timer = setTimeout(() => {
         exchange.fail(new HttpTransportError(`request timed out after ${req.timeoutMs} ms`, 'ETIMEDOUT'));
@@ -383,8 +376,15 @@ export class HttpConnections {
             conn.idleSince = Date.now();
             this.idle.push(conn); // oldest first
           } else conn.socket.destroy();
-          if (answer instanceof HttpTransportError) reject(answer);
-          else resolve(answer);
+          if (!(answer instanceof HttpTransportError)) resolve(answer);
+          else if (reused && answer.unanswered && !this.closed) {
+            // A server closes an idle keep-alive socket when it likes; a request that went out as
+            // it did gets no answer at all. It goes again at once on a new socket, as curl does,
+            // rather than through the retry layer's pause: the server never saw it. A request that
+            // timed out, or got part of an answer, is not sent again here.
+            if (this.options.counters) this.options.counters.resent++;
+            resolve(this.fresh(head, req));
+          } else reject(answer);
         },
         req.bodyInto,
       );
