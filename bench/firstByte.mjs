@@ -15,37 +15,23 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { startEndpoint } from './endpoint.mjs';
-import { parseVariants, requireRunnable } from './variants.mjs';
+import { variantCommandLine } from './variants.mjs';
 import { BLOCK_SIZE, median, mountVariant, read4k, sleep, unmount, unmountQuietly } from './fileMount.mjs';
 
 const USAGE = `usage: node bench/firstByte.mjs [--delay MS] [--rounds N] [--block N] [--tls]
        --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' (two or more; TREE upstream: upstream's newest build)`;
-const { values } = parseArgs({
-  options: {
+const { values, variants } = variantCommandLine(
+  'firstByte',
+  USAGE,
+  {
     delay: { type: 'string', default: '0' },
     rounds: { type: 'string', default: '10' },
     block: { type: 'string', default: '0' },
-    tls: { type: 'boolean' },
-    variant: { type: 'string', multiple: true, default: [] },
-    help: { type: 'boolean' },
   },
-});
-const variants = parseVariants(values.variant);
+  { valid: (v) => Number.isInteger(Number(v.block)) && Number(v.block) >= 0 && Number(v.block) < 4096 },
+);
 const BLOCK = Number(values.block);
-if (
-  values.help ||
-  variants.length < 2 ||
-  variants.some((v) => !v.name || !v.tree) ||
-  !Number.isInteger(BLOCK) ||
-  BLOCK < 0 ||
-  BLOCK >= 4096
-) {
-  console.error(USAGE);
-  process.exit(values.help ? 0 : 2);
-}
-requireRunnable('firstByte', variants);
 
 const work = await mkdtemp(join(tmpdir(), 's3b-firstbyte-'));
 const mnt = join(work, 'mnt');

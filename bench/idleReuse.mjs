@@ -14,39 +14,30 @@
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { startEndpoint } from './endpoint.mjs';
-import { parseVariants, requireRunnable } from './variants.mjs';
+import { variantCommandLine } from './variants.mjs';
 import { median, mountVariant, read4k, sleep, unmount, unmountQuietly } from './fileMount.mjs';
 
 const USAGE = `usage: node bench/idleReuse.mjs [--delay MS] [--connect-delay MS] [--idle-close MS] [--pauses S,S,...]
        [--rounds N] [--tls] --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' (one or more; TREE upstream: upstream's newest build)`;
-const { values } = parseArgs({
-  options: {
+const { values, variants } = variantCommandLine(
+  'idleReuse',
+  USAGE,
+  {
     delay: { type: 'string', default: '20' },
     'connect-delay': { type: 'string', default: '40' },
     'idle-close': { type: 'string', default: '20000' },
     pauses: { type: 'string', default: '1,6,12,25' },
     rounds: { type: 'string', default: '2' },
-    tls: { type: 'boolean' },
-    variant: { type: 'string', multiple: true, default: [] },
-    help: { type: 'boolean' },
   },
-});
-const variants = parseVariants(values.variant);
+  {
+    minVariants: 1,
+    valid: (v) =>
+      v.pauses.split(',').every((p) => Number(p) >= 0) &&
+      [v.delay, v['connect-delay'], v['idle-close'], v.rounds].every((n) => Number.isInteger(Number(n)) && Number(n) >= 0),
+  },
+);
 const pauses = values.pauses.split(',').map(Number);
-const numbers = [values.delay, values['connect-delay'], values['idle-close'], values.rounds].map(Number);
-if (
-  values.help ||
-  variants.length < 1 ||
-  variants.some((v) => !v.name || !v.tree) ||
-  pauses.some((p) => !(p >= 0)) ||
-  numbers.some((n) => !Number.isInteger(n) || n < 0)
-) {
-  console.error(USAGE);
-  process.exit(values.help ? 0 : 2);
-}
-requireRunnable('idleReuse', variants);
 
 const work = await mkdtemp(join(tmpdir(), 's3b-idle-'));
 const mnt = join(work, 'mnt');

@@ -25,9 +25,9 @@ import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify, parseArgs } from 'node:util';
+import { promisify } from 'node:util';
 import { startEndpoint, storeFlags } from './endpoint.mjs';
-import { parseVariants, requireRunnable, toolEnv } from './variants.mjs';
+import { toolEnv, variantCommandLine } from './variants.mjs';
 import { warmMemory } from './hostMemory.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -43,26 +43,20 @@ const median = (xs) => {
 const USAGE = `usage: node bench/pairs.mjs --workload read|write [--delay MS] [--rounds N] [--mb N] [--warmMiB N] [--phases] [--tls]
        --variant 'NAME|TREE|S3BACKER FLAGS|NODE FLAGS' (two or more; the flag fields may be empty;
        TREE upstream: upstream's newest build)`;
-const { values } = parseArgs({
-  options: {
+const { values, variants } = variantCommandLine(
+  'pairs',
+  USAGE,
+  {
     workload: { type: 'string' },
     delay: { type: 'string', default: '0' },
     rounds: { type: 'string', default: '6' },
     mb: { type: 'string', default: '256' },
     warmMiB: { type: 'string', default: '0' },
-    variant: { type: 'string', multiple: true, default: [] },
     phases: { type: 'boolean' },
-    tls: { type: 'boolean' },
-    help: { type: 'boolean' },
   },
-});
+  { valid: (v) => ['read', 'write'].includes(v.workload ?? '') },
+);
 const WORKLOAD = values.workload;
-const variants = parseVariants(values.variant);
-if (values.help || !['read', 'write'].includes(WORKLOAD ?? '') || variants.length < 2 || variants.some((v) => !v.name || !v.tree)) {
-  console.error(USAGE);
-  process.exit(values.help ? 0 : 2);
-}
-requireRunnable('pairs', variants);
 const MB = Number(values.mb);
 const ROUNDS = Number(values.rounds);
 const WARM_MIB = Number(values.warmMiB);
