@@ -72,6 +72,8 @@ function release(child: ChildProcess): void {
 export function awaitGo(): Promise<Go> {
   return new Promise((resolve) => {
     const gone = (): void => process.exit(0);
+    // The parent died (a signal before it could hand over) while this process was starting.
+    if (!process.connected) gone();
     process.once('disconnect', gone);
     process.once('message', (msg: Go) => {
       process.removeListener('disconnect', gone);
