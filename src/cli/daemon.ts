@@ -83,14 +83,18 @@ export function runAsDaemon(
   // started or told to go: until then a signal kills this process outright, and one arriving just
   // after the go left a serving process that nobody would stop (a test caught it, 1 run in 6).
   // Node runs the handlers only after this function has returned, when `child` is set.
+  // The handlers stay until the process exits: once the outcome is settled (the mount is up), a
+  // signal in the instant before the exit is ignored. Taking them off there let such a signal kill
+  // this process outright, reporting a cancel while the mount went on serving (a CI run met it).
   let child: ChildProcess | undefined;
   let stoppedBy: NodeJS.Signals | undefined;
+  let settled = false;
   const forward = (signal: NodeJS.Signals): void => {
+    if (settled) return;
     stoppedBy ??= signal;
     child?.kill(signal);
   };
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  for (const signal of signals) process.on(signal, forward);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward);
   if (prestarted !== undefined) {
     if (prestarted.warning !== undefined) process.stderr.write(`s3backer: warning: ${prestarted.warning}\n`);
     child = prestarted.child;
@@ -108,11 +112,9 @@ export function runAsDaemon(
   }
   const serving = child;
   return new Promise((resolve) => {
-    let settled = false;
     const settle = (code: number, message?: string): void => {
       if (settled) return;
       settled = true;
-      for (const signal of signals) process.off(signal, forward);
       if (message) process.stderr.write(`s3backer: ${message}\n`);
       if (serving.connected) serving.disconnect();
       serving.unref();
