@@ -214,17 +214,19 @@ test('once the upload slots are full, uploads start again in batches, not one pe
     return etagOf(data);
   };
   const settle = () => new Promise((resolve) => setImmediate(resolve));
-  // 16 slots: a batch of 2 (64, the default, gives 8: one digest task's lanes).
+  // 16 slots: a batch of 4, a quarter (64 or more, the default, give 16: one digest task's lanes).
   const cache = cacheOver(store, { size: 40, threads: 16, writeDelayMs: 0 });
   for (let n = 0; n < 30; n++) await cache.writeBlock(n, block(n + 1));
   await settle();
   assert.equal(store.inFlight, 16, 'every slot taken');
+  for (let free = 1; free < 4; free++) {
+    gates.shift()();
+    await settle();
+    assert.equal(store.inFlight, 16 - free, `${free} slots free are not a batch: nothing starts`);
+  }
   gates.shift()();
   await settle();
-  assert.equal(store.inFlight, 15, 'one slot free is not a batch: nothing starts');
-  gates.shift()();
-  await settle();
-  assert.equal(store.inFlight, 16, 'two free: both start together');
+  assert.equal(store.inFlight, 16, 'four free: all four start together');
   const flushed = cache.flush();
   while (gates.length > 0) {
     gates.shift()();

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The upload path's digest (zero check and Content-MD5) in MiB/s and CPU-s per GiB: batched per
-// turn of the event loop as uploads use it (src/backend/blockDigests.ts: eight blocks of one
-// length side by side in one task), one block per native task, and node:crypto's MD5 (OpenSSL,
-// on the JS thread), with 1, 8 and 32 blocks in flight. Part of `npm run bench`.
+// turn of the event loop as uploads use it (src/backend/blockDigests.ts: up to sixteen blocks of
+// one length side by side in one task), one block per native task, and node:crypto's MD5 (OpenSSL,
+// on the JS thread), with 1, 8, 16 and 32 blocks in flight. Part of `npm run bench`.
 import { createRequire } from 'node:module';
 import { createHash, randomBytes } from 'node:crypto';
 
@@ -47,7 +47,7 @@ console.log(
     .map(() => ' --- |')
     .join('')}`,
 );
-for (const inflight of [1, 8, 32]) {
+for (const inflight of [1, 8, 16, 32]) {
   const cells = [];
   for (const digest of Object.values(ways)) {
     const r = await measure(digest, inflight);

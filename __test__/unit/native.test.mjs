@@ -49,8 +49,8 @@ test('blockDigestsAsync matches blockDigest, in order, zero blocks null, mixed l
 });
 
 test("the upload path's digests, batched per turn of the event loop, each answer its own block", async () => {
-  const blocks = Array.from({ length: 21 }, (_, i) => (i === 4 ? Buffer.alloc(4096) : randomBytes(4096)));
-  // 21 in one turn (two full batches and a rest), then one alone in a later turn.
+  const blocks = Array.from({ length: 37 }, (_, i) => (i === 4 ? Buffer.alloc(4096) : randomBytes(4096)));
+  // 37 in one turn (two full batches of sixteen and a rest), then one alone in a later turn.
   const digests = await Promise.all(blocks.map((b) => batched.blockDigest(b)));
   digests.forEach((d, i) =>
     i === 4 ? assert.equal(d, null) : assert.ok(d.equals(createHash('md5').update(blocks[i]).digest()), `block ${i}`),

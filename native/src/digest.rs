@@ -36,7 +36,7 @@ pub fn block_digest(data: &[u8]) -> Option<[u8; 16]> {
 /// have one length).
 pub fn block_digests(blocks: &[&[u8]]) -> Vec<Option<[u8; 16]>> {
     let non_zero: Vec<&[u8]> = blocks.iter().copied().filter(|b| !crate::zero::is_zero(b)).collect();
-    let mut digests = crate::md5x8::md5_many(&non_zero).into_iter();
+    let mut digests = crate::md5_lanes::md5_many(&non_zero).into_iter();
     blocks.iter().map(|b| if crate::zero::is_zero(b) { None } else { digests.next() }).collect()
 }
 

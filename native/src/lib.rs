@@ -13,7 +13,7 @@ mod crash_harness;
 mod digest;
 pub mod file_lock;
 pub mod fuse;
-mod md5x8;
+mod md5_lanes;
 mod slot_backing;
 pub mod slot_store;
 mod slots;
@@ -48,7 +48,7 @@ pub fn block_digest(data: &[u8]) -> Option<Buffer> {
 }
 
 /// blockDigest of several blocks in one task on the pool: blocks of one length are hashed up to
-/// eight at a time side by side (md5x8), which costs about what one alone does.
+/// sixteen at a time side by side (md5_lanes), which costs about what two alone do.
 pub struct DigestsTask {
     /// The callers' buffers, held by reference: they must not change until the task ends.
     blocks: Vec<Buffer>,

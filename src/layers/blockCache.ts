@@ -248,8 +248,10 @@ export class BlockCache implements BlockStore, StatsSource {
     this.numBlocks = inner.numBlocks;
     this.clock = options.clock ?? systemClock;
     this.zeros = Buffer.alloc(inner.blockSize);
-    // A digest task's eight lanes; a few slots at most where few uploads are allowed.
-    this.refillBatch = Math.max(1, Math.min(8, Math.floor(options.threads / 8)));
+    // A digest task's sixteen lanes (two chains of eight, native/src/md5_lanes.rs); a quarter of
+    // the slots where fewer uploads are allowed. Sixteen rather than eight: the 20 ms write through
+    // ext4 took 0.86x the CPU (docs/performance.md).
+    this.refillBatch = Math.max(1, Math.min(16, Math.floor(options.threads / 4)));
     this.maxDirty = options.maxDirty > 0 ? Math.min(options.maxDirty, options.size) : options.size;
     this.map = options.map ?? new BlockMaps(slots);
     this.viewWanted = !options.persistent;
@@ -1138,7 +1140,7 @@ export class BlockCache implements BlockStore, StatsSource {
     if (this.closed && this.dirty.size === 0) return;
     // Every upload slot was taken: wait until a batch of them is free again, so that uploads
     // start together rather than one per completion, and their Content-MD5s are taken side by
-    // side (eight blocks to a thread-pool task cost about what one does alone). The uploads
+    // side (sixteen blocks to a thread-pool task cost about what two do alone). The uploads
     // still in flight end soon and pump again.
     const cap = this.uploadCap();
     const free = cap - this.uploadsInFlight;

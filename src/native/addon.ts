@@ -65,7 +65,7 @@ export const md5 = (data: Uint8Array): Buffer => core.md5(data);
 export const md5Hex = (data: Uint8Array): string => core.md5Hex(data);
 /** Null for an all-zero block, else its MD5: the write path's zero check and Content-MD5 in one call. */
 export const blockDigest = (data: Uint8Array): Buffer | null => core.blockDigest(data);
-/** blockDigest of each block in one task on the pool (eight of one length hashed side by side); read in place. */
+/** blockDigest of each block in one task on the pool (up to sixteen of one length hashed side by side); read in place. */
 export const blockDigestsAsync = (blocks: Uint8Array[]): Promise<Array<Buffer | null>> => core.blockDigestsAsync(blocks);
 
 /** Slots over anonymous memory, a new cache file, or an existing one (refused if foreign or damaged). */
